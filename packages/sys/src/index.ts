@@ -1,0 +1,11 @@
+export type { Arch, SyscallTable } from './arch/index.js';
+export { AUDIT_ARCH, aarch64, hostArch, SYS, x86_64 } from './arch/index.js';
+export * from './constants.js';
+export * from './errors.js';
+export * from './fd/fd.js';
+export type { PollCallback } from './poller/poller.js';
+export { EPOLL, Poller, poller } from './poller/poller.js';
+export * from './proc/pidfd.js';
+export * from './spawn/program.js';
+export type { SpawnOptions } from './spawn/spawn.js';
+export { SpawnError, spawn } from './spawn/spawn.js';

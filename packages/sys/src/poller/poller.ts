@@ -1,0 +1,151 @@
+import { SyscallError } from '../errors.js';
+import { close, eventfd, read as readFd, writeAll } from '../fd/fd.js';
+import { check, koffi, libc } from '../ffi/libc.js';
+
+/**
+ * One epoll set per process, waited on by a koffi async call (one thread of
+ * the pool), so that netlink and packet sockets, pidfds and signalfds — none of
+ * which Node can watch — wake callbacks on the main thread. Callbacks do
+ * non-blocking I/O with synchronous calls. Level-triggered: a callback that
+ * leaves data unread is called again.
+ */
+
+export const EPOLL = { IN: 0x1, PRI: 0x2, OUT: 0x4, ERR: 0x8, HUP: 0x10, RDHUP: 0x2000 } as const;
+
+export type PollCallback = (events: number) => void;
+
+// struct epoll_event is packed on x86_64 (12 bytes) and naturally aligned elsewhere (16).
+const EVENT_SIZE = process.arch === 'x64' ? 12 : 16;
+const DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
+const MAX_EVENTS = 64;
+
+const c = {
+  epoll_create1: libc.func('int epoll_create1(int flags)'),
+  epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, const uint8_t *event)'),
+  epoll_wait: libc.func('int epoll_wait(int epfd, uint8_t *events, int maxevents, int timeout)'),
+};
+const EPOLL_CTL_ADD = 1;
+const EPOLL_CTL_DEL = 2;
+const EPOLL_CTL_MOD = 3;
+const EPOLL_CLOEXEC = 0o2000000;
+
+export class Poller {
+  private readonly epfd: number;
+  private readonly wakeFd: number;
+  private readonly handlers = new Map<number, PollCallback>();
+  private readonly events = Buffer.from(new ArrayBuffer(EVENT_SIZE * MAX_EVENTS));
+  private waiting = false;
+  private closed = false;
+
+  constructor() {
+    this.epfd = check('epoll_create1', c.epoll_create1(EPOLL_CLOEXEC));
+    this.wakeFd = eventfd();
+    this.ctl(EPOLL_CTL_ADD, this.wakeFd, EPOLL.IN);
+  }
+
+  /** Watches `fd` for `events` (EPOLL.IN by default). One callback per fd. */
+  add(fd: number, callback: PollCallback, events: number = EPOLL.IN): void {
+    if (this.closed) throw new Error('poller is closed');
+    if (this.handlers.has(fd)) throw new Error(`fd ${fd} is already watched by the poller`);
+    this.ctl(EPOLL_CTL_ADD, fd, events);
+    this.handlers.set(fd, callback);
+    this.arm();
+  }
+
+  modify(fd: number, events: number): void {
+    this.ctl(EPOLL_CTL_MOD, fd, events);
+  }
+
+  /** Stops watching `fd` (call it before closing the fd). */
+  remove(fd: number): void {
+    if (!this.handlers.delete(fd)) return;
+    c.epoll_ctl(this.epfd, EPOLL_CTL_DEL, fd, null);
+    // Let the waiting thread return so an idle poller does not keep Node alive.
+    if (this.handlers.size === 0 && this.waiting) this.wake();
+  }
+
+  /** Resolves once `fd` is readable (or hung up), then stops watching it. */
+  readable(fd: number): Promise<number> {
+    return new Promise((resolve) => {
+      this.add(fd, (events) => {
+        this.remove(fd);
+        resolve(events);
+      });
+    });
+  }
+
+  get size(): number {
+    return this.handlers.size;
+  }
+
+  private ctl(op: number, fd: number, events: number): void {
+    const ev = Buffer.alloc(EVENT_SIZE);
+    ev.writeUInt32LE(events >>> 0, 0);
+    ev.writeBigUInt64LE(BigInt(fd), DATA_OFFSET);
+    if (c.epoll_ctl(this.epfd, op, fd, ev) < 0) throw new SyscallError('epoll_ctl', koffi.errno());
+  }
+
+  private wake(): void {
+    const one = Buffer.alloc(8);
+    one.writeBigUInt64LE(1n);
+    writeAll(this.wakeFd, one);
+  }
+
+  private arm(): void {
+    if (this.waiting || this.handlers.size === 0) return;
+    this.waiting = true;
+    c.epoll_wait.async(this.epfd, this.events, MAX_EVENTS, -1, (err: unknown, n: number) => {
+      this.waiting = false;
+      if (err) throw err;
+      if (n < 0) {
+        // EINTR: just wait again.
+        this.arm();
+        return;
+      }
+      const ready: Array<[number, number]> = [];
+      for (let i = 0; i < n; i++) {
+        const events = this.events.readUInt32LE(i * EVENT_SIZE);
+        const fd = Number(this.events.readBigUInt64LE(i * EVENT_SIZE + DATA_OFFSET));
+        ready.push([fd, events]);
+      }
+      for (const [fd, events] of ready) {
+        if (fd === this.wakeFd) {
+          readFd(this.wakeFd, Buffer.alloc(8));
+          continue;
+        }
+        const cb = this.handlers.get(fd);
+        if (!cb) continue;
+        try {
+          cb(events);
+        } catch (e) {
+          // A throwing callback must not stop the poller for everyone else.
+          queueMicrotask(() => {
+            throw e;
+          });
+        }
+      }
+      this.arm();
+    });
+  }
+
+  /** Closes the epoll set; only for tests and shutdown. */
+  close(): void {
+    this.closed = true;
+    for (const fd of [...this.handlers.keys()]) this.remove(fd);
+    if (this.waiting) this.wake();
+    const done = () => {
+      if (this.waiting) return setImmediate(done);
+      close(this.epfd);
+      close(this.wakeFd);
+    };
+    done();
+  }
+}
+
+let shared: Poller | undefined;
+
+/** The process's poller, created on first use. */
+export function poller(): Poller {
+  shared ??= new Poller();
+  return shared;
+}

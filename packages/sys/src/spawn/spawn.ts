@@ -1,0 +1,145 @@
+import { hostArch } from '../arch/index.js';
+import { CLONE, O, SIG } from '../constants.js';
+import { errnoName, SdError, SyscallError, strerror } from '../errors.js';
+import { close, closeQuietly, pipe, read, writeAll } from '../fd/fd.js';
+import { addressOf, check, koffi, libc } from '../ffi/libc.js';
+import { poller } from '../poller/poller.js';
+import { ChildProcess, pidfdSendSignal } from '../proc/pidfd.js';
+import { interpreters } from './interp.generated.js';
+import { type SpawnProgram, setAddressResolver } from './program.js';
+
+setAddressResolver(addressOf);
+
+/** A spawn program failed before its execve succeeded. */
+export class SpawnError extends SyscallError {
+  /** Index of the failing step in the program. */
+  readonly step: number;
+  /** The failing step as SpawnProgram.describe() shows it. */
+  readonly stepDescription: string;
+  constructor(step: number, description: string, syscall: string, errno: number) {
+    super(syscall, errno);
+    this.step = step;
+    this.stepDescription = description;
+    this.message = `spawn step ${step} failed: ${description}: ${errnoName(errno)} (${strerror(errno)})`;
+  }
+}
+
+export interface SpawnOptions {
+  /** CLONE_NEW* flags for the child's namespaces. */
+  cloneFlags?: number | bigint;
+  /** An fd of a cgroup v2 directory the child starts in (CLONE_INTO_CGROUP). */
+  cgroupFd?: number;
+  /**
+   * Runs while the child waits in SpawnProgram.waitForParent(): write uid
+   * maps, move links into its network namespace, attach it to cgroups. The
+   * child is killed if this throws.
+   */
+  beforeRun?: (child: ChildProcess) => void | Promise<void>;
+}
+
+const c = {
+  mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+  mprotect: libc.func('int mprotect(void *addr, size_t len, int prot)'),
+  sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)'),
+};
+
+interface Native {
+  clone3: (args: Buffer, size: number, program: bigint) => number | bigint;
+}
+
+let native: Native | undefined;
+
+/** Places the interpreter's bytes in an executable page of their own (never MADV_DONTFORK). */
+function loadNative(): Native {
+  if (native) return native;
+  const interp = interpreters[hostArch()];
+  const code = Buffer.from(interp.code, 'base64');
+  const size = 4096;
+  const page = c.mmap(null, size, 3 /* RW */, 0x22 /* PRIVATE|ANONYMOUS */, -1, 0) as bigint;
+  if (page === -1n || page === BigInt.asUintN(64, -1n)) throw new SyscallError('mmap', koffi.errno());
+  Buffer.from(koffi.view(page, size)).set(code);
+  check('mprotect', c.mprotect(page, size, 5 /* R|X */));
+  const proto = koffi.proto('long sd_clone3(uint8_t *args, size_t size, uint64_t program)');
+  const fn = koffi.decode(page + BigInt(interp.entries.sd_clone3), proto) as Native['clone3'];
+  native = { clone3: fn };
+  return native;
+}
+
+const ALL_SIGNALS = Buffer.alloc(128, 0xff);
+
+/**
+ * Clones a child that runs `program` (ending, normally, in execve). Resolves
+ * once the program has exec'd — its report pipe closed on exec — with a
+ * handle whose `exited` promise gives the exit status; rejects with a
+ * SpawnError naming the failing step otherwise. Nothing is left running or
+ * open when it rejects.
+ */
+export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): Promise<ChildProcess> {
+  const { clone3 } = loadNative();
+  const [reportRead, reportWriteFd] = pipe(O.CLOEXEC);
+  let reportWrite: number | undefined = reportWriteFd;
+  let syncRead: number | undefined;
+  let syncWrite: number | undefined;
+  let child: ChildProcess | undefined;
+  try {
+    if (program.waitsForParent) [syncRead, syncWrite] = pipe(O.CLOEXEC);
+    const built = program.build({ reportFd: reportWrite, syncReadFd: syncRead, syncWriteFd: syncWrite });
+
+    // struct clone_args (v2, 88 bytes)
+    const args = Buffer.alloc(88);
+    const pidfdOut = Buffer.from(new ArrayBuffer(8));
+    let flags = BigInt(options.cloneFlags ?? 0) | BigInt(CLONE.PIDFD) | CLONE.CLEAR_SIGHAND;
+    if (options.cgroupFd !== undefined) {
+      flags |= CLONE.INTO_CGROUP;
+      args.writeBigUInt64LE(BigInt(options.cgroupFd), 80);
+    }
+    args.writeBigUInt64LE(flags, 0);
+    args.writeBigUInt64LE(addressOf(pidfdOut), 8);
+    args.writeBigUInt64LE(BigInt(SIG.CHLD), 32);
+
+    // All signals blocked across the clone: the child must not run Node's
+    // handlers before execve; the program unblocks them just before it.
+    const old = Buffer.alloc(128);
+    c.sigmask(2 /* SIG_SETMASK */, ALL_SIGNALS, old);
+    // The raw system call returns -errno; errno itself is untouched.
+    const ret = Number(clone3(args, 88, built.address));
+    c.sigmask(2, old, null);
+    if (ret < 0) throw new SyscallError('clone3', -ret);
+
+    child = new ChildProcess(ret, pidfdOut.readInt32LE(0));
+    close(reportWrite);
+    reportWrite = undefined;
+    if (syncRead !== undefined) {
+      close(syncRead);
+      syncRead = undefined;
+    }
+
+    if (syncWrite !== undefined) {
+      await options.beforeRun?.(child);
+      writeAll(syncWrite, Buffer.of(1));
+      close(syncWrite);
+      syncWrite = undefined;
+    }
+
+    await poller().readable(reportRead);
+    const report = Buffer.alloc(8);
+    const n = read(reportRead, report);
+    if (n === 8) {
+      await child.exited;
+      const step = report.readUInt32LE(0);
+      const errno = report.readUInt32LE(4);
+      const s = program.steps[step];
+      throw new SpawnError(step, program.describe()[step] ?? `step ${step}`, s?.name ?? 'unknown', errno);
+    }
+    if (n !== 0) throw new SdError('ESPAWN', `spawn: short report of ${n} bytes from the child`);
+    return child;
+  } catch (e) {
+    if (child && !child.exitStatus) {
+      pidfdSendSignal(child.pidfd, SIG.KILL);
+      await child.exited.catch(() => undefined);
+    }
+    throw e;
+  } finally {
+    closeQuietly(reportRead, reportWrite, syncRead, syncWrite);
+  }
+}

@@ -1,0 +1,24 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const pkgs = ['sys', 'gpt', 'nspawn', 'machined', 'importd', 'networkd-veth', 'llmnr'];
+const alias = Object.fromEntries(
+  pkgs.map((p) => [`@sd/${p}`, fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url))]),
+);
+
+// One run over every package and the end-to-end tests. Tests run in forked
+// processes (koffi must not be used from worker threads), one file at a time
+// where they share kernel state, and a global teardown fails the run when
+// anything a test made is still there (mounts, loop devices, cgroups).
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'test-e2e/**/*.test.ts'],
+    pool: 'forks',
+    fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    globalSetup: ['./tools/test/leak-check.ts'],
+    reporters: ['default', './tools/test/summary-reporter.ts'],
+  },
+});
