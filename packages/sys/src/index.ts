@@ -4,7 +4,7 @@ export * from './constants.js';
 export * from './errors.js';
 export * from './fd/fd.js';
 export type { PollCallback } from './poller/poller.js';
-export { EPOLL, Poller, poller } from './poller/poller.js';
+export { EPOLL, Poller, poller, readToEnd } from './poller/poller.js';
 export * from './proc/pidfd.js';
 export * from './spawn/program.js';
 export type { SpawnOptions } from './spawn/spawn.js';

@@ -1,5 +1,5 @@
 import { SyscallError } from '../errors.js';
-import { close, eventfd, read as readFd, writeAll } from '../fd/fd.js';
+import { close, eventfd, read as readFd, setNonBlocking, writeAll } from '../fd/fd.js';
 import { check, koffi, libc } from '../ffi/libc.js';
 
 /**
@@ -148,4 +148,37 @@ let shared: Poller | undefined;
 export function poller(): Poller {
   shared ??= new Poller();
   return shared;
+}
+
+/**
+ * Reads `fd` (a pipe or socket) to EOF through the poller, then closes it.
+ * For capturing a child's output without blocking a thread.
+ */
+export function readToEnd(fd: number, limit = 64 * 1024 * 1024): Promise<Buffer> {
+  setNonBlocking(fd);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return new Promise((resolve, reject) => {
+    const finish = (err?: unknown) => {
+      poller().remove(fd);
+      close(fd);
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks));
+    };
+    poller().add(fd, () => {
+      try {
+        for (;;) {
+          const buf = Buffer.allocUnsafe(65536);
+          const n = readFd(fd, buf);
+          if (n < 0) return;
+          if (n === 0) return finish();
+          chunks.push(buf.subarray(0, n));
+          size += n;
+          if (size > limit) return finish(new Error(`readToEnd: more than ${limit} bytes`));
+        }
+      } catch (e) {
+        finish(e);
+      }
+    });
+  });
 }

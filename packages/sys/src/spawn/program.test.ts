@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { x86_64 } from '../arch/x86_64.js';
+import { HEADER_SIZE, SpawnProgram, STEP_SIZE, setAddressResolver } from './program.js';
+
+// Plans are data: these tests need neither root nor the native layer.
+setAddressResolver(() => 0x1000n);
+
+describe('SpawnProgram', () => {
+  it('describes its steps', () => {
+    const p = new SpawnProgram(x86_64);
+    const fd = p.openTree(-100, '/usr', 1);
+    p.moveMount(fd, '', -100, '/root/usr', 4).execve('/bin/sh', ['sh', '-c', 'true'], ['A=b']);
+    expect(p.describe()).toEqual([
+      'open_tree(-100, "/usr", 1)',
+      'move_mount($0, "", -100, "/root/usr", 4)',
+      'execve("/bin/sh", ["sh", "-c", "true"], ["A=b"])',
+    ]);
+  });
+
+  it('lays out steps, slots and data for the interpreter', () => {
+    const p = new SpawnProgram(x86_64);
+    const fd = p.openTree(-100, '/usr', 1);
+    p.close(fd, { ignoreErrno: true }).execve('/bin/sh', ['sh'], []);
+    const { memory, address } = p.build({ reportFd: 7 });
+    expect(address).toBe(0x1000n);
+    expect(memory.readBigUInt64LE(0)).toBe(3n);
+    expect(memory.readBigUInt64LE(8)).toBe(7n);
+    const step = (i: number) => HEADER_SIZE + i * STEP_SIZE;
+    // open_tree stores its result in slot 0
+    expect(memory.readBigUInt64LE(step(0))).toBe(428n);
+    expect(memory.readUInt32LE(step(0) + 56)).toBe(2);
+    expect(memory.readUInt32LE(step(0) + 60)).toBe(0);
+    const pathAddr = memory.readBigUInt64LE(step(0) + 16);
+    const pathOff = Number(pathAddr - address);
+    expect(memory.toString('utf8', pathOff, pathOff + 5)).toBe('/usr\0');
+    // close($0), failure ignored: flag bit 0 and "arg 0 is a slot" bit 8
+    expect(memory.readBigUInt64LE(step(1))).toBe(3n);
+    expect(memory.readUInt32LE(step(1) + 56)).toBe(0x101);
+    expect(memory.readBigUInt64LE(step(1) + 8)).toBe(0n);
+    // execve argv is a NULL-terminated pointer array into the same memory
+    const argv = Number(memory.readBigUInt64LE(step(2) + 16) - address);
+    const arg0 = Number(memory.readBigUInt64LE(argv) - address);
+    expect(memory.toString('utf8', arg0, arg0 + 3)).toBe('sh\0');
+    expect(memory.readBigUInt64LE(argv + 8)).toBe(0n);
+  });
+
+  it('refuses NUL bytes, too many arguments and too many slots', () => {
+    expect(() => new SpawnProgram(x86_64).mkdir('/a\0b').build({ reportFd: 3 })).toThrow(/NUL/);
+    expect(() => new SpawnProgram(x86_64).syscall('x', 1, [1, 2, 3, 4, 5, 6, 7])).toThrow(/at most 6/);
+    const p = new SpawnProgram(x86_64);
+    for (let i = 0; i < 16; i++) p.openat(-100, '/', 0);
+    expect(() => p.openat(-100, '/', 0)).toThrow(/slots/);
+  });
+
+  it('needs the sync pipe only when it waits for the parent', () => {
+    const p = new SpawnProgram(x86_64);
+    expect(p.waitsForParent).toBe(false);
+    expect(() => p.waitForParent().build({ reportFd: 3 })).toThrow(/syncWriteFd/);
+    expect(p.waitsForParent).toBe(true);
+    expect(p.build({ reportFd: 3, syncReadFd: 4, syncWriteFd: 5 }).memory.length).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,141 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLONE, close, MS, pipe, poller, readToEnd, SpawnError, SpawnProgram, spawn } from '../src/index.js';
+import { ALL_NAMESPACES, containerProgram, fdCount, processExists, writeIdMaps } from './helpers.js';
+
+// Integration tests: real namespaces, as root (CI runs as root).
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sd-spawn-test-'));
+});
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Spawns a container program with its stdout/stderr on a pipe; returns output and exit. */
+async function runContainer(argv: string[], hostname = 'sd-test') {
+  const [r, w] = pipe();
+  const p = containerProgram(dir, hostname, argv, w);
+  const child = await spawn(p, {
+    cloneFlags: ALL_NAMESPACES,
+    beforeRun: (c) => writeIdMaps(c.pid, 0, 1_000_000, 65536),
+  }).finally(() => close(w));
+  const [out, status] = await Promise.all([readToEnd(r), child.exited]);
+  return { out: out.toString(), status, pid: child.pid };
+}
+
+describe('spawn', () => {
+  it('runs sh in new user, mount, pid, uts, ipc, net and cgroup namespaces', async () => {
+    const { out, status } = await runContainer([
+      '/bin/sh',
+      '-c',
+      'echo $$; hostname; id -u; ls /; touch /usr/x 2>&1',
+    ]);
+    const lines = out.trim().split('\n');
+    expect(lines[0]).toBe('1');
+    expect(lines[1]).toBe('sd-test');
+    expect(lines[2]).toBe('0');
+    expect(lines.slice(3, -1).sort()).toEqual(['bin', 'lib', 'lib64', 'proc', 'sbin', 'usr']);
+    expect(lines.at(-1)).toMatch(/Read-only file system/);
+    expect(status).toMatchObject({ code: 1, signal: null });
+  });
+
+  it('runs in a user namespace mapped to a high uid on the host', async () => {
+    const { out } = await runContainer(['/bin/sh', '-c', 'cat /proc/self/uid_map']);
+    expect(out.trim().split(/\s+/)).toEqual(['0', '1000000', '65536']);
+  });
+
+  it('survives 200 spawns in a row under allocation and async fs load, leaking no fd', async () => {
+    const before = fdCount();
+    let stop = false;
+    const garbage: unknown[] = [];
+    const alloc = (async () => {
+      while (!stop) {
+        garbage.push(new Array(10_000).fill({ x: Math.random() }));
+        if (garbage.length > 50) garbage.splice(0, 40);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const fsLoad = (async () => {
+      let n = 0;
+      while (!stop) {
+        await Promise.all([readFile('/proc/self/status'), readFile('/etc/os-release')]);
+        n++;
+      }
+      return n;
+    })();
+    for (let i = 0; i < 200; i++) {
+      const { out, status } = await runContainer(['/bin/sh', '-c', 'echo $$'], `box${i}`);
+      expect(out).toBe('1\n');
+      expect(status.code).toBe(0);
+    }
+    stop = true;
+    await alloc;
+    expect(await fsLoad).toBeGreaterThan(0);
+    // The poller's own epoll fd and eventfd exist after the first spawn.
+    expect(fdCount()).toBeLessThanOrEqual(before + 2);
+  });
+
+  it('reports the failing step and its errno, leaving nothing behind', async () => {
+    const before = fdCount();
+    const p = new SpawnProgram();
+    p.mount(null, '/', null, MS.REC | MS.PRIVATE)
+      .mount('tmpfs', dir, 'tmpfs', 0, 'mode=0755')
+      .mkdir(`${dir}/a`)
+      .mkdir(`${dir}/a/b`)
+      .mount('proc', `${dir}/no/such/dir`, 'proc', 0)
+      .execve('/bin/true', ['true'], []);
+    let err: unknown;
+    try {
+      await spawn(p, { cloneFlags: CLONE.NEWNS | CLONE.NEWPID });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SpawnError);
+    const se = err as SpawnError;
+    expect(se.step).toBe(4);
+    expect(se.code).toBe('ENOENT');
+    expect(se.syscall).toBe('mount');
+    expect(se.message).toContain('no/such/dir');
+    expect(fdCount()).toBeLessThanOrEqual(before + 2);
+    // The tmpfs lived only in the child's mount namespace.
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
+    expect(poller().size).toBe(0);
+  });
+
+  it('kills and reaps the child when beforeRun throws', async () => {
+    let pid = 0;
+    const p = new SpawnProgram();
+    p.waitForParent().execve('/bin/true', ['true'], []);
+    await expect(
+      spawn(p, {
+        beforeRun: (c) => {
+          pid = c.pid;
+          throw new Error('parent setup failed');
+        },
+      }),
+    ).rejects.toThrow('parent setup failed');
+    expect(processExists(pid)).toBe(false);
+  });
+
+  it('passes exit codes and signals through', async () => {
+    for (const code of [0, 1, 42]) {
+      const p = new SpawnProgram();
+      p.stdio()
+        .resetSignals()
+        .execve('/bin/sh', ['sh', '-c', `exit ${code}`], []);
+      const child = await spawn(p);
+      expect((await child.exited).code).toBe(code);
+    }
+    const p = new SpawnProgram();
+    p.resetSignals().execve('/bin/sleep', ['sleep', '100'], []);
+    const child = await spawn(p);
+    expect(child.kill(9)).toBe(true);
+    expect(await child.exited).toMatchObject({ code: null, signal: 9 });
+    expect(child.kill(9)).toBe(false);
+  });
+});
