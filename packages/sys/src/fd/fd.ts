@@ -13,6 +13,7 @@ const c = {
   dup3: libc.func('int dup3(int oldfd, int newfd, int flags)'),
   fcntl: libc.func('int fcntl(int fd, int cmd, int arg)'),
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)'),
+  flock: libc.func('int flock(int fd, int op)'),
 };
 
 /** Opens a path; the fd is close-on-exec unless `flags` says otherwise via `inheritable`. */
@@ -94,4 +95,14 @@ export function openFds(): number[] {
   return readdirSync('/proc/self/fd')
     .map(Number)
     .filter((n) => Number.isInteger(n));
+}
+
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+
+/** flock(2) without blocking: false when someone else holds a conflicting lock. */
+export function tryFlock(fd: number, op: number, path?: string): boolean {
+  if (c.flock(fd, op | LOCK.NB) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === 11 /* EWOULDBLOCK */) return false;
+  throw new SyscallError('flock', errno, path);
 }

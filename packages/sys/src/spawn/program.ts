@@ -19,12 +19,30 @@ export class Slot {
   constructor(readonly index: number) {}
 }
 
-/** Bytes placed in the program's memory; the argument is their address. */
+/** A pointer field inside a Data's bytes: at `offset`, the address of `target` once placed. */
+export interface DataPointer {
+  offset: number;
+  target: Data;
+}
+
+/**
+ * Bytes placed in the program's memory; the argument is their address.
+ * `pointers` fill 8-byte pointer fields inside the bytes with the addresses
+ * of other Data placed in the same memory (a struct that points at a buffer,
+ * such as seccomp's sock_fprog), resolved in build().
+ */
 export class Data {
   constructor(
     readonly bytes: Buffer,
     readonly label?: string,
-  ) {}
+    readonly pointers: readonly DataPointer[] = [],
+  ) {
+    for (const p of pointers)
+      if (p.offset < 0 || p.offset + 8 > bytes.length)
+        throw new InvalidArgumentError(
+          `pointer at ${p.offset} lies outside ${bytes.length} bytes of ${label ?? 'data'}`,
+        );
+  }
 }
 
 /** A NULL-terminated array of pointers to C strings (argv, envp). */
@@ -188,6 +206,22 @@ export class SpawnProgram {
     return this;
   }
 
+  /**
+   * A new file system as a detached mount (fsopen, fsconfig, fsmount),
+   * returned as a slot for moveMount(). The kernel's visibility checks (for
+   * proc and sysfs in a user namespace) apply where it is made, so it can be
+   * made before pivot_root and attached after it.
+   */
+  newMount(fstype: string, attrFlags: number, options: Record<string, string> = {}, o?: StepOptions): Slot {
+    const ctx = this.callResult('fsopen', [fstype, 1 /* FSOPEN_CLOEXEC */], o);
+    for (const [key, value] of Object.entries(options))
+      this.call('fsconfig', [ctx, 1 /* FSCONFIG_SET_STRING */, key, value, 0], o);
+    this.call('fsconfig', [ctx, 6 /* FSCONFIG_CMD_CREATE */, null, null, 0], o);
+    const fd = this.callResult('fsmount', [ctx, 1 /* FSMOUNT_CLOEXEC */, attrFlags], o);
+    this.close(ctx, { ignoreErrno: true });
+    return fd;
+  }
+
   /** mount_setattr(2) with a struct mount_attr built here. */
   mountSetattr(
     dirfd: number | Slot,
@@ -316,8 +350,9 @@ export class SpawnProgram {
     return this;
   }
 
-  execve(path: string, argv: readonly string[], envp: readonly string[]): this {
-    this.call('execve', [path, new StringArray(argv), new StringArray(envp)]);
+  /** execve(2). With `ignoreErrno`, a failed attempt falls through to the next step (a $PATH search). */
+  execve(path: string, argv: readonly string[], envp: readonly string[], o?: StepOptions): this {
+    this.call('execve', [path, new StringArray(argv), new StringArray(envp)], o);
     return this;
   }
 
@@ -350,13 +385,20 @@ export class SpawnProgram {
     // Offsets first; addresses once the memory exists.
     type Resolved = { offset: number } | { value: bigint } | { slot: number };
     const arrays: Array<{ at: number; items: number[] }> = [];
+    const fixups: Array<{ at: number; target: number }> = [];
+    const placeData = (d: Data): number => {
+      const targets = d.pointers.map((p) => placeData(p.target));
+      const at = place(d.bytes);
+      d.pointers.forEach((p, i) => fixups.push({ at: at + p.offset, target: targets[i]! }));
+      return at;
+    };
     const resolve = (a: Arg): Resolved => {
       if (a === null) return { value: 0n };
       if (typeof a === 'number') return { value: BigInt.asUintN(64, BigInt(a)) };
       if (typeof a === 'bigint') return { value: BigInt.asUintN(64, a) };
       if (typeof a === 'string') return { offset: place(cstring(a)) };
       if (a instanceof Slot) return { slot: a.index };
-      if (a instanceof Data) return { offset: place(a.bytes) };
+      if (a instanceof Data) return { offset: placeData(a) };
       if (a instanceof Special) {
         const v = values[a.name];
         if (v === undefined) throw new InvalidArgumentError(`spawn program needs ${a.name}`);
@@ -380,6 +422,7 @@ export class SpawnProgram {
     for (const { at, items } of arrays) {
       items.forEach((item, i) => memory.writeBigUInt64LE(address + BigInt(item), at + i * 8));
     }
+    for (const { at, target } of fixups) memory.writeBigUInt64LE(address + BigInt(target), at);
     memory.writeBigUInt64LE(BigInt(this.steps.length), 0);
     memory.writeBigUInt64LE(BigInt(values.reportFd), 8);
     this.steps.forEach((s, i) => {

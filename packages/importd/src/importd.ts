@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+import { runCli } from './cli-common.js';
+
+runCli({
+  name: 'sd-importd',
+  summary: 'the image transfer daemon (org.freedesktop.import1)',
+  usage: ['sd-importd [OPTIONS...]'],
+});

@@ -1,0 +1,8 @@
+export {
+  busLabelEscape,
+  busLabelUnescape,
+  imageObjectPath,
+  MACHINE1_PATH,
+  machineObjectPath,
+  nameFromObjectPath,
+} from './bus-label.js';

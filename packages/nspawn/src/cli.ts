@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { exitCodeOf, SdError } from '@sd/sys';
+import { runContainer } from './container/container.js';
+import { HELP, parseArgv } from './settings/argv.js';
+
+// sd-nspawn: parse, run, print, exit — the only place of the package that exits.
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return `sd-nspawn ${pkg.version}`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { settings, help, version: wantVersion } = parseArgv(argv);
+  if (help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (wantVersion) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (!settings.quiet && process.stdin.isTTY) {
+    process.stderr.write(`Spawning container ${settings.machine ?? settings.directory ?? ''}.\n`);
+  }
+  const status = await runContainer(settings);
+  return exitCodeOf(status);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const msg = e instanceof SdError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    process.stderr.write(`sd-nspawn: ${msg}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,276 @@
+import { AT, loadFilterStep, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, O, type Slot, SpawnProgram } from '@sd/sys';
+import type { VolatileMode } from '../settings/settings.js';
+
+/**
+ * The container's setup as a spawn program (DESIGN.md §2): everything the
+ * child does between clone and execve. The parent has already opened every
+ * host object the container gets as a detached mount (open_tree), so that
+ * after pivot_root all paths resolve inside the container's own tree and a
+ * symlink planted there can never point the setup at a host file.
+ */
+
+/** Host objects handed to the child as detached-mount fds. */
+export interface DetachedMounts {
+  /** The tree (or, for volatile=yes, its /usr). */
+  root: number;
+  /** /dev nodes by name: null, zero, full, random, urandom, tty, net/tun. */
+  devices: Record<string, number>;
+  /** The console pty's peer, bound on /dev/console. */
+  console?: number;
+  osRelease?: number;
+  notifySocket?: number;
+  resolvConf?: number;
+  /** The host's /sys, for a user namespace without its own network namespace. */
+  sys?: number;
+}
+
+export interface ContainerPlan {
+  /** An empty directory of ours the root is assembled on before pivot_root. */
+  staging: string;
+  volatile: VolatileMode;
+  /** Top-level symlinks of the tree into /usr (merged /usr), recreated for volatile=yes. */
+  usrSymlinks: Array<{ name: string; target: string }>;
+  mounts: DetachedMounts;
+  userNamespace: boolean;
+  /** Which uid/gid the container's root is (written by the parent in beforeRun). */
+  networkNamespace: boolean;
+  cgroupNamespace: boolean;
+  hostname: string;
+  containerUuid: string;
+  /** What to run: the paths are tried in order (a $PATH search), with argv and envp. */
+  exec: { paths: string[]; argv: string[]; env: string[] };
+  workingDirectory: string;
+  /** An explicit --chdir must exist; the default (the user's home) falls back to /. */
+  workingDirectoryRequired: boolean;
+  uid: number;
+  gid: number;
+  groups: number[];
+  /** Open /dev/console as stdin/stdout/stderr and make it the controlling tty. */
+  consoleAsStdio: boolean;
+  /** Capability bounding set mask to keep; the rest is dropped. */
+  keepCapabilities: bigint;
+  lastCap: number;
+  noNewPrivileges: boolean;
+  /** Precompiled seccomp filter (sock_filter array) or none. */
+  seccomp?: Buffer;
+}
+
+const PROC_INACCESSIBLE = [
+  '/proc/kallsyms',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/sysrq-trigger',
+  '/proc/timer_list',
+];
+const PROC_READ_ONLY = [
+  '/proc/acpi',
+  '/proc/apm',
+  '/proc/asound',
+  '/proc/bus',
+  '/proc/fs',
+  '/proc/irq',
+  '/proc/scsi',
+];
+const RO_REMOUNT = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NOEXEC | MS.NODEV;
+const INACCESSIBLE = '/run/.sd-inaccessible';
+const TIOCSCTTY = 0x540e;
+const ignore = { ignoreErrno: true };
+
+export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
+  const p = new SpawnProgram();
+  const { mounts } = plan;
+  p.waitForParent();
+  if (plan.userNamespace) p.setresgid(0).setresuid(0).setgroups([]);
+
+  // Nothing we mount may propagate back to the host.
+  p.mount(null, '/', null, MS.REC | MS.SLAVE);
+  assembleRoot(p, plan);
+
+  // proc and sysfs are made while the host's are still visible: in a user
+  // namespace the kernel only allows them where a full instance is in view.
+  const proc = p.newMount('proc', MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC);
+  const sysfs =
+    plan.mounts.sys === undefined
+      ? p.newMount('sysfs', MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC)
+      : undefined;
+
+  p.chdir(plan.staging).pivotRoot('.', '.').umount('.', MNT.DETACH).chdir('/');
+
+  if (plan.volatile === 'yes') {
+    for (const { name, target } of plan.usrSymlinks) p.symlink(target, `/${name}`, ignore);
+    p.mkdir('/usr', 0o755, ignore);
+    attach(p, mounts.root, '/usr');
+    // A stateless system: empty /etc and /var the guest fills from /usr.
+    for (const d of ['/etc', '/var', '/root', '/home', '/srv', '/mnt']) p.mkdir(d, 0o755, ignore);
+  }
+  if (plan.volatile === 'state') {
+    p.mount('tmpfs', '/var', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
+  }
+
+  for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp']) p.mkdir(d, 0o755, ignore);
+  p.mount('tmpfs', '/run', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
+  p.mount('tmpfs', '/tmp', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
+
+  procAndSys(p, plan, proc, sysfs);
+  dev(p, plan);
+  runHost(p, plan);
+
+  if (mounts.resolvConf !== undefined) {
+    touch(p, '/etc/resolv.conf', ignore);
+    attach(p, mounts.resolvConf, '/etc/resolv.conf', ignore);
+  }
+
+  if (plan.cgroupNamespace) {
+    p.mount('cgroup2', '/sys/fs/cgroup', 'cgroup2', MS.NOSUID | MS.NODEV | MS.NOEXEC, null, ignore);
+  }
+
+  p.sethostname(plan.hostname);
+  privileges(p, plan);
+  return p;
+}
+
+/** Puts the container's root file system on the staging directory. */
+function assembleRoot(p: SpawnProgram, plan: ContainerPlan): void {
+  const { staging, mounts } = plan;
+  switch (plan.volatile) {
+    case 'no':
+    case 'state':
+      attach(p, mounts.root, staging);
+      break;
+    case 'yes':
+      // A tmpfs root; the tree's /usr joins after pivot_root.
+      p.mount('tmpfs', staging, 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
+      break;
+    case 'overlay':
+      // tmpfs holding upper/work, the tree below, the overlay on top.
+      p.mount('tmpfs', staging, 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
+      for (const d of ['lower', 'upper', 'work', 'root']) p.mkdir(`${staging}/${d}`, 0o755);
+      attach(p, mounts.root, `${staging}/lower`);
+      p.mount(
+        'overlay',
+        `${staging}/root`,
+        'overlay',
+        0,
+        `lowerdir=${staging}/lower,upperdir=${staging}/upper,workdir=${staging}/work`,
+      );
+      // pivot_root needs the overlay as the directory we stand in.
+      p.chdir(`${staging}/root`).pivotRoot('.', '.').umount('.', MNT.DETACH).chdir('/');
+      p.mount('/', plan.staging, null, MS.BIND | MS.REC, null, ignore);
+      break;
+  }
+}
+
+function procAndSys(p: SpawnProgram, plan: ContainerPlan, proc: Slot, sysfs: Slot | undefined): void {
+  attach(p, proc, '/proc');
+  p.close(proc);
+  p.mount('/proc/sys', '/proc/sys', null, MS.BIND);
+  if (plan.networkNamespace) p.mount('/proc/sys/net', '/proc/sys/net', null, MS.BIND);
+  p.mount(null, '/proc/sys', null, RO_REMOUNT);
+
+  // An empty, unreadable file bound over the /proc files that leak kernel internals.
+  p.close(p.openat(AT.FDCWD, INACCESSIBLE, O.CREAT | O.EXCL | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0));
+  for (const f of PROC_INACCESSIBLE) {
+    p.mount(INACCESSIBLE, f, null, MS.BIND, null, ignore);
+    p.mount(null, f, null, RO_REMOUNT, null, ignore);
+  }
+  p.syscall('unlinkat', p.sys.unlinkat, [AT.FDCWD, INACCESSIBLE, 0]);
+  for (const d of PROC_READ_ONLY) {
+    p.mount(d, d, null, MS.BIND, null, ignore);
+    p.mount(null, d, null, RO_REMOUNT, null, ignore);
+  }
+
+  if (sysfs) {
+    attach(p, sysfs, '/sys');
+    p.close(sysfs);
+  } else if (plan.mounts.sys !== undefined) {
+    attach(p, plan.mounts.sys, '/sys');
+  }
+}
+
+function dev(p: SpawnProgram, plan: ContainerPlan): void {
+  p.mount('tmpfs', '/dev', 'tmpfs', MS.NOSUID | MS.STRICTATIME, 'mode=0755');
+  for (const d of ['/dev/pts', '/dev/shm', '/dev/mqueue', '/dev/net']) p.mkdir(d, 0o755);
+  for (const [name, fd] of Object.entries(plan.mounts.devices)) {
+    touch(p, `/dev/${name}`);
+    attach(p, fd, `/dev/${name}`);
+  }
+  p.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5');
+  p.symlink('pts/ptmx', '/dev/ptmx');
+  p.mount('tmpfs', '/dev/shm', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
+  p.mount('mqueue', '/dev/mqueue', 'mqueue', MS.NOSUID | MS.NODEV | MS.NOEXEC, null, ignore);
+  p.symlink('/proc/self/fd', '/dev/fd');
+  p.symlink('/proc/self/fd/0', '/dev/stdin');
+  p.symlink('/proc/self/fd/1', '/dev/stdout');
+  p.symlink('/proc/self/fd/2', '/dev/stderr');
+  p.symlink('/proc/kcore', '/dev/core', ignore);
+  if (plan.mounts.console !== undefined) {
+    touch(p, '/dev/console');
+    attach(p, plan.mounts.console, '/dev/console');
+  }
+}
+
+/** /run/host: what the container may know of its host (systemd's Container Interface). */
+function runHost(p: SpawnProgram, plan: ContainerPlan): void {
+  p.mkdir('/run/host', 0o755);
+  writeFile(p, '/run/host/container-manager', 'systemd-nspawn\n');
+  writeFile(p, '/run/host/container-uuid', `${formatUuid(plan.containerUuid)}\n`);
+  if (plan.mounts.osRelease !== undefined) {
+    touch(p, '/run/host/os-release');
+    attach(p, plan.mounts.osRelease, '/run/host/os-release');
+  }
+  if (plan.mounts.notifySocket !== undefined) {
+    touch(p, '/run/host/notify');
+    attach(p, plan.mounts.notifySocket, '/run/host/notify');
+  }
+  p.mount('/run/host', '/run/host', null, MS.BIND | MS.REC);
+  p.mountSetattr(AT.FDCWD, '/run/host', AT.RECURSIVE, {
+    set: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
+  });
+}
+
+function privileges(p: SpawnProgram, plan: ContainerPlan): void {
+  if (plan.workingDirectoryRequired) p.chdir(plan.workingDirectory);
+  else p.chdir(plan.workingDirectory, ignore);
+  p.setsid();
+  if (plan.consoleAsStdio) {
+    const console = p.openat(AT.FDCWD, '/dev/console', O.RDWR | O.NOCTTY);
+    p.ioctl(console, TIOCSCTTY, 0);
+    p.dup2(console, 0).dup2(console, 1).dup2(console, 2).close(console);
+  } else {
+    p.stdio();
+  }
+  for (let cap = 0; cap <= plan.lastCap; cap++) {
+    if (plan.keepCapabilities & (1n << BigInt(cap))) continue;
+    p.prctl(24 /* PR_CAPBSET_DROP */, cap, 0, 0, 0, ignore);
+  }
+  // The filter goes in while we still hold CAP_SYS_ADMIN, so that it needs no
+  // no_new_privs (which would break setuid programs in a booted guest); it
+  // denies only what no container should do, so the steps below still run.
+  if (plan.seccomp) loadFilterStep(p, plan.seccomp);
+  if (plan.gid !== 0 || plan.groups.length) p.setgroups(plan.groups).setresgid(plan.gid);
+  if (plan.uid !== 0) p.setresuid(plan.uid);
+  if (plan.noNewPrivileges) p.prctl(38 /* PR_SET_NO_NEW_PRIVS */, 1);
+  p.closeOnExecFrom(3);
+  p.resetSignals();
+  const { paths, argv, env } = plan.exec;
+  paths.forEach((path, i) => p.execve(path, argv, env, { ignoreErrno: i < paths.length - 1 }));
+}
+
+function attach(p: SpawnProgram, fd: number | Slot, target: string, o?: { ignoreErrno: boolean }): void {
+  p.moveMount(fd, '', AT.FDCWD, target, MOVE_MOUNT.F_EMPTY_PATH, o);
+}
+
+/** Creates an empty file to mount on (O_NOFOLLOW: a planted symlink is not followed). */
+function touch(p: SpawnProgram, path: string, o?: { ignoreErrno: boolean }): void {
+  const fd = p.openat(AT.FDCWD, path, O.CREAT | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0o644, o);
+  p.close(fd, ignore);
+}
+
+function writeFile(p: SpawnProgram, path: string, content: string): void {
+  const fd = p.openat(AT.FDCWD, path, O.CREAT | O.EXCL | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0o444);
+  p.write(fd, content).close(fd);
+}
+
+export function formatUuid(hex: string): string {
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}

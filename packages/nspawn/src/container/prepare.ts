@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { resolve } from 'node:path';
+import {
+  AT,
+  closeQuietly,
+  LOCK,
+  MOUNT_ATTR,
+  mountSetattr,
+  O,
+  OPEN_TREE,
+  open,
+  openTree,
+  tryFlock,
+} from '@sd/sys';
+import { NspawnError } from '../errors.js';
+import { assertValidMachineName, machineNameFromPath } from '../machine-name.js';
+import type { Settings } from '../settings/settings.js';
+import type { DetachedMounts } from './plan.js';
+
+/** Parent-side preparation: names, the tree lock, and the host objects the container gets. */
+
+/** The machine name: --machine, else derived from the directory's name (the host's name for /). */
+export function machineNameOf(settings: Settings): string {
+  try {
+    if (settings.machine !== undefined) return assertValidMachineName(settings.machine);
+    const dir = resolve(settings.directory ?? '.');
+    return dir === '/' ? machineNameFromPath(osHostname().split('.')[0]!) : machineNameFromPath(dir);
+  } catch (e) {
+    throw new NspawnError('EINVAL', (e as Error).message, { cause: e });
+  }
+}
+
+export function newUuid(): string {
+  const b = randomBytes(16);
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  return b.toString('hex');
+}
+
+/** Checks the directory and refuses what systemd-nspawn refuses. */
+export function checkDirectory(settings: Settings): string {
+  if (settings.image !== undefined)
+    throw new NspawnError('EOPNOTSUPP', '--image= is not supported by this sd-nspawn yet; use --directory=');
+  if (settings.directory === undefined)
+    throw new NspawnError('EINVAL', 'No directory given: use -D/--directory=PATH');
+  const dir = resolve(settings.directory);
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new NspawnError('ENOENT', `Directory ${settings.directory} doesn't exist`);
+  }
+  if (!st.isDirectory()) throw new NspawnError('ENOTDIR', `${settings.directory} is not a directory`);
+  if (dir === '/' && settings.volatile === 'no')
+    throw new NspawnError(
+      'EINVAL',
+      'Spawning container on root directory is not supported. Consider using --volatile=yes or --volatile=state.',
+    );
+  return dir;
+}
+
+/**
+ * One writable instance per tree: an exclusive flock on the directory, or a
+ * shared one when the tree is only read (read-only, volatile).
+ */
+export function lockTree(dir: string, shared: boolean): number {
+  const fd = open(dir, O.RDONLY | O.DIRECTORY);
+  if (!tryFlock(fd, shared ? LOCK.SH : LOCK.EX, dir)) {
+    closeQuietly(fd);
+    throw new NspawnError('EBUSY', `Directory tree ${dir} is currently busy (another container is using it)`);
+  }
+  return fd;
+}
+
+/** The tree's top-level symlinks into usr/ (bin -> usr/bin ...), for volatile=yes. */
+export function usrSymlinks(dir: string): Array<{ name: string; target: string }> {
+  const out: Array<{ name: string; target: string }> = [];
+  for (const name of readdirSync(dir)) {
+    try {
+      if (!lstatSync(`${dir}/${name}`).isSymbolicLink()) continue;
+      const target = readlinkSync(`${dir}/${name}`);
+      if (/^\/?usr\//.test(target)) out.push({ name, target: target.replace(/^\//, '') });
+    } catch {}
+  }
+  return out;
+}
+
+/** The device nodes a container gets, bound from the host. */
+export const DEVICE_NODES = ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'net/tun'];
+
+function detach(path: string, recursive: boolean, readOnly: boolean): number {
+  const fd = openTree(AT.FDCWD, path, OPEN_TREE.CLONE | (recursive ? AT.RECURSIVE : 0));
+  if (readOnly) mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.RDONLY });
+  return fd;
+}
+
+export interface HostObjects {
+  tree: string;
+  volatile: Settings['volatile'];
+  readOnly: boolean;
+  consolePeer?: string;
+  osRelease?: string;
+  notifySocket?: string;
+  resolvConf?: string;
+  bindSys: boolean;
+}
+
+/**
+ * Opens every host object the container gets as a detached mount. The fds
+ * are close-on-exec: the child inherits them until its execve. The caller
+ * closes them with closeDetached() once the child runs (or fails).
+ */
+export function openDetachedMounts(h: HostObjects): DetachedMounts {
+  const opened: number[] = [];
+  const track = (fd: number) => {
+    opened.push(fd);
+    return fd;
+  };
+  try {
+    const rootPath = h.volatile === 'yes' ? `${h.tree}/usr` : h.tree;
+    const m: DetachedMounts = {
+      root: track(detach(rootPath, true, h.readOnly || h.volatile === 'yes' || h.volatile === 'state')),
+      devices: {},
+    };
+    for (const name of DEVICE_NODES) {
+      try {
+        m.devices[name] = track(detach(`/dev/${name}`, false, false));
+      } catch {
+        // net/tun may be missing on the host; the rest must exist.
+        if (name !== 'net/tun') throw new NspawnError('ENOENT', `Host device /dev/${name} is missing`);
+      }
+    }
+    if (h.consolePeer) m.console = track(detach(h.consolePeer, false, false));
+    if (h.osRelease) m.osRelease = track(detach(h.osRelease, false, true));
+    if (h.notifySocket) m.notifySocket = track(detach(h.notifySocket, false, false));
+    if (h.resolvConf) m.resolvConf = track(detach(h.resolvConf, false, true));
+    if (h.bindSys) m.sys = track(detach('/sys', true, true));
+    return m;
+  } catch (e) {
+    closeQuietly(...opened);
+    throw e;
+  }
+}
+
+export function closeDetached(m: DetachedMounts): void {
+  closeQuietly(
+    m.root,
+    ...Object.values(m.devices),
+    m.console,
+    m.osRelease,
+    m.notifySocket,
+    m.resolvConf,
+    m.sys,
+  );
+}

@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
+import { NspawnError } from '../errors.js';
+import type { PrivateUsers } from '../settings/settings.js';
+
+/**
+ * UID ranges for --private-users. `pick` starts from a hash of the machine
+ * name (stable across runs, so files keep their owners) and takes the first
+ * range in systemd's container window that no other container holds; a lock
+ * file per range, held while the container runs, makes that exclusive.
+ */
+
+const PICK_MIN = 0x00080000;
+const PICK_MAX = 0x6fff0000;
+const RANGE = 0x10000;
+
+export interface UidRange {
+  shift: number;
+  range: number;
+  /** Releases the lock on the range. */
+  release(): void;
+}
+
+export function lockDirectory(runtimeDir: string): string {
+  return `${runtimeDir}/nspawn-uid`;
+}
+
+function tryLock(dir: string, shift: number): number | undefined {
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const path = `${dir}/${shift.toString(16).padStart(8, '0')}`;
+  const fd = open(path, O.CREAT | O.RDWR, 0o600);
+  if (tryFlock(fd, LOCK.EX, path)) return fd;
+  closeQuietly(fd);
+  return undefined;
+}
+
+export function candidateShift(machine: string, attempt: number): number {
+  const h = createHash('sha256').update(`${machine}\0${attempt}`).digest();
+  const slots = (PICK_MAX - PICK_MIN) / RANGE;
+  return PICK_MIN + (h.readUInt32LE(0) % slots) * RANGE;
+}
+
+/** Chooses (and locks) the uid range of a container; undefined without a user namespace. */
+export function chooseUidRange(
+  users: PrivateUsers,
+  machine: string,
+  runtimeDir: string,
+): UidRange | undefined {
+  const dir = lockDirectory(runtimeDir);
+  if (users.mode === 'no') return undefined;
+  if (users.mode === 'identity') return { shift: 0, range: users.range, release: () => {} };
+  if (users.mode === 'fixed') {
+    const shift = users.shift ?? 0;
+    const fd = tryLock(dir, shift);
+    if (fd === undefined)
+      throw new NspawnError('EBUSY', `UID range ${shift}:${users.range} is in use by another container`);
+    return { shift, range: users.range, release: () => closeQuietly(fd) };
+  }
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const shift = candidateShift(machine, attempt);
+    const fd = tryLock(dir, shift);
+    if (fd !== undefined) return { shift, range: RANGE, release: () => closeQuietly(fd) };
+  }
+  throw new NspawnError('EBUSY', 'Failed to find a free UID range for the container');
+}

@@ -1,0 +1,330 @@
+import { constants } from 'node:os';
+import { NspawnError } from '../errors.js';
+import {
+  type ConsoleMode,
+  defaultSettings,
+  type ResolvConfMode,
+  type Settings,
+  type TimezoneMode,
+  type VolatileMode,
+} from './settings.js';
+
+/**
+ * systemd-nspawn's command line: the same option names, `--opt=value`,
+ * `--opt value`, `-Dvalue`, `-D value`, grouped short flags, and option
+ * parsing that stops at the first non-option (the command) or `--`.
+ */
+
+type Arg = 'none' | 'required' | 'optional';
+interface Option {
+  long: string;
+  short?: string;
+  arg: Arg;
+  apply: (s: Settings, value: string | undefined, name: string) => void;
+}
+
+export interface ParsedArgs {
+  settings: Settings;
+  help: boolean;
+  version: boolean;
+}
+
+function bool(value: string | undefined, name: string): boolean {
+  if (value === undefined) return true;
+  const v = value.toLowerCase();
+  if (['1', 'yes', 'y', 'true', 't', 'on'].includes(v)) return true;
+  if (['0', 'no', 'n', 'false', 'f', 'off'].includes(v)) return false;
+  throw new NspawnError('EINVAL', `Failed to parse ${name}= argument: ${value}`);
+}
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T {
+  if (value !== undefined && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new NspawnError(
+    'EINVAL',
+    `Invalid ${name} value: ${value ?? '(none)'} (expected one of: ${allowed.join(', ')})`,
+  );
+}
+
+/** A signal by name (`SIGTERM`, `TERM`, `RTMIN+3`) or number. */
+export function parseSignal(value: string): number {
+  if (/^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n >= 1 && n <= 64) return n;
+  } else {
+    const name = value.toUpperCase().replace(/^SIG/, '');
+    const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
+    if (rt) return 34 + Number(rt[1] ?? 0);
+    const n = (constants.signals as Record<string, number>)[`SIG${name}`];
+    if (n !== undefined) return n;
+  }
+  throw new NspawnError('EINVAL', `Unknown signal: ${value}`);
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+function parsePrivateUsers(s: Settings, value: string | undefined): void {
+  const v = value ?? 'yes';
+  const range = 0x10000;
+  if (v === 'no' || v === 'false' || v === '0') s.privateUsers = { mode: 'no', range };
+  else if (v === 'yes' || v === 'true' || v === '1' || v === 'pick') s.privateUsers = { mode: 'pick', range };
+  else if (v === 'identity') s.privateUsers = { mode: 'identity', range };
+  else {
+    const m = /^(\d+)(?::(\d+))?$/.exec(v);
+    if (!m) throw new NspawnError('EINVAL', `Failed to parse --private-users= argument: ${v}`);
+    const shift = Number(m[1]);
+    const r = m[2] === undefined ? range : Number(m[2]);
+    if (r < 1 || shift + r > 0xfffffffe)
+      throw new NspawnError('EINVAL', `UID range ${v} does not fit in 32 bits`);
+    s.privateUsers = { mode: 'fixed', shift, range: r };
+  }
+}
+
+const options: Option[] = [
+  { long: 'directory', short: 'D', arg: 'required', apply: (s, v) => (s.directory = v) },
+  { long: 'image', short: 'i', arg: 'required', apply: (s, v) => (s.image = v) },
+  { long: 'machine', short: 'M', arg: 'required', apply: (s, v) => (s.machine = v) },
+  { long: 'hostname', arg: 'required', apply: (s, v) => (s.hostname = v) },
+  {
+    long: 'uuid',
+    arg: 'required',
+    apply: (s, v) => {
+      if (!v || !UUID_RE.test(v)) throw new NspawnError('EINVAL', `Invalid UUID: ${v}`);
+      s.uuid = v.replaceAll('-', '').toLowerCase();
+    },
+  },
+  { long: 'user', short: 'u', arg: 'required', apply: (s, v) => (s.user = v) },
+  {
+    long: 'chdir',
+    arg: 'required',
+    apply: (s, v) => {
+      if (!v?.startsWith('/'))
+        throw new NspawnError('EINVAL', `Working directory ${v} is not an absolute path.`);
+      s.chdir = v;
+    },
+  },
+  {
+    long: 'setenv',
+    short: 'E',
+    arg: 'required',
+    apply: (s, v) => {
+      if (!v) throw new NspawnError('EINVAL', 'Environment assignment is empty.');
+      // NAME alone takes the value from our own environment, as systemd-nspawn does.
+      const assignment = v.includes('=')
+        ? v
+        : process.env[v] !== undefined
+          ? `${v}=${process.env[v]}`
+          : undefined;
+      if (!assignment || !/^[A-Za-z_][A-Za-z0-9_]*=/.test(assignment))
+        throw new NspawnError('EINVAL', `Environment variable assignment '${v}' is not valid.`);
+      const name = assignment.slice(0, assignment.indexOf('=') + 1);
+      s.environment = s.environment.filter((e) => !e.startsWith(name)).concat(assignment);
+    },
+  },
+  { long: 'boot', short: 'b', arg: 'none', apply: (s) => (s.boot = true) },
+  { long: 'as-pid2', short: 'a', arg: 'none', apply: (s) => (s.asPid2 = true) },
+  {
+    long: 'console',
+    arg: 'required',
+    apply: (s, v) =>
+      (s.console = oneOf<ConsoleMode>(
+        v,
+        ['interactive', 'read-only', 'passive', 'pipe', 'autopipe'],
+        '--console',
+      )),
+  },
+  { long: 'pipe', short: 'P', arg: 'none', apply: (s) => (s.console = 'pipe') },
+  { long: 'quiet', short: 'q', arg: 'none', apply: (s) => (s.quiet = true) },
+  { long: 'read-only', arg: 'none', apply: (s) => (s.readOnly = true) },
+  {
+    long: 'volatile',
+    arg: 'optional',
+    apply: (s, v) => {
+      if (v === undefined) s.volatile = 'yes';
+      else if (['state', 'overlay'].includes(v)) s.volatile = v as VolatileMode;
+      else s.volatile = bool(v, '--volatile') ? 'yes' : 'no';
+    },
+  },
+  { long: 'private-users', arg: 'optional', apply: (s, v) => parsePrivateUsers(s, v) },
+  {
+    long: 'private-users-ownership',
+    arg: 'required',
+    apply: (s, v) =>
+      (s.privateUsersOwnership = oneOf(
+        v,
+        ['off', 'chown', 'map', 'auto'] as const,
+        '--private-users-ownership',
+      )),
+  },
+  {
+    long: 'private-users-chown',
+    arg: 'none',
+    apply: (s) => (s.privateUsersOwnership = 'chown'),
+  },
+  {
+    long: 'U',
+    short: 'U',
+    arg: 'none',
+    apply: (s) => {
+      s.privateUsers = { mode: 'pick', range: 0x10000 };
+      s.privateUsersOwnership = 'auto';
+    },
+  },
+  { long: 'private-network', arg: 'none', apply: (s) => (s.privateNetwork = true) },
+  { long: 'register', arg: 'required', apply: (s, v, n) => (s.register = bool(v, n)) },
+  { long: 'keep-unit', arg: 'none', apply: (s) => (s.keepUnit = true) },
+  { long: 'kill-signal', arg: 'required', apply: (s, v) => (s.killSignal = parseSignal(v ?? '')) },
+  { long: 'capability', arg: 'required', apply: (s, v) => s.capabilities.push(...(v ?? '').split(',')) },
+  {
+    long: 'drop-capability',
+    arg: 'required',
+    apply: (s, v) => s.dropCapabilities.push(...(v ?? '').split(',')),
+  },
+  { long: 'no-new-privileges', arg: 'required', apply: (s, v, n) => (s.noNewPrivileges = bool(v, n)) },
+  {
+    long: 'system-call-filter',
+    arg: 'required',
+    apply: (s, v) => s.systemCallFilter.push(...(v ?? '').split(/\s+/).filter(Boolean)),
+  },
+  {
+    long: 'resolv-conf',
+    arg: 'required',
+    apply: (s, v) =>
+      (s.resolvConf = oneOf<ResolvConfMode>(
+        v,
+        [
+          'off',
+          'copy-host',
+          'copy-static',
+          'copy-uplink',
+          'copy-stub',
+          'replace-host',
+          'replace-static',
+          'replace-uplink',
+          'replace-stub',
+          'bind-host',
+          'bind-static',
+          'bind-uplink',
+          'bind-stub',
+          'delete',
+          'auto',
+        ],
+        '--resolv-conf',
+      )),
+  },
+  {
+    long: 'timezone',
+    arg: 'required',
+    apply: (s, v) =>
+      (s.timezone = oneOf<TimezoneMode>(
+        v,
+        ['off', 'copy', 'bind', 'symlink', 'delete', 'auto'],
+        '--timezone',
+      )),
+  },
+  { long: 'notify-ready', arg: 'required', apply: (s, v, n) => (s.notifyReady = bool(v, n)) },
+];
+
+const byLong = new Map(options.map((o) => [o.long, o]));
+const byShort = new Map(options.filter((o) => o.short).map((o) => [o.short!, o]));
+
+/** Parses sd-nspawn's argv (without the program name). Throws NspawnError on bad input. */
+export function parseArgv(argv: readonly string[]): ParsedArgs {
+  const settings = defaultSettings();
+  let help = false;
+  let version = false;
+  let i = 0;
+  const next = (name: string): string => {
+    const v = argv[++i];
+    if (v === undefined) throw new NspawnError('EINVAL', `option '${name}' requires an argument`);
+    return v;
+  };
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      i++;
+      break;
+    }
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      if (name === 'help') {
+        help = true;
+        continue;
+      }
+      if (name === 'version') {
+        version = true;
+        continue;
+      }
+      const opt = byLong.get(name);
+      if (!opt || name === 'U') throw new NspawnError('EINVAL', `unrecognized option '--${name}'`);
+      let value: string | undefined = eq < 0 ? undefined : a.slice(eq + 1);
+      if (opt.arg === 'none' && value !== undefined)
+        throw new NspawnError('EINVAL', `option '--${name}' doesn't allow an argument`);
+      if (opt.arg === 'required' && value === undefined) value = next(`--${name}`);
+      opt.apply(settings, value, `--${name}`);
+      continue;
+    }
+    if (a.startsWith('-') && a.length > 1) {
+      for (let j = 1; j < a.length; j++) {
+        const ch = a[j]!;
+        if (ch === 'h') {
+          help = true;
+          continue;
+        }
+        const opt = byShort.get(ch);
+        if (!opt) throw new NspawnError('EINVAL', `invalid option -- '${ch}'`);
+        if (opt.arg === 'none') {
+          opt.apply(settings, undefined, `-${ch}`);
+          continue;
+        }
+        const rest = a.slice(j + 1);
+        opt.apply(settings, rest.length ? rest : next(`-${ch}`), `-${ch}`);
+        break;
+      }
+      continue;
+    }
+    break;
+  }
+  settings.parameters = argv.slice(i);
+  return { settings, help, version };
+}
+
+export const HELP = `sd-nspawn [OPTIONS...] [PATH] [ARGUMENTS...]
+
+Spawn a command or OS in a light-weight container.
+
+  -h --help                 Show this help
+     --version              Print version string
+  -q --quiet                Do not show status information
+  -D --directory=PATH       Root directory for the container
+  -i --image=PATH           Root file system disk image (device node) for the container
+  -b --boot                 Boot up full system (i.e. invoke init)
+  -a --as-pid2              Maintain a stub init as PID1, invoke binary as PID2
+     --chdir=PATH           Set working directory in the container
+  -E --setenv=NAME[=VALUE]  Pass an environment variable to PID 1
+  -u --user=USER            Run the command under specified user or UID
+     --kill-signal=SIGNAL   Select signal to use for shutting down PID 1
+     --notify-ready=BOOLEAN Receive notifications from the child init process
+  -M --machine=NAME         Set the machine name for the container
+     --hostname=NAME        Override the hostname for the container
+     --uuid=UUID            Set a specific machine UUID for the container
+     --register=BOOLEAN     Register container as machine
+     --keep-unit            Do not register a scope for the machine, reuse the service unit
+     --private-users[=UIDBASE[:NUIDS]|yes|pick|identity|no]
+                            Run within user namespace, configure UID/GID range
+  -U                        Equivalent to --private-users=pick
+     --private-users-ownership=off|chown|map|auto
+                            Adjust ('chown') or map ('map') OS tree ownership
+     --private-network      Disable network in container
+     --capability=CAP       In addition to the default, retain specified capability
+     --drop-capability=CAP  Drop the specified capability from the default set
+     --no-new-privileges    Set PR_SET_NO_NEW_PRIVS flag for container payload
+     --system-call-filter=LIST|~LIST
+                            Permit/prohibit specific system calls
+     --read-only            Mount the root directory read-only
+     --volatile[=MODE]      Run the system in volatile mode (yes, no, state, overlay)
+     --resolv-conf=MODE     Select mode of /etc/resolv.conf initialization
+     --timezone=MODE        Select mode of /etc/localtime initialization
+     --console=MODE         Select how stdin/stdout/stderr and /dev/console are set up for the container
+  -P --pipe                 Equivalent to --console=pipe
+`;

@@ -1,0 +1,90 @@
+/**
+ * One model of a container's settings, fed by the command line (argv.ts)
+ * and, later, by .nspawn files and OCI bundles. Field names follow
+ * systemd-nspawn's options.
+ */
+
+export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe' | 'autopipe';
+export type VolatileMode = 'no' | 'yes' | 'state' | 'overlay';
+export type ResolvConfMode =
+  | 'off'
+  | 'copy-host'
+  | 'copy-static'
+  | 'copy-uplink'
+  | 'copy-stub'
+  | 'replace-host'
+  | 'replace-static'
+  | 'replace-uplink'
+  | 'replace-stub'
+  | 'bind-host'
+  | 'bind-static'
+  | 'bind-uplink'
+  | 'bind-stub'
+  | 'delete'
+  | 'auto';
+export type TimezoneMode = 'off' | 'copy' | 'bind' | 'symlink' | 'delete' | 'auto';
+
+export interface PrivateUsers {
+  /** no: host ids; identity: 0..65535 mapped 1:1; pick: a free range; fixed: `shift`. */
+  mode: 'no' | 'identity' | 'pick' | 'fixed';
+  shift?: number;
+  range: number;
+}
+
+export interface Settings {
+  directory?: string;
+  image?: string;
+  machine?: string;
+  hostname?: string;
+  uuid?: string;
+  user?: string;
+  chdir?: string;
+  environment: string[];
+  boot: boolean;
+  asPid2: boolean;
+  /** The command line (or, with boot, init's arguments). */
+  parameters: string[];
+  console?: ConsoleMode;
+  quiet: boolean;
+  readOnly: boolean;
+  volatile: VolatileMode;
+  privateUsers: PrivateUsers;
+  privateUsersOwnership: 'off' | 'chown' | 'map' | 'auto';
+  privateNetwork: boolean;
+  register: boolean;
+  keepUnit: boolean;
+  killSignal?: number;
+  /** Capabilities added to / dropped from the default retained set. */
+  capabilities: string[];
+  dropCapabilities: string[];
+  noNewPrivileges: boolean;
+  /** --system-call-filter words: `name`, `~name` to deny, `@group` not yet. */
+  systemCallFilter: string[];
+  resolvConf: ResolvConfMode;
+  timezone: TimezoneMode;
+  notifyReady: boolean;
+}
+
+export function defaultSettings(): Settings {
+  return {
+    environment: [],
+    boot: false,
+    asPid2: false,
+    parameters: [],
+    quiet: false,
+    readOnly: false,
+    volatile: 'no',
+    privateUsers: { mode: 'no', range: 0x10000 },
+    privateUsersOwnership: 'auto',
+    privateNetwork: false,
+    register: true,
+    keepUnit: false,
+    capabilities: [],
+    dropCapabilities: [],
+    noNewPrivileges: false,
+    systemCallFilter: [],
+    resolvConf: 'auto',
+    timezone: 'auto',
+    notifyReady: false,
+  };
+}

@@ -1,0 +1,64 @@
+// Validation of relative cgroup paths such as 'machine.slice/machine-foo.scope'.
+
+import { InvalidArgumentError } from '../errors.js';
+
+/** Prefixes of kernel interface files: a cgroup named like one could shadow or confuse them. */
+const RESERVED_PREFIXES = new Set([
+  'cgroup',
+  'cpu',
+  'cpuacct',
+  'cpuset',
+  'memory',
+  'pids',
+  'io',
+  'blkio',
+  'devices',
+  'freezer',
+  'hugetlb',
+  'misc',
+  'net_cls',
+  'net_prio',
+  'perf_event',
+  'rdma',
+  'notify_on_release',
+]);
+
+/** Whole names of v1 interface files without a dot. */
+const RESERVED_NAMES = new Set(['tasks', 'notify_on_release', 'release_agent']);
+
+const SEGMENT = /^[A-Za-z0-9:_.@\\-]+$/;
+const MAX_SEGMENT = 255;
+const MAX_DEPTH = 32;
+
+/**
+ * Checks a cgroup path relative to the hierarchy roots and returns it
+ * normalised (no leading or trailing '/'). A leading '/' means "from the root",
+ * as in systemd's cgroup paths; '..', '.', empty segments and odd characters
+ * are refused, as are names that collide with kernel files (`cgroup.procs`,
+ * `memory.max`): systemd escapes those with a leading '_', so callers should too.
+ */
+export function validateCgroupPath(path: string): string {
+  const trimmed = path.replace(/^\/+/, '').replace(/\/+$/, '');
+  if (trimmed === '') throw new InvalidArgumentError(`cgroup path '${path}' names the root`);
+  const segments = trimmed.split('/');
+  if (segments.length > MAX_DEPTH) throw new InvalidArgumentError(`cgroup path '${path}' is too deep`);
+  for (const seg of segments) {
+    if (seg === '' || seg === '.' || seg === '..') {
+      throw new InvalidArgumentError(`cgroup path '${path}' has an invalid component '${seg}'`);
+    }
+    if (seg.length > MAX_SEGMENT) {
+      throw new InvalidArgumentError(`cgroup path '${path}': component '${seg.slice(0, 32)}…' is too long`);
+    }
+    if (!SEGMENT.test(seg) || seg.startsWith('.')) {
+      throw new InvalidArgumentError(`cgroup path '${path}': component '${seg}' has invalid characters`);
+    }
+    const dot = seg.indexOf('.');
+    const prefix = dot < 0 ? seg : seg.slice(0, dot);
+    if ((dot >= 0 && RESERVED_PREFIXES.has(prefix)) || RESERVED_NAMES.has(seg)) {
+      throw new InvalidArgumentError(
+        `cgroup path '${path}': component '${seg}' collides with kernel files (escape it as '_${seg}')`,
+      );
+    }
+  }
+  return segments.join('/');
+}

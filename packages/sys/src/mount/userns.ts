@@ -1,0 +1,83 @@
+import { CLONE, O } from '../constants.js';
+import { InvalidArgumentError, SdError } from '../errors.js';
+import { close, closeQuietly, open, writeAll } from '../fd/fd.js';
+import { SpawnProgram } from '../spawn/program.js';
+import { spawn } from '../spawn/spawn.js';
+
+/** One line of a uid_map/gid_map: ids `inside`..`inside+count-1` are `outside`.. on the host. */
+export interface IdMapping {
+  inside: number;
+  outside: number;
+  count: number;
+}
+
+const MAX_ID = 0xffffffff;
+
+/** The text the kernel expects in /proc/PID/uid_map (at most 340 lines, written in one write). */
+export function formatIdMap(map: readonly IdMapping[]): string {
+  if (map.length === 0) throw new InvalidArgumentError('an id map needs at least one mapping');
+  if (map.length > 340)
+    throw new InvalidArgumentError(`an id map has at most 340 mappings, not ${map.length}`);
+  return map
+    .map(({ inside, outside, count }) => {
+      for (const [k, v] of [
+        ['inside', inside],
+        ['outside', outside],
+        ['count', count],
+      ] as const) {
+        if (!Number.isInteger(v) || v < 0 || v > MAX_ID)
+          throw new InvalidArgumentError(`id map: bad ${k} ${v}`);
+      }
+      if (count === 0 || inside + count - 1 > MAX_ID || outside + count - 1 > MAX_ID)
+        throw new InvalidArgumentError(`id map: bad range ${inside} ${outside} ${count}`);
+      return `${inside} ${outside} ${count}\n`;
+    })
+    .join('');
+}
+
+function writeProcFile(path: string, text: string): void {
+  const fd = open(path, O.WRONLY);
+  try {
+    // The kernel takes a map in a single write(); writeAll does one for short text.
+    writeAll(fd, text);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * An fd of a new user namespace with the given mappings (for idmapped mounts
+ * via mount_setattr MOUNT_ATTR_IDMAP, or for setns in a spawn program),
+ * made without touching the Node process: a child is cloned into a new user
+ * namespace and waits on its sync pipe while we write its maps and open
+ * /proc/PID/ns/user; then it exits, and the namespace lives on through the fd.
+ * The caller closes the fd.
+ */
+export async function createUserNamespaceFd(
+  uidMap: readonly IdMapping[],
+  gidMap: readonly IdMapping[] = uidMap,
+): Promise<number> {
+  const uidText = formatIdMap(uidMap);
+  const gidText = formatIdMap(gidMap);
+  const program = new SpawnProgram().waitForParent().exit(0);
+  let nsFd: number | undefined;
+  try {
+    const child = await spawn(program, {
+      cloneFlags: CLONE.NEWUSER,
+      beforeRun: (child) => {
+        // The child cannot exit or be reaped while it waits, so its pid is stable here.
+        writeProcFile(`/proc/${child.pid}/uid_map`, uidText);
+        writeProcFile(`/proc/${child.pid}/gid_map`, gidText);
+        nsFd = open(`/proc/${child.pid}/ns/user`, O.RDONLY);
+      },
+    });
+    await child.exited;
+    if (nsFd === undefined)
+      throw new SdError('ESPAWN', 'user namespace child ended before its maps were written');
+    const fd = nsFd;
+    nsFd = undefined;
+    return fd;
+  } finally {
+    if (nsFd !== undefined) close(nsFd);
+  }
+}
