@@ -12,7 +12,7 @@ import {
   receivedPktinfo,
   rightsCmsg,
 } from '../src/net/cmsg.js';
-import { NETLINK, NetlinkSocket, NLM_F } from '../src/net/netlink.js';
+import { NETLINK, NetlinkSocket } from '../src/net/netlink.js';
 import { encodeIfinfomsg, IFF, listLinks, parseLink, RTM } from '../src/net/rtnetlink.js';
 import {
   AF,
@@ -26,7 +26,17 @@ import {
   sockaddrIn,
   sockaddrLl,
 } from '../src/net/sockaddr.js';
-import { bind, getsockname, recvfrom, recvmsg, sendmsg, sendto, setsockopt, socket, socketpair } from '../src/net/socket.js';
+import {
+  bind,
+  getsockname,
+  recvfrom,
+  recvmsg,
+  sendmsg,
+  sendto,
+  setsockopt,
+  socket,
+  socketpair,
+} from '../src/net/socket.js';
 import { poller } from '../src/poller/poller.js';
 
 const loIndex = Number(readFileSync('/sys/class/net/lo/ifindex', 'utf8'));
@@ -58,10 +68,6 @@ describe('netlink', () => {
         code: 'ENODEV',
         errno: 19,
       });
-      // Deleting lo is refused by the kernel (not supported), without harm.
-      await expect(nl.request(RTM.DELLINK, NLM_F.ACK, encodeIfinfomsg({ index: loIndex }))).rejects.toHaveProperty(
-        'code',
-      );
     } finally {
       nl.close();
     }
@@ -116,13 +122,24 @@ describe('inet datagrams on loopback', () => {
       const at = parseSockaddr(getsockname(rx));
       if (at?.family !== 'inet') throw new Error('not bound to inet');
       expect(
-        sendmsg(tx, { to: sockaddrIn('127.0.0.1', at.port), data: Buffer.from('hi'), control: [pktinfoCmsg({})] }),
+        sendmsg(tx, {
+          to: sockaddrIn('127.0.0.1', at.port),
+          data: Buffer.from('hi'),
+          control: [pktinfoCmsg({})],
+        }),
       ).toBe(2);
       await poller().readable(rx);
       const msg = recvmsg(rx);
       expect(msg?.data.toString()).toBe('hi');
-      expect(receivedPktinfo(msg?.control ?? [])).toEqual({ ifindex: loIndex, specDst: '127.0.0.1', addr: '127.0.0.1' });
-      expect(parseSockaddr(msg?.from ?? Buffer.alloc(0))).toMatchObject({ family: 'inet', address: '127.0.0.1' });
+      expect(receivedPktinfo(msg?.control ?? [])).toEqual({
+        ifindex: loIndex,
+        specDst: '127.0.0.1',
+        addr: '127.0.0.1',
+      });
+      expect(parseSockaddr(msg?.from ?? Buffer.alloc(0))).toMatchObject({
+        family: 'inet',
+        address: '127.0.0.1',
+      });
     } finally {
       closeQuietly(rx, tx);
     }

@@ -38,12 +38,18 @@ describe('sockaddrs', () => {
     expect(sockaddrIn('127.0.0.1', 53).toString('hex')).toBe('020000357f000001' + '0000000000000000');
     const ll = sockaddrLl({ protocol: 0x0806, ifindex: 3, addr: Buffer.from('ffffffffffff', 'hex') });
     expect(ll.toString('hex')).toBe('1100' + '0806' + '03000000' + '0000' + '00' + '06' + 'ffffffffffff0000');
-    expect(sockaddrUn('@sd-test').toString('hex')).toBe(`0100${'00'}${Buffer.from('sd-test').toString('hex')}`);
+    expect(sockaddrUn('@sd-test').toString('hex')).toBe(
+      `0100${'00'}${Buffer.from('sd-test').toString('hex')}`,
+    );
     expect(sockaddrUn('/run/x').subarray(2).toString()).toBe('/run/x\0');
   });
 
   it('round-trips through parseSockaddr', () => {
-    expect(parseSockaddr(sockaddrIn('10.0.0.1', 8080))).toEqual({ family: 'inet', address: '10.0.0.1', port: 8080 });
+    expect(parseSockaddr(sockaddrIn('10.0.0.1', 8080))).toEqual({
+      family: 'inet',
+      address: '10.0.0.1',
+      port: 8080,
+    });
     expect(parseSockaddr(sockaddrIn6('fe80::1', 547, 2))).toEqual({
       family: 'inet6',
       address: 'fe80::1',
@@ -86,8 +92,13 @@ describe('control messages', () => {
 
 describe('netlink codec', () => {
   it('encodes a GETLINK dump request', () => {
-    const m = encodeNlmsg({ type: RTM.GETLINK, flags: NLM_F.REQUEST | NLM_F.DUMP, seq: 1, payload: encodeIfinfomsg() });
-    expect(m.toString('hex')).toBe('20000000' + '1200' + '0103' + '01000000' + '00000000' + '00'.repeat(16));
+    const m = encodeNlmsg({
+      type: RTM.GETLINK,
+      flags: NLM_F.REQUEST | NLM_F.DUMP,
+      seq: 1,
+      payload: encodeIfinfomsg(),
+    });
+    expect(m.toString('hex')).toBe(`20000000${'1200'}${'0103'}${'01000000'}${'00000000'}${'00'.repeat(16)}`);
   });
 
   it('encodes nested attributes with padding and reads them back', () => {
@@ -97,7 +108,7 @@ describe('netlink codec', () => {
       attr.u32(IFLA.MTU, 1500),
     ]);
     // "veth0\0" is 6 bytes: rtattr len 10, padded to 12.
-    expect(b.subarray(0, 12).toString('hex')).toBe('0a000300' + Buffer.from('veth0\0\0\0').toString('hex'));
+    expect(b.subarray(0, 12).toString('hex')).toBe(`0a000300${Buffer.from('veth0\0\0\0').toString('hex')}`);
     const attrs = decodeAttrs(b);
     expect(attrs.map((a) => [a.type, a.flags])).toEqual([
       [IFLA.IFNAME, 0],
@@ -130,8 +141,18 @@ describe('netlink codec', () => {
     const ack = { type: NLMSG.ERROR, flags: 0, seq: 1, pid: 0, payload: Buffer.alloc(20) };
     expect(nlmsgError(ack)).toBeUndefined();
     const req = encodeNlmsg({ type: RTM.NEWLINK, flags: 5, seq: 1 });
-    const payload = Buffer.concat([Buffer.from('eaffffff', 'hex'), req.subarray(0, 16), encodeAttrs([attr.string(1, 'bad MTU')])]);
-    const err = nlmsgError({ type: NLMSG.ERROR, flags: NLM_F.CAPPED | NLM_F.ACK_TLVS, seq: 1, pid: 0, payload });
+    const payload = Buffer.concat([
+      Buffer.from('eaffffff', 'hex'),
+      req.subarray(0, 16),
+      encodeAttrs([attr.string(1, 'bad MTU')]),
+    ]);
+    const err = nlmsgError({
+      type: NLMSG.ERROR,
+      flags: NLM_F.CAPPED | NLM_F.ACK_TLVS,
+      seq: 1,
+      pid: 0,
+      payload,
+    });
     expect(err?.code).toBe('EINVAL');
     expect(err?.errno).toBe(22);
     expect(err?.message).toMatch(/EINVAL.*: bad MTU$/);

@@ -7,7 +7,12 @@ import { bind, getsockname, recvfrom, sendto, setsockopt, socket } from './socke
 /** Netlink families (protocols of AF_NETLINK sockets). */
 export const NETLINK = { ROUTE: 0, NETFILTER: 12, KOBJECT_UEVENT: 15, GENERIC: 16 } as const;
 /** Options at SOL_NETLINK. */
-export const NETLINK_OPT = { ADD_MEMBERSHIP: 1, DROP_MEMBERSHIP: 2, EXT_ACK: 11, GET_STRICT_CHK: 12 } as const;
+export const NETLINK_OPT = {
+  ADD_MEMBERSHIP: 1,
+  DROP_MEMBERSHIP: 2,
+  EXT_ACK: 11,
+  GET_STRICT_CHK: 12,
+} as const;
 
 export const NLMSG = { NOOP: 1, ERROR: 2, DONE: 3, OVERRUN: 4 } as const;
 export const NLM_F = {
@@ -41,7 +46,13 @@ export interface NlMsg {
   payload: Buffer;
 }
 
-export function encodeNlmsg(msg: { type: number; flags: number; seq?: number; pid?: number; payload?: Buffer }): Buffer {
+export function encodeNlmsg(msg: {
+  type: number;
+  flags: number;
+  seq?: number;
+  pid?: number;
+  payload?: Buffer;
+}): Buffer {
   const payload = msg.payload ?? Buffer.alloc(0);
   const b = Buffer.alloc(align4(NLMSG_HDRLEN + payload.length));
   b.writeUInt32LE(NLMSG_HDRLEN + payload.length, 0);
@@ -60,7 +71,10 @@ export function decodeNlmsgs(b: Buffer): NlMsg[] {
   while (o + NLMSG_HDRLEN <= b.length) {
     const len = b.readUInt32LE(o);
     if (len < NLMSG_HDRLEN || o + len > b.length)
-      throw new SdError('EBADMSG', `netlink: message of length ${len} at offset ${o} overruns ${b.length} bytes`);
+      throw new SdError(
+        'EBADMSG',
+        `netlink: message of length ${len} at offset ${o} overruns ${b.length} bytes`,
+      );
     out.push({
       type: b.readUInt16LE(o + 4),
       flags: b.readUInt16LE(o + 6),
@@ -161,7 +175,12 @@ export function nlmsgError(msg: NlMsg, what = 'netlink'): SyscallError | undefin
   return err;
 }
 
-type Pending = { messages: NlMsg[]; dump: boolean; resolve: (m: NlMsg[]) => void; reject: (e: Error) => void };
+type Pending = {
+  messages: NlMsg[];
+  dump: boolean;
+  resolve: (m: NlMsg[]) => void;
+  reject: (e: Error) => void;
+};
 
 /**
  * An AF_NETLINK socket talking to the kernel: requests and dumps matched to
@@ -299,13 +318,12 @@ export class NetlinkSocket {
       if (e) p.reject(e);
       else p.resolve(p.messages);
     };
-    if (m.flags & NLM_F.DUMP_INTR) return finish(new SdError('EINTR', 'netlink dump was interrupted by a change; retry'));
-    if (m.type === NLMSG.ERROR) return finish(nlmsgError(m));
-    if (m.type === NLMSG.DONE) {
+    if (m.flags & NLM_F.DUMP_INTR)
+      finish(new SdError('EINTR', 'netlink dump was interrupted by a change; retry'));
+    else if (m.type === NLMSG.ERROR) finish(nlmsgError(m));
+    else if (m.type === NLMSG.DONE) {
       const error = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
-      return finish(error < 0 ? new SyscallError('netlink dump', -error) : undefined);
-    }
-    if (m.type === NLMSG.NOOP) return;
-    p.messages.push({ ...m, payload: Buffer.from(m.payload) });
+      finish(error < 0 ? new SyscallError('netlink dump', -error) : undefined);
+    } else if (m.type !== NLMSG.NOOP) p.messages.push({ ...m, payload: Buffer.from(m.payload) });
   }
 }

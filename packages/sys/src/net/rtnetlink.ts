@@ -1,5 +1,5 @@
+import { attr, attrMap, NETLINK, NetlinkSocket, type NlMsg } from './netlink.js';
 import { AF } from './sockaddr.js';
-import { attr, attrMap, NETLINK, type NlMsg, NetlinkSocket } from './netlink.js';
 
 /** rtnetlink message types (linux/rtnetlink.h). */
 export const RTM = {
@@ -32,7 +32,14 @@ export const IFLA = {
 } as const;
 
 /** Interface flags (linux/if.h). */
-export const IFF = { UP: 0x1, BROADCAST: 0x2, LOOPBACK: 0x8, RUNNING: 0x40, NOARP: 0x80, LOWER_UP: 0x10000 } as const;
+export const IFF = {
+  UP: 0x1,
+  BROADCAST: 0x2,
+  LOOPBACK: 0x8,
+  RUNNING: 0x40,
+  NOARP: 0x80,
+  LOWER_UP: 0x10000,
+} as const;
 
 /** struct ifinfomsg (16 bytes). */
 export interface IfInfoMsg {
@@ -63,7 +70,7 @@ export function decodeIfinfomsg(b: Buffer): IfInfoMsg {
   };
 }
 
-export interface Link {
+export interface LinkInfo {
   index: number;
   name: string;
   flags: number;
@@ -75,10 +82,10 @@ export interface Link {
 }
 
 /** Decodes an RTM_NEWLINK message. */
-export function parseLink(m: NlMsg): Link {
+export function parseLink(m: NlMsg): LinkInfo {
   const info = decodeIfinfomsg(m.payload);
   const attrs = attrMap(m.payload.subarray(16));
-  const link: Link = { index: info.index, name: '', flags: info.flags, type: info.type };
+  const link: LinkInfo = { index: info.index, name: '', flags: info.flags, type: info.type };
   const name = attrs.get(IFLA.IFNAME);
   if (name) link.name = attr.readString(name);
   const mtu = attrs.get(IFLA.MTU);
@@ -89,7 +96,7 @@ export function parseLink(m: NlMsg): Link {
 }
 
 /** Every link of the network namespace `sock` (or a new NETLINK_ROUTE socket) lives in. */
-export async function listLinks(sock?: NetlinkSocket): Promise<Link[]> {
+export async function listLinks(sock?: NetlinkSocket): Promise<LinkInfo[]> {
   const s = sock ?? new NetlinkSocket(NETLINK.ROUTE);
   try {
     const msgs = await s.dump(RTM.GETLINK, encodeIfinfomsg());

@@ -10,8 +10,12 @@ const c = {
   connect: libc.func('int connect(int fd, const uint8_t *addr, uint32_t len)'),
   getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
   setsockopt: libc.func('int setsockopt(int fd, int level, int name, const uint8_t *val, uint32_t len)'),
-  getsockopt: libc.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)'),
-  sendto: libc.func('long sendto(int fd, const uint8_t *buf, size_t len, int flags, const uint8_t *addr, uint32_t alen)'),
+  getsockopt: libc.func(
+    'int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)',
+  ),
+  sendto: libc.func(
+    'long sendto(int fd, const uint8_t *buf, size_t len, int flags, const uint8_t *addr, uint32_t alen)',
+  ),
   recvfrom: libc.func(
     'long recvfrom(int fd, _Out_ uint8_t *buf, size_t len, int flags, _Out_ uint8_t *addr, _Inout_ uint32_t *alen)',
   ),
@@ -30,7 +34,10 @@ export function socket(family: number, type: number, protocol = 0): number {
 /** A connected pair (AF_UNIX), close-on-exec; non-blocking unless `blocking`. */
 export function socketpair(family: number, type: number, protocol = 0, blocking = false): [number, number] {
   const sv = [0, 0];
-  check('socketpair', c.socketpair(family, type | SOCK.CLOEXEC | (blocking ? 0 : SOCK.NONBLOCK), protocol, sv));
+  check(
+    'socketpair',
+    c.socketpair(family, type | SOCK.CLOEXEC | (blocking ? 0 : SOCK.NONBLOCK), protocol, sv),
+  );
   return [sv[0]!, sv[1]!];
 }
 

@@ -54,18 +54,18 @@ export const INSN_SIZE = 8;
 /** BPF_MAXINSNS. */
 export const MAX_INSNS = 4096;
 
-export function stmt(code: number, k: number): Insn {
+export function bpfStmt(code: number, k: number): Insn {
   return { code, jt: 0, jf: 0, k: k >>> 0 };
 }
 
-export function jump(code: number, k: number, jt: number, jf: number): Insn {
+export function bpfJump(code: number, k: number, jt: number, jf: number): Insn {
   if (jt < 0 || jt > 255 || jf < 0 || jf > 255)
     throw new InvalidArgumentError(`BPF jump offset out of range (${jt}, ${jf})`);
   return { code, jt, jf, k: k >>> 0 };
 }
 
 /** The sock_filter array the kernel reads: u16 code, u8 jt, u8 jf, u32 k, little-endian on our arches. */
-export function encode(insns: readonly Insn[]): Buffer {
+export function encodeBpf(insns: readonly Insn[]): Buffer {
   if (insns.length === 0 || insns.length > MAX_INSNS)
     throw new InvalidArgumentError(`a BPF program has 1 to ${MAX_INSNS} instructions, not ${insns.length}`);
   const b = Buffer.alloc(insns.length * INSN_SIZE);
@@ -78,7 +78,7 @@ export function encode(insns: readonly Insn[]): Buffer {
   return b;
 }
 
-export function decode(b: Buffer): Insn[] {
+export function decodeBpf(b: Buffer): Insn[] {
   if (b.length % INSN_SIZE !== 0)
     throw new InvalidArgumentError(`BPF program of ${b.length} bytes is not whole instructions`);
   const out: Insn[] = [];
@@ -139,11 +139,11 @@ export class Assembler {
 
   /** A = 32-bit word at `offset` of the packet (seccomp_data). */
   ldAbs(offset: number): this {
-    return this.push(stmt(BPF.LD | BPF.W | BPF.ABS, offset));
+    return this.push(bpfStmt(BPF.LD | BPF.W | BPF.ABS, offset));
   }
 
   and(k: number): this {
-    return this.push(stmt(BPF.ALU | BPF.AND | BPF.K, k));
+    return this.push(bpfStmt(BPF.ALU | BPF.AND | BPF.K, k));
   }
 
   jeq(k: number, jt: Target, jf: Target = 0): this {
@@ -163,12 +163,17 @@ export class Assembler {
   }
 
   ret(k: number): this {
-    return this.push(stmt(BPF.RET | BPF.K, k));
+    return this.push(bpfStmt(BPF.RET | BPF.K, k));
   }
 
   private jmp(op: number, k: number, jt: Target, jf: Target): this {
     const p: Pending = {
-      insn: jump(BPF.JMP | op | BPF.K, k, typeof jt === 'number' ? jt : 0, typeof jf === 'number' ? jf : 0),
+      insn: bpfJump(
+        BPF.JMP | op | BPF.K,
+        k,
+        typeof jt === 'number' ? jt : 0,
+        typeof jf === 'number' ? jf : 0,
+      ),
     };
     if (typeof jt === 'string') p.jt = jt;
     if (typeof jf === 'string') p.jf = jf;

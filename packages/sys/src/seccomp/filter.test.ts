@@ -1,20 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { x86_64 } from '../arch/x86_64.js';
 import { HEADER_SIZE, SpawnProgram, STEP_SIZE, setAddressResolver } from '../spawn/program.js';
-import { Assembler, decode, disassemble, encode } from './bpf.js';
+import { Assembler, decodeBpf, disassemble, encodeBpf } from './bpf.js';
 import { buildFilter, loadFilterStep, SECCOMP_RET, SeccompAction } from './filter.js';
 import { findSyscallNumber, syscallName, syscallNumber } from './syscalls.js';
 
 describe('BPF assembler', () => {
   it('encodes struct sock_filter little-endian', () => {
-    const b = encode(new Assembler().ldAbs(4).jeq(0xc000003e, 1, 0).ret(0x7fff0000).assemble());
+    const b = encodeBpf(new Assembler().ldAbs(4).jeq(0xc000003e, 1, 0).ret(0x7fff0000).assemble());
     expect(b.toString('hex')).toBe(
       // code=0x20 jt=0 jf=0 k=4 | code=0x15 jt=1 jf=0 k=0xc000003e | code=0x06 k=0x7fff0000
       ['2000', '00', '00', '04000000', '1500', '01', '00', '3e0000c0', '0600', '00', '00', '0000ff7f'].join(
         '',
       ),
     );
-    expect(decode(b)).toEqual([
+    expect(decodeBpf(b)).toEqual([
       { code: 0x20, jt: 0, jf: 0, k: 4 },
       { code: 0x15, jt: 1, jf: 0, k: 0xc000003e },
       { code: 0x06, jt: 0, jf: 0, k: 0x7fff0000 },
@@ -59,7 +59,7 @@ describe('seccomp filters', () => {
         { syscall: 'getpid', action: SeccompAction.ALLOW },
       ],
     });
-    expect(disassemble(decode(f))).toEqual([
+    expect(disassemble(decodeBpf(f))).toEqual([
       'ld [4]',
       'jeq #0xc000003e 1 0',
       'ret #0x80000000',
@@ -87,7 +87,7 @@ describe('seccomp filters', () => {
         { syscall: 'mkdirat', action: SeccompAction.ERRNO('EPERM') },
       ],
     });
-    expect(disassemble(decode(f))).toEqual([
+    expect(disassemble(decodeBpf(f))).toEqual([
       'ld [4]',
       'jeq #0xc00000b7 1 0',
       'ret #0x80000000',

@@ -2,7 +2,7 @@ import { type Arch, AUDIT_ARCH, hostArch } from '../arch/index.js';
 import { PR } from '../constants.js';
 import { errnoValue, InvalidArgumentError } from '../errors.js';
 import { Data, type SpawnProgram } from '../spawn/program.js';
-import { Assembler, encode, INSN_SIZE, MAX_INSNS } from './bpf.js';
+import { Assembler, encodeBpf, INSN_SIZE, MAX_INSNS } from './bpf.js';
 import { findSyscallNumber } from './syscalls.js';
 
 /** Filter return values (linux/seccomp.h); the low 16 bits carry data (the errno). */
@@ -88,7 +88,7 @@ export function buildFilter(spec: FilterSpec): Buffer {
   a.ret(spec.defaultAction);
   if (a.length > MAX_INSNS)
     throw new InvalidArgumentError(`seccomp filter has ${a.length} instructions (max ${MAX_INSNS})`);
-  return encode(a.assemble());
+  return encodeBpf(a.assemble());
 }
 
 function resolveSyscall(s: number | string, arch: Arch): number | undefined {

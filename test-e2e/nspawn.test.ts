@@ -1,0 +1,168 @@
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxTree, sdNspawn, sdNspawnAsync } from './lib/trees.js';
+
+// sd-nspawn end to end, through the built CLI: busybox trees and the host's own OS.
+
+let tree: ReturnType<typeof makeBusyboxTree>;
+beforeAll(() => {
+  tree = makeBusyboxTree();
+});
+afterAll(() => tree?.remove());
+
+function noStagingLeft(): void {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+  expect(mounts).not.toContain('/run/sd-nspawn/');
+  const left = (() => {
+    try {
+      return readdirSync('/run/sd-nspawn').filter((f) => f !== 'nspawn-uid');
+    } catch {
+      return [];
+    }
+  })();
+  expect(left).toEqual([]);
+}
+
+describe('sd-nspawn on a busybox tree', () => {
+  it('runs the command as PID 1 of its own pid namespace', () => {
+    const r = sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', 'echo $$; hostname; cat /run/host/container-manager']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual(['1', tree.dir.split('/').pop()!.replace(/[^A-Za-z0-9-]/g, '-'), 'systemd-nspawn']);
+    expect(r.code).toBe(0);
+    noStagingLeft();
+  });
+
+  it('passes the exit status through', () => {
+    for (const code of [0, 1, 42]) expect(sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', `exit ${code}`]).code).toBe(code);
+    // PID 1 ignores even SIGKILL from inside its namespace: kill a child shell instead.
+    expect(sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', 'sh -c "kill -9 \\$\\$"; exit $?']).code).toBe(137);
+  });
+
+  it('gives the container interface: environment, /dev, read-only /proc/sys and /sys', () => {
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--machine=box1',
+      '-E',
+      'FOO=bar',
+      'sh',
+      '-c',
+      'echo $container $FOO; ls /dev; touch /sys/x 2>&1; echo 1 > /proc/sys/kernel/domainname 2>&1; hostname',
+    ]);
+    const out = r.stdout;
+    expect(out).toContain('systemd-nspawn bar');
+    for (const node of ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'ptmx', 'pts', 'shm', 'fd'])
+      expect(out).toMatch(new RegExp(`^${node}$`, 'm'));
+    expect(out).toMatch(/Read-only file system/);
+    expect(out.trim().split('\n').at(-1)).toBe('box1');
+    expect(r.code).toBe(0);
+  });
+
+  it('refuses bad input with a clear error and status 1', () => {
+    let r = sdNspawn(['-D', '/nonexistent/tree', 'true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Directory \/nonexistent\/tree doesn't exist/);
+    r = sdNspawn(['--no-such-option', '-D', tree.dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/unrecognized option '--no-such-option'/);
+    r = sdNspawn(['-D', tree.dir, '--machine=-bad-', 'true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Invalid machine name/);
+    r = sdNspawn(['-q', '-D', tree.dir, 'no-such-command']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no-such-command/);
+    noStagingLeft();
+  });
+
+  it('runs one writable instance per tree', async () => {
+    const first = sdNspawnAsync(['-q', '-D', tree.dir, 'sleep', '2']);
+    await new Promise((r) => setTimeout(r, 700));
+    const second = sdNspawn(['-q', '-D', tree.dir, 'true']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toMatch(/busy/);
+    expect((await first).code).toBe(0);
+  });
+});
+
+describe('sd-nspawn --private-users', () => {
+  it('maps root to a high uid; files created keep their on-disk owner through the idmapped root', () => {
+    const r = sdNspawn(['-q', '-D', tree.dir, '--private-users=pick', 'sh', '-c', 'id -u; cat /proc/self/uid_map; touch /root/made-inside; ls -ln /root/made-inside']);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toBe('0');
+    const [inside, outside, count] = lines[1]!.trim().split(/\s+/).map(Number);
+    expect(inside).toBe(0);
+    expect(outside).toBeGreaterThanOrEqual(0x80000);
+    expect(count).toBe(65536);
+    expect(lines[2]).toMatch(/^-\S+\s+1\s+0\s+0\s/);
+    expect(statSync(`${tree.dir}/root/made-inside`).uid).toBe(0);
+    expect(r.code).toBe(0);
+  });
+
+  it('gives two containers at once different ranges', async () => {
+    const run = (name: string) =>
+      sdNspawnAsync(['-q', '-D', tree.dir, '--read-only', `--machine=${name}`, '-U', 'sh', '-c', 'sleep 1; cat /proc/self/uid_map']);
+    const [a, b] = await Promise.all([run('userns-a'), run('userns-b')]);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    const shift = (s: string) => Number(s.trim().split(/\s+/)[1]);
+    expect(shift(a.stdout)).not.toBe(shift(b.stdout));
+  });
+
+  it('stops escape attempts of root inside', () => {
+    const hostPid = process.pid;
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '-U',
+      'sh',
+      '-c',
+      [
+        'mount -o remount,rw /proc/sys 2>/dev/null; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo ESCAPE-sysctl',
+        'echo b > /proc/sysrq-trigger 2>/dev/null && echo ESCAPE-sysrq',
+        'insmod /dev/null 2>/dev/null && echo ESCAPE-module',
+        'mknod /tmp/blk b 7 0 2>/dev/null && echo ESCAPE-mknod',
+        `kill -0 ${hostPid} 2>/dev/null && echo ESCAPE-host-pid`,
+        'cat /proc/kallsyms 2>/dev/null | head -c1 | grep -q . && echo ESCAPE-kallsyms',
+        'echo done',
+      ].join('; '),
+    ]);
+    expect(r.stdout.trim()).toBe('done');
+  });
+});
+
+describe("sd-nspawn on the host's own OS", () => {
+  it('refuses / without --volatile', () => {
+    const r = sdNspawn(['-D', '/', 'true']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/volatile/);
+  });
+
+  it('--volatile=yes: the host /usr read-only, empty /etc and /var that vanish at exit', () => {
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      '/',
+      '--volatile=yes',
+      '/bin/sh',
+      '-c',
+      'touch /usr/sd-test 2>&1; ls -A /etc | wc -l; echo hi > /etc/sd-volatile && cat /etc/sd-volatile; ls /var | wc -l',
+    ]);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/Read-only file system/);
+    expect(lines.slice(1)).toEqual(['0', 'hi', '0']);
+    expect(r.code).toBe(0);
+    expect(() => statSync('/etc/sd-volatile')).toThrow();
+  });
+
+  it('runs three volatile containers of one tree at the same time', async () => {
+    const runs = [1, 2, 3].map((i) =>
+      sdNspawnAsync(['-q', '-D', '/', '--volatile=yes', `--machine=vol${i}`, '/bin/sh', '-c', 'sleep 1; hostname']),
+    );
+    const out = await Promise.all(runs);
+    expect(out.map((o) => o.stdout.trim())).toEqual(['vol1', 'vol2', 'vol3']);
+    expect(out.map((o) => o.code)).toEqual([0, 0, 0]);
+    noStagingLeft();
+  });
+});
