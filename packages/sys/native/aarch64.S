@@ -20,7 +20,7 @@ sd_clone3:
 sd_run:
     mov     x19, x0             /* program */
     mov     x20, #0             /* step index */
-    add     x21, x19, #144      /* current step */
+    add     x21, x19, #528      /* current step */
     add     x23, x19, #16       /* slots */
 
 .Lnext_step:
@@ -33,7 +33,7 @@ sd_run:
     .macro load_arg i, reg
     ldr     \reg, [x21, #(8+8*\i)]
     tbz     w22, #(8+\i), .Larg_done_\i
-    and     \reg, \reg, #15
+    and     \reg, \reg, #63
     ldr     \reg, [x23, \reg, lsl #3]
 .Larg_done_\i:
     .endm
@@ -50,7 +50,7 @@ sd_run:
 
     tbz     w22, #1, 1f         /* store the result, also a failed one */
     ldr     w9, [x21, #60]
-    and     x9, x9, #15
+    and     x9, x9, #63
     str     x0, [x23, x9, lsl #3]
 1:
     cmn     x0, #4095           /* carry set: x0 in -4095..-1 */

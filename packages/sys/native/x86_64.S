@@ -10,8 +10,8 @@
  * Program layout (little endian, see src/spawn/program.ts):
  *   0    u64  number of steps
  *   8    u64  report fd: on failure {u32 step, u32 errno} is written here
- *   16   u64  slots[16]: results of earlier steps
- *   144  steps, 64 bytes each:
+ *   16   u64  slots[64]: results of earlier steps
+ *   528  steps, 64 bytes each:
  *          0  u64 syscall number
  *          8  u64 args[6]
  *          56 u32 flags: bit 0  ignore a failure and go on
@@ -49,7 +49,7 @@ sd_clone3:
 sd_run:
     mov     %rdi, %rbx          /* program */
     xor     %r12d, %r12d        /* step index */
-    lea     144(%rbx), %r13     /* current step */
+    lea     528(%rbx), %r13     /* current step */
 
 .Lnext_step:
     cmp     (%rbx), %r12
@@ -61,7 +61,7 @@ sd_run:
     mov     8+8*\i(%r13), \reg
     bt      $(8+\i), %r14d
     jnc     .Larg_done_\i
-    and     $15, \reg
+    and     $63, \reg
     mov     16(%rbx,\reg,8), \reg
 .Larg_done_\i:
     .endm
@@ -79,7 +79,7 @@ sd_run:
     bt      $1, %r14d           /* store the result, also a failed one */
     jnc     1f
     mov     60(%r13), %ecx
-    and     $15, %ecx
+    and     $63, %ecx
     mov     %rax, 16(%rbx,%rcx,8)
 1:
     cmp     $-4095, %rax

@@ -26,3 +26,4 @@ export * from './seccomp/syscalls.js';
 export * from './spawn/program.js';
 export type { SpawnOptions } from './spawn/spawn.js';
 export { SpawnError, spawn } from './spawn/spawn.js';
+export * from './spawn/stub-init.js';

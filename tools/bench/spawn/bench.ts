@@ -1,19 +1,18 @@
 import type { ChildProcess } from 'node:child_process';
-import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ms, summarize, table } from '../stats.js';
-import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from './rootfs.js';
+import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from '../lib/rootfs.js';
 import {
+  aptInstall,
   cgroup2Holder,
   crunRunner,
   have,
   nspawnRunner,
   type Runner,
-  sdSpawnRunner,
   unifiedCgroups,
-  unshareRunner,
-} from './runners.js';
+} from '../lib/runners.js';
+import { ms, summarize, table } from '../lib/stats.js';
+import { sdSpawnRunner, unshareRunner } from './runners.js';
 
 /**
  * Container start, /bin/true in a busybox root, start to exit: ours from
@@ -44,13 +43,7 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 
-if (values.install) {
-  process.stdout.write('bench: installing busybox-static crun systemd-container\n');
-  const r = spawnSync('apt-get', ['install', '-y', 'busybox-static', 'crun', 'systemd-container'], {
-    stdio: 'inherit',
-  });
-  if (r.status !== 0) process.stderr.write('bench: apt-get install failed; going on with what is there\n');
-}
+if (values.install) aptInstall(['busybox-static', 'crun', 'systemd-container']);
 
 let root: BenchRoot | undefined;
 let holder: ChildProcess | undefined;
@@ -79,7 +72,7 @@ async function main(): Promise<void> {
 
   const candidates: Array<[string, () => Runner]> = [
     ['unshare', () => unshareRunner(root!.rootfs)],
-    ['crun', () => crunRunner(root!.dir, root!.rootfs, holder?.pid)],
+    ['crun', () => crunRunner(root!.dir, root!.rootfs, { nsenterPid: holder?.pid })],
     ['systemd-nspawn', () => nspawnRunner(root!.rootfs)],
   ];
   if (have('crun') && !unifiedCgroups()) holder = await cgroup2Holder();

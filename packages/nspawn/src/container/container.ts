@@ -4,15 +4,18 @@ import {
   AT,
   type ChildProcess,
   CLONE,
+  closePty,
   closeQuietly,
   type ExitStatus,
   MOUNT_ATTR,
   mountSetattr,
   O,
   open,
+  openPty,
   SIG,
   spawn,
 } from '@sd/sys';
+import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 import {
@@ -150,6 +153,10 @@ export async function startContainer(
     container.addCleanup(() => closeQuietly(rootFd));
     const user = settings.user !== undefined ? lookupUser(rootFd, settings.user) : rootUser(rootFd);
 
+    const consoleMode = defaultConsoleMode(settings.console);
+    const pty = consoleMode === 'pipe' ? undefined : openPty();
+    if (pty) container.addCleanup(() => closePty(pty));
+
     const plan = planFor(settings, {
       tree,
       staging: `${staging}/root`,
@@ -164,6 +171,7 @@ export async function startContainer(
       volatile: settings.volatile,
       readOnly: settings.readOnly,
       osRelease: hostOsReleasePath(),
+      consolePeer: pty?.path,
       bindSys: !!uids && !settings.privateNetwork,
     });
     plan.mounts = mounts;
@@ -205,6 +213,10 @@ export async function startContainer(
       closeDetached(mounts);
     }
     container.setChild(child);
+    if (pty && consoleMode !== 'pipe') {
+      const forwarder = forwardConsole({ master: pty.master, mode: consoleMode, onEscape: () => container.kill() });
+      container.addCleanup(() => forwarder.close());
+    }
     container.emit('started', child.pid);
     const exited = child.exited.then((status) => {
       container.cleanup();
@@ -273,7 +285,7 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     uid: user.uid,
     gid: user.gid,
     groups: user.groups,
-    consoleAsStdio: false,
+    consoleAsStdio: defaultConsoleMode(settings.console) !== 'pipe',
     keepCapabilities: capabilityMask(settings),
     lastCap: lastCapability(),
     noNewPrivileges: settings.noNewPrivileges,

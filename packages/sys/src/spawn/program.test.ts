@@ -48,7 +48,7 @@ describe('SpawnProgram', () => {
     expect(() => new SpawnProgram(x86_64).mkdir('/a\0b').build({ reportFd: 3 })).toThrow(/NUL/);
     expect(() => new SpawnProgram(x86_64).syscall('x', 1, [1, 2, 3, 4, 5, 6, 7])).toThrow(/at most 6/);
     const p = new SpawnProgram(x86_64);
-    for (let i = 0; i < 16; i++) p.openat(-100, '/', 0);
+    for (let i = 0; i < 64; i++) p.openat(-100, '/', 0);
     expect(() => p.openat(-100, '/', 0)).toThrow(/slots/);
   });
 

@@ -8,9 +8,9 @@ import { InvalidArgumentError } from '../errors.js';
  * native/x86_64.S for the format the interpreter reads.
  */
 
-export const HEADER_SIZE = 144;
+export const HEADER_SIZE = 16 + 64 * 8;
 export const STEP_SIZE = 64;
-export const SLOT_COUNT = 16;
+export const SLOT_COUNT = 64;
 const FLAG_IGNORE = 1;
 const FLAG_STORE = 2;
 

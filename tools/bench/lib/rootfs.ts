@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * The benchmark's container: a busybox tree in a temporary directory, and
+ * The benchmarks' container: a busybox tree in a temporary directory, and
  * its removal — after every mount below it is gone, so that rm can never
  * reach into a mounted host directory.
  */
@@ -30,8 +30,9 @@ export interface BenchRoot {
   rootfs: string;
 }
 
-export function makeBusyboxRoot(busybox: string): BenchRoot {
-  const dir = mkdtempSync(join(tmpdir(), 'sd-bench-spawn-'));
+/** `name` goes into the temporary directory's name (sd-bench-NAME-XXXXXX). */
+export function makeBusyboxRoot(busybox: string, name = 'spawn'): BenchRoot {
+  const dir = mkdtempSync(join(tmpdir(), `sd-bench-${name}-`));
   const rootfs = join(dir, 'rootfs');
   for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'proc', 'sys', 'dev', 'tmp', 'etc', 'run', 'var']) {
     mkdirSync(join(rootfs, d), { recursive: true });

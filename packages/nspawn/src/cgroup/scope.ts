@@ -1,0 +1,174 @@
+import { chownSync, readFileSync, rmdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } from '@sd/sys';
+import { NspawnError } from '../errors.js';
+
+/**
+ * The container's own cgroup, machine.slice/machine-NAME.scope as machined
+ * names it, in every mounted hierarchy. Each hierarchy's scope is placed
+ * below the cgroup the supervisor itself runs in there (at the root on a
+ * plain host), so that limits someone put on the supervisor keep covering
+ * its containers. The payload is attached while it waits before its setup;
+ * it then unshares its cgroup namespace, so it sees the scope as its root.
+ */
+
+/** systemd's unit-name escaping of a machine name ('-' and odd bytes as \xNN). */
+export function escapeUnitName(name: string): string {
+  let out = '';
+  for (const [i, ch] of [...Buffer.from(name)].entries()) {
+    const c = String.fromCharCode(ch);
+    if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;
+    else out += `\\x${ch.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+export function scopeName(machine: string): string {
+  return `machine-${escapeUnitName(machine)}.scope`;
+}
+
+/** Our own path in each hierarchy, from /proc/self/cgroup ('' for the root). */
+export function ownCgroupPaths(text: string): { unified: string; v1: Record<string, string> } {
+  let unified = '';
+  const v1: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const path = m[3]!.replace(/^\/+|\/+$/g, '');
+    if (m[1] === '0' && m[2] === '') unified = path;
+    else v1[m[2]!] = path;
+  }
+  return { unified, v1 };
+}
+
+/** The files of a cgroup directory the container's root must own to manage it (as systemd-nspawn chowns them). */
+const DELEGATED_FILES = [
+  '.',
+  'cgroup.procs',
+  'cgroup.threads',
+  'cgroup.subtree_control',
+  'cgroup.events',
+  'cgroup.stat',
+  'cgroup.controllers',
+  'memory.oom.group',
+  'memory.reclaim',
+];
+
+export class ContainerScope {
+  readonly name: string;
+  /** One Cgroup per distinct parent path; the first holds the unified hierarchy when there is one. */
+  readonly #groups: Cgroup[] = [];
+  #created = false;
+
+  constructor(machine: string, layout: CgroupLayout = detectCgroups(), ownCgroups?: string) {
+    this.name = scopeName(machine);
+    const own = ownCgroupPaths(ownCgroups ?? readFileSync('/proc/self/cgroup', 'utf8'));
+    const rel = (base: string) => [base, 'machine.slice', this.name].filter(Boolean).join('/');
+    if (layout.unifiedRoot !== undefined) {
+      this.#groups.push(
+        new Cgroup(rel(own.unified), {
+          layout: { mode: 'v2', unifiedRoot: layout.unifiedRoot, controllers: {}, hierarchies: [] },
+        }),
+      );
+    }
+    if (layout.mode !== 'v2') {
+      const byPath = new Map<string, CgroupHierarchy[]>();
+      for (const h of layout.hierarchies) {
+        const key = own.v1[h.controllers.join(',')] ?? '';
+        // A namespaced mount shows only its own subtree: our path is relative to its root.
+        const root = h.root.replace(/^\/+|\/+$/g, '');
+        const base = root && key.startsWith(root) ? key.slice(root.length).replace(/^\/+/, '') : key;
+        byPath.set(base, [...(byPath.get(base) ?? []), h]);
+      }
+      for (const [base, hierarchies] of byPath) {
+        const controllers: Record<string, string> = {};
+        for (const h of hierarchies) for (const c of h.controllers) controllers[c] = h.mountPoint;
+        this.#groups.push(
+          new Cgroup(rel(base), {
+            layout: { mode: 'v1', unifiedRoot: undefined, controllers, hierarchies },
+          }),
+        );
+      }
+    }
+  }
+
+  /** Every directory of the scope, unified first. */
+  get dirs(): string[] {
+    return this.#groups.flatMap((g) => g.dirs);
+  }
+
+  get unifiedDir(): string | undefined {
+    return this.#groups[0]?.unifiedDir;
+  }
+
+  /**
+   * Creates the scope everywhere. A scope left behind by a container that is
+   * gone is removed first; one with processes in it means the machine runs.
+   */
+  async create(): Promise<void> {
+    for (const g of this.#groups) {
+      if (!g.dirs.some((d) => exists(d))) continue;
+      if (!g.isEmpty())
+        throw new NspawnError(
+          'EBUSY',
+          `A machine with the cgroup ${g.path} is already running (processes ${g.pids().join(' ')})`,
+        );
+      await g.remove();
+    }
+    this.#created = true;
+    try {
+      for (const g of this.#groups) g.create();
+    } catch (e) {
+      await this.destroy();
+      throw new NspawnError('EIO', `Failed to create the container's cgroup ${this.name}`, { cause: e });
+    }
+  }
+
+  attach(pid: number): void {
+    for (const g of this.#groups) g.attach(pid);
+  }
+
+  /** Hands the unified scope to the container's root user (with --private-users). */
+  delegate(uid: number, gid: number = uid): void {
+    const dir = this.unifiedDir;
+    if (dir === undefined) return;
+    for (const f of DELEGATED_FILES) {
+      try {
+        chownSync(f === '.' ? dir : `${dir}/${f}`, uid, gid);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+    }
+  }
+
+  /** Kills whatever is left in the scope and removes it from every hierarchy. Safe to call twice. */
+  async destroy(): Promise<void> {
+    if (!this.#created) return;
+    let error: unknown;
+    for (const g of this.#groups) {
+      try {
+        if (!g.isEmpty()) await g.kill(SIG.KILL);
+        await g.remove();
+      } catch (e) {
+        error ??= e;
+      }
+      // machine.slice goes too once no machine is left in it (busy: another container's).
+      for (const d of g.dirs) {
+        try {
+          rmdirSync(dirname(d));
+        } catch {}
+      }
+    }
+    this.#created = false;
+    if (error) throw error;
+  }
+}
+
+function exists(dir: string): boolean {
+  try {
+    readFileSync(`${dir}/cgroup.procs`);
+    return true;
+  } catch {
+    return false;
+  }
+}

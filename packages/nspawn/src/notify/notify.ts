@@ -1,0 +1,123 @@
+import { rmSync } from 'node:fs';
+import {
+  AF,
+  bind,
+  closeQuietly,
+  poller,
+  receivedCredentials,
+  receivedFds,
+  recvmsg,
+  SO,
+  SOCK,
+  SOL,
+  setsockopt,
+  socket,
+  sockaddrUn,
+} from '@sd/sys';
+
+/**
+ * The container side of sd_notify(3): an AF_UNIX datagram socket the payload
+ * finds at /run/host/notify (NOTIFY_SOCKET). Messages are newline-separated
+ * VAR=VALUE assignments; only those sent by the payload's own pid (as the
+ * kernel reports it with SO_PASSCRED) count, as in systemd-nspawn.
+ */
+
+/** Where the payload finds the socket inside the container. */
+export const NOTIFY_SOCKET_PATH = '/run/host/notify';
+
+/** The largest notification accepted (systemd's limit is one page of text and more; 4 KiB is plenty). */
+const MAX_MESSAGE = 8192;
+
+export type NotifyFields = Record<string, string>;
+
+/**
+ * Parses one notification: VAR=VALUE lines, later assignments win. Lines
+ * without '=' or with an invalid name are ignored; an empty message is {}.
+ */
+export function parseNotifyMessage(data: Buffer | string): NotifyFields {
+  const text = typeof data === 'string' ? data : data.toString('utf8');
+  const out: NotifyFields = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq <= 0) continue;
+    const key = line.slice(0, eq);
+    if (!/^[A-Z_][A-Z0-9_]*$/.test(key)) continue;
+    out[key] = line.slice(eq + 1);
+  }
+  return out;
+}
+
+export interface NotifyMessage {
+  fields: NotifyFields;
+  /** The sender's pid in our pid namespace. */
+  pid: number;
+}
+
+export interface NotifyListener {
+  /** A message from the payload. */
+  onMessage(message: NotifyMessage): void;
+  /** A message dropped: wrong sender, no credentials, truncated. For debug logging. */
+  onIgnored?(reason: string): void;
+}
+
+/**
+ * A bound, non-blocking notify socket read through the poller. Create it
+ * before the container starts (the path is bound into the container), then
+ * `listen` once the payload's pid is known.
+ */
+export class NotifySocket {
+  readonly path: string;
+  readonly fd: number;
+  #watching = false;
+  #closed = false;
+
+  constructor(path: string) {
+    this.path = path;
+    this.fd = socket(AF.UNIX, SOCK.DGRAM);
+    try {
+      bind(this.fd, sockaddrUn(path));
+      setsockopt(this.fd, SOL.SOCKET, SO.PASSCRED, 1);
+    } catch (e) {
+      closeQuietly(this.fd);
+      rmSync(path, { force: true });
+      throw e;
+    }
+  }
+
+  /** Starts delivering the messages `pid` sends (any pid when `pid` is 0). */
+  listen(pid: number, listener: NotifyListener): void {
+    if (this.#closed || this.#watching) return;
+    this.#watching = true;
+    poller().add(this.fd, () => {
+      for (;;) {
+        const msg = recvmsg(this.fd, { size: MAX_MESSAGE });
+        if (!msg) return;
+        // Nobody may pass us fds through here: close any that came.
+        closeQuietly(...receivedFds(msg.control));
+        const cred = receivedCredentials(msg.control);
+        if (!cred) {
+          listener.onIgnored?.('notification without credentials');
+          continue;
+        }
+        if (pid !== 0 && cred.pid !== pid) {
+          listener.onIgnored?.(`notification from pid ${cred.pid}, not the payload (${pid})`);
+          continue;
+        }
+        if (msg.length > MAX_MESSAGE) {
+          listener.onIgnored?.(`notification of ${msg.length} bytes is too long`);
+          continue;
+        }
+        listener.onMessage({ fields: parseNotifyMessage(msg.data), pid: cred.pid });
+      }
+    });
+  }
+
+  /** Stops reading and closes the socket; the path is removed. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#watching) poller().remove(this.fd);
+    closeQuietly(this.fd);
+    rmSync(this.path, { force: true });
+  }
+}

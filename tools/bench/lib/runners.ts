@@ -1,0 +1,183 @@
+import { type ChildProcess, spawn as spawnProcess, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * What the benchmarks share about their contenders: each runs a payload in
+ * the busybox root once and returns the wall time in milliseconds, or throws
+ * with what went wrong. Reference tools (crun, systemd-nspawn) live here; the
+ * benchmark-specific ones next to each benchmark.
+ */
+
+export interface Runner {
+  name: string;
+  /** What it does beyond exec, so the table is read fairly. */
+  note: string;
+  run(): Promise<number>;
+  /** Frees what setup made (state directories, leftover containers). */
+  cleanup?(): void;
+}
+
+export const elapsedMs = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e6;
+
+export interface ExternalOptions {
+  /** Kills the tool after this many ms and fails the run. */
+  timeout?: number;
+}
+
+/** A runner that starts a program and waits for it to exit 0. */
+export function external(
+  name: string,
+  note: string,
+  cmd: string,
+  args: () => string[],
+  options: ExternalOptions = {},
+): Runner {
+  return {
+    name,
+    note,
+    async run() {
+      const a = args();
+      const start = process.hrtime.bigint();
+      const r = spawnSync(cmd, a, {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        encoding: 'utf8',
+        timeout: options.timeout,
+        killSignal: 'SIGKILL',
+      });
+      const ms = elapsedMs(start);
+      if (r.error) throw r.error;
+      if (r.status !== 0) {
+        const err = r.stderr.trim().split('\n').slice(-3).join(' | ');
+        throw new Error(`${cmd} exited with ${r.status ?? r.signal}: ${err}`);
+      }
+      return ms;
+    },
+  };
+}
+
+/** Whether an executable is on PATH. */
+export function have(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** apt-get installs the packages (the reference tools); goes on with what is there if that fails. */
+export function aptInstall(packages: string[]): void {
+  process.stdout.write(`bench: installing ${packages.join(' ')}\n`);
+  const r = spawnSync('apt-get', ['install', '-y', ...packages], { stdio: 'inherit' });
+  if (r.status !== 0) process.stderr.write('bench: apt-get install failed; going on with what is there\n');
+}
+
+/** Whether /sys/fs/cgroup is a plain cgroup2 mount (crun 1.8 refuses cgroup v1/hybrid hosts). */
+export function unifiedCgroups(): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === '/sys/fs/cgroup' && / - cgroup2 /.test(l));
+}
+
+/**
+ * On a hybrid-cgroup host: a process holding a private mount namespace with
+ * a plain cgroup2 mount on /sys/fs/cgroup, for crun to run in through
+ * nsenter. The host's mounts are untouched; the namespace dies with it.
+ */
+export async function cgroup2Holder(): Promise<ChildProcess> {
+  const holder = spawnProcess(
+    'unshare',
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t cgroup2 none /sys/fs/cgroup && echo ready && exec sleep infinity',
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    holder.once('error', reject);
+    holder.once('exit', (code) => reject(new Error(`cgroup2 namespace holder exited with ${code}`)));
+    holder.stdout?.once('data', () => resolve());
+  });
+  holder.removeAllListeners('exit');
+  return holder;
+}
+
+export interface CrunOptions {
+  /** Runs crun inside this process's mount namespace (see cgroup2Holder). */
+  nsenterPid?: number;
+  /** Row name; 'crun run' by default. */
+  name?: string;
+  /** Sub-directory of `dir` for bundle and state, so that variants do not share one. */
+  tag?: string;
+  /** A seccomp filter: these calls fail with EPERM, the rest is allowed (crun builds it with libseccomp per run). */
+  deniedSyscalls?: readonly string[];
+}
+
+export function crunRunner(dir: string, rootfs: string, options: CrunOptions = {}): Runner {
+  const { nsenterPid, tag = 'crun', deniedSyscalls } = options;
+  const bundle = join(dir, `${tag}-bundle`);
+  const state = join(dir, `${tag}-state`);
+  mkdirSync(bundle, { recursive: true });
+  mkdirSync(state, { recursive: true });
+  // The smallest config that still isolates like a container: pid, mount,
+  // ipc, uts, net and cgroup namespaces (no user ns), /proc, a read-only
+  // root; seccomp only when asked for (crun has no default filter).
+  const seccomp = deniedSyscalls && {
+    defaultAction: 'SCMP_ACT_ALLOW',
+    architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+    syscalls: [{ names: [...deniedSyscalls], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+  };
+  const config = {
+    ociVersion: '1.0.2',
+    process: { terminal: false, user: { uid: 0, gid: 0 }, args: ['/bin/true'], env: ['PATH=/bin'], cwd: '/' },
+    root: { path: rootfs, readonly: true },
+    hostname: 'bench',
+    mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+    linux: {
+      namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'].map((type) => ({ type })),
+      ...(seccomp ? { seccomp } : {}),
+    },
+  };
+  writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
+  let n = 0;
+  const crunArgs = () => ['--root', state, 'run', '--bundle', bundle, `sd-bench-${process.pid}-${tag}-${n++}`];
+  const what = `pid+mnt+ipc+uts+net+cgroup ns (no user ns), /proc, read-only root, ${
+    seccomp ? `seccomp denying ${deniedSyscalls.length} calls` : 'no seccomp'
+  }`;
+  const runner =
+    nsenterPid === undefined
+      ? external(options.name ?? 'crun run', what, 'crun', crunArgs)
+      : external(
+          `${options.name ?? 'crun run'} (via nsenter)`,
+          `${what}; plus an nsenter exec into a mount ns with plain cgroup2 (host is hybrid)`,
+          'nsenter',
+          () => ['-t', String(nsenterPid), '-m', 'crun', '--cgroup-manager=disabled', ...crunArgs()],
+        );
+  runner.cleanup = () => {
+    // A run cut short by Ctrl-C can leave its container registered.
+    const crun = (args: string[]) =>
+      nsenterPid === undefined
+        ? spawnSync('crun', args, { encoding: 'utf8' })
+        : spawnSync('nsenter', ['-t', String(nsenterPid), '-m', 'crun', ...args], { encoding: 'utf8' });
+    const list = crun(['--root', state, 'list', '-q']);
+    for (const id of (list.stdout ?? '').split('\n').filter(Boolean))
+      crun(['--root', state, 'delete', '-f', id]);
+  };
+  return runner;
+}
+
+/** systemd-nspawn without machined and scope unit; `extra` goes before the command. */
+export function nspawnRunner(
+  rootfs: string,
+  command: string[] = ['/bin/true'],
+  extra: string[] = [],
+  options: ExternalOptions & { name?: string } = {},
+): Runner {
+  return external(
+    options.name ?? 'systemd-nspawn',
+    '--register=no --keep-unit: all of nspawn (seccomp, /dev, /sys, caps...)',
+    'systemd-nspawn',
+    () => ['--register=no', '--keep-unit', '-q', '-D', rootfs, ...extra, ...command],
+    options,
+  );
+}
