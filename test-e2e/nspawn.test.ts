@@ -59,6 +59,14 @@ describe('sd-nspawn on a busybox tree', () => {
     expect(r.code).toBe(0);
   });
 
+  it('--private-network: a network namespace of its own with lo up', () => {
+    const r = sdNspawn(['-q', '-D', tree.dir, '--private-network', 'sh', '-c', 'ls /sys/class/net; ip -o link show lo']);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toBe('lo');
+    expect(lines[1]).toMatch(/<LOOPBACK,UP/);
+    expect(r.code).toBe(0);
+  });
+
   it('refuses bad input with a clear error and status 1', () => {
     let r = sdNspawn(['-D', '/nonexistent/tree', 'true']);
     expect(r.code).toBe(1);

@@ -6,6 +6,7 @@ import {
   CLONE,
   closePty,
   closeQuietly,
+  createStubInitMemfd,
   type ExitStatus,
   MOUNT_ATTR,
   mountSetattr,
@@ -16,7 +17,9 @@ import {
   spawn,
 } from '@sd/sys';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
+import { ContainerScope } from '../cgroup/scope.js';
 import { NspawnError } from '../errors.js';
+import { NOTIFY_SOCKET_PATH, type NotifyFields, NotifySocket } from '../notify/notify.js';
 import type { Settings } from '../settings/settings.js';
 import {
   commandCandidates,
@@ -25,6 +28,7 @@ import {
   hostOsReleasePath,
   lookupUser,
   openTreeRoot,
+  resolveInTree,
   rootUser,
 } from './exec.js';
 import { buildContainerProgram, type ContainerPlan, formatUuid } from './plan.js';
@@ -49,6 +53,12 @@ export interface ContainerOptions {
 
 export interface ContainerEvents {
   started: [pid: number];
+  /** The payload sent READY=1 over the notify socket (a booted systemd: the boot is done). */
+  ready: [];
+  /** The payload's STATUS= text. */
+  status: [text: string];
+  /** Every notification from the payload, as VAR=VALUE fields. */
+  notify: [fields: NotifyFields];
   exit: [status: ExitStatus];
 }
 
@@ -64,14 +74,42 @@ export class Container extends EventEmitter<ContainerEvents> {
   readonly uuid: string;
   readonly settings: Settings;
   private child: ChildProcess | undefined;
-  private readonly cleanups: Array<() => void> = [];
+  private readonly cleanups: Array<() => void | Promise<void>> = [];
   private stopRequested = false;
+  private readySeen = false;
+  private readonly readyPromise: Promise<void>;
 
   constructor(settings: Settings, machine: string, uuid: string) {
     super();
     this.settings = settings;
     this.machine = machine;
     this.uuid = uuid;
+    this.readyPromise = new Promise<void>((resolve, reject) => {
+      this.once(settings.notifyReady ? 'ready' : 'started', () => resolve());
+      this.once('exit', (st) =>
+        reject(new NspawnError('ECHILD', `The container exited before it was ready (${describeExit(st)})`)),
+      );
+    });
+    this.readyPromise.catch(() => {});
+  }
+
+  /**
+   * Resolves when the container counts as up, as systemd-nspawn tells its
+   * own supervisor: on the payload's READY=1 with --notify-ready=yes, as soon
+   * as it runs otherwise. Rejects if it exits first.
+   */
+  whenReady(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  /** @internal A notification from the payload. */
+  handleNotify(fields: NotifyFields): void {
+    this.emit('notify', fields);
+    if (fields.STATUS !== undefined) this.emit('status', fields.STATUS);
+    if (fields.READY === '1' && !this.readySeen) {
+      this.readySeen = true;
+      this.emit('ready');
+    }
   }
 
   get pid(): number | undefined {
@@ -91,7 +129,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   /** @internal */
-  addCleanup(fn: () => void): void {
+  addCleanup(fn: () => void | Promise<void>): void {
     this.cleanups.push(fn);
   }
 
@@ -105,13 +143,17 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   /** Undoes everything in reverse order; safe to call twice. */
-  cleanup(): void {
+  async cleanup(): Promise<void> {
     while (this.cleanups.length) {
       try {
-        this.cleanups.pop()!();
+        await this.cleanups.pop()!();
       } catch {}
     }
   }
+}
+
+function describeExit(st: ExitStatus): string {
+  return st.signal !== null ? `killed by signal ${st.signal}` : `status ${st.code}`;
 }
 
 function writeIdMaps(pid: number, range: UidRange): void {
@@ -145,6 +187,11 @@ export async function startContainer(
     chmodSync(staging, 0o755);
     container.addCleanup(() => rmSync(staging, { recursive: true, force: true }));
     mkdirSync(`${staging}/root`);
+    const notify = new NotifySocket(`${staging}/notify`);
+    container.addCleanup(() => notify.close());
+    const scope = new ContainerScope(machine);
+    await scope.create();
+    container.addCleanup(() => scope.destroy());
 
     const uids = chooseUidRange(settings.privateUsers, machine, runtimeDir);
     if (uids) container.addCleanup(() => uids.release());
@@ -157,6 +204,10 @@ export async function startContainer(
     const pty = consoleMode === 'pipe' ? undefined : openPty();
     if (pty) container.addCleanup(() => closePty(pty));
 
+    // --as-pid2: the stub init, exec'd from a sealed memfd kept open until the child has exec'd.
+    let stubInit = settings.asPid2 ? createStubInitMemfd() : undefined;
+    container.addCleanup(() => closeQuietly(stubInit));
+
     const plan = planFor(settings, {
       tree,
       staging: `${staging}/root`,
@@ -165,18 +216,21 @@ export async function startContainer(
       rootFd,
       user,
       userNamespace: !!uids,
+      stubInit,
     });
     const mounts = openDetachedMounts({
       tree,
       volatile: settings.volatile,
       readOnly: settings.readOnly,
       osRelease: hostOsReleasePath(),
+      notifySocket: notify.path,
       consolePeer: pty?.path,
       bindSys: !!uids && !settings.privateNetwork,
     });
     plan.mounts = mounts;
 
-    let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | CLONE.NEWCGROUP;
+    // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
+    let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
     if (uids) cloneFlags |= CLONE.NEWUSER;
     if (settings.privateNetwork) cloneFlags |= CLONE.NEWNET;
 
@@ -186,8 +240,10 @@ export async function startContainer(
       child = await spawn(program, {
         cloneFlags,
         beforeRun: (c) => {
+          scope.attach(c.pid);
           if (!uids) return;
           writeIdMaps(c.pid, uids);
+          scope.delegate(uids.shift);
           // The tree's files keep their owners on disk: the container sees them
           // through an idmapped mount of its own user namespace.
           if (uids.shift !== 0) {
@@ -211,21 +267,24 @@ export async function startContainer(
       });
     } finally {
       closeDetached(mounts);
+      closeQuietly(stubInit);
+      stubInit = undefined;
     }
     container.setChild(child);
+    notify.listen(child.pid, { onMessage: (m) => container.handleNotify(m.fields) });
     if (pty && consoleMode !== 'pipe') {
       const forwarder = forwardConsole({ master: pty.master, mode: consoleMode, onEscape: () => container.kill() });
       container.addCleanup(() => forwarder.close());
     }
     container.emit('started', child.pid);
-    const exited = child.exited.then((status) => {
-      container.cleanup();
+    const exited = child.exited.then(async (status) => {
+      await container.cleanup();
       container.emit('exit', status);
       return status;
     });
     return { container, exited };
   } catch (e) {
-    container.cleanup();
+    await container.cleanup();
     throw e;
   }
 }
@@ -238,6 +297,7 @@ interface PlanInputs {
   rootFd: number;
   user: ReturnType<typeof rootUser>;
   userNamespace: boolean;
+  stubInit: number | undefined;
 }
 
 function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
@@ -257,6 +317,11 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     paths = [shell, '/bin/bash', '/bin/sh'];
     argv = [`-${shell.split('/').pop()}`];
   }
+  if (i.stubInit !== undefined) {
+    if (settings.boot) throw new NspawnError('EINVAL', '--boot and --as-pid2 may not be combined.');
+    // The stub execs one path: find it in the tree now.
+    paths = [resolveInTree(i.rootFd, paths)];
+  }
   const term = process.env.TERM && process.stdout.isTTY ? process.env.TERM : 'vt220';
   const env = [
     `PATH=${DEFAULT_PATH}`,
@@ -267,6 +332,7 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     `USER=${user.name}`,
     `LOGNAME=${user.name}`,
     `SHELL=${user.shell}`,
+    `NOTIFY_SOCKET=${NOTIFY_SOCKET_PATH}`,
     ...settings.environment,
   ];
   return {
@@ -279,7 +345,7 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     cgroupNamespace: true,
     hostname: settings.hostname ?? i.machine,
     containerUuid: i.uuid,
-    exec: { paths, argv, env },
+    exec: i.stubInit === undefined ? { paths, argv, env } : { paths, argv, env, stubInit: i.stubInit },
     workingDirectory: settings.chdir ?? (settings.boot ? '/' : user.home),
     workingDirectoryRequired: settings.chdir !== undefined,
     uid: user.uid,

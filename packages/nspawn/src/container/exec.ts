@@ -119,6 +119,15 @@ export function commandCandidates(command: string, path = DEFAULT_PATH): string[
     .map((d) => `${d.replace(/\/$/, '')}/${command}`);
 }
 
+/**
+ * The first candidate that exists in the tree, else the first one (its exec
+ * then fails with a clear message). For --as-pid2, whose stub init execs one
+ * path only.
+ */
+export function resolveInTree(rootFd: number, candidates: readonly string[]): string {
+  return candidates.find((c) => treeHasFile(rootFd, c)) ?? candidates[0] ?? '/bin/sh';
+}
+
 /** Opens the tree as the root of path lookups. */
 export function openTreeRoot(directory: string): number {
   try {

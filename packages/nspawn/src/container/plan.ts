@@ -1,4 +1,5 @@
-import { AT, loadFilterStep, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, O, type Slot, SpawnProgram } from '@sd/sys';
+import { AT, Data, CLONE, loadFilterStep, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, O, type Slot, SpawnProgram } from '@sd/sys';
+import { execStubInit } from '@sd/sys';
 import type { VolatileMode } from '../settings/settings.js';
 
 /**
@@ -37,8 +38,12 @@ export interface ContainerPlan {
   cgroupNamespace: boolean;
   hostname: string;
   containerUuid: string;
-  /** What to run: the paths are tried in order (a $PATH search), with argv and envp. */
-  exec: { paths: string[]; argv: string[]; env: string[] };
+  /**
+   * What to run: the paths are tried in order (a $PATH search), with argv and
+   * envp. With `stubInit` (--as-pid2: an fd from createStubInitMemfd()) the
+   * stub init is exec'd instead and runs paths[0], resolved already, as PID 2.
+   */
+  exec: { paths: string[]; argv: string[]; env: string[]; stubInit?: number };
   workingDirectory: string;
   /** An explicit --chdir must exist; the default (the user's home) falls back to /. */
   workingDirectoryRequired: boolean;
@@ -81,6 +86,9 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   const { mounts } = plan;
   p.waitForParent();
   if (plan.userNamespace) p.setresgid(0).setresuid(0).setgroups([]);
+  // The parent has moved us into the container's cgroup by now: a cgroup
+  // namespace made here has that cgroup as its root.
+  if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
 
   // Nothing we mount may propagate back to the host.
   p.mount(null, '/', null, MS.REC | MS.SLAVE);
@@ -124,6 +132,7 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
     p.mount('cgroup2', '/sys/fs/cgroup', 'cgroup2', MS.NOSUID | MS.NODEV | MS.NOEXEC, null, ignore);
   }
 
+  if (plan.networkNamespace) loopbackUp(p);
   p.sethostname(plan.hostname);
   privileges(p, plan);
   return p;
@@ -252,8 +261,29 @@ function privileges(p: SpawnProgram, plan: ContainerPlan): void {
   if (plan.noNewPrivileges) p.prctl(38 /* PR_SET_NO_NEW_PRIVS */, 1);
   p.closeOnExecFrom(3);
   p.resetSignals();
-  const { paths, argv, env } = plan.exec;
-  paths.forEach((path, i) => p.execve(path, argv, env, { ignoreErrno: i < paths.length - 1 }));
+  const { paths, argv, env, stubInit } = plan.exec;
+  if (stubInit !== undefined) execStubInit(p, stubInit, paths[0]!, argv, env);
+  else paths.forEach((path, i) => p.execve(path, argv, env, { ignoreErrno: i < paths.length - 1 }));
+}
+
+/**
+ * Brings `lo` up in the container's own network namespace: one RTM_NEWLINK
+ * (ifindex 1, IFF_UP) on a netlink socket; the kernel handles it within the
+ * send, so no reply needs to be read.
+ */
+function loopbackUp(p: SpawnProgram): void {
+  const msg = Buffer.alloc(32);
+  msg.writeUInt32LE(32, 0); // nlmsg_len
+  msg.writeUInt16LE(16, 4); // RTM_NEWLINK
+  msg.writeUInt16LE(0x1 | 0x4, 6); // NLM_F_REQUEST | NLM_F_ACK
+  msg.writeInt32LE(1, 20); // ifi_index: lo
+  msg.writeUInt32LE(1, 24); // ifi_flags: IFF_UP
+  msg.writeUInt32LE(1, 28); // ifi_change: IFF_UP
+  const nl = Buffer.alloc(12);
+  nl.writeUInt16LE(16, 0); // AF_NETLINK
+  const fd = p.syscall('socket', p.sys.socket, [16 /* AF_NETLINK */, 3 | O.CLOEXEC /* SOCK_RAW */, 0], { result: true })!;
+  p.syscall('sendto', p.sys.sendto, [fd, new Data(msg, 'RTM_NEWLINK lo up'), 32, 0, new Data(nl, 'sockaddr_nl'), 12]);
+  p.close(fd);
 }
 
 function attach(p: SpawnProgram, fd: number | Slot, target: string, o?: { ignoreErrno: boolean }): void {

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { chmodSync, rmSync } from 'node:fs';
 import {
   AF,
   bind,
@@ -77,6 +77,8 @@ export class NotifySocket {
     try {
       bind(this.fd, sockaddrUn(path));
       setsockopt(this.fd, SOL.SOCKET, SO.PASSCRED, 1);
+      // The container's root may be a shifted uid; only the payload's pid counts anyway.
+      chmodSync(path, 0o666);
     } catch (e) {
       closeQuietly(this.fd);
       rmSync(path, { force: true });
