@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree, sdNspawn, sdNspawnAsync } from './lib/trees.js';
 
@@ -25,15 +25,30 @@ function noStagingLeft(): void {
 
 describe('sd-nspawn on a busybox tree', () => {
   it('runs the command as PID 1 of its own pid namespace', () => {
-    const r = sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', 'echo $$; hostname; cat /run/host/container-manager']);
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      'sh',
+      '-c',
+      'echo $$; hostname; cat /run/host/container-manager',
+    ]);
     expect(r.stderr).toBe('');
-    expect(r.stdout.split('\n').slice(0, 3)).toEqual(['1', tree.dir.split('/').pop()!.replace(/[^A-Za-z0-9-]/g, '-'), 'systemd-nspawn']);
+    expect(r.stdout.split('\n').slice(0, 3)).toEqual([
+      '1',
+      tree.dir
+        .split('/')
+        .pop()!
+        .replace(/[^A-Za-z0-9-]/g, '-'),
+      'systemd-nspawn',
+    ]);
     expect(r.code).toBe(0);
     noStagingLeft();
   });
 
   it('passes the exit status through', () => {
-    for (const code of [0, 1, 42]) expect(sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', `exit ${code}`]).code).toBe(code);
+    for (const code of [0, 1, 42])
+      expect(sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', `exit ${code}`]).code).toBe(code);
     // PID 1 ignores even SIGKILL from inside its namespace: kill a child shell instead.
     expect(sdNspawn(['-q', '-D', tree.dir, 'sh', '-c', 'sh -c "kill -9 \\$\\$"; exit $?']).code).toBe(137);
   });
@@ -60,7 +75,15 @@ describe('sd-nspawn on a busybox tree', () => {
   });
 
   it('--private-network: a network namespace of its own with lo up', () => {
-    const r = sdNspawn(['-q', '-D', tree.dir, '--private-network', 'sh', '-c', 'ls /sys/class/net; ip -o link show lo']);
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--private-network',
+      'sh',
+      '-c',
+      'ls /sys/class/net; ip -o link show lo',
+    ]);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe('lo');
     expect(lines[1]).toMatch(/<LOOPBACK,UP/);
@@ -95,7 +118,15 @@ describe('sd-nspawn on a busybox tree', () => {
 
 describe('sd-nspawn --private-users', () => {
   it('maps root to a high uid; files created keep their on-disk owner through the idmapped root', () => {
-    const r = sdNspawn(['-q', '-D', tree.dir, '--private-users=pick', 'sh', '-c', 'id -u; cat /proc/self/uid_map; touch /root/made-inside; ls -ln /root/made-inside']);
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--private-users=pick',
+      'sh',
+      '-c',
+      'id -u; cat /proc/self/uid_map; touch /root/made-inside; ls -ln /root/made-inside',
+    ]);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe('0');
     const [inside, outside, count] = lines[1]!.trim().split(/\s+/).map(Number);
@@ -109,7 +140,17 @@ describe('sd-nspawn --private-users', () => {
 
   it('gives two containers at once different ranges', async () => {
     const run = (name: string) =>
-      sdNspawnAsync(['-q', '-D', tree.dir, '--read-only', `--machine=${name}`, '-U', 'sh', '-c', 'sleep 1; cat /proc/self/uid_map']);
+      sdNspawnAsync([
+        '-q',
+        '-D',
+        tree.dir,
+        '--read-only',
+        `--machine=${name}`,
+        '-U',
+        'sh',
+        '-c',
+        'sleep 1; cat /proc/self/uid_map',
+      ]);
     const [a, b] = await Promise.all([run('userns-a'), run('userns-b')]);
     expect(a.code).toBe(0);
     expect(b.code).toBe(0);
@@ -166,7 +207,16 @@ describe("sd-nspawn on the host's own OS", () => {
 
   it('runs three volatile containers of one tree at the same time', async () => {
     const runs = [1, 2, 3].map((i) =>
-      sdNspawnAsync(['-q', '-D', '/', '--volatile=yes', `--machine=vol${i}`, '/bin/sh', '-c', 'sleep 1; hostname']),
+      sdNspawnAsync([
+        '-q',
+        '-D',
+        '/',
+        '--volatile=yes',
+        `--machine=vol${i}`,
+        '/bin/sh',
+        '-c',
+        'sleep 1; hostname',
+      ]),
     );
     const out = await Promise.all(runs);
     expect(out.map((o) => o.stdout.trim())).toEqual(['vol1', 'vol2', 'vol3']);

@@ -1,5 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +21,10 @@ export function makeBusyboxTree(): { dir: string; remove: () => void } {
   copyFileSync(busybox, join(dir, 'bin/busybox'));
   const list = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
   for (const applet of list) if (applet !== 'busybox') symlinkSync('busybox', join(dir, 'bin', applet));
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  writeFileSync(
+    join(dir, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
+  );
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n');
   writeFileSync(join(dir, 'etc/os-release'), 'ID=busybox\nNAME="BusyBox test tree"\n');
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
@@ -24,7 +35,11 @@ export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/cli.
 /** Runs the built sd-nspawn CLI with stdin closed (so --console defaults to pipe). */
 export function sdNspawn(args: string[], timeout = 60_000) {
   if (!existsSync(NSPAWN_CLI)) throw new Error(`${NSPAWN_CLI} is missing: run npm run build first`);
-  const r = spawnSync(process.execPath, [NSPAWN_CLI, ...args], { encoding: 'utf8', timeout, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(process.execPath, [NSPAWN_CLI, ...args], {
+    encoding: 'utf8',
+    timeout,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -35,6 +35,12 @@ describe('veth names', () => {
     expect(isValidIfname(r.name)).toBe(true);
   });
 
+  it('names a long link exactly as systemd-nspawn does', () => {
+    // Debian 12's systemd-nspawn 252: "Network interface name 've-a-rather-long-machine-name'
+    // has been changed to 've-a-rather4gZZ' to fit length constraints."
+    expect(vethHostName('a-rather-long-machine-name').name).toBe('ve-a-rather4gZZ');
+  });
+
   it('gives long names with the same prefix different names', () => {
     const a = vethHostName('a-rather-long-machine-one').name;
     const b = vethHostName('a-rather-long-machine-two').name;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { exitCodeOf, SdError } from '@sd/sys';
+import { isatty, exitCodeOf, SdError } from '@sd/sys';
 import { runContainer } from './container/container.js';
 import { HELP, parseArgv } from './settings/argv.js';
 
@@ -23,7 +23,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  if (!settings.quiet && process.stdin.isTTY) {
+  if (!settings.quiet && isatty(0)) {
     process.stderr.write(`Spawning container ${settings.machine ?? settings.directory ?? ''}.\n`);
   }
   const status = await runContainer(settings);

@@ -19,6 +19,7 @@ export * from './net/socket.js';
 export type { PollCallback } from './poller/poller.js';
 export { EPOLL, Poller, poller, readToEnd } from './poller/poller.js';
 export * from './proc/pidfd.js';
+export * from './proc/random.js';
 export * from './pty/pty.js';
 export * from './seccomp/bpf.js';
 export * from './seccomp/filter.js';

@@ -1,4 +1,4 @@
-import { SyscallError, poller, read, setWindowSize, writeAll } from '@sd/sys';
+import { isatty, poller, read, SyscallError, setWindowSize, writeAll } from '@sd/sys';
 import type { ConsoleMode } from '../settings/settings.js';
 
 /**
@@ -10,9 +10,9 @@ import type { ConsoleMode } from '../settings/settings.js';
 
 /** The console mode when none is asked for: interactive on a terminal, a pipe otherwise. */
 export function defaultConsoleMode(mode: ConsoleMode | undefined): Exclude<ConsoleMode, 'autopipe'> {
-  const tty = !!process.stdin.isTTY && !!process.stdout.isTTY;
-  if (mode === undefined || mode === 'autopipe') return tty ? 'interactive' : 'pipe';
-  return mode;
+  if (mode !== undefined && mode !== 'autopipe') return mode;
+  // isatty(), not process.stdin.isTTY: that would build the stdio streams (~10 ms at start).
+  return isatty(0) && isatty(1) ? 'interactive' : 'pipe';
 }
 
 const CTRL_RIGHT_BRACKET = 0x1d;

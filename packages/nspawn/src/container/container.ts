@@ -8,6 +8,7 @@ import {
   closeQuietly,
   createStubInitMemfd,
   type ExitStatus,
+  isatty,
   MOUNT_ATTR,
   mountSetattr,
   O,
@@ -16,8 +17,8 @@ import {
   SIG,
   spawn,
 } from '@sd/sys';
-import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { ContainerScope } from '../cgroup/scope.js';
+import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { NOTIFY_SOCKET_PATH, type NotifyFields, NotifySocket } from '../notify/notify.js';
 import type { Settings } from '../settings/settings.js';
@@ -49,6 +50,8 @@ export interface ContainerOptions {
   runtimeDir?: string;
   /** The payload's stdio in pipe mode; ours by default. */
   stdio?: [number, number, number];
+  /** runContainer: called with each container it starts (again after every reboot of a booted guest). */
+  onContainer?: (container: Container) => void;
 }
 
 export interface ContainerEvents {
@@ -209,6 +212,7 @@ export async function startContainer(
     container.addCleanup(() => closeQuietly(stubInit));
 
     const plan = planFor(settings, {
+      stdio: options.stdio,
       tree,
       staging: `${staging}/root`,
       machine,
@@ -273,7 +277,11 @@ export async function startContainer(
     container.setChild(child);
     notify.listen(child.pid, { onMessage: (m) => container.handleNotify(m.fields) });
     if (pty && consoleMode !== 'pipe') {
-      const forwarder = forwardConsole({ master: pty.master, mode: consoleMode, onEscape: () => container.kill() });
+      const forwarder = forwardConsole({
+        master: pty.master,
+        mode: consoleMode,
+        onEscape: () => container.kill(),
+      });
       container.addCleanup(() => forwarder.close());
     }
     container.emit('started', child.pid);
@@ -298,6 +306,7 @@ interface PlanInputs {
   user: ReturnType<typeof rootUser>;
   userNamespace: boolean;
   stubInit: number | undefined;
+  stdio?: [number, number, number];
 }
 
 function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
@@ -322,7 +331,7 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     // The stub execs one path: find it in the tree now.
     paths = [resolveInTree(i.rootFd, paths)];
   }
-  const term = process.env.TERM && process.stdout.isTTY ? process.env.TERM : 'vt220';
+  const term = process.env.TERM && isatty(1) ? process.env.TERM : 'vt220';
   const env = [
     `PATH=${DEFAULT_PATH}`,
     'container=systemd-nspawn',
@@ -352,6 +361,7 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     gid: user.gid,
     groups: user.groups,
     consoleAsStdio: defaultConsoleMode(settings.console) !== 'pipe',
+    stdio: i.stdio,
     keepCapabilities: capabilityMask(settings),
     lastCap: lastCapability(),
     noNewPrivileges: settings.noNewPrivileges,
@@ -363,6 +373,7 @@ function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
 export async function runContainer(settings: Settings, options: ContainerOptions = {}): Promise<ExitStatus> {
   for (;;) {
     const { container, exited } = await startContainer(settings, options);
+    options.onContainer?.(container);
     const onTerm = () => container.stop();
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onTerm);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ContainerPlan, buildContainerProgram } from './plan.js';
+import { buildContainerProgram, type ContainerPlan } from './plan.js';
 
 function plan(over: Partial<ContainerPlan> = {}): ContainerPlan {
   return {
@@ -36,7 +36,8 @@ describe('container plan', () => {
       const pivot = steps.findIndex((s) => s.startsWith('pivot_root'));
       expect(pivot).toBeGreaterThan(0);
       for (const s of steps.slice(0, pivot)) {
-        if (/^(mkdirat|openat|symlinkat|mknodat|unlinkat)\(/.test(s)) expect(s).toContain('/run/sd-nspawn/c.X/root');
+        if (/^(mkdirat|openat|symlinkat|mknodat|unlinkat)\(/.test(s))
+          expect(s).toContain('/run/sd-nspawn/c.X/root');
       }
     }
   });
@@ -66,11 +67,15 @@ describe('container plan', () => {
   });
 
   it('drops every capability not kept, loads seccomp before changing user', () => {
-    const p = buildContainerProgram(plan({ uid: 1000, gid: 1000, seccomp: Buffer.alloc(8), keepCapabilities: 1n }));
+    const p = buildContainerProgram(
+      plan({ uid: 1000, gid: 1000, seccomp: Buffer.alloc(8), keepCapabilities: 1n }),
+    );
     const steps = p.describe();
     const drops = steps.filter((s) => s.startsWith('prctl(24,'));
     expect(drops).toHaveLength(40);
-    expect(steps.findIndex((s) => s.startsWith('seccomp('))).toBeLessThan(steps.findIndex((s) => s.startsWith('setresuid(1000')));
+    expect(steps.findIndex((s) => s.startsWith('seccomp('))).toBeLessThan(
+      steps.findIndex((s) => s.startsWith('setresuid(1000')),
+    );
   });
 
   it('uses the console as stdio and controlling terminal when asked', () => {

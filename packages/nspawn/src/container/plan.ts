@@ -1,5 +1,17 @@
-import { AT, Data, CLONE, loadFilterStep, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, O, type Slot, SpawnProgram } from '@sd/sys';
-import { execStubInit } from '@sd/sys';
+import {
+  AT,
+  CLONE,
+  Data,
+  execStubInit,
+  loadFilterStep,
+  MNT,
+  MOUNT_ATTR,
+  MOVE_MOUNT,
+  MS,
+  O,
+  type Slot,
+  SpawnProgram,
+} from '@sd/sys';
 import type { VolatileMode } from '../settings/settings.js';
 
 /**
@@ -52,6 +64,8 @@ export interface ContainerPlan {
   groups: number[];
   /** Open /dev/console as stdin/stdout/stderr and make it the controlling tty. */
   consoleAsStdio: boolean;
+  /** Without a console: the fds that become the payload's stdin, stdout and stderr (ours by default). */
+  stdio?: [number, number, number];
   /** Capability bounding set mask to keep; the rest is dropped. */
   keepCapabilities: bigint;
   lastCap: number;
@@ -246,7 +260,7 @@ function privileges(p: SpawnProgram, plan: ContainerPlan): void {
     p.ioctl(console, TIOCSCTTY, 0);
     p.dup2(console, 0).dup2(console, 1).dup2(console, 2).close(console);
   } else {
-    p.stdio();
+    p.stdio(plan.stdio ?? [0, 1, 2]);
   }
   for (let cap = 0; cap <= plan.lastCap; cap++) {
     if (plan.keepCapabilities & (1n << BigInt(cap))) continue;
@@ -281,8 +295,17 @@ function loopbackUp(p: SpawnProgram): void {
   msg.writeUInt32LE(1, 28); // ifi_change: IFF_UP
   const nl = Buffer.alloc(12);
   nl.writeUInt16LE(16, 0); // AF_NETLINK
-  const fd = p.syscall('socket', p.sys.socket, [16 /* AF_NETLINK */, 3 | O.CLOEXEC /* SOCK_RAW */, 0], { result: true })!;
-  p.syscall('sendto', p.sys.sendto, [fd, new Data(msg, 'RTM_NEWLINK lo up'), 32, 0, new Data(nl, 'sockaddr_nl'), 12]);
+  const fd = p.syscall('socket', p.sys.socket, [16 /* AF_NETLINK */, 3 | O.CLOEXEC /* SOCK_RAW */, 0], {
+    result: true,
+  })!;
+  p.syscall('sendto', p.sys.sendto, [
+    fd,
+    new Data(msg, 'RTM_NEWLINK lo up'),
+    32,
+    0,
+    new Data(nl, 'sockaddr_nl'),
+    12,
+  ]);
   p.close(fd);
 }
 

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { resolve } from 'node:path';
 import {
   AT,
   closeQuietly,
+  getRandom,
   LOCK,
   MOUNT_ATTR,
   mountSetattr,
@@ -33,7 +33,7 @@ export function machineNameOf(settings: Settings): string {
 }
 
 export function newUuid(): string {
-  const b = randomBytes(16);
+  const b = getRandom(16);
   b[6] = (b[6]! & 0x0f) | 0x40;
   b[8] = (b[8]! & 0x3f) | 0x80;
   return b.toString('hex');

@@ -11,8 +11,8 @@ import {
   SOCK,
   SOL,
   setsockopt,
-  socket,
   sockaddrUn,
+  socket,
 } from '@sd/sys';
 
 /**

@@ -6,7 +6,13 @@ import { parseArgv, parseSignal } from './argv.js';
 describe('parseArgv', () => {
   it('takes systemd-nspawn option forms and stops at the command', () => {
     const { settings } = parseArgv(['-D', '/srv/c', '-M', 'web', '-bq', '--volatile', '--', 'arg']);
-    expect(settings).toMatchObject({ directory: '/srv/c', machine: 'web', boot: true, quiet: true, volatile: 'yes' });
+    expect(settings).toMatchObject({
+      directory: '/srv/c',
+      machine: 'web',
+      boot: true,
+      quiet: true,
+      volatile: 'yes',
+    });
     expect(settings.parameters).toEqual(['arg']);
     const b = parseArgv(['-D/srv/c', '--machine=web', 'sh', '-c', '-x', '--not-ours']).settings;
     expect(b.directory).toBe('/srv/c');
@@ -51,13 +57,18 @@ describe('parseArgv', () => {
 
   it('yields settings or an NspawnError for any argv', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.string(), fc.constantFrom('-D', '--volatile', '-E', '--uuid', '-U', '--', '-bq'))), (argv) => {
-        try {
-          parseArgv(argv);
-        } catch (e) {
-          expect(e).toBeInstanceOf(NspawnError);
-        }
-      }),
+      fc.property(
+        fc.array(
+          fc.oneof(fc.string(), fc.constantFrom('-D', '--volatile', '-E', '--uuid', '-U', '--', '-bq')),
+        ),
+        (argv) => {
+          try {
+            parseArgv(argv);
+          } catch (e) {
+            expect(e).toBeInstanceOf(NspawnError);
+          }
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { SYS } from '../arch/index.js';
 import { PR } from '../constants.js';
 import { InvalidArgumentError, SyscallError } from '../errors.js';
-import { check, koffi, libc } from '../ffi/libc.js';
+import { check, koffi, lazyFunc } from '../ffi/libc.js';
 import { Data, type SpawnProgram } from '../spawn/program.js';
 import { CAP_LAST_KNOWN } from './names.js';
 
@@ -19,9 +19,9 @@ export interface CapabilitySets {
 }
 
 const c = {
-  capget: libc.func('syscall', 'long', ['long', 'uint8_t *', '_Out_ uint8_t *']),
-  capset: libc.func('syscall', 'long', ['long', 'uint8_t *', 'uint8_t *']),
-  prctl: libc.func(
+  capget: lazyFunc('syscall', 'long', ['long', 'uint8_t *', '_Out_ uint8_t *']),
+  capset: lazyFunc('syscall', 'long', ['long', 'uint8_t *', 'uint8_t *']),
+  prctl: lazyFunc(
     'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   ),
 };

@@ -3,14 +3,14 @@
 import { O } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
-import { koffi, libc } from '../ffi/libc.js';
+import { koffi, lazyFunc } from '../ffi/libc.js';
 
 const c = {
-  read: libc.func('long read(int fd, _Out_ uint8_t *buf, size_t count)'),
-  write: libc.func('long write(int fd, const uint8_t *buf, size_t count)'),
-  mkdir: libc.func('int mkdir(const char *path, uint32_t mode)'),
-  rmdir: libc.func('int rmdir(const char *path)'),
-  statfs: libc.func('int statfs(const char *path, _Out_ uint8_t *buf)'),
+  read: lazyFunc('long read(int fd, _Out_ uint8_t *buf, size_t count)'),
+  write: lazyFunc('long write(int fd, const uint8_t *buf, size_t count)'),
+  mkdir: lazyFunc('int mkdir(const char *path, uint32_t mode)'),
+  rmdir: lazyFunc('int rmdir(const char *path)'),
+  statfs: lazyFunc('int statfs(const char *path, _Out_ uint8_t *buf)'),
 };
 
 export const ENOENT = 2;

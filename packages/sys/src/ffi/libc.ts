@@ -6,6 +6,31 @@ export const libc = koffi.load('libc.so.6');
 
 export { koffi };
 
+/** A function of libc as koffi declares it. */
+export type LibcFunction = ReturnType<typeof libc.func>;
+type TypeSpec = Parameters<typeof libc.func>[2];
+
+/**
+ * A libc function declared on its first call, not at import: koffi parses
+ * each prototype (≈50 µs apiece), and a program such as `sd-nspawn` calls
+ * few of the ~100 functions the library binds. Same signatures as
+ * `libc.func()`; `.async()` and `.info` work as on the declared function.
+ * A missing symbol therefore throws at the first call, not at import.
+ */
+export function lazyFunc(definition: string): LibcFunction;
+export function lazyFunc(name: string, result: TypeSpec, args: TypeSpec[]): LibcFunction;
+export function lazyFunc(...decl: [string] | [string, TypeSpec, TypeSpec[]]): LibcFunction {
+  let fn: LibcFunction | undefined;
+  const bind = (): LibcFunction =>
+    (fn ??= decl.length === 1 ? libc.func(decl[0]) : libc.func(decl[0], decl[1], decl[2]));
+  const lazy = ((...args: unknown[]) => (fn ?? bind())(...args)) as LibcFunction;
+  Object.defineProperties(lazy, {
+    async: { value: (...args: unknown[]) => (fn ?? bind()).async(...args) },
+    info: { get: () => bind().info },
+  });
+  return lazy;
+}
+
 /** The errno of the last synchronous koffi call. Read it immediately after the call. */
 export function lastErrno(): number {
   return koffi.errno();

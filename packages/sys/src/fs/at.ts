@@ -1,6 +1,6 @@
 import { AT } from '../constants.js';
 import { InvalidArgumentError, SyscallError } from '../errors.js';
-import { check, koffi, libc } from '../ffi/libc.js';
+import { check, koffi, lazyFunc } from '../ffi/libc.js';
 
 /**
  * The *at() family, typed at a directory fd (AT.FDCWD for the cwd). These
@@ -9,14 +9,14 @@ import { check, koffi, libc } from '../ffi/libc.js';
  */
 
 const c = {
-  mkdirat: libc.func('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
-  mknodat: libc.func('int mknodat(int dirfd, const char *path, uint32_t mode, uint64_t dev)'),
-  symlinkat: libc.func('int symlinkat(const char *target, int newdirfd, const char *linkpath)'),
-  fchownat: libc.func('int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)'),
-  unlinkat: libc.func('int unlinkat(int dirfd, const char *path, int flags)'),
-  fchmodat: libc.func('int fchmodat(int dirfd, const char *path, uint32_t mode, int flags)'),
-  readlinkat: libc.func('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)'),
-  statx: libc.func('int statx(int dirfd, const char *path, int flags, uint32_t mask, _Out_ uint8_t *buf)'),
+  mkdirat: lazyFunc('int mkdirat(int dirfd, const char *path, uint32_t mode)'),
+  mknodat: lazyFunc('int mknodat(int dirfd, const char *path, uint32_t mode, uint64_t dev)'),
+  symlinkat: lazyFunc('int symlinkat(const char *target, int newdirfd, const char *linkpath)'),
+  fchownat: lazyFunc('int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)'),
+  unlinkat: lazyFunc('int unlinkat(int dirfd, const char *path, int flags)'),
+  fchmodat: lazyFunc('int fchmodat(int dirfd, const char *path, uint32_t mode, int flags)'),
+  readlinkat: lazyFunc('long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buf, size_t size)'),
+  statx: lazyFunc('int statx(int dirfd, const char *path, int flags, uint32_t mask, _Out_ uint8_t *buf)'),
 };
 
 /** Refuses paths the kernel would misread: a NUL byte cuts a C string short. */

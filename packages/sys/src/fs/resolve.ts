@@ -2,7 +2,7 @@ import { SYS } from '../arch/index.js';
 import { AT, O, RESOLVE } from '../constants.js';
 import { SdError, SyscallError } from '../errors.js';
 import { closeQuietly } from '../fd/fd.js';
-import { koffi, libc } from '../ffi/libc.js';
+import { koffi, lazyFunc } from '../ffi/libc.js';
 import { assertValidPath, mkdirat, readlinkat } from './at.js';
 
 /**
@@ -14,7 +14,7 @@ import { assertValidPath, mkdirat, readlinkat } from './at.js';
  */
 
 const c = {
-  openat2: libc.func('syscall', 'long', ['long', 'int', 'str', 'uint8_t *', 'size_t']),
+  openat2: lazyFunc('syscall', 'long', ['long', 'int', 'str', 'uint8_t *', 'size_t']),
 };
 
 const EAGAIN = 11;

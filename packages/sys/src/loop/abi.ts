@@ -1,6 +1,6 @@
 // Kernel ABI of loop devices and BLKPG (linux/loop.h, linux/blkpg.h), 64-bit layouts.
 
-import { check, libc } from '../ffi/libc.js';
+import { check, lazyFunc } from '../ffi/libc.js';
 
 export const LOOP_SET_FD = 0x4c00;
 export const LOOP_CLR_FD = 0x4c01;
@@ -28,8 +28,8 @@ export const BLKPG_RESIZE_PARTITION = 3;
 /** Major number of loop block devices. */
 export const LOOP_MAJOR = 7;
 
-const ioctlPtr = libc.func('int ioctl(int fd, unsigned long req, uint8_t *arg)');
-const ioctlInt = libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+const ioctlPtr = lazyFunc('int ioctl(int fd, unsigned long req, uint8_t *arg)');
+const ioctlInt = lazyFunc('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
 
 /** ioctl with a struct argument (the Buffer is passed by address). */
 export function ioctlBuf(fd: number, req: number, arg: Buffer, what: string, path?: string): number {

@@ -4,11 +4,11 @@
 import { lstatSync, readFileSync } from 'node:fs';
 import { S_IF } from '../constants.js';
 import { SyscallError } from '../errors.js';
-import { koffi, libc } from '../ffi/libc.js';
+import { koffi, lazyFunc } from '../ffi/libc.js';
 
 const c = {
-  mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
-  unlink: libc.func('int unlink(const char *path)'),
+  mknod: lazyFunc('int mknod(const char *path, uint32_t mode, uint64_t dev)'),
+  unlink: lazyFunc('int unlink(const char *path)'),
 };
 
 const EEXIST = 17;

@@ -2,7 +2,7 @@ import { SYS } from '../arch/index.js';
 import { AT, MOVE_MOUNT, OPEN_TREE } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { closeQuietly, read, setNonBlocking } from '../fd/fd.js';
-import { check, checkNum, koffi, libc } from '../ffi/libc.js';
+import { check, checkNum, koffi, lazyFunc } from '../ffi/libc.js';
 import { assertValidPath } from '../fs/at.js';
 
 /**
@@ -14,17 +14,17 @@ import { assertValidPath } from '../fs/at.js';
  */
 
 const c = {
-  mount: libc.func(
+  mount: lazyFunc(
     'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
   ),
-  umount2: libc.func('int umount2(const char *target, int flags)'),
-  pivot_root: libc.func('syscall', 'long', ['long', 'str', 'str']),
-  open_tree: libc.func('syscall', 'long', ['long', 'int', 'str', 'uint']),
-  move_mount: libc.func('syscall', 'long', ['long', 'int', 'str', 'int', 'str', 'uint']),
-  mount_setattr: libc.func('syscall', 'long', ['long', 'int', 'str', 'uint', 'uint8_t *', 'size_t']),
-  fsopen: libc.func('syscall', 'long', ['long', 'str', 'uint']),
-  fsconfig: libc.func('syscall', 'long', ['long', 'int', 'uint', 'str', 'uint8_t *', 'int']),
-  fsmount: libc.func('syscall', 'long', ['long', 'int', 'uint', 'uint']),
+  umount2: lazyFunc('int umount2(const char *target, int flags)'),
+  pivot_root: lazyFunc('syscall', 'long', ['long', 'str', 'str']),
+  open_tree: lazyFunc('syscall', 'long', ['long', 'int', 'str', 'uint']),
+  move_mount: lazyFunc('syscall', 'long', ['long', 'int', 'str', 'int', 'str', 'uint']),
+  mount_setattr: lazyFunc('syscall', 'long', ['long', 'int', 'str', 'uint', 'uint8_t *', 'size_t']),
+  fsopen: lazyFunc('syscall', 'long', ['long', 'str', 'uint']),
+  fsconfig: lazyFunc('syscall', 'long', ['long', 'int', 'uint', 'str', 'uint8_t *', 'int']),
+  fsmount: lazyFunc('syscall', 'long', ['long', 'int', 'uint', 'uint']),
 };
 
 export const FSOPEN_CLOEXEC = 1;

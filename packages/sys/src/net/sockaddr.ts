@@ -1,5 +1,9 @@
-import { isIPv4, isIPv6 } from 'node:net';
 import { InvalidArgumentError } from '../errors.js';
+
+// node:net on first use only: loading it (streams, sockets) costs a program's start ~5–10 ms.
+const net = () => process.getBuiltinModule('node:net');
+const isIPv4 = (address: string): boolean => net().isIPv4(address);
+const isIPv6 = (address: string): boolean => net().isIPv6(address);
 
 // Socket constants; the same on x86_64 and aarch64 (both use the generic values).
 

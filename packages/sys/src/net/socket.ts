@@ -1,26 +1,26 @@
 import { SyscallError } from '../errors.js';
-import { addressOf, check, koffi, libc } from '../ffi/libc.js';
+import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
 import { type Cmsg, decodeCmsgs, encodeCmsgs } from './cmsg.js';
 import { MSG, SOCK } from './sockaddr.js';
 
 const c = {
-  socket: libc.func('int socket(int domain, int type, int protocol)'),
-  socketpair: libc.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
-  bind: libc.func('int bind(int fd, const uint8_t *addr, uint32_t len)'),
-  connect: libc.func('int connect(int fd, const uint8_t *addr, uint32_t len)'),
-  getsockname: libc.func('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
-  setsockopt: libc.func('int setsockopt(int fd, int level, int name, const uint8_t *val, uint32_t len)'),
-  getsockopt: libc.func(
+  socket: lazyFunc('int socket(int domain, int type, int protocol)'),
+  socketpair: lazyFunc('int socketpair(int domain, int type, int protocol, _Out_ int *sv)'),
+  bind: lazyFunc('int bind(int fd, const uint8_t *addr, uint32_t len)'),
+  connect: lazyFunc('int connect(int fd, const uint8_t *addr, uint32_t len)'),
+  getsockname: lazyFunc('int getsockname(int fd, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
+  setsockopt: lazyFunc('int setsockopt(int fd, int level, int name, const uint8_t *val, uint32_t len)'),
+  getsockopt: lazyFunc(
     'int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)',
   ),
-  sendto: libc.func(
+  sendto: lazyFunc(
     'long sendto(int fd, const uint8_t *buf, size_t len, int flags, const uint8_t *addr, uint32_t alen)',
   ),
-  recvfrom: libc.func(
+  recvfrom: lazyFunc(
     'long recvfrom(int fd, _Out_ uint8_t *buf, size_t len, int flags, _Out_ uint8_t *addr, _Inout_ uint32_t *alen)',
   ),
-  sendmsg: libc.func('long sendmsg(int fd, uint8_t *msg, int flags)'),
-  recvmsg: libc.func('long recvmsg(int fd, uint8_t *msg, int flags)'),
+  sendmsg: lazyFunc('long sendmsg(int fd, uint8_t *msg, int flags)'),
+  recvmsg: lazyFunc('long recvmsg(int fd, uint8_t *msg, int flags)'),
 };
 
 const EAGAIN = 11;

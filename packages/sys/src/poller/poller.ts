@@ -1,6 +1,6 @@
 import { SyscallError } from '../errors.js';
 import { close, eventfd, read as readFd, setNonBlocking, writeAll } from '../fd/fd.js';
-import { check, koffi, libc } from '../ffi/libc.js';
+import { check, koffi, lazyFunc } from '../ffi/libc.js';
 
 /**
  * One epoll set per process, waited on by a koffi async call (one thread of
@@ -20,9 +20,9 @@ const DATA_OFFSET = process.arch === 'x64' ? 4 : 8;
 const MAX_EVENTS = 64;
 
 const c = {
-  epoll_create1: libc.func('int epoll_create1(int flags)'),
-  epoll_ctl: libc.func('int epoll_ctl(int epfd, int op, int fd, const uint8_t *event)'),
-  epoll_wait: libc.func('int epoll_wait(int epfd, uint8_t *events, int maxevents, int timeout)'),
+  epoll_create1: lazyFunc('int epoll_create1(int flags)'),
+  epoll_ctl: lazyFunc('int epoll_ctl(int epfd, int op, int fd, const uint8_t *event)'),
+  epoll_wait: lazyFunc('int epoll_wait(int epfd, uint8_t *events, int maxevents, int timeout)'),
 };
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;

@@ -2,13 +2,13 @@ import { SYS } from '../arch/index.js';
 import { CLD, P_PIDFD, WEXITED, WNOHANG } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { close } from '../fd/fd.js';
-import { check, koffi, libc } from '../ffi/libc.js';
+import { check, koffi, lazyFunc } from '../ffi/libc.js';
 import { poller } from '../poller/poller.js';
 
 const c = {
-  pidfd_open: libc.func('syscall', 'long', ['long', 'int', 'uint']),
-  pidfd_send_signal: libc.func('syscall', 'long', ['long', 'int', 'int', 'void *', 'uint']),
-  waitid: libc.func('int waitid(int idtype, uint32_t id, _Out_ uint8_t *info, int options)'),
+  pidfd_open: lazyFunc('syscall', 'long', ['long', 'int', 'uint']),
+  pidfd_send_signal: lazyFunc('syscall', 'long', ['long', 'int', 'int', 'void *', 'uint']),
+  waitid: lazyFunc('int waitid(int idtype, uint32_t id, _Out_ uint8_t *info, int options)'),
 };
 
 /** How a process ended: `code` when it exited, `signal` when a signal killed it. */

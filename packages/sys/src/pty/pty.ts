@@ -1,6 +1,6 @@
 import { O } from '../constants.js';
 import { closeQuietly, open } from '../fd/fd.js';
-import { check, libc } from '../ffi/libc.js';
+import { check, lazyFunc } from '../ffi/libc.js';
 import type { SpawnProgram } from '../spawn/program.js';
 
 export * from './termios.js';
@@ -12,8 +12,8 @@ export const TIOCSPTLCK = 0x40045431;
 export const TIOCGPTPEER = 0x5441;
 
 const c = {
-  ioctlPtr: libc.func('ioctl', 'int', ['int', 'unsigned long', 'uint8_t *']),
-  ioctlInt: libc.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
+  ioctlPtr: lazyFunc('ioctl', 'int', ['int', 'unsigned long', 'uint8_t *']),
+  ioctlInt: lazyFunc('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']),
 };
 
 /** A pseudo-terminal pair: the master we keep, the peer (slave) a payload gets. */

@@ -1,4 +1,4 @@
-import { check, libc } from '../ffi/libc.js';
+import { check, lazyFunc } from '../ffi/libc.js';
 
 // The kernel's struct termios as TCGETS/TCSETS use it (asm-generic/termbits.h,
 // the same on x86_64 and aarch64): four u32 flag words, c_line, c_cc[19].
@@ -81,7 +81,7 @@ export interface WindowSize {
 }
 
 const c = {
-  ioctl: libc.func('ioctl', 'int', ['int', 'unsigned long', 'uint8_t *']),
+  ioctl: lazyFunc('ioctl', 'int', ['int', 'unsigned long', 'uint8_t *']),
 };
 
 export function decodeTermios(b: Buffer): Termios {

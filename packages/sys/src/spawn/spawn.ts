@@ -2,7 +2,7 @@ import { hostArch } from '../arch/index.js';
 import { CLONE, O, SIG } from '../constants.js';
 import { errnoName, SdError, SyscallError, strerror } from '../errors.js';
 import { close, closeQuietly, pipe, read, writeAll } from '../fd/fd.js';
-import { addressOf, check, koffi, libc } from '../ffi/libc.js';
+import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
 import { poller } from '../poller/poller.js';
 import { ChildProcess, pidfdSendSignal } from '../proc/pidfd.js';
 import { interpreters } from './interp.generated.js';
@@ -38,9 +38,9 @@ export interface SpawnOptions {
 }
 
 const c = {
-  mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
-  mprotect: libc.func('int mprotect(void *addr, size_t len, int prot)'),
-  sigmask: libc.func('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)'),
+  mmap: lazyFunc('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+  mprotect: lazyFunc('int mprotect(void *addr, size_t len, int prot)'),
+  sigmask: lazyFunc('int pthread_sigmask(int how, const uint8_t *set, _Out_ uint8_t *old)'),
 };
 
 interface Native {

@@ -3,7 +3,7 @@ import { AT } from '../constants.js';
 import { InvalidArgumentError, SyscallError } from '../errors.js';
 import { closeQuietly, fcntl, writeAll } from '../fd/fd.js';
 import { koffi, libc } from '../ffi/libc.js';
-import { type StepOptions, type SpawnProgram, StringArray } from './program.js';
+import { type SpawnProgram, type StepOptions, StringArray } from './program.js';
 import { stubInits } from './stub-init.generated.js';
 
 /**
