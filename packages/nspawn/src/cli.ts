@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { isatty, exitCodeOf, SdError } from '@sd/sys';
+import { exitCodeOf, isatty, SdError } from '@sd/sys';
 import { runContainer } from './container/container.js';
 import { HELP, parseArgv } from './settings/argv.js';
 
@@ -14,7 +14,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { settings, help, version: wantVersion } = parseArgv(argv);
+  const { settings, explicit, help, version: wantVersion } = parseArgv(argv);
   if (help) {
     process.stdout.write(HELP);
     return 0;
@@ -26,7 +26,10 @@ async function main(argv: string[]): Promise<number> {
   if (!settings.quiet && isatty(0)) {
     process.stderr.write(`Spawning container ${settings.machine ?? settings.directory ?? ''}.\n`);
   }
-  const status = await runContainer(settings);
+  const status = await runContainer(settings, {
+    explicit,
+    logger: { warn: (m) => process.stderr.write(`${m}\n`) },
+  });
   return exitCodeOf(status);
 }
 

@@ -116,11 +116,17 @@ export class ContainerScope {
       await g.remove();
     }
     this.#created = true;
-    try {
-      for (const g of this.#groups) g.create();
-    } catch (e) {
-      await this.destroy();
-      throw new NspawnError('EIO', `Failed to create the container's cgroup ${this.name}`, { cause: e });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for (const g of this.#groups) g.create();
+        return;
+      } catch (e) {
+        // ENOENT: another container's exit removed an empty machine.slice under us; try again.
+        const again = attempt < 5 && (e as { code?: string }).code === 'ENOENT';
+        if (again) continue;
+        await this.destroy();
+        throw new NspawnError('EIO', `Failed to create the container's cgroup ${this.name}`, { cause: e });
+      }
     }
   }
 

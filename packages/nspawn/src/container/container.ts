@@ -21,6 +21,7 @@ import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { NOTIFY_SOCKET_PATH, type NotifyFields, NotifySocket } from '../notify/notify.js';
+import { type SettingsPaths, applySettingsFile } from '../settings/load.js';
 import type { Settings } from '../settings/settings.js';
 import {
   commandCandidates,
@@ -40,6 +41,7 @@ import {
   machineNameOf,
   newUuid,
   openDetachedMounts,
+  prepareCustomMounts,
   usrSymlinks,
 } from './prepare.js';
 import { capabilityMask, defaultSeccompFilter, lastCapability } from './security.js';
@@ -52,6 +54,12 @@ export interface ContainerOptions {
   stdio?: [number, number, number];
   /** runContainer: called with each container it starts (again after every reboot of a booted guest). */
   onContainer?: (container: Container) => void;
+  /** The settings the caller named explicitly (from parseArgv): a .nspawn file does not override them. */
+  explicit?: ReadonlySet<keyof Settings>;
+  /** Where trusted .nspawn files are looked up (/etc/systemd/nspawn, /run/systemd/nspawn). */
+  settingsPaths?: SettingsPaths;
+  /** Receives notices such as ignored settings of an untrusted .nspawn file. */
+  logger?: { warn(message: string): void };
 }
 
 export interface ContainerEvents {
@@ -171,11 +179,13 @@ function writeIdMaps(pid: number, range: UidRange): void {
  * Await `run()` for the whole life cycle instead.
  */
 export async function startContainer(
-  settings: Settings,
+  given: Settings,
   options: ContainerOptions = {},
 ): Promise<{ container: Container; exited: Promise<ExitStatus> }> {
+  const machine = machineNameOf(given);
+  const { settings, notices } = applySettingsFile(given, options.explicit ?? new Set(), machine, options.settingsPaths);
+  for (const n of notices) options.logger?.warn(n);
   const tree = checkDirectory(settings);
-  const machine = machineNameOf(settings);
   const uuid = settings.uuid ?? newUuid();
   const container = new Container(settings, machine, uuid);
   const runtimeDir = options.runtimeDir ?? '/run/sd-nspawn';
@@ -232,6 +242,9 @@ export async function startContainer(
       bindSys: !!uids && !settings.privateNetwork,
     });
     plan.mounts = mounts;
+    const custom = prepareCustomMounts(settings, rootFd);
+    container.addCleanup(custom.remove);
+    plan.custom = custom.custom;
 
     // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
     let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
@@ -253,10 +266,8 @@ export async function startContainer(
           if (uids.shift !== 0) {
             const ns = open(`/proc/${c.pid}/ns/user`, O.RDONLY);
             try {
-              mountSetattr(mounts.root, '', AT.EMPTY_PATH | AT.RECURSIVE, {
-                set: MOUNT_ATTR.IDMAP,
-                usernsFd: ns,
-              });
+              for (const fd of [mounts.root, ...custom.idmapped])
+                mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.IDMAP, usernsFd: ns });
             } catch (e) {
               throw new NspawnError(
                 'EOPNOTSUPP',
@@ -271,6 +282,7 @@ export async function startContainer(
       });
     } finally {
       closeDetached(mounts);
+      custom.close();
       closeQuietly(stubInit);
       stubInit = undefined;
     }

@@ -13,6 +13,7 @@ import {
   SpawnProgram,
 } from '@sd/sys';
 import type { VolatileMode } from '../settings/settings.js';
+import { type CustomMounts, attachCustomMounts, makeOverlays } from './custom-mounts.js';
 
 /**
  * The container's setup as a spawn program (DESIGN.md §2): everything the
@@ -64,6 +65,8 @@ export interface ContainerPlan {
   groups: number[];
   /** Open /dev/console as stdin/stdout/stderr and make it the controlling tty. */
   consoleAsStdio: boolean;
+  /** --bind, --tmpfs, --overlay, --inaccessible. */
+  custom?: CustomMounts;
   /** Without a console: the fds that become the payload's stdin, stdout and stderr (ours by default). */
   stdio?: [number, number, number];
   /** Capability bounding set mask to keep; the rest is dropped. */
@@ -115,6 +118,7 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
     plan.mounts.sys === undefined
       ? p.newMount('sysfs', MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC)
       : undefined;
+  const overlays = plan.custom ? makeOverlays(p, plan.custom) : [];
 
   p.chdir(plan.staging).pivotRoot('.', '.').umount('.', MNT.DETACH).chdir('/');
 
@@ -141,6 +145,9 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
     touch(p, '/etc/resolv.conf', ignore);
     attach(p, mounts.resolvConf, '/etc/resolv.conf', ignore);
   }
+
+  if (plan.custom) attachCustomMounts(p, plan.custom, overlays, INACCESSIBLE);
+  p.syscall('unlinkat', p.sys.unlinkat, [AT.FDCWD, INACCESSIBLE, 0]);
 
   if (plan.cgroupNamespace) {
     p.mount('cgroup2', '/sys/fs/cgroup', 'cgroup2', MS.NOSUID | MS.NODEV | MS.NOEXEC, null, ignore);
@@ -196,7 +203,6 @@ function procAndSys(p: SpawnProgram, plan: ContainerPlan, proc: Slot, sysfs: Slo
     p.mount(INACCESSIBLE, f, null, MS.BIND, null, ignore);
     p.mount(null, f, null, RO_REMOUNT, null, ignore);
   }
-  p.syscall('unlinkat', p.sys.unlinkat, [AT.FDCWD, INACCESSIBLE, 0]);
   for (const d of PROC_READ_ONLY) {
     p.mount(d, d, null, MS.BIND, null, ignore);
     p.mount(null, d, null, RO_REMOUNT, null, ignore);

@@ -1,6 +1,6 @@
-import { lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { fstatSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import {
   AT,
   closeQuietly,
@@ -11,12 +11,14 @@ import {
   O,
   OPEN_TREE,
   open,
+  openInRoot,
   openTree,
   tryFlock,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { assertValidMachineName, machineNameFromPath } from '../machine-name.js';
 import type { Settings } from '../settings/settings.js';
+import type { CustomMounts } from './custom-mounts.js';
 import type { DetachedMounts } from './plan.js';
 
 /** Parent-side preparation: names, the tree lock, and the host objects the container gets. */
@@ -154,4 +156,74 @@ export function closeDetached(m: DetachedMounts): void {
     m.resolvConf,
     m.sys,
   );
+}
+
+/**
+ * The parent's half of the custom mounts: each bind source opened as a
+ * detached mount (read-only when asked), a work directory for each writable
+ * overlay, and the kind (file or directory) of each inaccessible path as the
+ * tree has it. `close()` releases the fds; `remove()` the work directories.
+ */
+export function prepareCustomMounts(settings: Settings, rootFd: number) {
+  const custom: CustomMounts = { binds: [], tmpfs: [...settings.tmpfs], overlays: [], inaccessible: [] };
+  const fds: number[] = [];
+  const idmapped: number[] = [];
+  const workDirs: string[] = [];
+  const close = () => closeQuietly(...fds.splice(0));
+  const remove = () => {
+    for (const d of workDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  };
+  try {
+    const binds = [...settings.binds];
+    for (const o of settings.overlays) {
+      // One read-only layer is just a read-only bind; the kernel wants two for an overlay.
+      if (o.readOnly && o.lower.length === 1)
+        binds.push({ source: o.lower[0]!, destination: o.destination, readOnly: true, recursive: false, idmap: false });
+      else {
+        for (const d of [...o.lower, ...(o.upper ? [o.upper] : [])])
+          if (!statIfExists(d)?.isDirectory()) throw new NspawnError('ENOENT', `Overlay directory ${d} doesn't exist`);
+        let work: string | undefined;
+        if (o.upper) {
+          work = mkdtempSync(`${dirname(o.upper)}/.#${basename(o.upper)}.`);
+          workDirs.push(work);
+        }
+        custom.overlays.push({ ...o, work });
+      }
+    }
+    for (const b of binds) {
+      const st = statIfExists(b.source);
+      if (!st) throw new NspawnError('ENOENT', `Bind mount source ${b.source} doesn't exist`);
+      const fd = openTree(AT.FDCWD, b.source, OPEN_TREE.CLONE | (b.recursive ? AT.RECURSIVE : 0));
+      fds.push(fd);
+      if (b.readOnly) mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.RDONLY });
+      if (b.idmap) idmapped.push(fd);
+      custom.binds.push({ fd, destination: b.destination, file: !st.isDirectory() });
+    }
+    for (const path of settings.inaccessible) {
+      let fd: number;
+      try {
+        fd = openInRoot(rootFd, path, O.PATH | O.CLOEXEC);
+      } catch (e) {
+        throw new NspawnError('ENOENT', `Inaccessible path ${path} doesn't exist in the container`, { cause: e });
+      }
+      try {
+        custom.inaccessible.push({ path, file: !fstatSync(fd).isDirectory() });
+      } finally {
+        closeQuietly(fd);
+      }
+    }
+    return { custom, idmapped, close, remove };
+  } catch (e) {
+    close();
+    remove();
+    throw e;
+  }
+}
+
+function statIfExists(path: string) {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }

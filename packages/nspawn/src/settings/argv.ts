@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { NspawnError } from '../errors.js';
+import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
 import {
   type ConsoleMode,
   defaultSettings,
@@ -25,6 +26,8 @@ interface Option {
 
 export interface ParsedArgs {
   settings: Settings;
+  /** The settings the command line named: they win over .nspawn files. */
+  explicit: Set<keyof Settings>;
   help: boolean;
   version: boolean;
 }
@@ -222,6 +225,20 @@ const options: Option[] = [
       )),
   },
   { long: 'notify-ready', arg: 'required', apply: (s, v, n) => (s.notifyReady = bool(v, n)) },
+  { long: 'bind', arg: 'required', apply: (s, v) => s.binds.push(parseBind(v ?? '', false)) },
+  { long: 'bind-ro', arg: 'required', apply: (s, v) => s.binds.push(parseBind(v ?? '', true)) },
+  { long: 'tmpfs', arg: 'required', apply: (s, v) => s.tmpfs.push(parseTmpfs(v ?? '')) },
+  { long: 'overlay', arg: 'required', apply: (s, v) => s.overlays.push(parseOverlay(v ?? '', false)) },
+  { long: 'overlay-ro', arg: 'required', apply: (s, v) => s.overlays.push(parseOverlay(v ?? '', true)) },
+  { long: 'inaccessible', arg: 'required', apply: (s, v) => s.inaccessible.push(parseInaccessible(v ?? '')) },
+  {
+    long: 'settings',
+    arg: 'required',
+    apply: (s, v) => {
+      if (v === 'trusted' || v === 'override') s.settingsMode = v;
+      else s.settingsMode = bool(v, '--settings') ? 'yes' : 'no';
+    },
+  },
 ];
 
 const byLong = new Map(options.map((o) => [o.long, o]));
@@ -229,7 +246,19 @@ const byShort = new Map(options.filter((o) => o.short).map((o) => [o.short!, o])
 
 /** Parses sd-nspawn's argv (without the program name). Throws NspawnError on bad input. */
 export function parseArgv(argv: readonly string[]): ParsedArgs {
-  const settings = defaultSettings();
+  const plain = defaultSettings();
+  const explicit = new Set<keyof Settings>();
+  // Every field an option touches (assigns, or pushes to) counts as given on the command line.
+  const settings = new Proxy(plain, {
+    get(target, key, receiver) {
+      explicit.add(key as keyof Settings);
+      return Reflect.get(target, key, receiver);
+    },
+    set(target, key, value, receiver) {
+      explicit.add(key as keyof Settings);
+      return Reflect.set(target, key, value, receiver);
+    },
+  });
   let help = false;
   let version = false;
   let i = 0;
@@ -285,8 +314,10 @@ export function parseArgv(argv: readonly string[]): ParsedArgs {
     }
     break;
   }
-  settings.parameters = argv.slice(i);
-  return { settings, help, version };
+  const parameters = argv.slice(i);
+  if (parameters.length) plain.parameters = parameters;
+  if (parameters.length) explicit.add('parameters');
+  return { settings: plain, explicit, help, version };
 }
 
 export const HELP = `sd-nspawn [OPTIONS...] [PATH] [ARGUMENTS...]

@@ -31,6 +31,30 @@ export interface PrivateUsers {
   range: number;
 }
 
+/** --bind / --bind-ro: a host path (or file) visible inside. */
+export interface BindMount {
+  source: string;
+  destination: string;
+  readOnly: boolean;
+  /** rbind (default) takes the submounts along; norbind does not. */
+  recursive: boolean;
+  /** idmap: map the container's root to the owner of the source (with --private-users). */
+  idmap: boolean;
+}
+
+export interface TmpfsMount {
+  destination: string;
+  options: string;
+}
+
+export interface OverlayMount {
+  lower: string[];
+  /** Host directory for changes; none for --overlay-ro. */
+  upper?: string;
+  destination: string;
+  readOnly: boolean;
+}
+
 export interface Settings {
   directory?: string;
   image?: string;
@@ -63,6 +87,12 @@ export interface Settings {
   resolvConf: ResolvConfMode;
   timezone: TimezoneMode;
   notifyReady: boolean;
+  binds: BindMount[];
+  tmpfs: TmpfsMount[];
+  overlays: OverlayMount[];
+  inaccessible: string[];
+  /** --settings=: how .nspawn files are used. */
+  settingsMode: 'yes' | 'no' | 'trusted' | 'override';
 }
 
 export function defaultSettings(): Settings {
@@ -86,5 +116,10 @@ export function defaultSettings(): Settings {
     resolvConf: 'auto',
     timezone: 'auto',
     notifyReady: false,
+    binds: [],
+    tmpfs: [],
+    overlays: [],
+    inaccessible: [],
+    settingsMode: 'yes',
   };
 }

@@ -4,6 +4,7 @@ import { errnoName, SdError, SyscallError, strerror } from '../errors.js';
 import { close, closeQuietly, pipe, read, writeAll } from '../fd/fd.js';
 import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
 import { poller } from '../poller/poller.js';
+import { openNamespace, setns } from '../proc/ns.js';
 import { ChildProcess, pidfdSendSignal } from '../proc/pidfd.js';
 import { interpreters } from './interp.generated.js';
 import { type SpawnProgram, setAddressResolver } from './program.js';
@@ -35,6 +36,14 @@ export interface SpawnOptions {
    * child is killed if this throws.
    */
   beforeRun?: (child: ChildProcess) => void | Promise<void>;
+  /**
+   * A pidfd (or /proc/PID/ns/pid fd) whose PID namespace the child is born
+   * in, as a process that joins a running container must be: the main
+   * thread's "pid for children" is switched for the clone and switched back
+   * right after it (setns(CLONE_NEWPID) changes nothing else, and only for
+   * the calling thread). Not with CLONE_NEWPID in `cloneFlags`.
+   */
+  pidNamespaceOf?: number;
 }
 
 const c = {
@@ -100,10 +109,12 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     // All signals blocked across the clone: the child must not run Node's
     // handlers before execve; the program unblocks them just before it.
     const old = Buffer.alloc(128);
+    const ownPidNs = options.pidNamespaceOf === undefined ? undefined : enterPidNamespace(options, flags);
     c.sigmask(2 /* SIG_SETMASK */, ALL_SIGNALS, old);
     // The raw system call returns -errno; errno itself is untouched.
     const ret = Number(clone3(args, 88, built.address));
     c.sigmask(2, old, null);
+    if (ownPidNs !== undefined) leavePidNamespace(ownPidNs);
     if (ret < 0) throw new SyscallError('clone3', -ret);
 
     child = new ChildProcess(ret, pidfdOut.readInt32LE(0));
@@ -141,5 +152,27 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     throw e;
   } finally {
     closeQuietly(reportRead, reportWrite, syncRead, syncWrite);
+  }
+}
+
+/** Switches the main thread's pid-for-children; returns an fd of the old one to switch back with. */
+function enterPidNamespace(options: SpawnOptions, flags: bigint): number {
+  if (flags & BigInt(CLONE.NEWPID))
+    throw new SdError('EINVAL', 'spawn: pidNamespaceOf and CLONE_NEWPID exclude each other');
+  const own = openNamespace('thread-self', 'pid_for_children');
+  try {
+    setns(options.pidNamespaceOf as number, CLONE.NEWPID);
+  } catch (e) {
+    closeQuietly(own);
+    throw e;
+  }
+  return own;
+}
+
+function leavePidNamespace(own: number): void {
+  try {
+    setns(own, CLONE.NEWPID);
+  } finally {
+    closeQuietly(own);
   }
 }

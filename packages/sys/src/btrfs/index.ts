@@ -1,0 +1,3 @@
+export * from './abi.js';
+export * from './btrfs.js';
+export * from './quota.js';

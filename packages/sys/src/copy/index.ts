@@ -1,0 +1,6 @@
+export * from './data.js';
+export * from './file.js';
+export * from './remove.js';
+export * from './stat.js';
+export * from './tree.js';
+export * from './xattr.js';

@@ -1,0 +1,2 @@
+export * from './fs-flags.js';
+export * from './ioctl.js';
