@@ -14,7 +14,7 @@
 # .sources or one-line .list files), else deb.debian.org.
 set -euo pipefail
 
-RECIPE=3 # bump when the steps below change: cached trees are rebuilt
+RECIPE=4 # bump when the steps below change: cached trees are rebuilt
 SUITE=bookworm
 CACHE_DIR=${SD_TEST_CACHE:-/var/cache/sd-test}
 TREE=$CACHE_DIR/debian-$SUITE
@@ -136,8 +136,9 @@ chroot "$WORK" passwd -d root >/dev/null
 printf '%s\n' debian >"$WORK/etc/hostname"
 # Nothing to download later, and a smaller cache.
 rm -rf "$WORK"/var/cache/apt/archives/*.deb "$WORK"/var/lib/apt/lists/* "$WORK"/var/log/*.log
-# Debootstrap leaves the host's resolv.conf; the container gets its own.
-rm -f "$WORK/etc/resolv.conf"
+# Debootstrap leaves the host's resolv.conf: an empty one instead, which
+# container managers can bind over even when the tree is read-only.
+: >"$WORK/etc/resolv.conf"
 
 mv "$WORK" "$TREE"
 printf '%s\n' "$want_stamp" >"$STAMP"

@@ -140,7 +140,14 @@ export function crunRunner(dir: string, rootfs: string, options: CrunOptions = {
   };
   writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 2));
   let n = 0;
-  const crunArgs = () => ['--root', state, 'run', '--bundle', bundle, `sd-bench-${process.pid}-${tag}-${n++}`];
+  const crunArgs = () => [
+    '--root',
+    state,
+    'run',
+    '--bundle',
+    bundle,
+    `sd-bench-${process.pid}-${tag}-${n++}`,
+  ];
   const what = `pid+mnt+ipc+uts+net+cgroup ns (no user ns), /proc, read-only root, ${
     seccomp ? `seccomp denying ${deniedSyscalls.length} calls` : 'no seccomp'
   }`;

@@ -84,12 +84,19 @@ async function measure(candidates: Runner[], n: number): Promise<Map<Runner, num
     }
   }
   const samples = new Map<Runner, number[]>(active.map((r) => [r, []]));
+  const failures = new Map<Runner, string[]>();
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < active.length; j++) {
       const r = active[(i + j) % active.length]!;
-      samples.get(r)!.push(await r.run());
+      try {
+        samples.get(r)!.push(await r.run());
+      } catch (e) {
+        // A shared machine: one failed run is reported, not fatal.
+        failures.set(r, [...(failures.get(r) ?? []), (e as Error).message]);
+      }
     }
   }
+  for (const [r, errs] of failures) say(`${r.name}: ${errs.length} of ${n} runs failed, first: ${errs[0]}`);
   return samples;
 }
 

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { elapsedMs, external, type ExternalOptions, type Runner } from '../lib/runners.js';
+import { type ExternalOptions, elapsedMs, external, type Runner } from '../lib/runners.js';
 
 /**
  * The start benchmark's own contenders: sd-nspawn as a CLI (a fresh node
@@ -55,7 +55,8 @@ export function libraryRunner(nspawn: NspawnModule, from: string, rootfs: string
       const start = process.hrtime.bigint();
       const status = await nspawn.runContainer(nspawn.parseArgv(startArgs(rootfs)).settings);
       const ms = elapsedMs(start);
-      if (status.code !== 0) throw new Error(`/bin/true ended with ${status.code ?? `signal ${status.signal}`}`);
+      if (status.code !== 0)
+        throw new Error(`/bin/true ended with ${status.code ?? `signal ${status.signal}`}`);
       return ms;
     },
   };

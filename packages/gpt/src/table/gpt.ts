@@ -68,7 +68,7 @@ function parseHeader(
   }
   const invalid = (msg: string) => new ImageError('GPT_HEADER_INVALID', src.name, `${what}: ${msg}`);
   const revision = buf.readUInt32LE(8);
-  if (revision >>> 16 !== REVISION_1 >>> 16) invalid(`unsupported revision 0x${revision.toString(16)}`);
+  if (revision >>> 16 !== REVISION_1 >>> 16) throw invalid(`unsupported revision 0x${revision.toString(16)}`);
   const headerSize = buf.readUInt32LE(12);
   if (headerSize < MIN_HEADER_SIZE || headerSize > ss) {
     throw invalid(`header size ${headerSize} is not within ${MIN_HEADER_SIZE}..${ss}`);

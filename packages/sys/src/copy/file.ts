@@ -15,7 +15,8 @@ const c = {
   copyFileRange: lazyFunc('copy_file_range', 'long', ['int', 'void *', 'int', 'void *', 'size_t', 'unsigned int']),
   fchmod: lazyFunc('fchmod', 'int', ['int', 'uint32_t']),
   fchown: lazyFunc('fchown', 'int', ['int', 'uint32_t', 'uint32_t']),
-  utimensat: lazyFunc('utimensat', 'int', ['int', 'const char *', 'uint8_t *', 'int']),
+  utimensat: lazyFunc('utimensat', 'int', ['int', 'str', 'uint8_t *', 'int']),
+  futimens: lazyFunc('futimens', 'int', ['int', 'uint8_t *']),
   getdents64: lazyFunc('getdents64', 'long', ['int', 'uint8_t *', 'size_t']),
   linkat: lazyFunc('linkat', 'int', ['int', 'str', 'int', 'str', 'int']),
   renameat2: lazyFunc('renameat2', 'int', ['int', 'str', 'int', 'str', 'unsigned int']),
@@ -72,7 +73,7 @@ function timesBuf(atime: Timespec, mtime: Timespec): Buffer {
 
 /** Sets access and modification time of an open file. */
 export function futimens(fd: number, atime: Timespec, mtime: Timespec, path?: string): void {
-  check('futimens', c.utimensat(fd, null, timesBuf(atime, mtime), 0), path);
+  check('futimens', c.futimens(fd, timesBuf(atime, mtime)), path);
 }
 
 /** utimensat(2) at a directory fd; AT.SYMLINK_NOFOLLOW sets the times of a symlink itself. */
@@ -120,7 +121,7 @@ export interface DirEntry {
  * getdents64 from the fd's current position to the end. Names that are not
  * valid UTF-8 are refused (EILSEQ) rather than silently mangled.
  */
-export function readDirFd(fd: number, path?: string, buf = Buffer.alloc(64 * 1024)): DirEntry[] {
+export function readDirFd(fd: number, path?: string, buf: Buffer = Buffer.alloc(64 * 1024)): DirEntry[] {
   const out: DirEntry[] = [];
   for (;;) {
     const n = Number(c.getdents64(fd, buf, buf.length));

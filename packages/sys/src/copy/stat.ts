@@ -67,7 +67,7 @@ export function timespecToUsec(t: Timespec): bigint {
  * AT.EMPTY_PATH with '' for the fd itself). The buffer may be reused by
  * passing one of 256 bytes (hot loops).
  */
-export function statxFull(dirfd: number, path: string, flags = 0, buf = Buffer.alloc(256)): FullStat {
+export function statxFull(dirfd: number, path: string, flags = 0, buf: Buffer = Buffer.alloc(256)): FullStat {
   assertValidPath(path, 'path', true);
   check('statx', c.statx(dirfd, path, flags, STATX_MASK.BASIC_STATS | STATX_MASK.BTIME, buf), path || undefined);
   return decodeStatx(buf);
