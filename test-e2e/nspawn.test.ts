@@ -205,6 +205,19 @@ describe("sd-nspawn on the host's own OS", () => {
     expect(() => statSync('/etc/sd-volatile')).toThrow();
   });
 
+  it('--volatile=state: the tree read-only, /var a tmpfs', () => {
+    const r = sdNspawn(['-q', '-D', tree.dir, '--volatile=state', 'sh', '-c', '(touch /etc/x) 2>&1; echo v > /var/x; cat /var/x']);
+    expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/Read-only file system/), 'v']);
+    expect(() => statSync(`${tree.dir}/var/x`)).toThrow();
+  });
+
+  it('--volatile=overlay: writes go to a tmpfs over the whole tree', () => {
+    const r = sdNspawn(['-q', '-D', tree.dir, '--volatile=overlay', 'sh', '-c', 'echo o > /etc/overlaid; cat /etc/overlaid']);
+    expect(r.stdout).toBe('o\n');
+    expect(r.code).toBe(0);
+    expect(() => statSync(`${tree.dir}/etc/overlaid`)).toThrow();
+  });
+
   it('runs three volatile containers of one tree at the same time', async () => {
     const runs = [1, 2, 3].map((i) =>
       sdNspawnAsync([

@@ -44,7 +44,9 @@ export function makeOverlays(p: SpawnProgram, m: CustomMounts): Slot[] {
       options.upperdir = o.upper;
       options.workdir = o.work;
     }
-    return p.newMount('overlay', o.readOnly ? MOUNT_ATTR.RDONLY : 0, options);
+    return p.newMount('overlay', o.readOnly ? MOUNT_ATTR.RDONLY : 0, options, {
+      label: `overlay of ${o.lower.join(':')}${o.upper ? ` with changes in ${o.upper}` : ''} for ${o.destination}`,
+    });
   });
 }
 
@@ -52,11 +54,11 @@ export function makeOverlays(p: SpawnProgram, m: CustomMounts): Slot[] {
 export function attachCustomMounts(p: SpawnProgram, m: CustomMounts, overlays: Slot[], inaccessibleFile: string): void {
   for (const b of m.binds) {
     mountPoint(p, b.destination, b.file);
-    p.moveMount(b.fd, '', AT.FDCWD, b.destination, MOVE_MOUNT.F_EMPTY_PATH);
+    p.moveMount(b.fd, '', AT.FDCWD, b.destination, MOVE_MOUNT.F_EMPTY_PATH, { label: `bind mount on ${b.destination}` });
   }
   for (const t of m.tmpfs) {
     mountPoint(p, t.destination, false);
-    p.mount('tmpfs', t.destination, 'tmpfs', MS.NOSUID | MS.NODEV, t.options);
+    p.mount('tmpfs', t.destination, 'tmpfs', MS.NOSUID | MS.NODEV, t.options, { label: `tmpfs on ${t.destination}` });
   }
   m.overlays.forEach((o, i) => {
     mountPoint(p, o.destination, false);

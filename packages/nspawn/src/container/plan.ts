@@ -120,7 +120,9 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
       : undefined;
   const overlays = plan.custom ? makeOverlays(p, plan.custom) : [];
 
-  p.chdir(plan.staging).pivotRoot('.', '.').umount('.', MNT.DETACH).chdir('/');
+  // The overlay's upper and work directories stay on the staging tmpfs, below the new root.
+  const newRoot = plan.volatile === 'overlay' ? `${plan.staging}/root` : plan.staging;
+  p.chdir(newRoot).pivotRoot('.', '.').umount('.', MNT.DETACH).chdir('/');
 
   if (plan.volatile === 'yes') {
     for (const { name, target } of plan.usrSymlinks) p.symlink(target, `/${name}`, ignore);
@@ -183,9 +185,6 @@ function assembleRoot(p: SpawnProgram, plan: ContainerPlan): void {
         0,
         `lowerdir=${staging}/lower,upperdir=${staging}/upper,workdir=${staging}/work`,
       );
-      // pivot_root needs the overlay as the directory we stand in.
-      p.chdir(`${staging}/root`).pivotRoot('.', '.').umount('.', MNT.DETACH).chdir('/');
-      p.mount('/', plan.staging, null, MS.BIND | MS.REC, null, ignore);
       break;
   }
 }
@@ -283,7 +282,13 @@ function privileges(p: SpawnProgram, plan: ContainerPlan): void {
   p.resetSignals();
   const { paths, argv, env, stubInit } = plan.exec;
   if (stubInit !== undefined) execStubInit(p, stubInit, paths[0]!, argv, env);
-  else paths.forEach((path, i) => p.execve(path, argv, env, { ignoreErrno: i < paths.length - 1 }));
+  else
+    paths.forEach((path, i) =>
+      p.execve(path, argv, env, {
+        ignoreErrno: i < paths.length - 1,
+        label: `Failed to execute ${paths.length > 1 ? `${argv[0]} (looked in $PATH)` : path}`,
+      }),
+    );
 }
 
 /**

@@ -63,9 +63,13 @@ export interface StepOptions {
   ignoreErrno?: boolean;
   /** Store the result in a new slot and return it. */
   result?: boolean;
+  /** What the step is for, in words, for the error when it fails ("overlay on /srv"). */
+  label?: string;
 }
 
 export interface Step {
+  /** Set by the caller: what the step is for, in words. */
+  label?: string;
   /** What the step does, for error messages and plan tests: `mount`, `execve`... */
   name: string;
   nr: number;
@@ -118,6 +122,7 @@ export class SpawnProgram {
       slot = new Slot(this.slots++);
     }
     const step: Step = { name, nr, args, ignoreErrno: options.ignoreErrno ?? false };
+    if (options.label) step.label = options.label;
     if (slot) step.slot = slot;
     this.steps.push(step);
     return slot;
@@ -363,7 +368,10 @@ export class SpawnProgram {
 
   /** A readable description of each step, for error messages and plan tests. */
   describe(): string[] {
-    return this.steps.map((s) => `${s.name}(${s.args.map(describeArg).join(', ')})`);
+    return this.steps.map((s) => {
+      const call = `${s.name}(${s.args.map(describeArg).join(', ')})`;
+      return s.label ? `${s.label}: ${call}` : call;
+    });
   }
 
   /** Lays the program out in memory for the interpreter. */

@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } from '@sd/sys';
+
+/**
+ * The cgroup of a machine, in every mounted hierarchy. A machine registered
+ * with RegisterMachine keeps the cgroup its manager made (read from the
+ * leader's /proc/PID/cgroup); CreateMachine makes machine.slice/NAME.scope
+ * itself (see scope.ts). Either way kill and terminate reach every process
+ * in it, not just the leader.
+ */
+
+/** Where a process sits: the unified path and the path in each v1 hierarchy (by its controller list). */
+export interface CgroupPlacement {
+  unified: string | undefined;
+  v1: Record<string, string>;
+}
+
+export function parseProcCgroup(text: string): CgroupPlacement {
+  let unified: string | undefined;
+  const v1: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const path = m[3]!.replace(/^\/+|\/+$/g, '');
+    if (m[1] === '0' && m[2] === '') unified = path;
+    else v1[m[2]!] = path;
+  }
+  return { unified, v1 };
+}
+
+export class MachineCgroup {
+  readonly groups: Cgroup[];
+  /** The path that names the machine's unit: unified when there is one, else name=systemd's or the first. */
+  readonly mainPath: string;
+
+  constructor(groups: Cgroup[], mainPath: string) {
+    this.groups = groups;
+    this.mainPath = mainPath;
+  }
+
+  /** The cgroups a process is in (a process at the root of every hierarchy has none worth using). */
+  static ofProcess(pid: number, layout: CgroupLayout = detectCgroups()): MachineCgroup | undefined {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    } catch {
+      return undefined;
+    }
+    return MachineCgroup.fromPlacement(parseProcCgroup(text), layout);
+  }
+
+  static fromPlacement(p: CgroupPlacement, layout: CgroupLayout): MachineCgroup | undefined {
+    const groups: Cgroup[] = [];
+    if (layout.unifiedRoot !== undefined && p.unified) {
+      groups.push(
+        new Cgroup(p.unified, {
+          layout: { mode: 'v2', unifiedRoot: layout.unifiedRoot, controllers: {}, hierarchies: [] },
+        }),
+      );
+    }
+    if (layout.mode !== 'v2') {
+      const byPath = new Map<string, CgroupHierarchy[]>();
+      for (const h of layout.hierarchies) {
+        const path = p.v1[h.controllers.join(',')];
+        // Root of a hierarchy: nothing of the machine's own there.
+        if (!path) continue;
+        byPath.set(path, [...(byPath.get(path) ?? []), h]);
+      }
+      for (const [path, hierarchies] of byPath) {
+        const controllers: Record<string, string> = {};
+        for (const h of hierarchies) for (const c of h.controllers) controllers[c] = h.mountPoint;
+        groups.push(
+          new Cgroup(path, { layout: { mode: 'v1', unifiedRoot: undefined, controllers, hierarchies } }),
+        );
+      }
+    }
+    const main = p.unified || p.v1['name=systemd'] || Object.values(p.v1).find(Boolean);
+    if (!groups.length || !main) return undefined;
+    return new MachineCgroup(groups, main);
+  }
+
+  /** The unit name systemd would report: the last path component when it is a scope or service. */
+  get unit(): string {
+    const last = this.mainPath.split('/').pop() ?? '';
+    return /\.(scope|service)$/.test(last) ? last : '';
+  }
+
+  get dirs(): string[] {
+    return this.groups.flatMap((g) => g.dirs);
+  }
+
+  pids(): number[] {
+    const all = new Set<number>();
+    for (const g of this.groups) for (const pid of g.pids()) all.add(pid);
+    return [...all].sort((a, b) => a - b);
+  }
+
+  contains(pid: number): boolean {
+    return this.pids().includes(pid);
+  }
+
+  isEmpty(): boolean {
+    return this.groups.every((g) => !g.exists() || g.isEmpty());
+  }
+
+  attach(pid: number): void {
+    for (const g of this.groups) g.attach(pid);
+  }
+
+  /** Signals every process in the machine; SIGKILL waits until the cgroup is empty. */
+  async kill(signal: number, timeoutMs = 5000): Promise<number> {
+    let n = 0;
+    for (const g of this.groups) {
+      if (!g.exists()) continue;
+      n = Math.max(n, await g.kill(signal, { timeoutMs }));
+    }
+    return n;
+  }
+
+  /** Kills what is left and removes the cgroup in every hierarchy. */
+  async destroy(): Promise<void> {
+    if (!this.isEmpty()) await this.kill(SIG.KILL);
+    for (const g of this.groups) await g.remove();
+  }
+}
