@@ -17,7 +17,7 @@ export function makeBusyboxTree(): { dir: string; remove: () => void } {
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find(existsSync);
   if (!busybox) throw new Error('busybox is not installed: apt-get install busybox-static (.ci/run does)');
   const dir = mkdtempSync(join(tmpdir(), 'sd-e2e-busybox-'));
-  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run']) mkdirSync(join(dir, d));
+  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run', 'var']) mkdirSync(join(dir, d));
   copyFileSync(busybox, join(dir, 'bin/busybox'));
   const list = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
   for (const applet of list) if (applet !== 'busybox') symlinkSync('busybox', join(dir, 'bin', applet));

@@ -1,3 +1,4 @@
+import { endianness } from 'node:os';
 import { normalizeGuid } from './guid.js';
 
 /**
@@ -121,7 +122,7 @@ export function hostDpsArch(): DpsArch | undefined {
     s390x: 's390x',
     loong64: 'loongarch64',
   };
-  if (process.arch === 'ppc64' && process.config.variables.node_byteorder !== 'big') return 'ppc64-le';
+  if (process.arch === 'ppc64' && endianness() === 'LE') return 'ppc64-le';
   return map[process.arch];
 }
 

@@ -132,7 +132,9 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
     for (const d of ['/etc', '/var', '/root', '/home', '/srv', '/mnt']) p.mkdir(d, 0o755, ignore);
   }
   if (plan.volatile === 'state') {
-    p.mount('tmpfs', '/var', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
+    p.mount('tmpfs', '/var', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755', {
+      label: '--volatile=state needs a /var directory in the tree',
+    });
   }
 
   for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp']) p.mkdir(d, 0o755, ignore);
