@@ -1,4 +1,12 @@
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgv, runContainer } from '@sd/nspawn';
@@ -49,7 +57,10 @@ describe('custom mounts', () => {
   });
 
   it('--tmpfs mounts an empty tmpfs with the given options; nothing reaches the tree', () => {
-    const r = sh(['--tmpfs=/var/scratch:mode=0700'], 'ls -ld /var/scratch | cut -c1-10; echo x > /var/scratch/f; grep " /var/scratch " /proc/self/mountinfo | grep -c tmpfs');
+    const r = sh(
+      ['--tmpfs=/var/scratch:mode=0700'],
+      'ls -ld /var/scratch | cut -c1-10; echo x > /var/scratch/f; grep " /var/scratch " /proc/self/mountinfo | grep -c tmpfs',
+    );
     expect(r.stdout.trim().split('\n')).toEqual(['drwx------', '1']);
     expect(existsSync(join(tree.dir, 'var/scratch/f'))).toBe(false);
   });
@@ -75,7 +86,10 @@ describe('custom mounts', () => {
   it('--inaccessible hides a file and a directory', () => {
     mkdirSync(join(tree.dir, 'secret'), { recursive: true });
     writeFileSync(join(tree.dir, 'secret/key'), 'k\n');
-    const r = sh(['--inaccessible=/secret', '--inaccessible=/etc/os-release'], 'ls /secret 2>&1 | wc -l; cat /etc/os-release | wc -c; (echo x > /etc/os-release) 2>&1 | grep -c Read-only');
+    const r = sh(
+      ['--inaccessible=/secret', '--inaccessible=/etc/os-release'],
+      'ls /secret 2>&1 | wc -l; cat /etc/os-release | wc -c; (echo x > /etc/os-release) 2>&1 | grep -c Read-only',
+    );
     expect(r.stdout.trim().split('\n')).toEqual(['0', '0', '1']);
     expect(readFileSync(join(tree.dir, 'etc/os-release'), 'utf8')).toMatch(/BusyBox/);
   });
@@ -123,17 +137,26 @@ describe('.nspawn settings files', () => {
       rmSync(image, { recursive: true, force: true });
       const { cpSync } = await import('node:fs');
       cpSync(tree.dir, image, { recursive: true, verbatimSymlinks: true });
-      const file = '[Exec]\nEnvironment=FROM_FILE=1\nCapability=CAP_SYS_MODULE\n[Files]\nBindReadOnly=/etc:/host-etc\n';
+      const file =
+        '[Exec]\nEnvironment=FROM_FILE=1\nCapability=CAP_SYS_MODULE\n[Files]\nBindReadOnly=/etc:/host-etc\n';
       writeFileSync(join(machines, 'web.nspawn'), file);
-      const script = ['sh', '-c', 'echo env=$FROM_FILE; ls /host-etc >/dev/null 2>&1 && echo host-etc; grep CapBnd /proc/self/status'];
+      const script = [
+        'sh',
+        '-c',
+        'echo env=$FROM_FILE; ls /host-etc >/dev/null 2>&1 && echo host-etc; grep CapBnd /proc/self/status',
+      ];
       const untrusted = await run(['-D', image, ...script], trusted);
       expect(untrusted.out).toMatch(/^env=1$/m);
       expect(untrusted.out).not.toMatch(/host-etc/);
       const bounding = (out: string) => BigInt(`0x${/CapBnd:\s+([0-9a-f]+)/.exec(out)?.[1]}`);
       const SYS_MODULE = 1n << 16n;
       expect(bounding(untrusted.out) & SYS_MODULE).toBe(0n);
-      expect(untrusted.notices).toContain(`Ignoring Capability= setting, file ${machines}/web.nspawn is not trusted.`);
-      expect(untrusted.notices).toContain(`Ignoring BindReadOnly= setting, file ${machines}/web.nspawn is not trusted.`);
+      expect(untrusted.notices).toContain(
+        `Ignoring Capability= setting, file ${machines}/web.nspawn is not trusted.`,
+      );
+      expect(untrusted.notices).toContain(
+        `Ignoring BindReadOnly= setting, file ${machines}/web.nspawn is not trusted.`,
+      );
 
       writeFileSync(join(trusted, 'web.nspawn'), file);
       const honoured = await run(['-D', image, ...script], trusted);

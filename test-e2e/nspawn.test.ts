@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree, sdNspawn, sdNspawnAsync } from './lib/trees.js';
 
@@ -88,6 +88,28 @@ describe('sd-nspawn on a busybox tree', () => {
     expect(lines[0]).toBe('lo');
     expect(lines[1]).toMatch(/<LOOPBACK,UP/);
     expect(r.code).toBe(0);
+  });
+
+  it('--resolv-conf: copies the host file into a writable tree, binds it into a read-only one', () => {
+    const host = readFileSync('/etc/resolv.conf', 'utf8');
+    rmSync(`${tree.dir}/etc/resolv.conf`, { force: true });
+    expect(sdNspawn(['-q', '-D', tree.dir, '--resolv-conf=off', 'true']).code).toBe(0);
+    expect(existsSync(`${tree.dir}/etc/resolv.conf`)).toBe(false);
+    let r = sdNspawn(['-q', '-D', tree.dir, '--resolv-conf=copy-host', 'cat', '/etc/resolv.conf']);
+    expect(r.stdout).toBe(host);
+    expect(readFileSync(`${tree.dir}/etc/resolv.conf`, 'utf8')).toBe(host);
+    writeFileSync(`${tree.dir}/etc/resolv.conf`, 'nameserver 192.0.2.1\n');
+    r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--read-only',
+      'sh',
+      '-c',
+      'cat /etc/resolv.conf; grep -c " /etc/resolv.conf " /proc/self/mountinfo',
+    ]);
+    expect(r.stdout).toBe(`${host}1\n`);
+    expect(readFileSync(`${tree.dir}/etc/resolv.conf`, 'utf8')).toBe('nameserver 192.0.2.1\n');
   });
 
   it('refuses bad input with a clear error and status 1', () => {
@@ -196,7 +218,7 @@ describe("sd-nspawn on the host's own OS", () => {
       '--volatile=yes',
       '/bin/sh',
       '-c',
-      'touch /usr/sd-test 2>&1; ls -A /etc | wc -l; echo hi > /etc/sd-volatile && cat /etc/sd-volatile; ls /var | wc -l',
+      'touch /usr/sd-test 2>&1; ls -A /etc | grep -vcE "^(resolv.conf|localtime)$"; echo hi > /etc/sd-volatile && cat /etc/sd-volatile; ls /var | wc -l',
     ]);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/Read-only file system/);
@@ -206,13 +228,29 @@ describe("sd-nspawn on the host's own OS", () => {
   });
 
   it('--volatile=state: the tree read-only, /var a tmpfs', () => {
-    const r = sdNspawn(['-q', '-D', tree.dir, '--volatile=state', 'sh', '-c', '(touch /etc/x) 2>&1; echo v > /var/x; cat /var/x']);
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--volatile=state',
+      'sh',
+      '-c',
+      '(touch /etc/x) 2>&1; echo v > /var/x; cat /var/x',
+    ]);
     expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/Read-only file system/), 'v']);
     expect(() => statSync(`${tree.dir}/var/x`)).toThrow();
   });
 
   it('--volatile=overlay: writes go to a tmpfs over the whole tree', () => {
-    const r = sdNspawn(['-q', '-D', tree.dir, '--volatile=overlay', 'sh', '-c', 'echo o > /etc/overlaid; cat /etc/overlaid']);
+    const r = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--volatile=overlay',
+      'sh',
+      '-c',
+      'echo o > /etc/overlaid; cat /etc/overlaid',
+    ]);
     expect(r.stdout).toBe('o\n');
     expect(r.code).toBe(0);
     expect(() => statSync(`${tree.dir}/etc/overlaid`)).toThrow();

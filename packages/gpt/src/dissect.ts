@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { runCli } from './cli-common.js';
+import { main } from './cli/main.js';
 
-runCli({
-  name: 'sd-dissect',
-  summary:
-    'inspect and mount disk images (GPT, MBR, bare file systems) per the Discoverable Partitions Specification',
-  usage: ['sd-dissect [OPTIONS...] IMAGE', 'sd-dissect --mount IMAGE PATH', 'sd-dissect --umount PATH'],
+process.exitCode = main(process.argv.slice(2), {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  isTty: process.stdout.isTTY === true,
+  env: process.env,
 });

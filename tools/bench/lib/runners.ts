@@ -25,7 +25,11 @@ export interface ExternalOptions {
   timeout?: number;
 }
 
-/** A runner that starts a program and waits for it to exit 0. */
+/**
+ * A runner that starts a program and waits for it to exit 0. Asynchronously:
+ * a blocked event loop could not answer Ctrl-C, and tsx, which relays it,
+ * SIGKILLs a child that does not answer within 30 ms — cleanup would never run.
+ */
 export function external(
   name: string,
   note: string,
@@ -36,22 +40,35 @@ export function external(
   return {
     name,
     note,
-    async run() {
+    run() {
       const a = args();
-      const start = process.hrtime.bigint();
-      const r = spawnSync(cmd, a, {
-        stdio: ['ignore', 'ignore', 'pipe'],
-        encoding: 'utf8',
-        timeout: options.timeout,
-        killSignal: 'SIGKILL',
+      return new Promise<number>((resolve, reject) => {
+        const start = process.hrtime.bigint();
+        const child = spawnProcess(cmd, a, { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+          stderr = (stderr + d).slice(-4096);
+        });
+        const timer =
+          options.timeout === undefined
+            ? undefined
+            : setTimeout(() => child.kill('SIGKILL'), options.timeout);
+        child.once('error', (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        // Timed at exit; settled at close, once stderr is read to its end.
+        let ms = 0;
+        child.once('exit', () => {
+          ms = elapsedMs(start);
+        });
+        child.once('close', (code, signal) => {
+          clearTimeout(timer);
+          if (code === 0) return resolve(ms);
+          const err = stderr.trim().split('\n').slice(-3).join(' | ');
+          reject(new Error(`${cmd} exited with ${code ?? signal}: ${err}`));
+        });
       });
-      const ms = elapsedMs(start);
-      if (r.error) throw r.error;
-      if (r.status !== 0) {
-        const err = r.stderr.trim().split('\n').slice(-3).join(' | ');
-        throw new Error(`${cmd} exited with ${r.status ?? r.signal}: ${err}`);
-      }
-      return ms;
     },
   };
 }

@@ -27,16 +27,12 @@ const PROPERTIES = 'org.freedesktop.DBus.Properties';
 const INTROSPECTABLE = 'org.freedesktop.DBus.Introspectable';
 const PEER = 'org.freedesktop.DBus.Peer';
 
-export interface BusServiceEvents {
-  /** A handler failed with something that is not a BusError (for the daemon's log). */
-  error: (e: unknown, msg: Message) => void;
-}
-
 export class BusService {
   readonly bus: MessageBus;
   readonly #sources: ObjectSource[] = [];
   readonly #uids = new Map<string, number>();
   #handler: ((msg: Message) => boolean) | undefined;
+  /** Called with what a handler threw that is not a BusError (for the daemon's log). */
   onUnexpectedError: ((e: unknown, member: string) => void) | undefined;
 
   constructor(bus: MessageBus) {
@@ -165,12 +161,12 @@ export class BusService {
     throw new BusError(DBUS_ERROR.UnknownMethod, `Unknown method '${msg.member}' or interface '${msg.interface}'.`);
   }
 
-  #properties(
+  async #properties(
     member: string,
     sig: string,
     args: unknown[],
     ifaces: readonly InterfaceSpec[],
-  ): { signature: string; body: unknown[] } {
+  ): Promise<{ signature: string; body: unknown[] }> {
     const find = (name: unknown) => {
       const iface = ifaces.find((i) => i.name === name);
       if (!iface) throw new BusError(DBUS_ERROR.UnknownInterface, `Unknown interface '${String(name)}'.`);
@@ -180,13 +176,13 @@ export class BusService {
     if (member === 'Get' && sig === 'ss') {
       const p = find(args[0]).properties?.[args[1] as string];
       if (!p) throw new BusError(DBUS_ERROR.UnknownProperty, `Unknown property '${String(args[1])}'.`);
-      return { signature: 'v', body: [variant(p.type, p.get())] };
+      return { signature: 'v', body: [variant(p.type, await p.get())] };
     }
     if (member === 'GetAll' && sig === 's') {
       const all: Record<string, unknown> = {};
       const list = args[0] === '' ? ifaces : [find(args[0])];
       for (const i of list)
-        for (const [name, p] of Object.entries(i.properties ?? {})) all[name] = variant(p.type, p.get());
+        for (const [name, p] of Object.entries(i.properties ?? {})) all[name] = variant(p.type, await p.get());
       return { signature: 'a{sv}', body: [all] };
     }
     if (member === 'Set' && sig === 'ssv') {

@@ -29,7 +29,7 @@ export interface MethodSpec {
 
 export interface PropertySpec {
   type: string;
-  get: () => unknown;
+  get: () => unknown | Promise<unknown>;
   /** org.freedesktop.DBus.Property.EmitsChangedSignal: 'const', 'false', 'invalidates'; default true. */
   emitsChanged?: 'const' | 'false' | 'invalidates';
 }

@@ -21,8 +21,9 @@ import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { NOTIFY_SOCKET_PATH, type NotifyFields, NotifySocket } from '../notify/notify.js';
-import { type SettingsPaths, applySettingsFile } from '../settings/load.js';
+import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
 import type { Settings } from '../settings/settings.js';
+import { prepareEtcFiles } from './etc-files.js';
 import {
   commandCandidates,
   DEFAULT_PATH,
@@ -37,6 +38,7 @@ import { buildContainerProgram, type ContainerPlan, formatUuid } from './plan.js
 import {
   checkDirectory,
   closeDetached,
+  createStaging,
   lockTree,
   machineNameOf,
   newUuid,
@@ -183,7 +185,12 @@ export async function startContainer(
   options: ContainerOptions = {},
 ): Promise<{ container: Container; exited: Promise<ExitStatus> }> {
   const machine = machineNameOf(given);
-  const { settings, notices } = applySettingsFile(given, options.explicit ?? new Set(), machine, options.settingsPaths);
+  const { settings, notices } = applySettingsFile(
+    given,
+    options.explicit ?? new Set(),
+    machine,
+    options.settingsPaths,
+  );
   for (const n of notices) options.logger?.warn(n);
   const tree = checkDirectory(settings);
   const uuid = settings.uuid ?? newUuid();
@@ -194,13 +201,10 @@ export async function startContainer(
     const lockFd = lockTree(tree, sharedLock);
     container.addCleanup(() => closeQuietly(lockFd));
 
-    mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
-    const staging = mkdtempSync(`${runtimeDir}/${machine}.`);
-    // Reachable for the container's root, which may be an unprivileged uid here.
-    chmodSync(staging, 0o755);
-    container.addCleanup(() => rmSync(staging, { recursive: true, force: true }));
-    mkdirSync(`${staging}/root`);
-    const notify = new NotifySocket(`${staging}/notify`);
+    const staging = createStaging(runtimeDir, machine);
+    container.addCleanup(staging.remove);
+    mkdirSync(`${staging.path}/root`);
+    const notify = new NotifySocket(`${staging.path}/notify`);
     container.addCleanup(() => notify.close());
     const scope = new ContainerScope(machine);
     await scope.create();
@@ -224,7 +228,7 @@ export async function startContainer(
     const plan = planFor(settings, {
       stdio: options.stdio,
       tree,
-      staging: `${staging}/root`,
+      staging: `${staging.path}/root`,
       machine,
       uuid,
       rootFd,
@@ -232,7 +236,11 @@ export async function startContainer(
       userNamespace: !!uids,
       stubInit,
     });
+    const etc = prepareEtcFiles(settings, rootFd);
+    for (const n of etc.notices) options.logger?.warn(n);
     const mounts = openDetachedMounts({
+      resolvConf: etc.resolvConfBind,
+      localtime: etc.localtimeBind,
       tree,
       volatile: settings.volatile,
       readOnly: settings.readOnly,

@@ -51,14 +51,23 @@ export function makeOverlays(p: SpawnProgram, m: CustomMounts): Slot[] {
 }
 
 /** After pivot_root: attach everything at its destination. */
-export function attachCustomMounts(p: SpawnProgram, m: CustomMounts, overlays: Slot[], inaccessibleFile: string): void {
+export function attachCustomMounts(
+  p: SpawnProgram,
+  m: CustomMounts,
+  overlays: Slot[],
+  inaccessibleFile: string,
+): void {
   for (const b of m.binds) {
     mountPoint(p, b.destination, b.file);
-    p.moveMount(b.fd, '', AT.FDCWD, b.destination, MOVE_MOUNT.F_EMPTY_PATH, { label: `bind mount on ${b.destination}` });
+    p.moveMount(b.fd, '', AT.FDCWD, b.destination, MOVE_MOUNT.F_EMPTY_PATH, {
+      label: `bind mount on ${b.destination}`,
+    });
   }
   for (const t of m.tmpfs) {
     mountPoint(p, t.destination, false);
-    p.mount('tmpfs', t.destination, 'tmpfs', MS.NOSUID | MS.NODEV, t.options, { label: `tmpfs on ${t.destination}` });
+    p.mount('tmpfs', t.destination, 'tmpfs', MS.NOSUID | MS.NODEV, t.options, {
+      label: `tmpfs on ${t.destination}`,
+    });
   }
   m.overlays.forEach((o, i) => {
     mountPoint(p, o.destination, false);
@@ -70,7 +79,13 @@ export function attachCustomMounts(p: SpawnProgram, m: CustomMounts, overlays: S
       p.mount(inaccessibleFile, x.path, null, MS.BIND);
       p.mount(null, x.path, null, MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC);
     } else {
-      p.mount('tmpfs', x.path, 'tmpfs', MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=000,nr_inodes=1,size=4k');
+      p.mount(
+        'tmpfs',
+        x.path,
+        'tmpfs',
+        MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC,
+        'mode=000,nr_inodes=1,size=4k',
+      );
     }
   }
 }

@@ -13,7 +13,7 @@ import {
   SpawnProgram,
 } from '@sd/sys';
 import type { VolatileMode } from '../settings/settings.js';
-import { type CustomMounts, attachCustomMounts, makeOverlays } from './custom-mounts.js';
+import { attachCustomMounts, type CustomMounts, makeOverlays } from './custom-mounts.js';
 
 /**
  * The container's setup as a spawn program (DESIGN.md §2): everything the
@@ -34,6 +34,7 @@ export interface DetachedMounts {
   osRelease?: number;
   notifySocket?: number;
   resolvConf?: number;
+  localtime?: number;
   /** The host's /sys, for a user namespace without its own network namespace. */
   sys?: number;
 }
@@ -145,9 +146,14 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   dev(p, plan);
   runHost(p, plan);
 
-  if (mounts.resolvConf !== undefined) {
-    touch(p, '/etc/resolv.conf', ignore);
-    attach(p, mounts.resolvConf, '/etc/resolv.conf', ignore);
+  // Best effort, as in systemd: a tree without /etc, or with a symlink there, keeps its own.
+  for (const [fd, path] of [
+    [mounts.resolvConf, '/etc/resolv.conf'],
+    [mounts.localtime, '/etc/localtime'],
+  ] as const) {
+    if (fd === undefined) continue;
+    touch(p, path, ignore);
+    attach(p, fd, path, ignore);
   }
 
   if (plan.custom) attachCustomMounts(p, plan.custom, overlays, INACCESSIBLE);

@@ -1,4 +1,14 @@
-import { fstatSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import {
@@ -106,6 +116,7 @@ export interface HostObjects {
   osRelease?: string;
   notifySocket?: string;
   resolvConf?: string;
+  localtime?: string;
   bindSys: boolean;
 }
 
@@ -138,6 +149,7 @@ export function openDetachedMounts(h: HostObjects): DetachedMounts {
     if (h.osRelease) m.osRelease = track(detach(h.osRelease, false, true));
     if (h.notifySocket) m.notifySocket = track(detach(h.notifySocket, false, false));
     if (h.resolvConf) m.resolvConf = track(detach(h.resolvConf, false, true));
+    if (h.localtime) m.localtime = track(detach(h.localtime, false, true));
     if (h.bindSys) m.sys = track(detach('/sys', true, true));
     return m;
   } catch (e) {
@@ -178,10 +190,17 @@ export function prepareCustomMounts(settings: Settings, rootFd: number) {
     for (const o of settings.overlays) {
       // One read-only layer is just a read-only bind; the kernel wants two for an overlay.
       if (o.readOnly && o.lower.length === 1)
-        binds.push({ source: o.lower[0]!, destination: o.destination, readOnly: true, recursive: false, idmap: false });
+        binds.push({
+          source: o.lower[0]!,
+          destination: o.destination,
+          readOnly: true,
+          recursive: false,
+          idmap: false,
+        });
       else {
         for (const d of [...o.lower, ...(o.upper ? [o.upper] : [])])
-          if (!statIfExists(d)?.isDirectory()) throw new NspawnError('ENOENT', `Overlay directory ${d} doesn't exist`);
+          if (!statIfExists(d)?.isDirectory())
+            throw new NspawnError('ENOENT', `Overlay directory ${d} doesn't exist`);
         let work: string | undefined;
         if (o.upper) {
           work = mkdtempSync(`${dirname(o.upper)}/.#${basename(o.upper)}.`);
@@ -204,7 +223,9 @@ export function prepareCustomMounts(settings: Settings, rootFd: number) {
       try {
         fd = openInRoot(rootFd, path, O.PATH | O.CLOEXEC);
       } catch (e) {
-        throw new NspawnError('ENOENT', `Inaccessible path ${path} doesn't exist in the container`, { cause: e });
+        throw new NspawnError('ENOENT', `Inaccessible path ${path} doesn't exist in the container`, {
+          cause: e,
+        });
       }
       try {
         custom.inaccessible.push({ path, file: !fstatSync(fd).isDirectory() });
@@ -226,4 +247,51 @@ function statIfExists(path: string) {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The container's private directory under the runtime directory (staging
+ * root, notify socket). It is flock'ed while the container runs, so that a
+ * later start can tell the directories of sd-nspawns that were killed
+ * (SIGKILL leaves no chance to clean up) and remove them.
+ */
+export function createStaging(runtimeDir: string, machine: string): { path: string; remove: () => void } {
+  mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
+  removeStaleStaging(runtimeDir);
+  const path = mkdtempSync(`${runtimeDir}/${machine}.`);
+  // Reachable for the container's root, which may be an unprivileged uid here.
+  chmodSync(path, 0o755);
+  const fd = open(path, O.RDONLY | O.DIRECTORY);
+  tryFlock(fd, LOCK.EX, path);
+  return {
+    path,
+    remove: () => {
+      rmSync(path, { recursive: true, force: true });
+      closeQuietly(fd);
+    },
+  };
+}
+
+/** Removes staging directories nobody holds a lock on any more. */
+export function removeStaleStaging(runtimeDir: string): string[] {
+  const removed: string[] = [];
+  for (const entry of readdirSync(runtimeDir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || !/\.[A-Za-z0-9]{6}$/.test(entry.name)) continue;
+    const path = `${runtimeDir}/${entry.name}`;
+    let fd: number;
+    try {
+      fd = open(path, O.RDONLY | O.DIRECTORY);
+    } catch {
+      continue;
+    }
+    try {
+      if (tryFlock(fd, LOCK.EX | LOCK.NB, path)) {
+        rmSync(path, { recursive: true, force: true });
+        removed.push(path);
+      }
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+  return removed;
 }

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NspawnError } from '../errors.js';
 import { parseArgv } from './argv.js';
-import { SettingsFileError, mergeSettingsFile, parseSettingsFile, splitWords } from './file.js';
+import { mergeSettingsFile, parseSettingsFile, SettingsFileError, splitWords } from './file.js';
 
 const FILE = `# a comment
 [Exec]
@@ -42,23 +42,35 @@ describe('.nspawn files', () => {
   });
 
   it('name file, line and key of a bad value', () => {
-    expect(() => parseSettingsFile('[Exec]\nBoot=perhaps\n', 'x.nspawn')).toThrow("x.nspawn:2: Boot=: invalid value 'perhaps'");
-    expect(() => parseSettingsFile('Boot=yes\n', 'x.nspawn')).toThrow('x.nspawn:1: Boot=: assignment outside of any section');
+    expect(() => parseSettingsFile('[Exec]\nBoot=perhaps\n', 'x.nspawn')).toThrow(
+      "x.nspawn:2: Boot=: invalid value 'perhaps'",
+    );
+    expect(() => parseSettingsFile('Boot=yes\n', 'x.nspawn')).toThrow(
+      'x.nspawn:1: Boot=: assignment outside of any section',
+    );
     expect(() => parseSettingsFile('[Exec\n', 'x.nspawn')).toThrow('x.nspawn:1: invalid section header');
-    expect(() => parseSettingsFile('[Files]\nBind=relative\n', 'x.nspawn')).toThrow(/x.nspawn:2: Bind=.*not an absolute path/);
+    expect(() => parseSettingsFile('[Files]\nBind=relative\n', 'x.nspawn')).toThrow(
+      /x.nspawn:2: Bind=.*not an absolute path/,
+    );
     expect(() => parseSettingsFile('[Exec]\nParameters="open\n', 'x.nspawn')).toThrow(/unterminated quote/);
   });
 
   it('let the command line win and ignore privileged settings of an untrusted file', () => {
-    const cli = parseArgv(['-D', '/var/lib/machines/web', '--read-only=no'].filter((a) => a !== '--read-only=no'));
+    const cli = parseArgv(
+      ['-D', '/var/lib/machines/web', '--read-only=no'].filter((a) => a !== '--read-only=no'),
+    );
     const parsed = parseSettingsFile(FILE, '/var/lib/machines/web.nspawn');
     const untrusted = mergeSettingsFile(cli.settings, cli.explicit, parsed, false);
     expect(untrusted.settings.boot).toBe(true);
     expect(untrusted.settings.binds).toEqual([]);
     expect(untrusted.settings.capabilities).toEqual([]);
     expect(untrusted.settings.privateNetwork).toBe(false);
-    expect(untrusted.notices).toContain('Ignoring Capability= setting, file /var/lib/machines/web.nspawn is not trusted.');
-    expect(untrusted.notices).toContain('Ignoring Bind= setting, file /var/lib/machines/web.nspawn is not trusted.');
+    expect(untrusted.notices).toContain(
+      'Ignoring Capability= setting, file /var/lib/machines/web.nspawn is not trusted.',
+    );
+    expect(untrusted.notices).toContain(
+      'Ignoring Bind= setting, file /var/lib/machines/web.nspawn is not trusted.',
+    );
     const trusted = mergeSettingsFile(cli.settings, cli.explicit, parsed, true);
     expect(trusted.settings.binds).toHaveLength(1);
     expect(trusted.settings.privateNetwork).toBe(true);
@@ -78,7 +90,17 @@ describe('.nspawn files', () => {
       fc.constantFrom('[Exec]', '[Files]', '[Network]', '[Bogus]', ''),
       fc
         .tuple(
-          fc.constantFrom('Boot', 'Parameters', 'Environment', 'Bind', 'Overlay', 'PrivateUsers', 'KillSignal', 'Volatile', 'X'),
+          fc.constantFrom(
+            'Boot',
+            'Parameters',
+            'Environment',
+            'Bind',
+            'Overlay',
+            'PrivateUsers',
+            'KillSignal',
+            'Volatile',
+            'X',
+          ),
           fc.string(),
         )
         .map(([k, v]) => `${k}=${v}`),

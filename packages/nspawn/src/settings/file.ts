@@ -1,7 +1,13 @@
 import { NspawnError } from '../errors.js';
 import { parseSignal } from './argv.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
-import { type ResolvConfMode, type Settings, type TimezoneMode, type VolatileMode, defaultSettings } from './settings.js';
+import {
+  defaultSettings,
+  type ResolvConfMode,
+  type Settings,
+  type TimezoneMode,
+  type VolatileMode,
+} from './settings.js';
 
 /**
  * .nspawn settings files (systemd.nspawn(5)): [Exec], [Files] and [Network]
@@ -72,7 +78,10 @@ export function splitWords(value: string): string[] {
 }
 
 const list =
-  <K extends keyof Settings>(field: K, parse: (v: string) => Settings[K] extends Array<infer T> ? T[] : never): Apply =>
+  <K extends keyof Settings>(
+    field: K,
+    parse: (v: string) => Settings[K] extends Array<infer T> ? T[] : never,
+  ): Apply =>
   (s, v) => {
     // An empty assignment resets the list, as in unit files.
     const cur = (s[field] as unknown[] | undefined) ?? [];
@@ -108,8 +117,14 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
         s.chdir = v;
       },
     },
-    Capability: { field: 'capabilities', apply: list('capabilities', (v) => v.split(/[\s,]+/).filter(Boolean)) },
-    DropCapability: { field: 'dropCapabilities', apply: list('dropCapabilities', (v) => v.split(/[\s,]+/).filter(Boolean)) },
+    Capability: {
+      field: 'capabilities',
+      apply: list('capabilities', (v) => v.split(/[\s,]+/).filter(Boolean)),
+    },
+    DropCapability: {
+      field: 'dropCapabilities',
+      apply: list('dropCapabilities', (v) => v.split(/[\s,]+/).filter(Boolean)),
+    },
     NoNewPrivileges: { field: 'noNewPrivileges', apply: (s, v) => (s.noNewPrivileges = bool(v)) },
     KillSignal: { field: 'killSignal', apply: (s, v) => (s.killSignal = parseSignal(v)) },
     MachineID: {
@@ -131,7 +146,10 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
       },
     },
     NotifyReady: { field: 'notifyReady', apply: (s, v) => (s.notifyReady = bool(v)) },
-    SystemCallFilter: { field: 'systemCallFilter', apply: list('systemCallFilter', (v) => v.split(/\s+/).filter(Boolean)) },
+    SystemCallFilter: {
+      field: 'systemCallFilter',
+      apply: list('systemCallFilter', (v) => v.split(/\s+/).filter(Boolean)),
+    },
     ResolvConf: {
       field: 'resolvConf',
       apply: (s, v) =>
@@ -155,7 +173,8 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
     },
     Timezone: {
       field: 'timezone',
-      apply: (s, v) => (s.timezone = oneOf<TimezoneMode>(['off', 'copy', 'bind', 'symlink', 'delete', 'auto'])(v)),
+      apply: (s, v) =>
+        (s.timezone = oneOf<TimezoneMode>(['off', 'copy', 'bind', 'symlink', 'delete', 'auto'])(v)),
     },
   },
   Files: {
@@ -188,9 +207,27 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
 
 /** Keys systemd knows that sd-nspawn does not implement yet: warned about, not fatal. */
 const KNOWN_UNSUPPORTED: Record<string, string[]> = {
-  Exec: ['Personality', 'PivotRoot', 'AmbientCapability', 'OOMScoreAdjust', 'CPUAffinity', 'LinkJournal', 'SuppressSync', 'Ephemeral'],
+  Exec: [
+    'Personality',
+    'PivotRoot',
+    'AmbientCapability',
+    'OOMScoreAdjust',
+    'CPUAffinity',
+    'LinkJournal',
+    'SuppressSync',
+    'Ephemeral',
+  ],
   Files: ['BindUser'],
-  Network: ['VirtualEthernet', 'VirtualEthernetExtra', 'Interface', 'MACVLAN', 'IPVLAN', 'Bridge', 'Zone', 'Port'],
+  Network: [
+    'VirtualEthernet',
+    'VirtualEthernetExtra',
+    'Interface',
+    'MACVLAN',
+    'IPVLAN',
+    'Bridge',
+    'Zone',
+    'Port',
+  ],
 };
 
 /**
@@ -212,7 +249,8 @@ export const PRIVILEGED_FIELDS: ReadonlySet<keyof Settings> = new Set<keyof Sett
 const MAX_SIZE = 1 << 20;
 
 export function parseSettingsFile(text: string, file: string): ParsedSettingsFile {
-  if (text.length > MAX_SIZE) throw new SettingsFileError(file, 0, undefined, `file is larger than ${MAX_SIZE} bytes`);
+  if (text.length > MAX_SIZE)
+    throw new SettingsFileError(file, 0, undefined, `file is larger than ${MAX_SIZE} bytes`);
   const out: ParsedSettingsFile = { file, settings: {}, keys: [], keyNames: {}, warnings: [] };
   let section: string | undefined;
   const lines = text.split('\n');
@@ -220,20 +258,24 @@ export function parseSettingsFile(text: string, file: string): ParsedSettingsFil
     const lineNo = n + 1;
     let line = lines[n]!.replace(/\r$/, '');
     // Continuation lines end in a backslash.
-    while (line.endsWith('\\') && n + 1 < lines.length) line = `${line.slice(0, -1)} ${lines[++n]!.replace(/\r$/, '')}`;
+    while (line.endsWith('\\') && n + 1 < lines.length)
+      line = `${line.slice(0, -1)} ${lines[++n]!.replace(/\r$/, '')}`;
     const t = line.trim();
     if (t === '' || t.startsWith('#') || t.startsWith(';')) continue;
     if (t.startsWith('[')) {
-      if (!t.endsWith(']')) throw new SettingsFileError(file, lineNo, undefined, `invalid section header '${t}'`);
+      if (!t.endsWith(']'))
+        throw new SettingsFileError(file, lineNo, undefined, `invalid section header '${t}'`);
       section = t.slice(1, -1);
-      if (!(section in SECTIONS)) out.warnings.push(`${file}:${lineNo}: Unknown section '${section}'. Ignoring.`);
+      if (!(section in SECTIONS))
+        out.warnings.push(`${file}:${lineNo}: Unknown section '${section}'. Ignoring.`);
       continue;
     }
     const eq = t.indexOf('=');
     if (eq <= 0) throw new SettingsFileError(file, lineNo, undefined, `missing '=' in '${t}'`);
     const key = t.slice(0, eq).trim();
     const value = t.slice(eq + 1).trim();
-    if (section === undefined) throw new SettingsFileError(file, lineNo, key, 'assignment outside of any section');
+    if (section === undefined)
+      throw new SettingsFileError(file, lineNo, key, 'assignment outside of any section');
     const defs = SECTIONS[section];
     if (!defs) continue;
     const def = defs[key];
@@ -280,7 +322,9 @@ export function mergeSettingsFile(
   for (const field of parsed.keys) {
     if (explicit.has(field) && mode !== 'override') continue;
     if (!trusted && PRIVILEGED_FIELDS.has(field)) {
-      notices.push(`Ignoring ${parsed.keyNames[field] ?? field}= setting, file ${parsed.file} is not trusted.`);
+      notices.push(
+        `Ignoring ${parsed.keyNames[field] ?? field}= setting, file ${parsed.file} is not trusted.`,
+      );
       continue;
     }
     (settings as unknown as Record<string, unknown>)[field] = parsed.settings[field];

@@ -9,7 +9,9 @@ export interface SettingsPaths {
   trusted: string[];
 }
 
-export const DEFAULT_SETTINGS_PATHS: SettingsPaths = { trusted: ['/etc/systemd/nspawn', '/run/systemd/nspawn'] };
+export const DEFAULT_SETTINGS_PATHS: SettingsPaths = {
+  trusted: ['/etc/systemd/nspawn', '/run/systemd/nspawn'],
+};
 
 export interface FoundSettingsFile {
   path: string;

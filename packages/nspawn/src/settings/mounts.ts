@@ -26,8 +26,12 @@ function splitColons(value: string): string[] {
 
 function normalizePath(path: string, what: string, spec: string): string {
   if (path.startsWith('+'))
-    throw new NspawnError('EOPNOTSUPP', `${what} ${path} in '${spec}': paths relative to the container (+) are not supported yet`);
-  if (!path.startsWith('/')) throw new NspawnError('EINVAL', `${what} ${JSON.stringify(path)} in '${spec}' is not an absolute path`);
+    throw new NspawnError(
+      'EOPNOTSUPP',
+      `${what} ${path} in '${spec}': paths relative to the container (+) are not supported yet`,
+    );
+  if (!path.startsWith('/'))
+    throw new NspawnError('EINVAL', `${what} ${JSON.stringify(path)} in '${spec}' is not an absolute path`);
   if (path.includes('\0')) throw new NspawnError('EINVAL', `${what} in '${spec}' contains a NUL byte`);
   const parts = path.split('/').filter((p) => p && p !== '.');
   if (parts.includes('..')) throw new NspawnError('EINVAL', `${what} ${path} in '${spec}' contains '..'`);
@@ -36,7 +40,8 @@ function normalizePath(path: string, what: string, spec: string): string {
 
 export function parseBind(spec: string, readOnly: boolean): BindMount {
   const parts = splitColons(spec);
-  if (parts.length > 3 || !parts[0]) throw new NspawnError('EINVAL', `Invalid bind mount specification: '${spec}'`);
+  if (parts.length > 3 || !parts[0])
+    throw new NspawnError('EINVAL', `Invalid bind mount specification: '${spec}'`);
   const source = normalizePath(parts[0], 'Bind source', spec);
   const destination = normalizePath(parts[1] || parts[0], 'Bind destination', spec);
   const bind: BindMount = { source, destination, readOnly, recursive: true, idmap: false };
@@ -65,9 +70,12 @@ export function parseOverlay(spec: string, readOnly: boolean): OverlayMount {
       'EINVAL',
       `Invalid overlay specification '${spec}': needs ${readOnly ? 'LOWER:DESTINATION' : 'LOWER:UPPER:DESTINATION'} (at least ${min} paths)`,
     );
-  const paths = parts.map((p, n) => normalizePath(p, n === parts.length - 1 ? 'Overlay destination' : 'Overlay directory', spec));
+  const paths = parts.map((p, n) =>
+    normalizePath(p, n === parts.length - 1 ? 'Overlay destination' : 'Overlay directory', spec),
+  );
   for (const p of paths.slice(0, -1))
-    if (/[,:]/.test(p)) throw new NspawnError('EINVAL', `Overlay directory ${p} in '${spec}' may not contain ',' or ':'`);
+    if (/[,:]/.test(p))
+      throw new NspawnError('EINVAL', `Overlay directory ${p} in '${spec}' may not contain ',' or ':'`);
   const destination = paths.at(-1)!;
   if (readOnly) return { lower: paths.slice(0, -1), destination, readOnly };
   return { lower: paths.slice(0, -2), upper: paths.at(-2)!, destination, readOnly };

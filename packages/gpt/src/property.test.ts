@@ -1,0 +1,124 @@
+import { SdError } from '@sd/sys';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { fakeExt4, fixEntriesCrc, fixHeaderCrc, writeGpt, writeMbr } from '../test/lib/gpt-writer.js';
+import { dissectSource } from './dissect/dissect.js';
+import { planMounts } from './dissect/plan.js';
+import { partitionTypeGuid } from './dps.js';
+import { bufferSource } from './source.js';
+
+// Hostile input: whatever a valid image is mutated into, dissecting it gives
+// a result or an SdError — never another exception, a crash or a hang.
+
+const MiB = 1024 * 1024;
+
+function validImages(): Buffer[] {
+  const out: Buffer[] = [];
+  for (const ss of [512, 4096]) {
+    const buf = Buffer.alloc(3 * MiB);
+    const per = MiB / ss;
+    writeGpt(
+      buf,
+      [
+        { type: partitionTypeGuid('root', 'x86-64')!, first: per, last: 2 * per - 1, name: 'root' },
+        { type: partitionTypeGuid('home')!, first: 2 * per, last: 2 * per + 8, attrs: 1n << 60n },
+      ],
+      { sectorSize: ss },
+    );
+    fakeExt4(buf, MiB);
+    out.push(buf);
+  }
+  const mbr = Buffer.alloc(2 * MiB);
+  writeMbr(mbr, [{ type: 0x83, start: 2048, count: 2048, bootable: true }]);
+  fakeExt4(mbr, MiB);
+  out.push(mbr);
+  const bare = Buffer.alloc(MiB);
+  fakeExt4(bare, 0);
+  out.push(bare);
+  return out;
+}
+
+const IMAGES = validImages();
+
+/** Offsets worth hitting: the MBR, both GPT headers, both entry arrays, superblocks. */
+function hotOffset(size: number): fc.Arbitrary<number> {
+  return fc.oneof(
+    fc.integer({ min: 0, max: 512 * 40 }),
+    fc.integer({ min: 4096, max: 4096 * 8 }),
+    fc.integer({ min: Math.max(0, size - 40 * 512), max: size - 1 }),
+    fc.integer({ min: MiB, max: MiB + 2048 }),
+    fc.integer({ min: 0, max: size - 1 }),
+  );
+}
+
+type Mutation =
+  | { kind: 'byte'; at: number; value: number }
+  | { kind: 'u32'; at: number; value: number }
+  | { kind: 'u64'; at: number; value: bigint }
+  | { kind: 'truncate'; length: number };
+
+function mutation(size: number): fc.Arbitrary<Mutation> {
+  return fc.oneof(
+    fc.record({ kind: fc.constant('byte' as const), at: hotOffset(size), value: fc.integer({ min: 0, max: 255 }) }),
+    fc.record({ kind: fc.constant('u32' as const), at: hotOffset(size - 8), value: fc.nat() }),
+    fc.record({ kind: fc.constant('u64' as const), at: hotOffset(size - 8), value: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }),
+    fc.record({ kind: fc.constant('truncate' as const), length: fc.integer({ min: 0, max: size }) }),
+  );
+}
+
+function apply(img: Buffer, muts: Mutation[], fixCrcs: boolean): Buffer {
+  let buf = Buffer.from(img);
+  for (const m of muts) {
+    if (m.kind === 'truncate') buf = buf.subarray(0, Math.min(m.length, buf.length));
+    else if (m.at + 8 > buf.length) continue;
+    else if (m.kind === 'byte') buf[m.at] = m.value;
+    else if (m.kind === 'u32') buf.writeUInt32LE(m.value >>> 0, m.at);
+    else buf.writeBigUInt64LE(m.value, m.at);
+  }
+  // Re-sealing the CRCs lets the mutation reach the checks behind them.
+  if (fixCrcs) {
+    for (const ss of [512, 4096]) {
+      if (buf.length < 2 * ss || buf.toString('latin1', ss, ss + 8) !== 'EFI PART') continue;
+      try {
+        fixEntriesCrc(buf, 1, ss);
+      } catch {
+        fixHeaderCrc(buf, 1, ss);
+      }
+    }
+  }
+  return buf;
+}
+
+function outcome(buf: Buffer): 'ok' | 'error' {
+  try {
+    const img = dissectSource(bufferSource(buf, 'mutant'), { arch: 'x86-64' });
+    JSON.stringify(img, (_, v) => (typeof v === 'bigint' ? v.toString() : v));
+    try {
+      planMounts(img);
+    } catch (e) {
+      if (!(e instanceof SdError)) throw e;
+    }
+    return 'ok';
+  } catch (e) {
+    if (e instanceof SdError) return 'error';
+    throw e;
+  }
+}
+
+describe('dissecting mutated images', () => {
+  it('the valid images dissect', () => {
+    for (const img of IMAGES) expect(outcome(img)).toBe('ok');
+  });
+
+  for (const [i, img] of IMAGES.entries()) {
+    it(`image ${i}: every mutation gives a result or an SdError`, () => {
+      fc.assert(
+        fc.property(fc.array(mutation(img.length), { minLength: 1, maxLength: 6 }), fc.boolean(), (muts, fix) => {
+          const r = outcome(apply(img, muts, fix));
+          expect(['ok', 'error']).toContain(r);
+        }),
+        { numRuns: 400 },
+      );
+    });
+  }
+});

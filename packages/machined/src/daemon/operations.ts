@@ -1,0 +1,165 @@
+import { closeQuietly, O, open, openRoot, SdError, SyscallError } from '@sd/sys';
+import { BusError, MACHINE_ERROR } from '../bus/errors.js';
+import type { CallContext } from '../bus/types.js';
+import { openMachineLogin } from '../enter/login.js';
+import { openMachinePty } from '../enter/pty.js';
+import { openMachineShell } from '../enter/shell.js';
+import { machineAddresses } from '../inspect/addresses.js';
+import { machineOsRelease } from '../inspect/os-release.js';
+import { mapIn, mapOut, readIdMap, uidShift } from '../inspect/uid-map.js';
+import type { Machine } from '../registry/machine.js';
+import { bindMountIntoMachine } from '../transfer/bind.js';
+import { copyFromMachine, copyToMachine } from '../transfer/copy.js';
+
+/**
+ * What the Manager's …Machine methods and the Machine object's methods do,
+ * once: the Manager looks the machine up by name, the object by path.
+ * Authorization happens before these are called.
+ */
+
+const isHost = (m: Machine) => m.class === 'host';
+
+async function withPidfd<T>(m: Machine, fn: (pidfd: number) => T | Promise<T>): Promise<T> {
+  const fd = m.openLeaderPidfd();
+  try {
+    return await fn(fd);
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+async function withRoot<T>(m: Machine, fn: (rootFd: number) => T | Promise<T>): Promise<T> {
+  // The pidfd pins the leader while its root is opened by pid.
+  return withPidfd(m, async () => {
+    const root = openRoot(`/proc/${m.leader}/root`);
+    try {
+      return await fn(root);
+    } finally {
+      closeQuietly(root);
+    }
+  });
+}
+
+export async function getAddresses(m: Machine): Promise<Array<[number, Buffer]>> {
+  try {
+    const list = await withPidfd(m, (fd) => machineAddresses(m.leader, fd, isHost(m)));
+    return list.map((a) => [a.family, a.address]);
+  } catch (e) {
+    if (e instanceof SdError && e.code === 'ENONET')
+      throw new BusError(MACHINE_ERROR.NoPrivateNetworking, `Machine '${m.name}' does not use private networking`);
+    throw e;
+  }
+}
+
+export async function getOsRelease(m: Machine): Promise<Record<string, string>> {
+  return withPidfd(m, () => machineOsRelease(m.leader, isHost(m)));
+}
+
+export async function getUidShift(m: Machine): Promise<number> {
+  if (isHost(m)) return 0;
+  return withPidfd(m, () => uidShift(m.leader));
+}
+
+export async function openPty(m: Machine, ctx: CallContext): Promise<[number, string]> {
+  const pty = await withRoot(m, (root) => openMachinePty(root));
+  closeQuietly(pty.peer);
+  ctx.closeAfterReply(pty.master);
+  return [pty.master, pty.path];
+}
+
+export async function openLogin(m: Machine, ctx: CallContext): Promise<[number, string]> {
+  const r = await withPidfd(m, () => openMachineLogin(m.name, m.leader));
+  ctx.closeAfterReply(r.master);
+  return [r.master, r.path];
+}
+
+export async function openShell(
+  m: Machine,
+  ctx: CallContext,
+  user: string,
+  path: string,
+  args: string[],
+  env: string[],
+): Promise<[number, string]> {
+  const r = await withPidfd(m, (pidfd) =>
+    openMachineShell({ name: m.name, leader: m.leader, pidfd, cgroup: m.cgroup }, { user, path, args, env }),
+  );
+  ctx.closeAfterReply(r.master);
+  return [r.master, r.path];
+}
+
+export async function openRootDirectory(m: Machine, ctx: CallContext): Promise<number> {
+  const fd = await withPidfd(m, () => open(`/proc/${m.leader}/root`, O.RDONLY | O.DIRECTORY));
+  ctx.closeAfterReply(fd);
+  return fd;
+}
+
+export async function bindMount(m: Machine, source: string, dest: string, readOnly: boolean, mkdir: boolean): Promise<void> {
+  if (isHost(m)) throw new SdError('EOPNOTSUPP', 'Bind mounting on the host is not supported');
+  await withPidfd(m, (pidfd) =>
+    withRoot(m, (rootFd) => bindMountIntoMachine({ rootFd, pidfd, source, dest, readOnly, mkdir })),
+  );
+}
+
+export const COPY_REPLACE = 1n;
+
+export async function copy(
+  m: Machine,
+  direction: 'to' | 'from',
+  source: string,
+  dest: string | undefined,
+  flags: bigint,
+): Promise<void> {
+  if (isHost(m)) throw new SdError('EOPNOTSUPP', 'Copying files to or from the host is not supported');
+  if ((flags & ~COPY_REPLACE) !== 0n) throw new SdError('EINVAL', `Invalid copy flags 0x${flags.toString(16)}`);
+  const to = dest === undefined || dest === '' ? source : dest;
+  const replace = (flags & COPY_REPLACE) !== 0n;
+  await withRoot(m, (rootFd) => {
+    const uids = readIdMap(m.leader, 'uid');
+    // Ids are shifted by the machine's map; one it does not cover becomes nobody.
+    const inward = (id: number) => mapOut(uids, id) ?? mapOut(uids, 65534) ?? 65534;
+    const outward = (id: number) => mapIn(uids, id) ?? 65534;
+    try {
+      if (direction === 'to') copyToMachine(rootFd, source, to, { replace, mapId: inward });
+      else copyFromMachine(rootFd, source, to, { replace, mapId: outward });
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === 'EEXIST')
+        throw new SdError('EEXIST', `Failed to copy: '${e.path ?? to}' exists already (replace not requested)`, {
+          cause: e,
+        });
+      throw e;
+    }
+  });
+}
+
+/** MapFromMachineUser/Group: an id inside → the host's. */
+export async function mapFromMachine(m: Machine, kind: 'uid' | 'gid', id: number): Promise<number> {
+  if (m.class !== 'container') throw new SdError('EINVAL', 'Not supported for non-container machines.');
+  const out = await withPidfd(m, () => mapOut(readIdMap(m.leader, kind), id));
+  if (out === undefined)
+    throw new BusError(
+      kind === 'uid' ? MACHINE_ERROR.NoSuchUserMapping : MACHINE_ERROR.NoSuchGroupMapping,
+      `Machine '${m.name}' has no ${kind === 'uid' ? 'user' : 'group'} mapping for ${id}.`,
+    );
+  return out;
+}
+
+/** MapToMachineUser/Group: a host id → the machine and id inside that has it. */
+export function mapToMachine(machines: Machine[], kind: 'uid' | 'gid', id: number): [Machine, number] {
+  for (const m of machines) {
+    if (m.class !== 'container') continue;
+    let map: ReturnType<typeof readIdMap>;
+    try {
+      map = readIdMap(m.leader, kind);
+    } catch {
+      continue;
+    }
+    if (map.length === 1 && map[0]!.outside === 0 && map[0]!.inside === 0) continue;
+    const inner = mapIn(map, id);
+    if (inner !== undefined) return [m, inner];
+  }
+  throw new BusError(
+    kind === 'uid' ? MACHINE_ERROR.NoSuchUserMapping : MACHINE_ERROR.NoSuchGroupMapping,
+    `${kind === 'uid' ? 'User' : 'Group'} ${id} belongs to no machine.`,
+  );
+}

@@ -1,0 +1,140 @@
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeQuietly, O, openInRoot, symlinkat, unlinkat, writeAll } from '@sd/sys';
+import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
+
+/**
+ * --resolv-conf and --timezone: what the container's /etc/resolv.conf and
+ * /etc/localtime become. Copies go into the tree through the safe resolver
+ * (a planted symlink cannot redirect them); binds are detached mounts the
+ * plan attaches after pivot_root; nothing is written into a tree that is
+ * read-only or volatile.
+ */
+
+const RESOLV_SOURCES: Record<string, string> = {
+  host: '/etc/resolv.conf',
+  static: '/usr/lib/systemd/resolv.conf',
+  uplink: '/run/systemd/resolve/resolv.conf',
+  stub: '/run/systemd/resolve/stub-resolv.conf',
+};
+
+export interface EtcPlan {
+  /** A host file to bind (read-only) over /etc/resolv.conf. */
+  resolvConfBind?: string;
+  /** A host file to bind over /etc/localtime. */
+  localtimeBind?: string;
+  /** Notices for the user (a source that is missing...). */
+  notices: string[];
+}
+
+function treeWritable(settings: Settings): boolean {
+  return !settings.readOnly && settings.volatile === 'no';
+}
+
+function isSymlinkInTree(rootFd: number, path: string): boolean {
+  try {
+    closeQuietly(openInRoot(rootFd, path, O.PATH | O.NOFOLLOW | O.CLOEXEC));
+  } catch {
+    return false;
+  }
+  try {
+    closeQuietly(openInRoot(rootFd, path, O.RDONLY | O.NOFOLLOW | O.CLOEXEC));
+    return false;
+  } catch (e) {
+    return (e as { code?: string }).code === 'ELOOP';
+  }
+}
+
+/** Writes `content` to `path` inside the tree (replacing a symlink only when asked). */
+function writeInTree(rootFd: number, path: string, content: Buffer, replaceSymlink: boolean): boolean {
+  if (isSymlinkInTree(rootFd, path)) {
+    if (!replaceSymlink) return false;
+    unlinkInEtc(rootFd, path.replace(/^\/etc\//, ''));
+  }
+  const fd = openInRoot(rootFd, path, O.WRONLY | O.CREAT | O.TRUNC | O.NOFOLLOW | O.CLOEXEC, 0o644);
+  try {
+    writeAll(fd, content);
+  } finally {
+    closeQuietly(fd);
+  }
+  return true;
+}
+
+function resolvMode(settings: Settings): ResolvConfMode {
+  if (settings.resolvConf !== 'auto') return settings.resolvConf;
+  if (settings.privateNetwork) return 'off';
+  return treeWritable(settings) ? 'copy-host' : 'bind-host';
+}
+
+function timezoneMode(settings: Settings): TimezoneMode {
+  if (settings.timezone !== 'auto') return settings.timezone;
+  return treeWritable(settings) ? 'symlink' : 'bind';
+}
+
+/** The host's zone as /etc/localtime names it (`Europe/Berlin`), if it is a zoneinfo link. */
+function hostZone(): string | undefined {
+  try {
+    const target = readlinkSync('/etc/localtime');
+    return /zoneinfo\/(.+)$/.exec(target)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
+  const plan: EtcPlan = { notices: [] };
+  const mode = resolvMode(settings);
+  if (mode !== 'off') {
+    const [action, which] = mode.split('-') as [string, string | undefined];
+    if (action === 'delete') {
+      if (treeWritable(settings)) unlinkInEtc(rootFd, 'resolv.conf');
+    } else {
+      const source = RESOLV_SOURCES[which ?? 'host']!;
+      if (!existsSync(source))
+        plan.notices.push(`${source} does not exist on the host, not setting up /etc/resolv.conf (${mode}).`);
+      else if ((action === 'copy' || action === 'replace') && treeWritable(settings)) {
+        if (!writeInTree(rootFd, '/etc/resolv.conf', readFileSync(source), action === 'replace'))
+          plan.notices.push(
+            '/etc/resolv.conf in the container is a symlink, not copying (use --resolv-conf=replace-host).',
+          );
+      } else plan.resolvConfBind = source;
+    }
+  }
+
+  const tz = timezoneMode(settings);
+  const zone = hostZone();
+  if (tz === 'delete') {
+    if (treeWritable(settings)) unlinkInEtc(rootFd, 'localtime');
+  } else if (tz !== 'off' && existsSync('/etc/localtime')) {
+    if (tz === 'symlink' && zone && treeWritable(settings)) {
+      try {
+        closeQuietly(openInRoot(rootFd, `/usr/share/zoneinfo/${zone}`, O.PATH | O.CLOEXEC));
+        unlinkInEtc(rootFd, 'localtime');
+        withEtc(rootFd, (etc) => symlinkat(`../usr/share/zoneinfo/${zone}`, etc, 'localtime'));
+      } catch {
+        // The tree lacks the zone: fall back to a bind of the host's file.
+        plan.localtimeBind = '/etc/localtime';
+      }
+    } else if (tz === 'copy' && treeWritable(settings)) {
+      writeInTree(rootFd, '/etc/localtime', readFileSync('/etc/localtime'), true);
+    } else plan.localtimeBind = '/etc/localtime';
+  }
+  return plan;
+}
+
+/** Opens /etc of the tree (resolved inside it) for *at() calls on its entries. */
+function withEtc<T>(rootFd: number, fn: (etc: number) => T): T {
+  const etc = openInRoot(rootFd, '/etc', O.PATH | O.DIRECTORY | O.CLOEXEC);
+  try {
+    return fn(etc);
+  } finally {
+    closeQuietly(etc);
+  }
+}
+
+function unlinkInEtc(rootFd: number, name: string): void {
+  try {
+    withEtc(rootFd, (etc) => unlinkat(etc, name, 0));
+  } catch {
+    // Already gone, or no /etc: nothing to delete.
+  }
+}
