@@ -6,3 +6,23 @@ export {
   machineObjectPath,
   nameFromObjectPath,
 } from './bus-label.js';
+export { connectBus, systemBusAddress } from './bus/connect.js';
+export { BusError, DBUS_ERROR, MACHINE_ERROR } from './bus/errors.js';
+export type { ObjectSource } from './bus/service.js';
+export { BusService } from './bus/service.js';
+export type { CallContext, InterfaceSpec, MethodSpec, PropertySpec, SignalSpec } from './bus/types.js';
+export type { MachinedEvents, MachinedOptions } from './daemon/daemon.js';
+export { MACHINE1_BUS_NAME, Machined } from './daemon/daemon.js';
+export type { ImageInfo, ImagePool, ImageType } from './images/types.js';
+export type { MachinedPaths } from './paths.js';
+export { defaultPaths } from './paths.js';
+export type { CgroupPlacement } from './registry/cgroup.js';
+export { MachineCgroup, parseProcCgroup } from './registry/cgroup.js';
+export type { MachineInit, MachineState } from './registry/machine.js';
+export { Machine } from './registry/machine.js';
+export type { MachineClass } from './registry/names.js';
+export { assertValidMachineName, isValidMachineName, scopeUnitName } from './registry/names.js';
+export type { MachineRequest, RegistryEvents, RegistryOptions } from './registry/registry.js';
+export { MachineExistsError, Registry } from './registry/registry.js';
+export type { ScopeBackend } from './registry/scope.js';
+export { CgroupfsScopeBackend, SystemdScopeBackend, systemdBooted } from './registry/scope.js';

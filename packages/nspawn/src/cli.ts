@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { exitCodeOf, isatty, SdError } from '@sd/sys';
+import { defaultConsoleMode } from './console/console.js';
 import { runContainer } from './container/container.js';
 import { HELP, parseArgv } from './settings/argv.js';
 
@@ -23,12 +24,19 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
-  if (!settings.quiet && isatty(0)) {
-    process.stderr.write(`Spawning container ${settings.machine ?? settings.directory ?? ''}.\n`);
-  }
+  let announced = false;
   const status = await runContainer(settings, {
     explicit,
     logger: { warn: (m) => process.stderr.write(`${m}\n`) },
+    onContainer: (c) => {
+      if (settings.quiet || announced) return;
+      announced = true;
+      process.stderr.write(
+        `Spawning container ${c.machine} on ${c.settings.directory ?? c.settings.image}.\n`,
+      );
+      if (defaultConsoleMode(c.settings.console) === 'interactive')
+        process.stderr.write('Press ^] three times within 1s to kill container.\n');
+    },
   });
   return exitCodeOf(status);
 }

@@ -130,7 +130,7 @@ export function mkfsAt(image: string, offset: number, size: number, fs: TestFs, 
   if (fs === 'squashfs' || fs === 'erofs') {
     const out = join(work, `fs-${offset}.img`);
     if (fs === 'squashfs') run('mksquashfs', [content, out, '-quiet', '-noappend', '-all-root']);
-    else run('mkfs.erofs', ['-q', ...(label ? ['-L', label] : []), out, content]);
+    else run('mkfs.erofs', ['--quiet', out, content]);
     run('dd', [`if=${out}`, `of=${image}`, 'bs=4096', `seek=${offset / 4096}`, 'conv=notrunc,sparse', 'status=none']);
     rmSync(out);
   } else {

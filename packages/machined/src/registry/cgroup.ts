@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmdirSync } from 'node:fs';
 import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } from '@sd/sys';
 
 /**
@@ -121,5 +121,13 @@ export class MachineCgroup {
   async destroy(): Promise<void> {
     if (!this.isEmpty()) await this.kill(SIG.KILL);
     for (const g of this.groups) await g.remove();
+    // The slice goes too once no machine is left in it (busy: another machine's; ours: made on demand).
+    for (const d of this.dirs) {
+      const parent = d.slice(0, d.lastIndexOf('/'));
+      if (parent.endsWith('/machine.slice'))
+        try {
+          rmdirSync(parent);
+        } catch {}
+    }
   }
 }

@@ -34,6 +34,7 @@ import {
   resolveInTree,
   rootUser,
 } from './exec.js';
+import { mountContainerImage } from './image.js';
 import { buildContainerProgram, type ContainerPlan, formatUuid } from './plan.js';
 import {
   checkDirectory,
@@ -192,10 +193,13 @@ export async function startContainer(
     options.settingsPaths,
   );
   for (const n of notices) options.logger?.warn(n);
-  const tree = checkDirectory(settings);
+  const runtimeDir = options.runtimeDir ?? '/run/sd-nspawn';
+  // --image: the image's mounted root stands in for --directory's tree.
+  const image = settings.image !== undefined ? mountContainerImage(settings, runtimeDir, machine) : undefined;
+  const tree = image?.dir ?? checkDirectory(settings);
   const uuid = settings.uuid ?? newUuid();
   const container = new Container(settings, machine, uuid);
-  const runtimeDir = options.runtimeDir ?? '/run/sd-nspawn';
+  if (image) container.addCleanup(image.release);
   try {
     const sharedLock = settings.readOnly || settings.volatile !== 'no';
     const lockFd = lockTree(tree, sharedLock);

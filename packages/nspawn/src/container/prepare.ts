@@ -37,7 +37,8 @@ import type { DetachedMounts } from './plan.js';
 export function machineNameOf(settings: Settings): string {
   try {
     if (settings.machine !== undefined) return assertValidMachineName(settings.machine);
-    const dir = resolve(settings.directory ?? '.');
+    // An image's name without its .raw suffix, as systemd-nspawn names it.
+    const dir = resolve(settings.image?.replace(/\.raw$/, '') ?? settings.directory ?? '.');
     return dir === '/' ? machineNameFromPath(osHostname().split('.')[0]!) : machineNameFromPath(dir);
   } catch (e) {
     throw new NspawnError('EINVAL', (e as Error).message, { cause: e });
@@ -53,8 +54,6 @@ export function newUuid(): string {
 
 /** Checks the directory and refuses what systemd-nspawn refuses. */
 export function checkDirectory(settings: Settings): string {
-  if (settings.image !== undefined)
-    throw new NspawnError('EOPNOTSUPP', '--image= is not supported by this sd-nspawn yet; use --directory=');
   if (settings.directory === undefined)
     throw new NspawnError('EINVAL', 'No directory given: use -D/--directory=PATH');
   const dir = resolve(settings.directory);

@@ -1,0 +1,195 @@
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { SdError } from '@sd/sys';
+import { imageObjectPath, MACHINE1_PATH, nameFromObjectPath } from '../bus-label.js';
+import { connectBus, systemBusAddress } from '../bus/connect.js';
+import { dbus, type MessageBus } from '../bus/dbus.js';
+import { BusService } from '../bus/service.js';
+import type { ImagePool } from '../images/types.js';
+import { defaultPaths, type MachinedPaths } from '../paths.js';
+import { Machine } from '../registry/machine.js';
+import { Registry } from '../registry/registry.js';
+import type { ScopeBackend } from '../registry/scope.js';
+import { imageInterface } from './image-object.js';
+import { machineInterface } from './machine-object.js';
+import { MANAGER_INTERFACE, managerInterface } from './manager-object.js';
+
+export const MACHINE1_BUS_NAME = 'org.freedesktop.machine1';
+
+export interface MachinedOptions {
+  paths?: MachinedPaths;
+  /** Bus address; the system bus ($DBUS_SYSTEM_BUS_ADDRESS) by default. */
+  busAddress?: string;
+  /** The image pool (packages/machined/src/images); image methods answer NotSupported without one. */
+  pool?: ImagePool;
+  /** How CreateMachine makes scopes (cgroupfs by default). */
+  scopes?: ScopeBackend;
+  /** Terminate's grace period before SIGKILL (90 s, as systemd's default stop timeout). */
+  terminateTimeoutMs?: number;
+}
+
+export interface MachinedEvents {
+  machineNew: [machine: Machine];
+  machineRemoved: [machine: Machine];
+  /** Something to log: a failed cleanup, a handler that failed unexpectedly. */
+  warning: [message: string, error?: unknown];
+  /** The bus connection is gone: the daemon cannot serve any more. */
+  disconnected: [error?: unknown];
+}
+
+function hostMachine(): Machine {
+  let id = Buffer.alloc(16);
+  try {
+    const text = readFileSync('/etc/machine-id', 'utf8').trim();
+    if (/^[0-9a-f]{32}$/.test(text)) id = Buffer.from(text, 'hex');
+  } catch {}
+  const m = new Machine({
+    name: '.host',
+    id,
+    service: '',
+    class: 'host',
+    leader: 1,
+    leaderStartTime: undefined,
+    rootDirectory: '/',
+    netif: [],
+    timestamp: 0n,
+    timestampMonotonic: 0n,
+    cgroup: undefined,
+    scopeOwned: false,
+  });
+  m.state = 'running';
+  return m;
+}
+
+/**
+ * sd-machined: owns org.freedesktop.machine1 and serves the Manager, the
+ * Machine objects and the Image objects of systemd's machined on it.
+ */
+export class Machined extends EventEmitter<MachinedEvents> {
+  readonly registry: Registry;
+  readonly bus: MessageBus;
+  readonly service: BusService;
+  readonly paths: MachinedPaths;
+  readonly host = hostMachine();
+  #stopped = false;
+
+  private constructor(registry: Registry, bus: MessageBus, paths: MachinedPaths) {
+    super();
+    this.registry = registry;
+    this.bus = bus;
+    this.paths = paths;
+    this.service = new BusService(bus);
+  }
+
+  static async start(opts: MachinedOptions = {}): Promise<Machined> {
+    const paths = opts.paths ?? defaultPaths();
+    const registry = new Registry({
+      stateDir: paths.machinesStateDir,
+      ...(opts.scopes ? { scopes: opts.scopes } : {}),
+      ...(opts.terminateTimeoutMs !== undefined ? { terminateTimeoutMs: opts.terminateTimeoutMs } : {}),
+    });
+    await registry.load();
+    let bus: MessageBus;
+    try {
+      bus = await connectBus(opts.busAddress ?? systemBusAddress());
+    } catch (e) {
+      registry.close();
+      throw e;
+    }
+    const d = new Machined(registry, bus, paths);
+    try {
+      d.#setup(opts.pool);
+      const reply = await bus.requestName(MACHINE1_BUS_NAME, dbus.NameFlag.DO_NOT_QUEUE);
+      if (reply !== dbus.RequestNameReply.PRIMARY_OWNER)
+        throw new SdError('EEXIST', `Cannot own ${MACHINE1_BUS_NAME}: another daemon has it`);
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+    return d;
+  }
+
+  #setup(pool: ImagePool | undefined): void {
+    const { registry, service } = this;
+    const lookup = (name: string) => (name === '.host' ? this.host : registry.get(name));
+    service.onUnexpectedError = (e, member) => this.emit('warning', `${member} failed`, e);
+    service.addObject(MACHINE1_PATH, [
+      managerInterface({
+        registry,
+        lookup,
+        all: () => [this.host, ...registry.list()],
+        pool,
+        poolPath: this.paths.poolDir,
+        pidOf: (sender) => this.#pidOf(sender),
+      }),
+    ]);
+    service.addSource({
+      lookup: (path) => {
+        const name = nameFromObjectPath(path, `${MACHINE1_PATH}/machine`);
+        const m = name === undefined ? undefined : lookup(name);
+        return m ? [machineInterface(m, registry)] : undefined;
+      },
+      paths: () => [this.host, ...registry.list()].map((m) => m.objectPath),
+    });
+    let imagePaths: string[] = [];
+    service.addSource({
+      lookup: (path) => {
+        const name = nameFromObjectPath(path, `${MACHINE1_PATH}/image`);
+        return name === undefined ? undefined : [imageInterface(name, pool)];
+      },
+      paths: () => {
+        // Children for introspection from the last listing; refreshed in the background.
+        pool
+          ?.list()
+          .then((l) => {
+            imagePaths = l.map((i) => imageObjectPath(i.name));
+          })
+          .catch(() => undefined);
+        return imagePaths;
+      },
+    });
+    registry.on('machineNew', (m) => {
+      service.emitSignal(MACHINE1_PATH, MANAGER_INTERFACE, 'MachineNew', 'so', [m.name, m.objectPath]);
+      this.emit('machineNew', m);
+    });
+    registry.on('machineRemoved', (m) => {
+      service.emitSignal(MACHINE1_PATH, MANAGER_INTERFACE, 'MachineRemoved', 'so', [m.name, m.objectPath]);
+      this.emit('machineRemoved', m);
+    });
+    registry.on('warning', (msg, e) => this.emit('warning', msg, e));
+    this.bus.on('error', (e: unknown) => this.#lost(e));
+    (this.bus as unknown as EventEmitter).on('end', () => this.#lost());
+    service.start();
+  }
+
+  #lost(e?: unknown): void {
+    if (this.#stopped) return;
+    this.emit('disconnected', e);
+  }
+
+  async #pidOf(sender: string): Promise<number> {
+    const reply = await this.bus.call(
+      new dbus.Message({
+        destination: 'org.freedesktop.DBus',
+        path: '/org/freedesktop/DBus',
+        interface: 'org.freedesktop.DBus',
+        member: 'GetConnectionUnixProcessID',
+        signature: 's',
+        body: [sender],
+      }),
+    );
+    return Number(reply?.body[0]);
+  }
+
+  /** Leaves the bus and stops watching; the machines stay in the state files for the next start. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.service.stop();
+    this.registry.close();
+    try {
+      await this.bus.releaseName(MACHINE1_BUS_NAME);
+    } catch {}
+    this.bus.disconnect();
+  }
+}

@@ -1,0 +1,65 @@
+import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
+import { ImageError, mountImage } from '@sd/gpt';
+import { closeQuietly, LOCK, O, open, SdError, tryFlock } from '@sd/sys';
+import { NspawnError } from '../errors.js';
+import type { Settings } from '../settings/settings.js';
+
+/**
+ * --image: dissect the disk image, attach it to a loop device and mount it
+ * (root, /usr, /home, /srv, /var, /var/tmp) on a private directory, which the
+ * container then runs on as it would with --directory. The directories live
+ * under <runtimeDir>/images/, not in the staging directory: staging
+ * directories are removed recursively (also those of killed runs), which
+ * must never reach into a mounted image.
+ */
+
+export interface ContainerImage {
+  /** Where the image's root is mounted. */
+  dir: string;
+  /** Unmounts, detaches the loop device, removes the directory. Safe to call twice. */
+  release: () => void;
+}
+
+export function mountContainerImage(settings: Settings, runtimeDir: string, machine: string): ContainerImage {
+  const image = settings.image!;
+  const readOnly = settings.readOnly || settings.volatile !== 'no';
+  let lockFd: number;
+  try {
+    lockFd = open(image, O.RDONLY);
+  } catch (e) {
+    throw new NspawnError('ENOENT', `Failed to open image ${image}: ${(e as Error).message}`, { cause: e });
+  }
+  // One writer per image, like the tree lock of --directory.
+  if (!tryFlock(lockFd, readOnly ? LOCK.SH : LOCK.EX, image)) {
+    closeQuietly(lockFd);
+    throw new NspawnError('EBUSY', `Disk image ${image} is currently busy (another container is using it)`);
+  }
+  let dir: string | undefined;
+  try {
+    mkdirSync(`${runtimeDir}/images`, { recursive: true, mode: 0o755 });
+    dir = mkdtempSync(`${runtimeDir}/images/${machine}.`);
+    // A container does not boot through the ESP or XBOOTLDR: they are not mounted.
+    const mounted = mountImage(image, dir, { readOnly, skip: ['esp', 'xbootldr'] });
+    const where = dir;
+    let done = false;
+    return {
+      dir,
+      release: () => {
+        if (done) return;
+        done = true;
+        try {
+          mounted.release();
+          rmdirSync(where);
+        } finally {
+          closeQuietly(lockFd);
+        }
+      },
+    };
+  } catch (e) {
+    if (dir) rmdirSync(dir);
+    closeQuietly(lockFd);
+    if (e instanceof ImageError) throw new NspawnError(e.code, `Failed to dissect image: ${e.message}`, { cause: e });
+    if (e instanceof SdError) throw new NspawnError(e.code, `Failed to mount image ${image}: ${e.message}`, { cause: e });
+    throw e;
+  }
+}
