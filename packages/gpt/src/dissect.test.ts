@@ -24,7 +24,9 @@ const T = {
 };
 
 /** A GPT image whose partitions are 1 MiB each, every one holding a fake ext4 (unless `fs` says otherwise). */
-function gpt(parts: Array<{ type: string; name?: string; attrs?: bigint; fs?: 'ext4' | 'squashfs' | 'none' }>) {
+function gpt(
+  parts: Array<{ type: string; name?: string; attrs?: bigint; fs?: 'ext4' | 'squashfs' | 'none' }>,
+) {
   const buf = Buffer.alloc((parts.length + 2) * MiB);
   writeGpt(
     buf,
@@ -56,7 +58,16 @@ describe('DPS rules', () => {
       { type: T.swap },
     ]);
     expect(img.table).toBe('gpt');
-    expect(Object.keys(img.roles).sort()).toEqual(['esp', 'home', 'root', 'srv', 'swap', 'tmp', 'usr', 'var']);
+    expect(Object.keys(img.roles).sort()).toEqual([
+      'esp',
+      'home',
+      'root',
+      'srv',
+      'swap',
+      'tmp',
+      'usr',
+      'var',
+    ]);
     const plan = planMounts(img);
     expect(plan.map((s) => [s.role, s.where, s.partition.number])).toEqual([
       ['root', '/', 5],
@@ -141,7 +152,9 @@ describe('DPS rules', () => {
     buf.writeUInt16BE(2, MiB + 6);
     const img = dissectSource(bufferSource(buf, 'img'), { arch: 'x86-64' });
     expect(img.roles.root?.fs?.type).toBe('crypto_LUKS');
-    expect(() => planMounts(img)).toThrow(/LUKS2-encrypted: unlocking encrypted partitions is not supported yet/);
+    expect(() => planMounts(img)).toThrow(
+      /LUKS2-encrypted: unlocking encrypted partitions is not supported yet/,
+    );
     buf.fill(0, MiB, MiB + 512);
     buf.write('verity\0\0', MiB, 'latin1');
     expect(() => planMounts(dissectSource(bufferSource(buf, 'img'), { arch: 'x86-64' }))).toThrow(

@@ -59,9 +59,17 @@ type Mutation =
 
 function mutation(size: number): fc.Arbitrary<Mutation> {
   return fc.oneof(
-    fc.record({ kind: fc.constant('byte' as const), at: hotOffset(size), value: fc.integer({ min: 0, max: 255 }) }),
+    fc.record({
+      kind: fc.constant('byte' as const),
+      at: hotOffset(size),
+      value: fc.integer({ min: 0, max: 255 }),
+    }),
     fc.record({ kind: fc.constant('u32' as const), at: hotOffset(size - 8), value: fc.nat() }),
-    fc.record({ kind: fc.constant('u64' as const), at: hotOffset(size - 8), value: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }),
+    fc.record({
+      kind: fc.constant('u64' as const),
+      at: hotOffset(size - 8),
+      value: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+    }),
     fc.record({ kind: fc.constant('truncate' as const), length: fc.integer({ min: 0, max: size }) }),
   );
 }
@@ -113,10 +121,14 @@ describe('dissecting mutated images', () => {
   for (const [i, img] of IMAGES.entries()) {
     it(`image ${i}: every mutation gives a result or an SdError`, () => {
       fc.assert(
-        fc.property(fc.array(mutation(img.length), { minLength: 1, maxLength: 6 }), fc.boolean(), (muts, fix) => {
-          const r = outcome(apply(img, muts, fix));
-          expect(['ok', 'error']).toContain(r);
-        }),
+        fc.property(
+          fc.array(mutation(img.length), { minLength: 1, maxLength: 6 }),
+          fc.boolean(),
+          (muts, fix) => {
+            const r = outcome(apply(img, muts, fix));
+            expect(['ok', 'error']).toContain(r);
+          },
+        ),
         { numRuns: 400 },
       );
     });

@@ -22,7 +22,8 @@ function clampRead(size: number, offset: number, length: number): number {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
     throw new InvalidArgumentError(`read of ${length} bytes at ${offset}: out of range`);
   }
-  if (length > MAX_READ) throw new InvalidArgumentError(`read of ${length} bytes refused (limit ${MAX_READ})`);
+  if (length > MAX_READ)
+    throw new InvalidArgumentError(`read of ${length} bytes refused (limit ${MAX_READ})`);
   return Math.max(0, Math.min(length, size - offset));
 }
 

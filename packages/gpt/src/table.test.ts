@@ -15,7 +15,13 @@ function image(size = 8 * MiB, ss = 512) {
   writeGpt(
     buf,
     [
-      { type: ROOT, first: perMiB, last: 3 * perMiB - 1, name: 'root', uuid: 'aaaaaaaa-0000-4000-8000-000000000001' },
+      {
+        type: ROOT,
+        first: perMiB,
+        last: 3 * perMiB - 1,
+        name: 'root',
+        uuid: 'aaaaaaaa-0000-4000-8000-000000000001',
+      },
       { type: HOME, first: 3 * perMiB, last: 5 * perMiB - 1, name: 'home', attrs: 1n << 60n },
     ],
     { sectorSize: ss },
@@ -126,7 +132,11 @@ describe('GPT reader', () => {
   it('refuses partitions outside the disk or the usable area', () => {
     const out = Buffer.alloc(8 * MiB);
     writeGpt(out, [{ type: ROOT, first: 2048, last: 1_000_000 }]);
-    fails(out, 'PARTITION_OUT_OF_RANGE', /partition 1 \(LBA 2048\.\.1000000\) extends beyond the end of the disk/);
+    fails(
+      out,
+      'PARTITION_OUT_OF_RANGE',
+      /partition 1 \(LBA 2048\.\.1000000\) extends beyond the end of the disk/,
+    );
     const usable = Buffer.alloc(8 * MiB);
     writeGpt(usable, [{ type: ROOT, first: 1, last: 100 }]);
     fails(usable, 'PARTITION_OUT_OF_RANGE', /outside the usable area/);
@@ -137,7 +147,11 @@ describe('GPT reader', () => {
 
   it('refuses a truncated file', () => {
     const buf = image();
-    fails(buf.subarray(0, 6 * MiB), 'TRUNCATED', /the other header at LBA 16383 lies beyond the end .* truncated file\?/);
+    fails(
+      buf.subarray(0, 6 * MiB),
+      'TRUNCATED',
+      /the other header at LBA 16383 lies beyond the end .* truncated file\?/,
+    );
     fails(buf.subarray(0, 1024), 'TRUNCATED', /too small/);
   });
 

@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { dissectImage, ImageError, type MountedImage, mountImage, partitionTypeGuid } from '../src/index.js';
-import { kernelHas, loopsOf, MiB, makeImage, mkfsAt, mountsOf, run, scratch, sfdiskJson } from './lib/images.js';
+import {
+  kernelHas,
+  loopsOf,
+  MiB,
+  makeImage,
+  mkfsAt,
+  mountsOf,
+  run,
+  scratch,
+  sfdiskJson,
+} from './lib/images.js';
 
 // Real images made with sfdisk and mkfs, attached to loop devices, mounted, taken down.
 
@@ -31,9 +41,22 @@ beforeAll(() => {
     'gpt',
     [
       { type: T.esp, sizeMiB: 34, fs: 'vfat', name: 'ESP' },
-      { type: T.root, sizeMiB: 32, fs: 'ext4', name: 'root-x86-64', files: { 'etc/os-release': 'ID=test\n' } },
+      {
+        type: T.root,
+        sizeMiB: 32,
+        fs: 'ext4',
+        name: 'root-x86-64',
+        files: { 'etc/os-release': 'ID=test\n' },
+      },
       { type: T.usr, sizeMiB: 128, fs: 'btrfs', name: 'usr', files: { 'lib/os-release': 'ID=usr\n' } },
-      { type: T.home, sizeMiB: 300, fs: 'xfs', name: 'home', attrs: 'GUID:60', files: { 'alice/hello': 'hi\n' } },
+      {
+        type: T.home,
+        sizeMiB: 300,
+        fs: 'xfs',
+        name: 'home',
+        attrs: 'GUID:60',
+        files: { 'alice/hello': 'hi\n' },
+      },
       { type: T.srv, sizeMiB: 8, fs: 'squashfs', name: 'srv', files: { 'www/index.html': '<p>srv</p>' } },
       { type: T.var, sizeMiB: 8, fs: 'erofs', name: 'var', files: { 'lib/state': 'var\n' } },
     ],
@@ -84,7 +107,14 @@ describe('dissecting real images', () => {
     const skip = kernelHas('vfat') ? [] : (['esp'] as const);
     const m = mountImage(full, dir, { mkdir: true, skip: [...skip] });
     live.push(m);
-    expect(m.mounts.map((x) => x.step.role)).toEqual(['root', 'usr', 'home', 'srv', 'var', ...(skip.length ? [] : ['esp'])]);
+    expect(m.mounts.map((x) => x.step.role)).toEqual([
+      'root',
+      'usr',
+      'home',
+      'srv',
+      'var',
+      ...(skip.length ? [] : ['esp']),
+    ]);
     expect(readFileSync(join(dir, 'etc/os-release'), 'utf8')).toBe('ID=test\n');
     expect(readFileSync(join(dir, 'usr/lib/os-release'), 'utf8')).toBe('ID=usr\n');
     expect(readFileSync(join(dir, 'home/alice/hello'), 'utf8')).toBe('hi\n');
@@ -119,7 +149,9 @@ describe('dissecting real images', () => {
     }
     expect(err).toBeInstanceOf(ImageError);
     expect((err as ImageError).code).toBe('NO_KERNEL_SUPPORT');
-    expect((err as Error).message).toMatch(/partition 1 \(esp, vfat\): the running kernel has no vfat driver/);
+    expect((err as Error).message).toMatch(
+      /partition 1 \(esp, vfat\): the running kernel has no vfat driver/,
+    );
     noLeftovers(dir);
   });
 
@@ -223,7 +255,8 @@ describe('dissecting real images', () => {
 });
 
 describe('sd-dissect', () => {
-  const cli = (args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const cli = (args: string[]) =>
+    spawnSync('node', [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
 
   it('prints the table, JSON, and mounts/unmounts through the CLI leaving nothing behind', () => {
     const table = cli([full]);
@@ -231,13 +264,23 @@ describe('sd-dissect', () => {
     expect(table.stdout).toMatch(/^RW DESIGNATOR PARTITION UUID +PARTITION LABEL FSTYPE/m);
     expect(table.stdout).toMatch(/^ro home .* xfs /m);
     const json = JSON.parse(cli(['--json=short', full]).stdout);
-    expect(json.mounts.map((m: { designator: string }) => m.designator).sort()).toEqual(
-      ['esp', 'home', 'root', 'srv', 'usr', 'var'],
-    );
+    expect(json.mounts.map((m: { designator: string }) => m.designator).sort()).toEqual([
+      'esp',
+      'home',
+      'root',
+      'srv',
+      'usr',
+      'var',
+    ]);
     expect(cli(['--no-legend', full]).stdout.split('\n')[0]).toMatch(/^rw esp /);
 
     const path = join(s.dir, 'cli.raw');
-    makeImage(path, 'gpt', [{ type: T.root, sizeMiB: 16, fs: 'ext4', files: { 'etc/os-release': 'ID=cli\n' } }], s.dir);
+    makeImage(
+      path,
+      'gpt',
+      [{ type: T.root, sizeMiB: 16, fs: 'ext4', files: { 'etc/os-release': 'ID=cli\n' } }],
+      s.dir,
+    );
     const dir = join(s.dir, 'mnt-cli');
     const m = cli(['--mount', '--mkdir', path, dir]);
     expect(m.stderr).toBe('');
@@ -254,7 +297,15 @@ describe('sd-dissect', () => {
   it('exit codes and messages for bad images and bad usage', () => {
     const bad = join(s.dir, 'bad.raw');
     execFileSync('cp', ['--sparse=always', full, bad]);
-    execFileSync('dd', ['if=/dev/zero', `of=${bad}`, 'bs=1', 'seek=528', 'count=4', 'conv=notrunc', 'status=none']);
+    execFileSync('dd', [
+      'if=/dev/zero',
+      `of=${bad}`,
+      'bs=1',
+      'seek=528',
+      'count=4',
+      'conv=notrunc',
+      'status=none',
+    ]);
     const r = cli([bad]);
     expect(r.status).toBe(65);
     expect(r.stderr).toMatch(/bad\.raw: primary GPT header \(LBA 1\): header CRC32 mismatch/);

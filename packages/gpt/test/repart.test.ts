@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dissectImage } from '../src/index.js';
 import { mountRow } from '../src/cli/format.js';
+import { dissectImage } from '../src/index.js';
 import { loopsOf, scratch, sfdiskJson } from './lib/images.js';
 
 // An image made by a tool nobody here wrote (systemd-repart), read by us and
@@ -37,7 +37,9 @@ afterAll(() => s?.remove());
 
 describe('an image made by systemd-repart', () => {
   it('dissects to the roles, UUIDs, labels, flags and sizes systemd-dissect and sfdisk report', () => {
-    const ref = JSON.parse(execFileSync('systemd-dissect', ['--json=short', image], { encoding: 'utf8' })) as {
+    const ref = JSON.parse(
+      execFileSync('systemd-dissect', ['--json=short', image], { encoding: 'utf8' }),
+    ) as {
       size: number;
       mounts: Array<Record<string, unknown>>;
     };
@@ -47,8 +49,21 @@ describe('an image made by systemd-repart', () => {
     expect(rows.map((r) => r.designator).sort()).toEqual(ref.mounts.map((m) => m.designator).sort());
     for (const m of ref.mounts) {
       const r = rows.find((x) => x.designator === m.designator)!;
-      for (const key of ['rw', 'designator', 'partition_uuid', 'partition_label', 'fstype', 'architecture', 'growfs', 'partno'] as const) {
-        expect({ designator: m.designator, key, value: r[key] }).toEqual({ designator: m.designator, key, value: m[key] });
+      for (const key of [
+        'rw',
+        'designator',
+        'partition_uuid',
+        'partition_label',
+        'fstype',
+        'architecture',
+        'growfs',
+        'partno',
+      ] as const) {
+        expect({ designator: m.designator, key, value: r[key] }).toEqual({
+          designator: m.designator,
+          key,
+          value: m[key],
+        });
       }
       if (m.verity !== undefined) expect(r.verity).toBe(m.verity);
     }

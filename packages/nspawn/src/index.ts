@@ -24,3 +24,5 @@ export type {
   VolatileMode,
 } from './settings/settings.js';
 export { defaultSettings } from './settings/settings.js';
+export type { RegisterOptions, RegisterRequest, Registration } from './register/register.js';
+export { registerMachine } from './register/register.js';

@@ -60,8 +60,12 @@ function version(): string {
 
 function exitCodeOf(e: unknown): number {
   if (e instanceof ImageError) return EXIT.DATAERR;
-  if (e instanceof SyscallError && ['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR'].includes(e.code)) return EXIT.NOINPUT;
-  if ((e as NodeJS.ErrnoException)?.syscall === 'open' && ['ENOENT', 'EACCES', 'EISDIR'].includes(String((e as NodeJS.ErrnoException).code)))
+  if (e instanceof SyscallError && ['ENOENT', 'EACCES', 'EISDIR', 'ENOTDIR'].includes(e.code))
+    return EXIT.NOINPUT;
+  if (
+    (e as NodeJS.ErrnoException)?.syscall === 'open' &&
+    ['ENOENT', 'EACCES', 'EISDIR'].includes(String((e as NodeJS.ErrnoException).code))
+  )
     return EXIT.NOINPUT;
   return EXIT.FAILURE;
 }

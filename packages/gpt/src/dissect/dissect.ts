@@ -107,14 +107,16 @@ function assignGpt(img: DissectedImage, arch: DpsArch | undefined): void {
     img.roles[role] = p;
   }
   if (img.roles.root || img.roles.usr) {
-    for (const g of generic) g.ignored = 'Linux-generic partitions are only used when there is no root partition';
+    for (const g of generic)
+      g.ignored = 'Linux-generic partitions are only used when there is no root partition';
     return;
   }
   if (generic.length === 1) {
     generic[0]!.role = 'root';
     img.roles.root = generic[0]!;
   } else if (generic.length > 1) {
-    for (const g of generic) g.ignored = 'one of several Linux-generic partitions: none can be chosen as root';
+    for (const g of generic)
+      g.ignored = 'one of several Linux-generic partitions: none can be chosen as root';
     img.unusable = {
       code: 'NOT_UNIQUE',
       message: `no root partition for ${arch ?? 'this architecture'} and ${generic.length} Linux-generic partitions (${generic.map((g) => g.number).join(', ')}): which one is root is ambiguous`,
@@ -147,7 +149,8 @@ function assignMbr(img: DissectedImage): void {
 }
 
 function noRootMessage(img: DissectedImage): string {
-  if (img.roles.usr) return 'only a /usr partition and no root partition: /usr-only images cannot be mounted yet';
+  if (img.roles.usr)
+    return 'only a /usr partition and no root partition: /usr-only images cannot be mounted yet';
   if (img.table === 'gpt') {
     return `no root partition for ${img.arch ?? 'this architecture'} (type root-${img.arch}) and no single Linux-generic partition`;
   }
@@ -198,7 +201,9 @@ export function dissectSource(src: ImageSource, options: DissectOptions = {}): D
   else assignMbr(img);
   if (!img.roles.root && !img.unusable) img.unusable = { code: 'NO_ROOT', message: noRootMessage(img) };
   if (img.roles['root-verity'] || img.roles['usr-verity']) {
-    img.warnings.push('dm-verity is not supported yet: verity partitions are not used (data is not verified)');
+    img.warnings.push(
+      'dm-verity is not supported yet: verity partitions are not used (data is not verified)',
+    );
   }
   return img;
 }

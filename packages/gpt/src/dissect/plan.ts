@@ -63,7 +63,11 @@ function unsupported(img: DissectedImage, p: DissectedPartition, role: string): 
       `${which} holds dm-verity hash data: verity-protected images are not supported yet`,
     );
   }
-  return new ImageError('UNSUPPORTED', img.image, `${which} holds ${fs.type}, which is not a file system to mount`);
+  return new ImageError(
+    'UNSUPPORTED',
+    img.image,
+    `${which} holds ${fs.type}, which is not a file system to mount`,
+  );
 }
 
 /** The mount plan of a dissected image. Throws ImageError when it has no usable root. */

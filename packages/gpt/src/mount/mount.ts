@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
+  addPartition,
   attachLoop,
   attachMount,
   type BlockPartition,
-  addPartition,
   closeQuietly,
   fdPath,
   type LoopDevice,
@@ -12,8 +12,8 @@ import {
   MOUNT_ATTR,
   MOVE_MOUNT,
   mkdirInRoot,
-  moveMount,
   mountFs,
+  moveMount,
   O,
   openInRoot,
   openRoot,
@@ -108,15 +108,21 @@ function teardown(loop: LoopDevice, mounts: ImageMount[], partitions: BlockParti
     errors.push(e);
   }
   if (errors.length) {
-    throw new SdError('EBUSY', `taking down ${loop.backingFile} left something behind: ${String(errors[0])}`, {
-      cause: errors[0],
-    });
+    throw new SdError(
+      'EBUSY',
+      `taking down ${loop.backingFile} left something behind: ${String(errors[0])}`,
+      {
+        cause: errors[0],
+      },
+    );
   }
 }
 
 function describeStep(s: MountStep): string {
   const p = s.partition;
-  return p.number === null ? `the image's ${s.fstype} file system` : `partition ${p.number} (${s.role}, ${s.fstype})`;
+  return p.number === null
+    ? `the image's ${s.fstype} file system`
+    : `partition ${p.number} (${s.role}, ${s.fstype})`;
 }
 
 function mountFd(img: DissectedImage, step: MountStep, device: string): number {
@@ -132,7 +138,9 @@ function mountFd(img: DissectedImage, step: MountStep, device: string): number {
       );
     }
     const code = e instanceof SdError ? e.code : 'EIO';
-    throw new SdError(code, `${img.image}: mounting ${describeStep(step)}: ${(e as Error).message}`, { cause: e });
+    throw new SdError(code, `${img.image}: mounting ${describeStep(step)}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
 }
 
@@ -162,7 +170,8 @@ function isEmptyDir(rootFd: number, path: string): boolean {
 /** Where a non-root step goes inside the mounted root, made when missing. */
 function targetIn(rootFd: number, img: DissectedImage, step: MountStep): string {
   let where = step.where;
-  if (step.alternative && !isDir(rootFd, where) && isEmptyDir(rootFd, step.alternative)) where = step.alternative;
+  if (step.alternative && !isDir(rootFd, where) && isEmptyDir(rootFd, step.alternative))
+    where = step.alternative;
   if (!isDir(rootFd, where)) {
     try {
       mkdirInRoot(rootFd, where, 0o755, { parents: true });
@@ -245,8 +254,12 @@ function removeStale(loop: LoopDevice): void {
   const stale = listPartitions(loop).map((p) => p.number);
   const errors = removePartitions(loop, stale);
   if (errors.length) {
-    throw new SdError('EBUSY', `${loop.path} has partitions left from an earlier use that cannot be removed`, {
-      cause: errors[0],
-    });
+    throw new SdError(
+      'EBUSY',
+      `${loop.path} has partitions left from an earlier use that cannot be removed`,
+      {
+        cause: errors[0],
+      },
+    );
   }
 }

@@ -80,7 +80,8 @@ function vfat(b: Buffer): FsProbe | undefined {
   const bytesPerSector = b.readUInt16LE(11);
   const sectorsPerCluster = b[13]!;
   if (![512, 1024, 2048, 4096].includes(bytesPerSector) || sectorsPerCluster === 0) return undefined;
-  if ((sectorsPerCluster & (sectorsPerCluster - 1)) !== 0 || b.readUInt16LE(14) === 0 || b[16] === 0) return undefined;
+  if ((sectorsPerCluster & (sectorsPerCluster - 1)) !== 0 || b.readUInt16LE(14) === 0 || b[16] === 0)
+    return undefined;
   let serialAt: number;
   let labelAt: number;
   if (b.toString('latin1', 82, 87) === 'FAT32') {

@@ -98,7 +98,9 @@ function parseHeader(
   };
   if (h.myLba !== lba) throw invalid(`it says it lives at ${lbaText(h.myLba)}`);
   if (h.entrySize < MIN_ENTRY_SIZE || h.entrySize % 8 !== 0 || h.entrySize > 4096) {
-    throw invalid(`partition entry size ${h.entrySize} is not a multiple of 8 within ${MIN_ENTRY_SIZE}..4096`);
+    throw invalid(
+      `partition entry size ${h.entrySize} is not a multiple of 8 within ${MIN_ENTRY_SIZE}..4096`,
+    );
   }
   // Both factors are < 2^32: the product is exact enough to compare with a small bound.
   const arrayBytes = h.entryCount * h.entrySize;
@@ -154,7 +156,8 @@ function readEntries(src: ImageSource, ss: number, h: Header): Buffer {
 
 function compareHeaders(src: ImageSource, p: Header, b: Header): void {
   const diffs: string[] = [];
-  if (b.alternateLba !== p.myLba) diffs.push(`it points back to ${lbaText(b.alternateLba)}, not ${lbaText(p.myLba)}`);
+  if (b.alternateLba !== p.myLba)
+    diffs.push(`it points back to ${lbaText(b.alternateLba)}, not ${lbaText(p.myLba)}`);
   if (b.diskGuid !== p.diskGuid) diffs.push(`disk GUID ${b.diskGuid} vs ${p.diskGuid}`);
   if (b.firstUsable !== p.firstUsable || b.lastUsable !== p.lastUsable) {
     diffs.push(`usable area ${b.firstUsable}..${b.lastUsable} vs ${p.firstUsable}..${p.lastUsable}`);
@@ -194,7 +197,8 @@ export function readGpt(src: ImageSource): PartitionTable | undefined {
     );
   }
   const sectors = BigInt(Math.floor(src.size / ss));
-  if (sectors < 4n) throw new ImageError('TRUNCATED', src.name, `only ${sectors} sectors: too small for a GPT`);
+  if (sectors < 4n)
+    throw new ImageError('TRUNCATED', src.name, `only ${sectors} sectors: too small for a GPT`);
   const primary = parseHeader(src, ss, 1n, 'primary', sectors);
   const entries = readEntries(src, ss, primary);
   const backup = parseHeader(src, ss, primary.alternateLba, 'backup', sectors);
@@ -202,7 +206,11 @@ export function readGpt(src: ImageSource): PartitionTable | undefined {
   const backupEntries = readEntries(src, ss, backup);
   if (!backupEntries.equals(entries)) {
     // Same CRC, different bytes: only a deliberate collision gets here.
-    throw new ImageError('GPT_BACKUP_MISMATCH', src.name, 'the backup partition entries differ from the primary');
+    throw new ImageError(
+      'GPT_BACKUP_MISMATCH',
+      src.name,
+      'the backup partition entries differ from the primary',
+    );
   }
   const warnings: string[] = [];
   if (primary.alternateLba !== sectors - 1n) {

@@ -52,7 +52,8 @@ export function readMbr(src: ImageSource): PartitionTable | undefined {
         `MBR partition ${number} (sectors ${first}..${last}) extends beyond the end of the disk (${sectors} sectors)`,
       );
     }
-    if (EXTENDED.has(type)) warnings.push(`partition ${number} is an extended partition: logical partitions are not read`);
+    if (EXTENDED.has(type))
+      warnings.push(`partition ${number} is an extended partition: logical partitions are not read`);
     extents.push({ number, first, last });
     entries.push({
       number,

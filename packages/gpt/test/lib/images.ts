@@ -124,14 +124,29 @@ function xfsProto(root: string, work: string): string {
 }
 
 /** Makes file system `fs` with `files` over bytes [offset, offset+size) of `image`. */
-export function mkfsAt(image: string, offset: number, size: number, fs: TestFs, files: Record<string, string> | undefined, work: string, label?: string): void {
+export function mkfsAt(
+  image: string,
+  offset: number,
+  size: number,
+  fs: TestFs,
+  files: Record<string, string> | undefined,
+  work: string,
+  label?: string,
+): void {
   const content = mkdtempSync(join(work, 'content-'));
   populate(content, files);
   if (fs === 'squashfs' || fs === 'erofs') {
     const out = join(work, `fs-${offset}.img`);
     if (fs === 'squashfs') run('mksquashfs', [content, out, '-quiet', '-noappend', '-all-root']);
     else run('mkfs.erofs', ['--quiet', out, content]);
-    run('dd', [`if=${out}`, `of=${image}`, 'bs=4096', `seek=${offset / 4096}`, 'conv=notrunc,sparse', 'status=none']);
+    run('dd', [
+      `if=${out}`,
+      `of=${image}`,
+      'bs=4096',
+      `seek=${offset / 4096}`,
+      'conv=notrunc,sparse',
+      'status=none',
+    ]);
     rmSync(out);
   } else {
     withLoop(['-o', String(offset), '--sizelimit', String(size), image], (dev) => {
@@ -176,14 +191,28 @@ export function makeImage(
   }
   const script = `${lines.join('\n')}\n`;
   if (sectorSize === 512) run('sfdisk', ['-q', path], script);
-  else withLoop(['-b', '4096', path], (dev) => run('sfdisk', ['-q', '--no-reread', '--no-tell-kernel', dev], script));
+  else
+    withLoop(['-b', '4096', path], (dev) =>
+      run('sfdisk', ['-q', '--no-reread', '--no-tell-kernel', dev], script),
+    );
   for (const m of made) if (m.fs) mkfsAt(path, m.offset, m.size, m.fs, m.files, work, m.name);
   return made;
 }
 
 /** sfdisk's own view of the table (for comparisons made without our code). */
 export function sfdiskJson(path: string): {
-  partitiontable: { id?: string; sectorsize?: number; partitions: Array<{ node: string; start: number; size: number; type: string; uuid?: string; name?: string }> };
+  partitiontable: {
+    id?: string;
+    sectorsize?: number;
+    partitions: Array<{
+      node: string;
+      start: number;
+      size: number;
+      type: string;
+      uuid?: string;
+      name?: string;
+    }>;
+  };
 } {
   return JSON.parse(run('sfdisk', ['--json', path]));
 }

@@ -47,6 +47,7 @@ import {
   prepareCustomMounts,
   usrSymlinks,
 } from './prepare.js';
+import { registerMachine } from '../register/register.js';
 import { capabilityMask, defaultSeccompFilter, lastCapability } from './security.js';
 import { chooseUidRange, type UidRange } from './userns.js';
 
@@ -307,6 +308,14 @@ export async function startContainer(
         onEscape: () => container.kill(),
       });
       container.addCleanup(() => forwarder.close());
+    }
+    if (settings.register) {
+      // machined over D-Bus; no bus or no machined is a warning, not an error.
+      const reg = await registerMachine(
+        { machine, uuid, leader: child.pid, rootDirectory: tree },
+        { logger: options.logger },
+      );
+      if (reg) container.addCleanup(() => reg.unregister());
     }
     container.emit('started', child.pid);
     const exited = child.exited.then(async (status) => {

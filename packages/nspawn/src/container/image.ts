@@ -22,6 +22,9 @@ export interface ContainerImage {
 
 export function mountContainerImage(settings: Settings, runtimeDir: string, machine: string): ContainerImage {
   const image = settings.image!;
+  if (settings.directory !== undefined) {
+    throw new NspawnError('EINVAL', '--directory= and --image= may not be combined.');
+  }
   const readOnly = settings.readOnly || settings.volatile !== 'no';
   let lockFd: number;
   try {
@@ -58,8 +61,10 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
   } catch (e) {
     if (dir) rmdirSync(dir);
     closeQuietly(lockFd);
-    if (e instanceof ImageError) throw new NspawnError(e.code, `Failed to dissect image: ${e.message}`, { cause: e });
-    if (e instanceof SdError) throw new NspawnError(e.code, `Failed to mount image ${image}: ${e.message}`, { cause: e });
+    if (e instanceof ImageError)
+      throw new NspawnError(e.code, `Failed to dissect image: ${e.message}`, { cause: e });
+    if (e instanceof SdError)
+      throw new NspawnError(e.code, `Failed to mount image ${image}: ${e.message}`, { cause: e });
     throw e;
   }
 }
