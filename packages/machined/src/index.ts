@@ -13,7 +13,7 @@ export { BusService } from './bus/service.js';
 export type { CallContext, InterfaceSpec, MethodSpec, PropertySpec, SignalSpec } from './bus/types.js';
 export type { MachinedEvents, MachinedOptions } from './daemon/daemon.js';
 export { MACHINE1_BUS_NAME, Machined } from './daemon/daemon.js';
-export type { ImageInfo, ImagePool, ImageType } from './images/types.js';
+export * from './images/index.js';
 export type { MachinedPaths } from './paths.js';
 export { defaultPaths } from './paths.js';
 export type { CgroupPlacement } from './registry/cgroup.js';
@@ -26,3 +26,5 @@ export type { MachineRequest, RegistryEvents, RegistryOptions } from './registry
 export { MachineExistsError, Registry } from './registry/registry.js';
 export type { ScopeBackend } from './registry/scope.js';
 export { CgroupfsScopeBackend, SystemdScopeBackend, systemdBooted } from './registry/scope.js';
+export type { Message, MessageBus } from './bus/dbus.js';
+export { dbus } from './bus/dbus.js';

@@ -15,4 +15,4 @@ export type { ImagePoolPaths } from './paths.js';
 export { imagePoolPaths, imagePoolPathsFrom } from './paths.js';
 export type { ImagePoolOptions } from './pool.js';
 export { ImagePool } from './pool.js';
-export type { ImageInfo, ImageType } from './types.js';
+export type { ImageInfo, ImagePool as ImagePoolApi, ImageType } from './types.js';

@@ -1,4 +1,5 @@
 import { CLONE, O } from '../constants.js';
+import { InvalidArgumentError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { check, lazyFunc } from '../ffi/libc.js';
 
@@ -42,4 +43,21 @@ export function withNetworkNamespace<T>(nsFd: number, fn: () => T): T {
   } finally {
     closeQuietly(own);
   }
+}
+
+const unshareFn = lazyFunc('int unshare(int flags)');
+
+/**
+ * unshare(2) for the calling (main) thread. A user namespace refuses a
+ * multi-threaded process (EINVAL, measured), and a new mount namespace would
+ * leave libuv's threads in the old one (async fs calls would see another
+ * tree than sync ones), so both are refused here with an explanation: make
+ * them in a spawn program instead.
+ */
+export function unshare(flags: number): void {
+  if (flags & (CLONE.NEWUSER | CLONE.NEWNS))
+    throw new InvalidArgumentError(
+      'unshare of a user or mount namespace cannot be done in a Node process (it is multi-threaded); use a spawn program (SpawnProgram.unshare) instead',
+    );
+  check('unshare', unshareFn(flags));
 }
