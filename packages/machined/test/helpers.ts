@@ -13,7 +13,7 @@ const repo = fileURLToPath(new URL('../../../', import.meta.url));
 export const MACHINED = join(repo, 'packages/machined/src/machined.ts');
 export const NSPAWN = join(repo, 'packages/nspawn/src/cli.ts');
 /** Runs a TypeScript entry point from source (workspace packages resolve to src/ with sd-source). */
-export const TS_NODE = [process.execPath, '--conditions=sd-source', '--import', 'tsx'];
+export const TS_ARGS = ['--conditions=sd-source', '--import', 'tsx'];
 
 export function canRun(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root';
@@ -31,7 +31,7 @@ export function makeTree(): { dir: string; remove: () => void } {
   for (const a of list) if (a !== 'busybox') symlinkSync('busybox', join(dir, 'bin', a));
   writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  writeFileSync(join(dir, 'etc/os-release'), 'ID=busybox\nNAME="BusyBox test tree"\nVERSION_ID=1\n');
+  writeFileSync(join(dir, 'etc/os-release'), 'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="BusyBox test tree"\nVERSION_ID=1\n');
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -42,7 +42,7 @@ export interface Daemon {
 }
 
 export async function startDaemon(env: NodeJS.ProcessEnv, root: string, bus: MessageBus): Promise<Daemon> {
-  const proc = spawn(...(TS_NODE as [string, ...string[]]), [MACHINED, '--root', root, '--terminate-timeout=1'], {
+  const proc = spawn(process.execPath, [...TS_ARGS, MACHINED, '--root', root, '--terminate-timeout=1'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -165,7 +165,7 @@ export async function readPty(fd: number, ms = 10_000): Promise<string> {
 
 /** Starts sd-nspawn (from source) in the background. */
 export function startNspawn(env: NodeJS.ProcessEnv, args: string[]): { proc: ChildProcess; output: () => string } {
-  const proc = spawn(...(TS_NODE as [string, ...string[]]), [NSPAWN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...TS_ARGS, NSPAWN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));
@@ -174,4 +174,14 @@ export function startNspawn(env: NodeJS.ProcessEnv, args: string[]): { proc: Chi
 
 export function busctl(address: string, ...args: string[]) {
   return spawnSync('busctl', [`--address=${address}`, ...args], { encoding: 'utf8' });
+}
+
+/** Stops an sd-nspawn started by startNspawn so that it cleans up after itself (SIGTERM, then SIGKILL). */
+export async function stopNspawn(n: { proc: ChildProcess } | undefined): Promise<void> {
+  if (!n || n.proc.exitCode !== null || n.proc.signalCode !== null) return;
+  const done = new Promise<void>((r) => n.proc.once('exit', () => r()));
+  n.proc.kill('SIGTERM');
+  const t = setTimeout(() => n.proc.kill('SIGKILL'), 10_000);
+  await done;
+  clearTimeout(t);
 }

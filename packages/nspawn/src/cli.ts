@@ -27,7 +27,8 @@ async function main(argv: string[]): Promise<number> {
   let announced = false;
   const status = await runContainer(settings, {
     explicit,
-    logger: { warn: (m) => process.stderr.write(`${m}\n`) },
+    // -q: "the only output will be the console output of the container OS itself".
+    logger: { warn: (m) => settings.quiet || process.stderr.write(`${m}\n`) },
     onContainer: (c) => {
       if (settings.quiet || announced) return;
       announced = true;

@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLONE, SpawnProgram, spawn, unshare, withNetworkNamespace } from '../src/index.js';
+import { CLONE, close, pipe, readToEnd, SpawnProgram, spawn, unshare, withNetworkNamespace } from '../src/index.js';
 
 describe('namespaces from the Node process', () => {
   it('refuses user and mount namespaces with an explanation', () => {
@@ -36,6 +36,32 @@ describe('namespaces from the Node process', () => {
     } finally {
       child.kill(9);
       await child.exited;
+    }
+  });
+});
+
+describe('spawn pidNamespaceOf', () => {
+  it('starts the child in another process’s PID namespace and switches the main thread back', async () => {
+    const p = new SpawnProgram();
+    p.resetSignals().execve('/bin/sleep', ['sleep', '30'], []);
+    const init = await spawn(p, { cloneFlags: CLONE.NEWPID });
+    try {
+      const before = readlinkSync('/proc/thread-self/ns/pid_for_children');
+      const [r, w] = pipe();
+      const q = new SpawnProgram();
+      q.stdio([0, w, 2]).resetSignals();
+      q.execve('/bin/sh', ['sh', '-c', 'echo $$ $(readlink /proc/self/ns/pid)'], []);
+      const child = await spawn(q, { pidNamespaceOf: init.pidfd }).finally(() => close(w));
+      const [out] = await Promise.all([readToEnd(r), child.exited]);
+      // PID 2 in the namespace whose PID 1 is `init`.
+      expect(out.toString().trim()).toBe(`2 ${readlinkSync(`/proc/${init.pid}/ns/pid`)}`);
+      expect(readlinkSync('/proc/thread-self/ns/pid_for_children')).toBe(before);
+      await expect(spawn(q, { pidNamespaceOf: init.pidfd, cloneFlags: CLONE.NEWPID })).rejects.toThrow(
+        /exclude each other/,
+      );
+    } finally {
+      init.kill(9);
+      await init.exited;
     }
   });
 });

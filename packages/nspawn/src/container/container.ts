@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { resolve } from 'node:path';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import {
   AT,
@@ -23,6 +24,7 @@ import { NspawnError } from '../errors.js';
 import { NOTIFY_SOCKET_PATH, type NotifyFields, NotifySocket } from '../notify/notify.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
 import type { Settings } from '../settings/settings.js';
+import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
 import {
   commandCandidates,
@@ -187,21 +189,30 @@ export async function startContainer(
   options: ContainerOptions = {},
 ): Promise<{ container: Container; exited: Promise<ExitStatus> }> {
   const machine = machineNameOf(given);
-  const { settings, notices } = applySettingsFile(
-    given,
-    options.explicit ?? new Set(),
-    machine,
-    options.settingsPaths,
-  );
-  for (const n of notices) options.logger?.warn(n);
+  const applied = applySettingsFile(given, options.explicit ?? new Set(), machine, options.settingsPaths);
+  for (const n of applied.notices) options.logger?.warn(n);
+  let settings = applied.settings;
   const runtimeDir = options.runtimeDir ?? '/run/sd-nspawn';
+  if (settings.template !== undefined && settings.directory !== undefined)
+    await createFromTemplate(resolve(settings.directory), settings.template);
   // --image: the image's mounted root stands in for --directory's tree.
   const image = settings.image !== undefined ? mountContainerImage(settings, runtimeDir, machine) : undefined;
-  const tree = image?.dir ?? checkDirectory(settings);
+  let tree = image?.dir ?? checkDirectory(settings);
   const uuid = settings.uuid ?? newUuid();
   const container = new Container(settings, machine, uuid);
   if (image) container.addCleanup(image.release);
   try {
+    if (settings.ephemeral) {
+      if (settings.volatile !== 'no') throw new NspawnError('EINVAL', '--ephemeral and --volatile= may not be combined');
+      const e = prepareEphemeral(tree);
+      if (e.kind === 'snapshot') {
+        // Removed last: after the lock on the snapshot is gone.
+        container.addCleanup(e.remove);
+        const originalLock = lockTree(tree, true);
+        container.addCleanup(() => closeQuietly(originalLock));
+        tree = e.directory;
+      } else settings = { ...settings, volatile: 'overlay' };
+    }
     const sharedLock = settings.readOnly || settings.volatile !== 'no';
     const lockFd = lockTree(tree, sharedLock);
     container.addCleanup(() => closeQuietly(lockFd));

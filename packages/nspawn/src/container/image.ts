@@ -39,8 +39,7 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
   }
   let dir: string | undefined;
   try {
-    mkdirSync(`${runtimeDir}/images`, { recursive: true, mode: 0o755 });
-    dir = mkdtempSync(`${runtimeDir}/images/${machine}.`);
+    dir = makeImageDir(runtimeDir, machine);
     // A container does not boot through the ESP or XBOOTLDR: they are not mounted.
     const mounted = mountImage(image, dir, { readOnly, skip: ['esp', 'xbootldr'] });
     const where = dir;
@@ -53,18 +52,43 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
         try {
           mounted.release();
           rmdirSync(where);
+          removeIfEmpty(`${runtimeDir}/images`);
         } finally {
           closeQuietly(lockFd);
         }
       },
     };
   } catch (e) {
-    if (dir) rmdirSync(dir);
+    if (dir) {
+      rmdirSync(dir);
+      removeIfEmpty(`${runtimeDir}/images`);
+    }
     closeQuietly(lockFd);
     if (e instanceof ImageError)
       throw new NspawnError(e.code, `Failed to dissect image: ${e.message}`, { cause: e });
     if (e instanceof SdError)
       throw new NspawnError(e.code, `Failed to mount image ${image}: ${e.message}`, { cause: e });
     throw e;
+  }
+}
+
+function makeImageDir(runtimeDir: string, machine: string): string {
+  // Another sd-nspawn may remove the (empty) images directory between the two calls: try again.
+  for (let attempt = 0; ; attempt++) {
+    mkdirSync(`${runtimeDir}/images`, { recursive: true, mode: 0o755 });
+    try {
+      return mkdtempSync(`${runtimeDir}/images/${machine}.`);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw e;
+    }
+  }
+}
+
+/** The images directory goes when its last image does, as staging directories do. */
+function removeIfEmpty(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch {
+    // Not empty (another container's image) or gone already.
   }
 }

@@ -102,6 +102,8 @@ const ignore = { ignoreErrno: true };
 export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   const p = new SpawnProgram();
   const { mounts } = plan;
+  // The container must not outlive a killed sd-nspawn: nothing would supervise or clean up after it.
+  p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
   p.waitForParent();
   if (plan.userNamespace) p.setresgid(0).setresuid(0).setgroups([]);
   // The parent has moved us into the container's cgroup by now: a cgroup

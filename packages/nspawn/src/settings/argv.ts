@@ -138,6 +138,15 @@ const options: Option[] = [
   { long: 'pipe', short: 'P', arg: 'none', apply: (s) => (s.console = 'pipe') },
   { long: 'quiet', short: 'q', arg: 'none', apply: (s) => (s.quiet = true) },
   { long: 'read-only', arg: 'none', apply: (s) => (s.readOnly = true) },
+  { long: 'ephemeral', short: 'x', arg: 'none', apply: (s) => (s.ephemeral = true) },
+  {
+    long: 'template',
+    arg: 'required',
+    apply: (s, v) => {
+      if (!v?.startsWith('/')) throw new NspawnError('EINVAL', `Template ${v} is not an absolute path`);
+      s.template = v;
+    },
+  },
   {
     long: 'volatile',
     arg: 'optional',
@@ -353,6 +362,10 @@ Spawn a command or OS in a light-weight container.
      --system-call-filter=LIST|~LIST
                             Permit/prohibit specific system calls
      --read-only            Mount the root directory read-only
+  -x --ephemeral            Run container with snapshot of root directory, and
+                            remove it after exit
+     --template=PATH        Initialize root directory from template directory,
+                            if missing
      --volatile[=MODE]      Run the system in volatile mode (yes, no, state, overlay)
      --resolv-conf=MODE     Select mode of /etc/resolv.conf initialization
      --timezone=MODE        Select mode of /etc/localtime initialization

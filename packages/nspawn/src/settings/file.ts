@@ -99,6 +99,7 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
   Exec: {
     Boot: { field: 'boot', apply: (s, v) => (s.boot = bool(v)) },
     ProcessTwo: { field: 'asPid2', apply: (s, v) => (s.asPid2 = bool(v)) },
+    Ephemeral: { field: 'ephemeral', apply: (s, v) => (s.ephemeral = bool(v)) },
     Parameters: { field: 'parameters', apply: (s, v) => (s.parameters = splitWords(v)) },
     Environment: {
       field: 'environment',
@@ -179,6 +180,13 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
   },
   Files: {
     ReadOnly: { field: 'readOnly', apply: (s, v) => (s.readOnly = bool(v)) },
+    Template: {
+      field: 'template',
+      apply: (s, v) => {
+        if (!v.startsWith('/')) throw new Error('not an absolute path');
+        s.template = v;
+      },
+    },
     Volatile: {
       field: 'volatile',
       apply: (s, v) => {
@@ -215,7 +223,6 @@ const KNOWN_UNSUPPORTED: Record<string, string[]> = {
     'CPUAffinity',
     'LinkJournal',
     'SuppressSync',
-    'Ephemeral',
   ],
   Files: ['BindUser'],
   Network: [

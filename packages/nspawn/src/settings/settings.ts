@@ -91,6 +91,10 @@ export interface Settings {
   tmpfs: TmpfsMount[];
   overlays: OverlayMount[];
   inaccessible: string[];
+  /** -x: run on a throwaway snapshot (or overlay) of the tree. */
+  ephemeral: boolean;
+  /** Create the directory from this tree on first use. */
+  template?: string;
   /** --settings=: how .nspawn files are used. */
   settingsMode: 'yes' | 'no' | 'trusted' | 'override';
 }
@@ -121,5 +125,6 @@ export function defaultSettings(): Settings {
     overlays: [],
     inaccessible: [],
     settingsMode: 'yes',
+    ephemeral: false,
   };
 }

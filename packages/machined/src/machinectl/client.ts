@@ -1,0 +1,73 @@
+import { SdError } from '@sd/sys';
+import { connectBus, systemBusAddress } from '../bus/connect.js';
+import { dbus, type MessageBus } from '../bus/dbus.js';
+
+/**
+ * machinectl's only way to the registry: method calls and property reads
+ * on org.freedesktop.machine1 over D-Bus (the system bus, or
+ * $DBUS_SYSTEM_BUS_ADDRESS). Error replies become BusCallError with the
+ * wire name and the daemon's text.
+ */
+
+export const BUS_NAME = 'org.freedesktop.machine1';
+export const MANAGER_PATH = '/org/freedesktop/machine1';
+export const MANAGER_IFACE = 'org.freedesktop.machine1.Manager';
+export const MACHINE_IFACE = 'org.freedesktop.machine1.Machine';
+export const IMAGE_IFACE = 'org.freedesktop.machine1.Image';
+
+export class BusCallError extends SdError {
+  readonly busName: string;
+  constructor(busName: string, message: string, options?: ErrorOptions) {
+    super(busName.split('.').pop() ?? 'EBUS', message, options);
+    this.busName = busName;
+  }
+}
+
+/** The calls machinectl makes; a fake implements it in unit tests. */
+export interface Machine1 {
+  call(path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]>;
+  getAll(path: string, iface: string): Promise<Record<string, unknown>>;
+  close(): void;
+}
+
+const unwrap = (v: unknown): unknown =>
+  v instanceof dbus.Variant ? unwrap(v.value) : Array.isArray(v) ? v.map(unwrap) : v;
+
+export class BusMachine1 implements Machine1 {
+  readonly #bus: MessageBus;
+  private constructor(bus: MessageBus) {
+    this.#bus = bus;
+  }
+
+  static async connect(address = systemBusAddress()): Promise<BusMachine1> {
+    return new BusMachine1(await connectBus(address));
+  }
+
+  async call(path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
+    const msg = new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body });
+    try {
+      const reply = await this.#bus.call(msg);
+      return reply?.body ?? [];
+    } catch (e) {
+      const err = e as { type?: string; text?: string; message?: string };
+      if (typeof err.type === 'string')
+        throw new BusCallError(err.type, err.text ?? err.message ?? err.type, { cause: e });
+      throw e;
+    }
+  }
+
+  async getAll(path: string, iface: string): Promise<Record<string, unknown>> {
+    const [props] = await this.call(path, 'org.freedesktop.DBus.Properties', 'GetAll', 's', [iface]);
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries((props ?? {}) as Record<string, unknown>)) out[k] = unwrap(v);
+    return out;
+  }
+
+  close(): void {
+    this.#bus.disconnect();
+  }
+}
+
+/** Manager calls by name, typed loosely: the body of the reply. */
+export const manager = (m: Machine1, member: string, signature: string, ...body: unknown[]): Promise<unknown[]> =>
+  m.call(MANAGER_PATH, MANAGER_IFACE, member, signature, body);

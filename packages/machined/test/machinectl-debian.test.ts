@@ -1,0 +1,109 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
+import type { MessageBus } from '../src/index.js';
+import {
+  canRun,
+  connectBus,
+  type Daemon,
+  makeTree,
+  manager,
+  startDaemon,
+  startNspawn,
+  stopNspawn,
+  waitFor,
+} from './helpers.js';
+
+// systemd's own machinectl (Debian's systemd-container) against sd-machined
+// on a private bus. It refuses to run unless /run/systemd/system exists, so
+// it runs in a private mount namespace with a tmpfs on /run/systemd.
+
+const skip = canRun() ?? (existsSync('/usr/bin/machinectl') ? undefined : 'machinectl (systemd-container) is not installed');
+let bus: PrivateBus;
+let client: MessageBus;
+let daemon: Daemon;
+let root: string;
+let tree: ReturnType<typeof makeTree>;
+let nspawn: ReturnType<typeof startNspawn>;
+const name = 'sdmctl';
+
+function machinectl(...args: string[]) {
+  const script = 'mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /usr/bin/machinectl --no-pager "$@"';
+  return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...args], {
+    env: { ...bus.env, SYSTEMD_COLORS: '0', COLUMNS: '200' },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 30_000,
+  });
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  bus = await startPrivateBus();
+  root = mkdtempSync(join(tmpdir(), 'sd-machined-root-'));
+  client = await connectBus(bus.address);
+  daemon = await startDaemon(bus.env, root, client);
+  tree = makeTree();
+  nspawn = startNspawn(bus.env, ['-D', tree.dir, '-M', name, '--private-network', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
+  const names = async () => ((await manager(client, 'ListMachines'))[0] as unknown[][]).map((r) => r[0]);
+  await waitFor('the container', async () => (await names()).includes(name), 30_000);
+});
+
+afterAll(async () => {
+  if (skip) return;
+  await stopNspawn(nspawn);
+  await daemon?.stop();
+  client?.disconnect();
+  await bus?.stop();
+  tree?.remove();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe.skipIf(skip)("Debian's machinectl against sd-machined", () => {
+  it('list', () => {
+    const r = machinectl('list');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${name}\\s+container\\s+sd-nspawn\\s+busybox\\s+1\\s+-`, 'm'));
+    expect(r.stdout).toContain('1 machines listed.');
+    expect(r.stdout).not.toContain('.host');
+    expect(machinectl('list', '-a').stdout).toMatch(/^\.host\s+host/m);
+  });
+
+  it('status', () => {
+    const r = machinectl('status', name);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(name);
+    expect(r.stdout).toMatch(/Leader: \d+ \(sh\)/);
+    expect(r.stdout).toMatch(/Service: sd-nspawn; class container/);
+    expect(r.stdout).toContain(`Root: ${tree.dir}`);
+    expect(r.stdout, r.stdout).toContain('OS: BusyBox test tree');
+    expect(r.stdout).toContain(`Unit: machine-${name}.scope`);
+  });
+
+  it('show', () => {
+    const r = machinectl('show', name);
+    expect(r.status, r.stderr).toBe(0);
+    for (const line of [`Name=${name}`, 'Class=container', 'Service=sd-nspawn', 'State=running', `RootDirectory=${tree.dir}`])
+      expect(r.stdout).toContain(line);
+    expect(machinectl('show', name, '-p', 'Leader', '--value').stdout.trim()).toMatch(/^\d+$/);
+  });
+
+  it('shell', () => {
+    const r = machinectl('shell', name, '/bin/sh', '-c', 'echo hi $(hostname)');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toContain(`hi ${name}`);
+  });
+
+  it('terminate', async () => {
+    const r = machinectl('terminate', name);
+    expect(r.status, r.stderr).toBe(0);
+    await waitFor('sd-nspawn to exit', () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null);
+    expect(machinectl('list').stdout).toMatch(/No machines\.|0 machines listed\./);
+    const bad = machinectl('status', 'no-such-machine');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain("No machine 'no-such-machine' known");
+  });
+});
