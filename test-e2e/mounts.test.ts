@@ -162,7 +162,7 @@ describe('.nspawn settings files', () => {
       const honoured = await run(['-D', image, ...script], trusted);
       expect(honoured.out).toMatch(/^host-etc$/m);
       expect(bounding(honoured.out) & SYS_MODULE).toBe(SYS_MODULE);
-      expect(honoured.notices.filter((n) => n.includes("not trusted"))).toEqual([]);
+      expect(honoured.notices.filter((n) => n.includes('not trusted'))).toEqual([]);
       expect(honoured.status.code).toBe(0);
     } finally {
       rmSync(machines, { recursive: true, force: true });

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-import { runCli } from './cli-common.js';
+import { runMachinectl } from './machinectl/main.js';
 
-runCli({
-  name: 'machinectl',
-  summary: 'control the machine registry and the image pool',
-  usage: [
-    'machinectl [OPTIONS...] COMMAND ...',
-    'machinectl list | status NAME | shell NAME | list-images | clone NAME NEW',
-  ],
-});
+runMachinectl(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`machinectl: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -13,6 +13,8 @@ export {
   isValidMachineName,
   machineNameFromPath,
 } from './machine-name.js';
+export type { RegisterOptions, RegisterRequest, Registration } from './register/register.js';
+export { registerMachine } from './register/register.js';
 export type { ParsedArgs } from './settings/argv.js';
 export { HELP, parseArgv, parseSignal } from './settings/argv.js';
 export type {
@@ -24,5 +26,3 @@ export type {
   VolatileMode,
 } from './settings/settings.js';
 export { defaultSettings } from './settings/settings.js';
-export type { RegisterOptions, RegisterRequest, Registration } from './register/register.js';
-export { registerMachine } from './register/register.js';

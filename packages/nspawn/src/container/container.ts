@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { resolve } from 'node:path';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import {
   AT,
   type ChildProcess,
@@ -22,6 +22,7 @@ import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { NOTIFY_SOCKET_PATH, type NotifyFields, NotifySocket } from '../notify/notify.js';
+import { registerMachine } from '../register/register.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
 import type { Settings } from '../settings/settings.js';
 import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
@@ -49,7 +50,6 @@ import {
   prepareCustomMounts,
   usrSymlinks,
 } from './prepare.js';
-import { registerMachine } from '../register/register.js';
 import { capabilityMask, defaultSeccompFilter, lastCapability } from './security.js';
 import { chooseUidRange, type UidRange } from './userns.js';
 
@@ -203,7 +203,8 @@ export async function startContainer(
   if (image) container.addCleanup(image.release);
   try {
     if (settings.ephemeral) {
-      if (settings.volatile !== 'no') throw new NspawnError('EINVAL', '--ephemeral and --volatile= may not be combined');
+      if (settings.volatile !== 'no')
+        throw new NspawnError('EINVAL', '--ephemeral and --volatile= may not be combined');
       const e = prepareEphemeral(tree);
       if (e.kind === 'snapshot') {
         // Removed last: after the lock on the snapshot is gone.

@@ -1,19 +1,19 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import {
-  LOCK,
-  O,
   closeQuietly,
   copyTree,
   destroySubvolume,
   getRandom,
   isSubvolume,
+  LOCK,
+  O,
   open,
   openDir,
   RENAME,
+  removeTree,
   renameat2,
   SyscallError,
-  removeTree,
   snapshot,
   tryFlock,
 } from '@sd/sys';
@@ -29,9 +29,7 @@ import { NspawnError } from '../errors.js';
 
 const PREFIX = '.#machine.';
 
-export type EphemeralRoot =
-  | { kind: 'snapshot'; directory: string; remove: () => void }
-  | { kind: 'overlay' };
+export type EphemeralRoot = { kind: 'snapshot'; directory: string; remove: () => void } | { kind: 'overlay' };
 
 function destroy(path: string): void {
   const dirFd = openDir(dirname(path));
@@ -95,7 +93,10 @@ export function prepareEphemeral(tree: string): EphemeralRoot {
  * a snapshot when the template is a subvolume, else a copy (reflinks where
  * possible) under a temporary name, renamed into place when complete.
  */
-export async function createFromTemplate(directory: string, template: string): Promise<'existed' | 'snapshot' | 'copy'> {
+export async function createFromTemplate(
+  directory: string,
+  template: string,
+): Promise<'existed' | 'snapshot' | 'copy'> {
   if (existsSync(directory)) return 'existed';
   if (!existsSync(template)) throw new NspawnError('ENOENT', `Template ${template} doesn't exist`);
   const parent = dirname(directory);

@@ -105,7 +105,10 @@ async function call(bus: MessageBus, member: string, signature: string, body: un
  * (after a warning) when there is no bus or no machined; other failures
  * (a machine of that name exists) reject.
  */
-export async function registerMachine(req: RegisterRequest, opts: RegisterOptions = {}): Promise<Registration | undefined> {
+export async function registerMachine(
+  req: RegisterRequest,
+  opts: RegisterOptions = {},
+): Promise<Registration | undefined> {
   const address = opts.busAddress ?? systemBusAddress();
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const warn = (m: string) => opts.logger?.warn(m);
@@ -117,7 +120,9 @@ export async function registerMachine(req: RegisterRequest, opts: RegisterOption
   try {
     bus = await connect(address, timeoutMs);
   } catch (e) {
-    warn(`Cannot connect to the system bus (${(e as Error).message}): not registering machine ${req.machine}.`);
+    warn(
+      `Cannot connect to the system bus (${(e as Error).message}): not registering machine ${req.machine}.`,
+    );
     return undefined;
   }
   try {
@@ -148,7 +153,9 @@ export async function registerMachine(req: RegisterRequest, opts: RegisterOption
       warn(`machined is not running: not registering machine ${req.machine}.`);
       return undefined;
     }
-    throw new SdError('EREGISTER', `Failed to register machine ${req.machine}: ${(e as Error).message}`, { cause: e });
+    throw new SdError('EREGISTER', `Failed to register machine ${req.machine}: ${(e as Error).message}`, {
+      cause: e,
+    });
   } finally {
     bus.disconnect();
   }
