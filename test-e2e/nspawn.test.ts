@@ -10,13 +10,14 @@ beforeAll(() => {
 });
 afterAll(() => tree?.remove());
 
+/** No mount and no staging directory of our test trees' containers is left (other runs may be going on). */
 function noStagingLeft(): void {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
   expect(mounts).not.toContain('/run/sd-nspawn/');
   const left = (() => {
     try {
       // nspawn-uid holds the uid range locks; images/ the mount points of -i.
-      return readdirSync('/run/sd-nspawn').filter((f) => f !== 'nspawn-uid' && f !== 'images');
+      return readdirSync('/run/sd-nspawn').filter((f) => /^(sd-e2e-|vol\d|box\d|userns-)/.test(f));
     } catch {
       return [];
     }
@@ -200,7 +201,7 @@ describe('sd-nspawn --private-users', () => {
         'echo done',
       ].join('; '),
     ]);
-    expect(r.stdout.trim()).toBe('done');
+    expect(r.stdout.trim(), r.stderr).toBe('done');
   });
 });
 

@@ -35,9 +35,7 @@ export async function startPrivateBus(): Promise<PrivateBus> {
   const config = join(dir, 'bus.conf');
   writeFileSync(
     config,
-    readFileSync(TEMPLATE, 'utf8')
-      .replaceAll('@SOCKET@', socket)
-      .replaceAll('@PIDFILE@', join(dir, 'pid')),
+    readFileSync(TEMPLATE, 'utf8').replaceAll('@SOCKET@', socket).replaceAll('@PIDFILE@', join(dir, 'pid')),
   );
   // --fork returns once the socket listens and the pid file is written.
   const r = spawnSync('dbus-daemon', [`--config-file=${config}`, '--fork', '--print-address=1'], {

@@ -1,3 +1,10 @@
+export { connectBus, systemBusAddress } from './bus/connect.js';
+export type { Message, MessageBus } from './bus/dbus.js';
+export { dbus } from './bus/dbus.js';
+export { BusError, DBUS_ERROR, MACHINE_ERROR } from './bus/errors.js';
+export type { ObjectSource } from './bus/service.js';
+export { BusService } from './bus/service.js';
+export type { CallContext, InterfaceSpec, MethodSpec, PropertySpec, SignalSpec } from './bus/types.js';
 export {
   busLabelEscape,
   busLabelUnescape,
@@ -6,11 +13,6 @@ export {
   machineObjectPath,
   nameFromObjectPath,
 } from './bus-label.js';
-export { connectBus, systemBusAddress } from './bus/connect.js';
-export { BusError, DBUS_ERROR, MACHINE_ERROR } from './bus/errors.js';
-export type { ObjectSource } from './bus/service.js';
-export { BusService } from './bus/service.js';
-export type { CallContext, InterfaceSpec, MethodSpec, PropertySpec, SignalSpec } from './bus/types.js';
 export type { MachinedEvents, MachinedOptions } from './daemon/daemon.js';
 export { MACHINE1_BUS_NAME, Machined } from './daemon/daemon.js';
 export * from './images/index.js';
@@ -26,5 +28,3 @@ export type { MachineRequest, RegistryEvents, RegistryOptions } from './registry
 export { MachineExistsError, Registry } from './registry/registry.js';
 export type { ScopeBackend } from './registry/scope.js';
 export { CgroupfsScopeBackend, SystemdScopeBackend, systemdBooted } from './registry/scope.js';
-export type { Message, MessageBus } from './bus/dbus.js';
-export { dbus } from './bus/dbus.js';

@@ -53,16 +53,20 @@ async function main(argv: string[]): Promise<number> {
   const paths = defaultPaths(values.root ?? '/');
   if (values['state-dir']) paths.machinesStateDir = values['state-dir'];
   const timeout = values['terminate-timeout'] === undefined ? undefined : Number(values['terminate-timeout']);
-  if (timeout !== undefined && !(timeout >= 0)) throw new SdError('EINVAL', `Invalid --terminate-timeout: ${values['terminate-timeout']}`);
+  if (timeout !== undefined && !(timeout >= 0))
+    throw new SdError('EINVAL', `Invalid --terminate-timeout: ${values['terminate-timeout']}`);
   const daemon = await Machined.start({
     paths,
+    root: values.root ?? '/',
     ...(values['bus-address'] ? { busAddress: values['bus-address'] } : {}),
     ...(timeout !== undefined ? { terminateTimeoutMs: timeout * 1000 } : {}),
   });
   daemon.on('warning', (m, e) => log(e ? `${m}: ${describe(e)}` : m));
   daemon.on('machineNew', (m) => log(`New machine ${m.name}.`));
   daemon.on('machineRemoved', (m) => log(`Machine ${m.name} terminated.`));
-  log(`Serving org.freedesktop.machine1 (${daemon.registry.list().length} machines from ${paths.machinesStateDir}).`);
+  log(
+    `Serving org.freedesktop.machine1 (${daemon.registry.list().length} machines from ${paths.machinesStateDir}).`,
+  );
   return new Promise<number>((resolve) => {
     const stop = () => {
       daemon.stop().then(

@@ -97,14 +97,34 @@ describe.skipIf(skip)('sd-machined', () => {
     ]);
     containers.push(nspawn);
     await waitFor('the machine', async () => (await listNames()).includes(name), 30_000);
-    const r = busctl(bus.address, 'call', 'org.freedesktop.machine1', '/org/freedesktop/machine1',
-      'org.freedesktop.machine1.Manager', 'ListMachines');
+    const r = busctl(
+      bus.address,
+      'call',
+      'org.freedesktop.machine1',
+      '/org/freedesktop/machine1',
+      'org.freedesktop.machine1.Manager',
+      'ListMachines',
+    );
     expect(r.stdout).toContain(`"${name}" "container" "sd-nspawn" "${machineObjectPath(name)}"`);
     const [path] = await manager(client, 'GetMachine', 's', [name]);
     expect(path).toBe(machineObjectPath(name));
-    const show = busctl(bus.address, '--json=short', 'get-property', 'org.freedesktop.machine1', String(path),
-      'org.freedesktop.machine1.Machine', 'Leader', 'Unit', 'RootDirectory', 'State', 'Service');
-    const props = show.stdout.trim().split('\n').map((l) => JSON.parse(l).data);
+    const show = busctl(
+      bus.address,
+      '--json=short',
+      'get-property',
+      'org.freedesktop.machine1',
+      String(path),
+      'org.freedesktop.machine1.Machine',
+      'Leader',
+      'Unit',
+      'RootDirectory',
+      'State',
+      'Service',
+    );
+    const props = show.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).data);
     leaderPid = props[0];
     expect(props.slice(1)).toEqual([`machine-${name}.scope`, tree.dir, 'running', 'sd-nspawn']);
     expect((await manager(client, 'GetMachineByPID', 'u', [leaderPid]))[0]).toBe(path);
@@ -165,9 +185,9 @@ describe.skipIf(skip)('sd-machined', () => {
       const shadowMtime = statSync('/etc/shadow').mtimeMs;
       symlinkSync('/etc/shadow', join(tree.dir, 'root/leak'));
       symlinkSync('../../..', join(tree.dir, 'root/up'));
-      expect(await errorOf(manager(client, 'CopyFromMachine', 'sss', [name, '/root/leak', join(host, 'o1')]))).toBe(
-        'org.freedesktop.DBus.Error.FileNotFound',
-      );
+      expect(
+        await errorOf(manager(client, 'CopyFromMachine', 'sss', [name, '/root/leak', join(host, 'o1')])),
+      ).toBe('org.freedesktop.DBus.Error.FileNotFound');
       expect(existsSync(join(host, 'o1'))).toBe(false);
       writeFileSync(join(tree.dir, 'etc/shadow'), 'container shadow\n');
       await manager(client, 'CopyFromMachine', 'sss', [name, '/root/leak', join(host, 'o2')]);
@@ -235,43 +255,75 @@ describe.skipIf(skip)('sd-machined', () => {
     await waitFor('the background sleep', () => cg.pids().length >= 3);
     const pids = cg.pids();
     await manager(client, 'KillMachine', 'ssi', [name, 'all', 9]);
-    await waitFor('MachineRemoved', () => signals.some((s) => s.member === 'MachineRemoved' && s.body[0] === name));
+    await waitFor('MachineRemoved', () =>
+      signals.some((s) => s.member === 'MachineRemoved' && s.body[0] === name),
+    );
     expect(await listNames()).not.toContain(name);
-    await waitFor('sd-nspawn to exit', () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null);
+    await waitFor(
+      'sd-nspawn to exit',
+      () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null,
+    );
     for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
     for (const d of cg.dirs) expect(existsSync(d)).toBe(false);
   });
 
   it('stopping the container removes it and emits MachineRemoved', async () => {
-    const n2 = startNspawn(bus.env, ['-D', tree.dir, '-M', 'sdtest2', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
+    const n2 = startNspawn(bus.env, [
+      '-D',
+      tree.dir,
+      '-M',
+      'sdtest2',
+      'sh',
+      '-c',
+      'trap "exit 0" TERM; while :; do sleep 0.1; done',
+    ]);
     containers.push(n2);
     await waitFor('sdtest2', async () => (await listNames()).includes('sdtest2'), 30_000);
     expect(await errorOf(manager(client, 'GetMachineAddresses', 's', ['sdtest2']))).toBe(
       'org.freedesktop.machine1.NoPrivateNetworking',
     );
     n2.proc.kill('SIGTERM');
-    await waitFor('MachineRemoved', () => signals.some((s) => s.member === 'MachineRemoved' && s.body[0] === 'sdtest2'));
+    await waitFor('MachineRemoved', () =>
+      signals.some((s) => s.member === 'MachineRemoved' && s.body[0] === 'sdtest2'),
+    );
     expect(await listNames()).not.toContain('sdtest2');
   });
 
   it('terminate reaches processes that ignore SIGTERM; the scope it made is gone afterwards', async () => {
     const p = leader('trap "" TERM; read x; sleep 1000 & sleep 1000 & wait');
-    await manager(client, 'CreateMachine', 'sayssusa(sv)', ['sdterm', Buffer.alloc(16, 1), 'test', 'container', p.pid, '', []]);
+    await manager(client, 'CreateMachine', 'sayssusa(sv)', [
+      'sdterm',
+      Buffer.alloc(16, 1),
+      'test',
+      'container',
+      p.pid,
+      '',
+      [],
+    ]);
     p.stdin?.write('\n');
     const cg = MachineCgroup.ofProcess(p.pid!)!;
     expect(cg.mainPath).toBe('machine.slice/machine-sdterm.scope');
     await waitFor('children in the scope', () => cg.pids().length >= 3);
     const pids = cg.pids();
     await manager(client, 'TerminateMachine', 's', ['sdterm']);
-    await waitFor('MachineRemoved', () => signals.some((s) => s.member === 'MachineRemoved' && s.body[0] === 'sdterm'));
-    for (const pid of pids) await waitFor(`pid ${pid} to go`, () => !existsSync(`/proc/${pid}/stat`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'));
+    await waitFor('MachineRemoved', () =>
+      signals.some((s) => s.member === 'MachineRemoved' && s.body[0] === 'sdterm'),
+    );
+    for (const pid of pids)
+      await waitFor(
+        `pid ${pid} to go`,
+        () => !existsSync(`/proc/${pid}/stat`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'),
+      );
     for (const d of cg.dirs) expect(existsSync(d)).toBe(false);
   });
 
   it('keeps running machines over a daemon restart and drops the ones that died', async () => {
     const alive = leader('exec sleep 1000');
     const dead = leader('exec sleep 1000');
-    for (const [n, p] of [['sdkeep', alive], ['sddead', dead]] as const)
+    for (const [n, p] of [
+      ['sdkeep', alive],
+      ['sddead', dead],
+    ] as const)
       await manager(client, 'CreateMachine', 'sayssusa(sv)', [n, [], 'test', 'container', p.pid, '', []]);
     const deadCg = MachineCgroup.ofProcess(dead.pid!)!;
     await daemon.stop('SIGKILL');
@@ -292,17 +344,25 @@ describe.skipIf(skip)('sd-machined', () => {
   it('refuses bad machine names with clear errors', async () => {
     const p = leader('exec sleep 1000');
     for (const bad of ['', '-x', 'a/b', '../etc', 'a..b', 'x'.repeat(65), '.host', 'ü'])
-      expect([bad, await errorOf(manager(client, 'CreateMachine', 'sayssusa(sv)', [bad, [], '', 'container', p.pid, '', []]))]).toEqual([
+      expect([
         bad,
-        'org.freedesktop.DBus.Error.InvalidArgs',
-      ]);
-    expect(await errorOf(manager(client, 'GetMachine', 's', ['../etc']))).toBe('org.freedesktop.machine1.NoSuchMachine');
-    expect(await errorOf(manager(client, 'CreateMachine', 'sayssusa(sv)', ['ok', [1, 2], '', 'container', p.pid, '', []]))).toBe(
-      'org.freedesktop.DBus.Error.InvalidArgs',
+        await errorOf(
+          manager(client, 'CreateMachine', 'sayssusa(sv)', [bad, [], '', 'container', p.pid, '', []]),
+        ),
+      ]).toEqual([bad, 'org.freedesktop.DBus.Error.InvalidArgs']);
+    expect(await errorOf(manager(client, 'GetMachine', 's', ['../etc']))).toBe(
+      'org.freedesktop.machine1.NoSuchMachine',
     );
-    expect(await errorOf(manager(client, 'CreateMachine', 'sayssusa(sv)', ['ok', [], '', 'toaster', p.pid, '', []]))).toBe(
-      'org.freedesktop.DBus.Error.InvalidArgs',
-    );
+    expect(
+      await errorOf(
+        manager(client, 'CreateMachine', 'sayssusa(sv)', ['ok', [1, 2], '', 'container', p.pid, '', []]),
+      ),
+    ).toBe('org.freedesktop.DBus.Error.InvalidArgs');
+    expect(
+      await errorOf(
+        manager(client, 'CreateMachine', 'sayssusa(sv)', ['ok', [], '', 'toaster', p.pid, '', []]),
+      ),
+    ).toBe('org.freedesktop.DBus.Error.InvalidArgs');
     expect(await listNames()).toEqual(['.host']);
   });
 });

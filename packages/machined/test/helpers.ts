@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -29,9 +37,15 @@ export function makeTree(): { dir: string; remove: () => void } {
   copyFileSync(busybox, join(dir, 'bin/busybox'));
   const list = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
   for (const a of list) if (a !== 'busybox') symlinkSync('busybox', join(dir, 'bin', a));
-  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n');
+  writeFileSync(
+    join(dir, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
+  );
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  writeFileSync(join(dir, 'etc/os-release'), 'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="BusyBox test tree"\nVERSION_ID=1\n');
+  writeFileSync(
+    join(dir, 'etc/os-release'),
+    'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="BusyBox test tree"\nVERSION_ID=1\n',
+  );
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -82,8 +96,20 @@ export async function nameHasOwner(bus: MessageBus, name: string): Promise<boole
 export { connectBus };
 
 /** Calls a Manager method; resolves with the reply body. */
-export async function manager(bus: MessageBus, member: string, signature = '', body: unknown[] = []): Promise<unknown[]> {
-  return callOn(bus, '/org/freedesktop/machine1', 'org.freedesktop.machine1.Manager', member, signature, body);
+export async function manager(
+  bus: MessageBus,
+  member: string,
+  signature = '',
+  body: unknown[] = [],
+): Promise<unknown[]> {
+  return callOn(
+    bus,
+    '/org/freedesktop/machine1',
+    'org.freedesktop.machine1.Manager',
+    member,
+    signature,
+    body,
+  );
 }
 
 export async function callOn(
@@ -95,7 +121,14 @@ export async function callOn(
   body: unknown[] = [],
 ): Promise<unknown[]> {
   const r = await bus.call(
-    new dbus.Message({ destination: 'org.freedesktop.machine1', path, interface: iface, member, signature, body }),
+    new dbus.Message({
+      destination: 'org.freedesktop.machine1',
+      path,
+      interface: iface,
+      member,
+      signature,
+      body,
+    }),
   );
   return r?.body ?? [];
 }
@@ -124,12 +157,17 @@ export async function watchSignals(bus: MessageBus): Promise<Array<{ member: str
     }),
   );
   bus.on('message', (m) => {
-    if (m.type === 4 && m.interface === 'org.freedesktop.machine1.Manager') seen.push({ member: m.member, body: m.body });
+    if (m.type === 4 && m.interface === 'org.freedesktop.machine1.Manager')
+      seen.push({ member: m.member, body: m.body });
   });
   return seen;
 }
 
-export async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 15_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 15_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -164,8 +202,14 @@ export async function readPty(fd: number, ms = 10_000): Promise<string> {
 }
 
 /** Starts sd-nspawn (from source) in the background. */
-export function startNspawn(env: NodeJS.ProcessEnv, args: string[]): { proc: ChildProcess; output: () => string } {
-  const proc = spawn(process.execPath, [...TS_ARGS, NSPAWN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startNspawn(
+  env: NodeJS.ProcessEnv,
+  args: string[],
+): { proc: ChildProcess; output: () => string } {
+  const proc = spawn(process.execPath, [...TS_ARGS, NSPAWN, ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout?.on('data', (d) => (out += d));
   proc.stderr?.on('data', (d) => (out += d));

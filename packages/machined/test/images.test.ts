@@ -28,7 +28,10 @@ function fillTree(dir: string): void {
   mkdirSync(join(dir, 'usr/lib'), { recursive: true });
   writeFileSync(join(dir, 'etc/hostname'), '# comment\nimg-host\n');
   writeFileSync(join(dir, 'etc/machine-id'), '0123456789abcdef0123456789abcdef\n');
-  writeFileSync(join(dir, 'usr/lib/os-release'), 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n');
+  writeFileSync(
+    join(dir, 'usr/lib/os-release'),
+    'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n',
+  );
   symlinkSync('../usr/lib/os-release', join(dir, 'etc/os-release'));
   writeFileSync(join(dir, 'etc/machine-info'), 'PRETTY_HOSTNAME="My Image"\n');
   writeFileSync(join(dir, 'secret'), 'x'.repeat(100_000), { mode: 0o600 });
@@ -106,7 +109,9 @@ describe.skipIf(!canBtrfs)('image pool on btrfs', () => {
     expect(method).toBe('snapshot');
     expect(ms).toBeLessThan(2000);
     const show = run('btrfs', ['subvolume', 'show', join(machines, 'snap')]);
-    const baseUuid = /^\s*UUID:\s*(\S+)/m.exec(run('btrfs', ['subvolume', 'show', join(machines, 'base')]))![1];
+    const baseUuid = /^\s*UUID:\s*(\S+)/m.exec(
+      run('btrfs', ['subvolume', 'show', join(machines, 'base')]),
+    )![1];
     expect(/Parent UUID:\s*(\S+)/.exec(show)![1]).toBe(baseUuid);
     // Shared extents: filefrag flags them as "shared".
     expect(run('filefrag', ['-v', join(machines, 'snap/secret')])).toMatch(/shared/);
@@ -243,7 +248,9 @@ describe.skipIf(!root)('image pool on ext4', () => {
     await pool.clone('disk', 'disk2', true);
     const st = statSync(join(machines, 'disk2.raw'));
     expect(st.mode & 0o222).toBe(0);
-    expect(readFileSync(join(machines, 'disk2.raw')).equals(readFileSync(join(machines, 'disk.raw')))).toBe(true);
+    expect(readFileSync(join(machines, 'disk2.raw')).equals(readFileSync(join(machines, 'disk.raw')))).toBe(
+      true,
+    );
     expect((await pool.get('disk2'))?.readOnly).toBe(true);
     await expect(pool.hostname('disk')).rejects.toThrow(/not supported yet/);
     await pool.remove('disk2');

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,9 @@ import {
 // on a private bus. It refuses to run unless /run/systemd/system exists, so
 // it runs in a private mount namespace with a tmpfs on /run/systemd.
 
-const skip = canRun() ?? (existsSync('/usr/bin/machinectl') ? undefined : 'machinectl (systemd-container) is not installed');
+const skip =
+  canRun() ??
+  (existsSync('/usr/bin/machinectl') ? undefined : 'machinectl (systemd-container) is not installed');
 let bus: PrivateBus;
 let client: MessageBus;
 let daemon: Daemon;
@@ -31,7 +33,8 @@ let nspawn: ReturnType<typeof startNspawn>;
 const name = 'sdmctl';
 
 function machinectl(...args: string[]) {
-  const script = 'mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /usr/bin/machinectl --no-pager "$@"';
+  const script =
+    'mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /usr/bin/machinectl --no-pager "$@"';
   return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...args], {
     env: { ...bus.env, SYSTEMD_COLORS: '0', COLUMNS: '200' },
     encoding: 'utf8',
@@ -45,9 +48,20 @@ beforeAll(async () => {
   bus = await startPrivateBus();
   root = mkdtempSync(join(tmpdir(), 'sd-machined-root-'));
   client = await connectBus(bus.address);
+  mkdirSync(join(root, 'var/lib/machines/img1/etc'), { recursive: true });
+  writeFileSync(join(root, 'var/lib/machines/img1/etc/os-release'), 'ID=test\nPRETTY_NAME="Test image"\n');
   daemon = await startDaemon(bus.env, root, client);
   tree = makeTree();
-  nspawn = startNspawn(bus.env, ['-D', tree.dir, '-M', name, '--private-network', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
+  nspawn = startNspawn(bus.env, [
+    '-D',
+    tree.dir,
+    '-M',
+    name,
+    '--private-network',
+    'sh',
+    '-c',
+    'trap "exit 0" TERM; while :; do sleep 0.1; done',
+  ]);
   const names = async () => ((await manager(client, 'ListMachines'))[0] as unknown[][]).map((r) => r[0]);
   await waitFor('the container', async () => (await names()).includes(name), 30_000);
 });
@@ -86,7 +100,13 @@ describe.skipIf(skip)("Debian's machinectl against sd-machined", () => {
   it('show', () => {
     const r = machinectl('show', name);
     expect(r.status, r.stderr).toBe(0);
-    for (const line of [`Name=${name}`, 'Class=container', 'Service=sd-nspawn', 'State=running', `RootDirectory=${tree.dir}`])
+    for (const line of [
+      `Name=${name}`,
+      'Class=container',
+      'Service=sd-nspawn',
+      'State=running',
+      `RootDirectory=${tree.dir}`,
+    ])
       expect(r.stdout).toContain(line);
     expect(machinectl('show', name, '-p', 'Leader', '--value').stdout.trim()).toMatch(/^\d+$/);
   });
@@ -97,10 +117,28 @@ describe.skipIf(skip)("Debian's machinectl against sd-machined", () => {
     expect(r.stdout + r.stderr).toContain(`hi ${name}`);
   });
 
+  it('list-images and show-image (the pool behind the bus)', () => {
+    const list = machinectl('list-images');
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^img1\s+directory\s+no/m);
+    const show = machinectl('show-image', 'img1');
+    expect(show.status, show.stderr).toBe(0);
+    for (const line of [
+      'Name=img1',
+      `Path=${join(root, 'var/lib/machines/img1')}`,
+      'Type=directory',
+      'ReadOnly=no',
+    ])
+      expect(show.stdout).toContain(line);
+  });
+
   it('terminate', async () => {
     const r = machinectl('terminate', name);
     expect(r.status, r.stderr).toBe(0);
-    await waitFor('sd-nspawn to exit', () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null);
+    await waitFor(
+      'sd-nspawn to exit',
+      () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null,
+    );
     expect(machinectl('list').stdout).toMatch(/No machines\.|0 machines listed\./);
     const bad = machinectl('status', 'no-such-machine');
     expect(bad.status).not.toBe(0);

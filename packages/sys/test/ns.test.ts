@@ -1,6 +1,15 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { CLONE, close, pipe, readToEnd, SpawnProgram, spawn, unshare, withNetworkNamespace } from '../src/index.js';
+import {
+  CLONE,
+  close,
+  pipe,
+  readToEnd,
+  SpawnProgram,
+  spawn,
+  unshare,
+  withNetworkNamespace,
+} from '../src/index.js';
 
 describe('namespaces from the Node process', () => {
   it('refuses user and mount namespaces with an explanation', () => {

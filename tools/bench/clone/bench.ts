@@ -140,8 +140,15 @@ try {
     'btrfs: clone a subvolume',
     [
       { name: 'ours (snapshot ioctl)', run: (t) => bPool.clone('src', t, false) },
-      { name: 'btrfs subvolume snapshot', run: (t) => runAsync('btrfs', ['-q', 'subvolume', 'snapshot', join(bMachines, 'src'), join(bMachines, t)]) },
-      { name: 'cp -a --reflink=always', run: (t) => runAsync('cp', ['-a', '--reflink=always', join(bMachines, 'src'), join(bMachines, t)]) },
+      {
+        name: 'btrfs subvolume snapshot',
+        run: (t) =>
+          runAsync('btrfs', ['-q', 'subvolume', 'snapshot', join(bMachines, 'src'), join(bMachines, t)]),
+      },
+      {
+        name: 'cp -a --reflink=always',
+        run: (t) => runAsync('cp', ['-a', '--reflink=always', join(bMachines, 'src'), join(bMachines, t)]),
+      },
     ],
     bMachines,
   );
@@ -149,7 +156,10 @@ try {
     'btrfs: clone a plain directory',
     [
       { name: 'ours (subvolume + reflinks)', run: (t) => bPool.clone('plain', t, false) },
-      { name: 'cp -a --reflink=always', run: (t) => runAsync('cp', ['-a', '--reflink=always', join(bMachines, 'plain'), join(bMachines, t)]) },
+      {
+        name: 'cp -a --reflink=always',
+        run: (t) => runAsync('cp', ['-a', '--reflink=always', join(bMachines, 'plain'), join(bMachines, t)]),
+      },
     ],
     bMachines,
   );

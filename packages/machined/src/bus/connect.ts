@@ -14,14 +14,21 @@ export function systemBusAddress(env: NodeJS.ProcessEnv = process.env): string {
 export function connectBus(address: string = systemBusAddress(), timeoutMs = 10_000): Promise<MessageBus> {
   const bus = dbus.sessionBus({ busAddress: address, negotiateUnixFd: true } as never);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new SdError('ETIMEDOUT', `Timed out connecting to ${address}`)), timeoutMs);
+    const timer = setTimeout(
+      () => fail(new SdError('ETIMEDOUT', `Timed out connecting to ${address}`)),
+      timeoutMs,
+    );
     const fail = (e: unknown) => {
       clearTimeout(timer);
       bus.off('connect', ok);
       try {
         bus.disconnect();
       } catch {}
-      reject(e instanceof Error ? new SdError('ECONNREFUSED', `Cannot connect to ${address}: ${e.message}`, { cause: e }) : e);
+      reject(
+        e instanceof Error
+          ? new SdError('ECONNREFUSED', `Cannot connect to ${address}: ${e.message}`, { cause: e })
+          : e,
+      );
     };
     const ok = () => {
       clearTimeout(timer);

@@ -66,7 +66,11 @@ const ERRNO_NAMES: Record<string, string> = {
 export function toBusError(e: unknown): { name: string; message: string } {
   if (e instanceof BusError) return { name: e.busName, message: e.message };
   if (e instanceof SdError) {
-    const name = ERRNO_NAMES[e.code] ?? (e instanceof SyscallError || /^E[A-Z0-9]+$/.test(e.code) ? `System.Error.${e.code}` : DBUS_ERROR.Failed);
+    const name =
+      ERRNO_NAMES[e.code] ??
+      (e instanceof SyscallError || /^E[A-Z0-9]+$/.test(e.code)
+        ? `System.Error.${e.code}`
+        : DBUS_ERROR.Failed);
     return { name, message: e.message };
   }
   const err = e as NodeJS.ErrnoException;

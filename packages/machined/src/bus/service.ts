@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { closeQuietly } from '@sd/sys';
-import { type Message, type MessageBus, dbus } from './dbus.js';
+import { dbus, type Message, type MessageBus } from './dbus.js';
 import { BusError, DBUS_ERROR, toBusError } from './errors.js';
 import { introspectXml } from './introspect.js';
 import { splitSignature } from './signature.js';
@@ -99,7 +99,8 @@ export class BusService {
     const prefix = path === '/' ? '/' : `${path}/`;
     const out = new Set<string>();
     for (const s of this.#sources)
-      for (const p of s.paths()) if (p.startsWith(prefix) && p !== path) out.add(p.slice(prefix.length).split('/')[0]!);
+      for (const p of s.paths())
+        if (p.startsWith(prefix) && p !== path) out.add(p.slice(prefix.length).split('/')[0]!);
     return [...out].sort();
   }
 
@@ -158,7 +159,10 @@ export class BusService {
     }
     if (msg.interface && !ifaces.some((i) => i.name === msg.interface))
       throw new BusError(DBUS_ERROR.UnknownInterface, `Unknown interface '${msg.interface}'.`);
-    throw new BusError(DBUS_ERROR.UnknownMethod, `Unknown method '${msg.member}' or interface '${msg.interface}'.`);
+    throw new BusError(
+      DBUS_ERROR.UnknownMethod,
+      `Unknown method '${msg.member}' or interface '${msg.interface}'.`,
+    );
   }
 
   async #properties(
@@ -182,7 +186,8 @@ export class BusService {
       const all: Record<string, unknown> = {};
       const list = args[0] === '' ? ifaces : [find(args[0])];
       for (const i of list)
-        for (const [name, p] of Object.entries(i.properties ?? {})) all[name] = variant(p.type, await p.get());
+        for (const [name, p] of Object.entries(i.properties ?? {}))
+          all[name] = variant(p.type, await p.get());
       return { signature: 'a{sv}', body: [all] };
     }
     if (member === 'Set' && sig === 'ssv') {
@@ -199,9 +204,12 @@ export class BusService {
    * fd from sendmsg on. So our copies can go once the stream has no backlog.
    */
   #closeWhenSent(fds: number[]): void {
-    const stream = (this.bus as unknown as { _connection?: { stream?: NodeJS.WritableStream & { writableLength?: number } } })
-      ._connection?.stream;
-    if (!stream || !stream.writableLength) {
+    const stream = (
+      this.bus as unknown as {
+        _connection?: { stream?: NodeJS.WritableStream & { writableLength?: number } };
+      }
+    )._connection?.stream;
+    if (!stream?.writableLength) {
       closeQuietly(...fds);
       return;
     }

@@ -1,10 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { SdError } from '@sd/sys';
-import { imageObjectPath, MACHINE1_PATH, nameFromObjectPath } from '../bus-label.js';
 import { connectBus, systemBusAddress } from '../bus/connect.js';
 import { dbus, type MessageBus } from '../bus/dbus.js';
 import { BusService } from '../bus/service.js';
+import { imageObjectPath, MACHINE1_PATH, nameFromObjectPath } from '../bus-label.js';
+import { imagePoolPathsFrom } from '../images/paths.js';
+import { ImagePool as PoolLibrary } from '../images/pool.js';
 import type { ImagePool } from '../images/types.js';
 import { defaultPaths, type MachinedPaths } from '../paths.js';
 import { Machine } from '../registry/machine.js';
@@ -20,8 +22,14 @@ export interface MachinedOptions {
   paths?: MachinedPaths;
   /** Bus address; the system bus ($DBUS_SYSTEM_BUS_ADDRESS) by default. */
   busAddress?: string;
-  /** The image pool (packages/machined/src/images); image methods answer NotSupported without one. */
-  pool?: ImagePool;
+  /**
+   * The image pool; by default the pool library of this package on `paths`
+   * (with `root` for its settings directories and the `.host` image). null:
+   * none, and the image methods answer NotSupported.
+   */
+  pool?: ImagePool | null;
+  /** The root `paths` were made for (defaultPaths(root)); '/' by default. */
+  root?: string;
   /** How CreateMachine makes scopes (cgroupfs by default). */
   scopes?: ScopeBackend;
   /** Terminate's grace period before SIGKILL (90 s, as systemd's default stop timeout). */
@@ -98,7 +106,15 @@ export class Machined extends EventEmitter<MachinedEvents> {
     }
     const d = new Machined(registry, bus, paths);
     try {
-      d.#setup(opts.pool);
+      const pool =
+        opts.pool === null
+          ? undefined
+          : (opts.pool ??
+            new PoolLibrary({
+              paths: imagePoolPathsFrom(paths, opts.root ?? '/'),
+              isInUse: (name) => registry.get(name) !== undefined,
+            }));
+      d.#setup(pool);
       const reply = await bus.requestName(MACHINE1_BUS_NAME, dbus.NameFlag.DO_NOT_QUEUE);
       if (reply !== dbus.RequestNameReply.PRIMARY_OWNER)
         throw new SdError('EEXIST', `Cannot own ${MACHINE1_BUS_NAME}: another daemon has it`);

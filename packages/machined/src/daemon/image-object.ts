@@ -1,7 +1,7 @@
 import { SdError } from '@sd/sys';
-import { imageObjectPath } from '../bus-label.js';
 import { BusError, DBUS_ERROR, MACHINE_ERROR } from '../bus/errors.js';
 import type { InterfaceSpec } from '../bus/types.js';
+import { imageObjectPath } from '../bus-label.js';
 import type { ImageInfo, ImagePool } from '../images/types.js';
 import { requireRoot } from './auth.js';
 

@@ -1,9 +1,9 @@
-import { machineObjectPath } from '../bus-label.js';
 import { BusError, MACHINE_ERROR } from '../bus/errors.js';
 import type { CallContext, InterfaceSpec } from '../bus/types.js';
+import { machineObjectPath } from '../bus-label.js';
 import type { ImagePool } from '../images/types.js';
 import type { Machine } from '../registry/machine.js';
-import { type MachineRequest, MachineExistsError, type Registry } from '../registry/registry.js';
+import { MachineExistsError, type MachineRequest, type Registry } from '../registry/registry.js';
 import { requireRoot } from './auth.js';
 import { getImage, imageActions, imageCall, imageRow, requirePool, UINT64_MAX } from './image-object.js';
 import * as ops from './operations.js';
@@ -61,7 +61,13 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
   return {
     name: MANAGER_INTERFACE,
     methods: {
-      GetMachine: { in: 's', out: 'o', inNames: ['name'], outNames: ['machine'], handler: (_, n: string) => machine(n).objectPath },
+      GetMachine: {
+        in: 's',
+        out: 'o',
+        inNames: ['name'],
+        outNames: ['machine'],
+        handler: (_, n: string) => machine(n).objectPath,
+      },
       GetImage: {
         in: 's',
         out: 'o',
@@ -77,7 +83,11 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
         handler: async (ctx, pid: number) => {
           const p = pid === 0 ? await c.pidOf(ctx.sender) : pid;
           const m = c.registry.byPid(p);
-          if (!m) throw new BusError(MACHINE_ERROR.NoMachineForPID, `PID ${p} does not belong to any known machine`);
+          if (!m)
+            throw new BusError(
+              MACHINE_ERROR.NoMachineForPID,
+              `PID ${p} does not belong to any known machine`,
+            );
           return m.objectPath;
         },
       },
@@ -101,7 +111,16 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
       CreateMachineWithNetwork: {
         in: 'sayssusaia(sv)',
         out: 'o',
-        inNames: ['name', 'id', 'service', 'class', 'leader', 'root_directory', 'ifindices', 'scope_properties'],
+        inNames: [
+          'name',
+          'id',
+          'service',
+          'class',
+          'leader',
+          'root_directory',
+          'ifindices',
+          'scope_properties',
+        ],
         outNames: ['path'],
         handler: register('create', true, true),
       },
@@ -119,8 +138,16 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
         outNames: ['path'],
         handler: register('register', true, false),
       },
-      UnregisterMachine: { in: 's', inNames: ['name'], handler: rooted((_, n: string) => c.registry.unregister(machine(n))) },
-      TerminateMachine: { in: 's', inNames: ['id'], handler: rooted((_, n: string) => c.registry.terminate(machine(n))) },
+      UnregisterMachine: {
+        in: 's',
+        inNames: ['name'],
+        handler: rooted((_, n: string) => c.registry.unregister(machine(n))),
+      },
+      TerminateMachine: {
+        in: 's',
+        inNames: ['id'],
+        handler: rooted((_, n: string) => c.registry.terminate(machine(n))),
+      },
       KillMachine: {
         in: 'ssi',
         inNames: ['name', 'who', 'signal'],
@@ -183,12 +210,16 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
       CopyFromMachineWithFlags: {
         in: 'ssst',
         inNames: ['name', 'source', 'destination', 'flags'],
-        handler: rooted((_, n: string, s: string, d: string, f: bigint) => ops.copy(machine(n), 'from', s, d, BigInt(f))),
+        handler: rooted((_, n: string, s: string, d: string, f: bigint) =>
+          ops.copy(machine(n), 'from', s, d, BigInt(f)),
+        ),
       },
       CopyToMachineWithFlags: {
         in: 'ssst',
         inNames: ['name', 'source', 'destination', 'flags'],
-        handler: rooted((_, n: string, s: string, d: string, f: bigint) => ops.copy(machine(n), 'to', s, d, BigInt(f))),
+        handler: rooted((_, n: string, s: string, d: string, f: bigint) =>
+          ops.copy(machine(n), 'to', s, d, BigInt(f)),
+        ),
       },
       OpenMachineRootDirectory: {
         in: 's',
@@ -205,7 +236,11 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
         handler: (_, n: string) => ops.getUidShift(machine(n)),
       },
       RemoveImage: { in: 's', inNames: ['name'], handler: rooted((_, n: string) => img.remove(n)) },
-      RenameImage: { in: 'ss', inNames: ['name', 'new_name'], handler: rooted((_, n: string, to: string) => img.rename(n, to)) },
+      RenameImage: {
+        in: 'ss',
+        inNames: ['name', 'new_name'],
+        handler: rooted((_, n: string, to: string) => img.rename(n, to)),
+      },
       CloneImage: {
         in: 'ssb',
         inNames: ['name', 'new_name', 'read_only'],
@@ -216,8 +251,20 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
         inNames: ['name', 'read_only'],
         handler: rooted((_, n: string, ro: boolean) => img.markReadOnly(n, ro)),
       },
-      GetImageHostname: { in: 's', out: 's', inNames: ['name'], outNames: ['hostname'], handler: (_, n: string) => img.hostname(n) },
-      GetImageMachineID: { in: 's', out: 'ay', inNames: ['name'], outNames: ['id'], handler: (_, n: string) => img.machineId(n) },
+      GetImageHostname: {
+        in: 's',
+        out: 's',
+        inNames: ['name'],
+        outNames: ['hostname'],
+        handler: (_, n: string) => img.hostname(n),
+      },
+      GetImageMachineID: {
+        in: 's',
+        out: 'ay',
+        inNames: ['name'],
+        outNames: ['id'],
+        handler: (_, n: string) => img.machineId(n),
+      },
       GetImageMachineInfo: {
         in: 's',
         out: 'a{ss}',
@@ -294,8 +341,16 @@ export function managerInterface(c: ManagerContext): InterfaceSpec {
     },
     properties: {
       PoolPath: { type: 's', get: () => c.pool?.poolPath ?? c.poolPath, emitsChanged: 'false' },
-      PoolUsage: { type: 't', get: async () => (c.pool ? await c.pool.poolUsage() : UINT64_MAX), emitsChanged: 'false' },
-      PoolLimit: { type: 't', get: async () => (c.pool ? await c.pool.poolLimit() : UINT64_MAX), emitsChanged: 'false' },
+      PoolUsage: {
+        type: 't',
+        get: async () => (c.pool ? await c.pool.poolUsage() : UINT64_MAX),
+        emitsChanged: 'false',
+      },
+      PoolLimit: {
+        type: 't',
+        get: async () => (c.pool ? await c.pool.poolLimit() : UINT64_MAX),
+        emitsChanged: 'false',
+      },
     },
   };
 }

@@ -46,7 +46,10 @@ export async function getAddresses(m: Machine): Promise<Array<[number, Buffer]>>
     return list.map((a) => [a.family, a.address]);
   } catch (e) {
     if (e instanceof SdError && e.code === 'ENONET')
-      throw new BusError(MACHINE_ERROR.NoPrivateNetworking, `Machine '${m.name}' does not use private networking`);
+      throw new BusError(
+        MACHINE_ERROR.NoPrivateNetworking,
+        `Machine '${m.name}' does not use private networking`,
+      );
     throw e;
   }
 }
@@ -94,7 +97,13 @@ export async function openRootDirectory(m: Machine, ctx: CallContext): Promise<n
   return fd;
 }
 
-export async function bindMount(m: Machine, source: string, dest: string, readOnly: boolean, mkdir: boolean): Promise<void> {
+export async function bindMount(
+  m: Machine,
+  source: string,
+  dest: string,
+  readOnly: boolean,
+  mkdir: boolean,
+): Promise<void> {
   if (isHost(m)) throw new SdError('EOPNOTSUPP', 'Bind mounting on the host is not supported');
   await withPidfd(m, (pidfd) =>
     withRoot(m, (rootFd) => bindMountIntoMachine({ rootFd, pidfd, source, dest, readOnly, mkdir })),
@@ -111,7 +120,8 @@ export async function copy(
   flags: bigint,
 ): Promise<void> {
   if (isHost(m)) throw new SdError('EOPNOTSUPP', 'Copying files to or from the host is not supported');
-  if ((flags & ~COPY_REPLACE) !== 0n) throw new SdError('EINVAL', `Invalid copy flags 0x${flags.toString(16)}`);
+  if ((flags & ~COPY_REPLACE) !== 0n)
+    throw new SdError('EINVAL', `Invalid copy flags 0x${flags.toString(16)}`);
   const to = dest === undefined || dest === '' ? source : dest;
   const replace = (flags & COPY_REPLACE) !== 0n;
   await withRoot(m, (rootFd) => {
@@ -124,9 +134,13 @@ export async function copy(
       else copyFromMachine(rootFd, source, to, { replace, mapId: outward });
     } catch (e) {
       if (e instanceof SyscallError && e.code === 'EEXIST')
-        throw new SdError('EEXIST', `Failed to copy: '${e.path ?? to}' exists already (replace not requested)`, {
-          cause: e,
-        });
+        throw new SdError(
+          'EEXIST',
+          `Failed to copy: '${e.path ?? to}' exists already (replace not requested)`,
+          {
+            cause: e,
+          },
+        );
       throw e;
     }
   });

@@ -1,7 +1,7 @@
 import { closeQuietly, O, openInRoot, openRoot, SdError } from '@sd/sys';
-import { BusError, DBUS_ERROR } from '../bus/errors.js';
 import { connectBus } from '../bus/connect.js';
 import { dbus } from '../bus/dbus.js';
+import { BusError, DBUS_ERROR } from '../bus/errors.js';
 import { openMachinePty } from './pty.js';
 
 /**
@@ -12,7 +12,10 @@ import { openMachinePty } from './pty.js';
  * The guest's bus socket is opened inside its root (RESOLVE_IN_ROOT) and
  * reached through /proc/self/fd, so a planted link cannot redirect us.
  */
-export async function openMachineLogin(name: string, leader: number): Promise<{ master: number; path: string }> {
+export async function openMachineLogin(
+  name: string,
+  leader: number,
+): Promise<{ master: number; path: string }> {
   const root = openRoot(`/proc/${leader}/root`);
   try {
     let booted = false;

@@ -5,9 +5,9 @@ import {
   copyTree,
   createSubvolume,
   DataCopier,
+  FS_MAGIC,
   fchmod,
   fchown,
-  FS_MAGIC,
   fstatfs,
   futimens,
   mkdirInRoot,
@@ -56,12 +56,19 @@ function publish(poolFd: number, tmp: string, final: string, newName: string, po
   try {
     renameat2(poolFd, tmp, poolFd, final, RENAME.NOREPLACE);
   } catch (e) {
-    if (e instanceof SyscallError && e.errno === EEXIST) throw new ImageExistsError(newName, `${poolDir}/${final}`);
+    if (e instanceof SyscallError && e.errno === EEXIST)
+      throw new ImageExistsError(newName, `${poolDir}/${final}`);
     throw e;
   }
 }
 
-async function cloneTree(src: ImageInfo, newName: string, readOnly: boolean, poolDir: string, poolFd: number): Promise<CloneMethod> {
+async function cloneTree(
+  src: ImageInfo,
+  newName: string,
+  readOnly: boolean,
+  poolDir: string,
+  poolFd: number,
+): Promise<CloneMethod> {
   const tmp = tempName(newName);
   const tmpPath = `${poolDir}/${tmp}`;
   const onBtrfs = fstatfs(poolFd, poolDir).type === FS_MAGIC.BTRFS;
@@ -104,7 +111,12 @@ async function cloneTree(src: ImageInfo, newName: string, readOnly: boolean, poo
   }
 }
 
-async function cloneRaw(src: ImageInfo, newName: string, poolDir: string, poolFd: number): Promise<CloneMethod> {
+async function cloneRaw(
+  src: ImageInfo,
+  newName: string,
+  poolDir: string,
+  poolFd: number,
+): Promise<CloneMethod> {
   const tmp = `${tempName(newName)}.raw`;
   const s = openat(AT.FDCWD, src.path, O.RDONLY);
   let d: number | undefined;
@@ -133,8 +145,14 @@ async function cloneRaw(src: ImageInfo, newName: string, poolDir: string, poolFd
 }
 
 /** Clones `src` as `newName` into `poolDir`. Read-only for trees is applied here only for btrfs subvolumes. */
-export async function cloneImage(src: ImageInfo, newName: string, readOnly: boolean, poolDir: string): Promise<CloneMethod> {
-  if (src.type === 'block') throw new ImageNotSupportedError(src.name, 'Cloning block device images is not supported');
+export async function cloneImage(
+  src: ImageInfo,
+  newName: string,
+  readOnly: boolean,
+  poolDir: string,
+): Promise<CloneMethod> {
+  if (src.type === 'block')
+    throw new ImageNotSupportedError(src.name, 'Cloning block device images is not supported');
   ensurePoolDir(poolDir);
   const poolFd = openat(AT.FDCWD, poolDir, O.RDONLY | O.DIRECTORY);
   try {

@@ -9,7 +9,14 @@ export {
   ImageNotSupportedError,
   ImageReadOnlyError,
 } from './errors.js';
-export { imageHostname, imageMachineId, imageMachineInfo, imageOsRelease, parseEnvFile, readInRoot } from './metadata.js';
+export {
+  imageHostname,
+  imageMachineId,
+  imageMachineInfo,
+  imageOsRelease,
+  parseEnvFile,
+  readInRoot,
+} from './metadata.js';
 export { assertImageName, HOST_IMAGE, imageNameIsValid, isHiddenImage } from './names.js';
 export type { ImagePoolPaths } from './paths.js';
 export { imagePoolPaths, imagePoolPathsFrom } from './paths.js';

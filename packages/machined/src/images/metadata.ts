@@ -73,7 +73,10 @@ export function parseEnvFile(text: string): Record<string, string> {
 
 function requireTree(img: ImageInfo, what: string): void {
   if (img.type === 'raw' || img.type === 'block')
-    throw new ImageNotSupportedError(img.name, `Reading the ${what} of ${img.type} images is not supported yet`);
+    throw new ImageNotSupportedError(
+      img.name,
+      `Reading the ${what} of ${img.type} images is not supported yet`,
+    );
 }
 
 /** /etc/hostname: the first line that is not a comment; '' when there is none. */

@@ -9,7 +9,6 @@ import { InvalidArgumentError } from '@sd/sys';
 export function imageNameIsValid(name: unknown): name is string {
   if (typeof name !== 'string' || name === '' || name === '.' || name === '..') return false;
   if (name.includes('/') || Buffer.byteLength(name, 'utf8') > 255) return false;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
   if (/[\u0000-\u001f\u007f]/.test(name)) return false;
   // Lone surrogates are not UTF-8: they do not survive the round trip.
   if (Buffer.from(name, 'utf8').toString('utf8') !== name) return false;

@@ -88,7 +88,8 @@ export class ImagePool implements ImagePoolApi {
   async remove(name: string): Promise<void> {
     const img = this.#mutable(name, 'removed');
     this.#notBusy(name);
-    if (img.type === 'block') throw new ImageNotSupportedError(name, 'Removing block device images is not supported');
+    if (img.type === 'block')
+      throw new ImageNotSupportedError(name, 'Removing block device images is not supported');
     removeTree(img.path, true);
     removeAuxiliary(img, this.paths);
   }
@@ -97,7 +98,8 @@ export class ImagePool implements ImagePoolApi {
     assertImageName(newName, 'New image name');
     const img = this.#mutable(name, 'renamed');
     this.#notBusy(name);
-    if (img.type === 'block') throw new ImageNotSupportedError(name, 'Renaming block device images is not supported');
+    if (img.type === 'block')
+      throw new ImageNotSupportedError(name, 'Renaming block device images is not supported');
     const existing = findImage(newName, this.paths);
     if (existing) throw new ImageExistsError(newName, existing.path);
     const newPath = `${dirname(img.path)}/${newName}${img.type === 'raw' ? '.raw' : ''}`;
@@ -134,11 +136,13 @@ export class ImagePool implements ImagePoolApi {
     assertImageName(name);
     assertImageName(newName, 'New image name');
     const img = requireImage(name, this.paths);
-    if (name === HOST_IMAGE) throw new ImageNotSupportedError(name, 'Cloning the host image is not supported');
+    if (name === HOST_IMAGE)
+      throw new ImageNotSupportedError(name, 'Cloning the host image is not supported');
     const existing = findImage(newName, this.paths);
     if (existing) throw new ImageExistsError(newName, existing.path);
     const method = await cloneImage(img, newName, readOnly, this.paths.poolDir);
-    if (readOnly && method !== 'snapshot' && method !== 'subvolume+copy') await this.markReadOnly(newName, true);
+    if (readOnly && method !== 'snapshot' && method !== 'subvolume+copy')
+      await this.markReadOnly(newName, true);
     cloneAuxiliary(img, newName, this.paths);
     return method;
   }
@@ -240,7 +244,10 @@ export class ImagePool implements ImagePoolApi {
   /** Removes every writable image ('all') or the hidden ones; read-only and running ones stay. */
   async clean(mode: 'all' | 'hidden'): Promise<Array<{ name: string; usage: bigint }>> {
     if (mode !== 'all' && mode !== 'hidden')
-      throw new ImageNotSupportedError(String(mode), `Unknown clean mode ${JSON.stringify(mode)} (want 'all' or 'hidden')`);
+      throw new ImageNotSupportedError(
+        String(mode),
+        `Unknown clean mode ${JSON.stringify(mode)} (want 'all' or 'hidden')`,
+      );
     const removed: Array<{ name: string; usage: bigint }> = [];
     for (const img of discoverImages(this.paths)) {
       if (img.name === HOST_IMAGE || img.readOnly || img.type === 'block') continue;
@@ -275,4 +282,3 @@ export class ImagePool implements ImagePoolApi {
     return requireImage(name, this.paths);
   }
 }
-

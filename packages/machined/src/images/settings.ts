@@ -1,5 +1,16 @@
 import { dirname } from 'node:path';
-import { AT, closeQuietly, DataCopier, fchmod, O, openat, RENAME, renameat2, SyscallError, unlinkat } from '@sd/sys';
+import {
+  AT,
+  closeQuietly,
+  DataCopier,
+  fchmod,
+  O,
+  openat,
+  RENAME,
+  renameat2,
+  SyscallError,
+  unlinkat,
+} from '@sd/sys';
 import type { ImagePoolPaths } from './paths.js';
 import type { ImageInfo } from './types.js';
 
@@ -44,7 +55,13 @@ export function removeAuxiliary(img: ImageInfo, paths: ImagePoolPaths): void {
 export function renameAuxiliary(img: ImageInfo, newName: string, paths: ImagePoolPaths): void {
   for (const [dir, suffix] of auxiliaryFiles(img, paths)) {
     try {
-      renameat2(AT.FDCWD, `${dir}/${img.name}${suffix}`, AT.FDCWD, `${dir}/${newName}${suffix}`, RENAME.NOREPLACE);
+      renameat2(
+        AT.FDCWD,
+        `${dir}/${img.name}${suffix}`,
+        AT.FDCWD,
+        `${dir}/${newName}${suffix}`,
+        RENAME.NOREPLACE,
+      );
     } catch (e) {
       if (!(e instanceof SyscallError && (e.errno === ENOENT || e.errno === EEXIST))) throw e;
     }

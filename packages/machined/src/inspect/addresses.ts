@@ -53,7 +53,11 @@ export function parseAddresses(payloads: Buffer[]): MachineAddress[] {
  * (a pidfd or an ns fd). `pid` is only used to refuse machines that share
  * the host's network.
  */
-export async function machineAddresses(pid: number, pidfd: number, isHost = false): Promise<MachineAddress[]> {
+export async function machineAddresses(
+  pid: number,
+  pidfd: number,
+  isHost = false,
+): Promise<MachineAddress[]> {
   if (!isHost && !hasPrivateNetwork(pid))
     throw new SdError('ENONET', 'Machine does not use private networking');
   const sock = isHost

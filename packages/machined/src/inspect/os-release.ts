@@ -8,8 +8,8 @@ import {
   read,
   S_IF,
   SdError,
-  statAt,
   SyscallError,
+  statAt,
 } from '@sd/sys';
 
 /**

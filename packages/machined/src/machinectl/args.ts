@@ -136,7 +136,8 @@ export function parseArgs(argv: string[]): ParsedArgs {
       const eq = a.indexOf('=');
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const inline = eq < 0 ? undefined : a.slice(eq + 1);
-      if (name === 'json' && inline === undefined) throw new UsageError('--json= requires an argument (pretty, short, off)');
+      if (name === 'json' && inline === undefined)
+        throw new UsageError('--json= requires an argument (pretty, short, off)');
       if (withValue[name]) {
         const v = inline ?? argv[++i];
         if (v === undefined) throw new UsageError(`option '--${name}' requires an argument`);
@@ -245,9 +246,37 @@ export function parseSize(v: string): bigint {
 }
 
 const SIGNALS: Record<string, number> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11,
-  USR2: 12, PIPE: 13, ALRM: 14, TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20,
-  TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27, WINCH: 28, IO: 29, PWR: 30, SYS: 31,
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  STKFLT: 16,
+  CHLD: 17,
+  CONT: 18,
+  STOP: 19,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  XCPU: 24,
+  XFSZ: 25,
+  VTALRM: 26,
+  PROF: 27,
+  WINCH: 28,
+  IO: 29,
+  PWR: 30,
+  SYS: 31,
 };
 
 /** A signal by name (SIGTERM, TERM, RTMIN+4) or number. */

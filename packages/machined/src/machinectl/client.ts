@@ -43,7 +43,13 @@ export class BusMachine1 implements Machine1 {
     return new BusMachine1(await connectBus(address));
   }
 
-  async call(path: string, iface: string, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
+  async call(
+    path: string,
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+  ): Promise<unknown[]> {
     const msg = new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body });
     try {
       const reply = await this.#bus.call(msg);
@@ -69,5 +75,9 @@ export class BusMachine1 implements Machine1 {
 }
 
 /** Manager calls by name, typed loosely: the body of the reply. */
-export const manager = (m: Machine1, member: string, signature: string, ...body: unknown[]): Promise<unknown[]> =>
-  m.call(MANAGER_PATH, MANAGER_IFACE, member, signature, body);
+export const manager = (
+  m: Machine1,
+  member: string,
+  signature: string,
+  ...body: unknown[]
+): Promise<unknown[]> => m.call(MANAGER_PATH, MANAGER_IFACE, member, signature, body);

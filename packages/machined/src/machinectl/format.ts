@@ -53,13 +53,16 @@ export function renderTable(columns: Column[], rows: Cell[][], opts: TableOption
 /** JSON rows keyed by the column headers in lower case (systemd's table JSON). */
 export function tableJson(columns: Column[], rows: unknown[][], mode: 'pretty' | 'short'): string {
   const objs = rows.map((r) =>
-    Object.fromEntries(columns.map((c, i) => [c.header.toLowerCase().replace(/[^a-z0-9]+/g, '_'), jsonValue(r[i])])),
+    Object.fromEntries(
+      columns.map((c, i) => [c.header.toLowerCase().replace(/[^a-z0-9]+/g, '_'), jsonValue(r[i])]),
+    ),
   );
   return `${mode === 'pretty' ? JSON.stringify(objs, null, 2) : JSON.stringify(objs)}\n`;
 }
 
 export function jsonValue(v: unknown): unknown {
-  if (typeof v === 'bigint') return v === UINT64_MAX ? null : v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (typeof v === 'bigint')
+    return v === UINT64_MAX ? null : v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
   if (v instanceof Uint8Array) return [...v];
   if (v === undefined) return null;
   return v;

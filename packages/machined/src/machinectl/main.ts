@@ -107,7 +107,10 @@ export interface RunOptions {
 function version(): string {
   for (const rel of ['../../package.json', '../package.json']) {
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name: string; version: string };
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as {
+        name: string;
+        version: string;
+      };
       if (pkg.name === '@sd/machined') return `${pkg.name} ${pkg.version}`;
     } catch {}
   }

@@ -25,14 +25,27 @@ export const listImages: Verb = async (ctx) => {
     .filter(([name]) => ctx.options.all || !name.startsWith('.'))
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   if (ctx.options.json !== 'off') {
-    ctx.out(tableJson(IMAGE_COLUMNS, shown.map(([n, t, ro, c, m, u]) => [n, t, ro, u, c, m]), ctx.options.json));
+    ctx.out(
+      tableJson(
+        IMAGE_COLUMNS,
+        shown.map(([n, t, ro, c, m, u]) => [n, t, ro, u, c, m]),
+        ctx.options.json,
+      ),
+    );
     return 0;
   }
   if (shown.length === 0) {
     if (!ctx.options.noLegend) ctx.out('No images.\n');
     return 0;
   }
-  const rows = shown.map(([n, t, ro, c, m, u]) => [n, t, ro, formatBytes(u), formatTimestamp(c), formatTimestamp(m)]);
+  const rows = shown.map(([n, t, ro, c, m, u]) => [
+    n,
+    t,
+    ro,
+    formatBytes(u),
+    formatTimestamp(c),
+    formatTimestamp(m),
+  ]);
   ctx.out(renderTable(IMAGE_COLUMNS, rows, { legend: !ctx.options.noLegend, color: ctx.color }));
   if (!ctx.options.noLegend) ctx.out(`\n${rows.length} images listed.\n`);
   return 0;
@@ -52,7 +65,10 @@ export const imageStatus: Verb = async (ctx, args) => {
       };
       add('Path', String(p.Path));
       add('Type', String(p.Type));
-      const host = await manager(ctx.bus, 'GetImageHostname', 's', name).then((r) => r[0] as string, () => undefined);
+      const host = await manager(ctx.bus, 'GetImageHostname', 's', name).then(
+        (r) => r[0] as string,
+        () => undefined,
+      );
       add('Hostname', host);
       const os = await manager(ctx.bus, 'GetImageOSRelease', 's', name).then(
         (r) => (r[0] ?? {}) as Record<string, string>,
@@ -141,7 +157,11 @@ export const clean: Verb = async (ctx) => {
       const freed = formatBytes(usage);
       if (freed) total += BigInt(usage);
       if (!ctx.options.quiet)
-        ctx.err(freed ? `Removed image '${name}'. Freed exclusive disk space: ${freed}\n` : `Removed image '${name}'.\n`);
+        ctx.err(
+          freed
+            ? `Removed image '${name}'. Freed exclusive disk space: ${freed}\n`
+            : `Removed image '${name}'.\n`,
+        );
     }
     if (!ctx.options.quiet) ctx.err(`Removed ${count} images in total. Freed ${formatBytes(total)}.\n`);
     return 0;

@@ -81,7 +81,10 @@ export const status: Verb = async (ctx, args) => {
   for (const [i, name] of args.entries()) {
     try {
       const p = await ctx.bus.getAll(await machinePath(ctx, name), MACHINE_IFACE);
-      const id = p.Id instanceof Uint8Array && p.Id.some((b) => b !== 0) ? `(${Buffer.from(p.Id).toString('hex')})` : '';
+      const id =
+        p.Id instanceof Uint8Array && p.Id.some((b) => b !== 0)
+          ? `(${Buffer.from(p.Id).toString('hex')})`
+          : '';
       const lines = [`${p.Name}${id}`];
       const since = formatTimestamp(p.Timestamp as bigint);
       if (since) lines.push(`${label('Since')}${since}; ${formatRelative(p.Timestamp as bigint)}`);
@@ -163,7 +166,11 @@ export const shell: Verb = async (ctx, args) => {
   }
 };
 
-function killVerb(whom: (ctx: VerbContext) => string, signal: (ctx: VerbContext) => number, what: string): Verb {
+function killVerb(
+  whom: (ctx: VerbContext) => string,
+  signal: (ctx: VerbContext) => number,
+  what: string,
+): Verb {
   return async (ctx, args) => {
     let rc = 0;
     for (const name of args) {
@@ -177,8 +184,16 @@ function killVerb(whom: (ctx: VerbContext) => string, signal: (ctx: VerbContext)
   };
 }
 
-export const poweroff = killVerb(() => 'leader', () => SIGRTMIN + 4, 'power off');
-export const reboot = killVerb(() => 'leader', () => SIGINT, 'reboot');
+export const poweroff = killVerb(
+  () => 'leader',
+  () => SIGRTMIN + 4,
+  'power off',
+);
+export const reboot = killVerb(
+  () => 'leader',
+  () => SIGINT,
+  'reboot',
+);
 /** stop: asks the machine's init to power off, as stopping systemd-nspawn@.service ends up doing. */
 export const stop = poweroff;
 export const kill = killVerb(
@@ -206,7 +221,16 @@ export const terminate: Verb = async (ctx, args) => {
 export const bind: Verb = async (ctx, args) => {
   const [name, src, dest] = args as [string, string, string | undefined];
   try {
-    await manager(ctx.bus, 'BindMountMachine', 'sssbb', name, src, dest ?? src, ctx.options.readOnly, ctx.options.mkdir);
+    await manager(
+      ctx.bus,
+      'BindMountMachine',
+      'sssbb',
+      name,
+      src,
+      dest ?? src,
+      ctx.options.readOnly,
+      ctx.options.mkdir,
+    );
     return 0;
   } catch (e) {
     return failed(ctx, 'Failed to bind mount', e);
@@ -245,7 +269,9 @@ export const start: Verb = async (ctx, args) => {
         child.once('error', reject);
       });
       child.unref();
-      ctx.err(`Note: sd-machined cannot start machines itself yet; started sd-nspawn --boot -M ${name} (PID ${child.pid}) directly.\n`);
+      ctx.err(
+        `Note: sd-machined cannot start machines itself yet; started sd-nspawn --boot -M ${name} (PID ${child.pid}) directly.\n`,
+      );
     } catch (e) {
       rc = failed(ctx, `Failed to start machine ${name}`, e);
     }

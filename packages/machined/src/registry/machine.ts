@@ -1,4 +1,4 @@
-import { pidfdOpen, closeQuietly, SdError } from '@sd/sys';
+import { closeQuietly, pidfdOpen, SdError } from '@sd/sys';
 import { machineObjectPath } from '../bus-label.js';
 import type { MachineCgroup } from './cgroup.js';
 import { processStartTime } from './leader.js';
@@ -74,7 +74,9 @@ export class Machine implements MachineInit {
     try {
       fd = pidfdOpen(this.leader);
     } catch (e) {
-      throw new SdError('ESRCH', `The leader of machine '${this.name}' (pid ${this.leader}) is gone`, { cause: e });
+      throw new SdError('ESRCH', `The leader of machine '${this.name}' (pid ${this.leader}) is gone`, {
+        cause: e,
+      });
     }
     const start = processStartTime(this.leader);
     if (start === undefined || (this.leaderStartTime !== undefined && start !== this.leaderStartTime)) {

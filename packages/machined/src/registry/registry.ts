@@ -107,12 +107,17 @@ export class Registry extends EventEmitter<RegistryEvents> {
     if (idBytes.length !== 0 && idBytes.length !== 16)
       throw new InvalidArgumentError('Invalid machine ID: must be 0 or 16 bytes');
     if (req.rootDirectory !== '' && !req.rootDirectory.startsWith('/'))
-      throw new InvalidArgumentError(`Root directory must be empty or an absolute path: ${JSON.stringify(req.rootDirectory)}`);
+      throw new InvalidArgumentError(
+        `Root directory must be empty or an absolute path: ${JSON.stringify(req.rootDirectory)}`,
+      );
     if (!Number.isInteger(req.leader) || req.leader <= 1)
       throw new InvalidArgumentError(`Invalid leader PID ${req.leader}`);
     if (this.#machines.has(name)) throw new MachineExistsError(name);
     if (this.byPid(req.leader)?.leader === req.leader)
-      throw new SdError('EBUSY', `Leader PID ${req.leader} already belongs to machine '${this.byPid(req.leader)?.name}'`);
+      throw new SdError(
+        'EBUSY',
+        `Leader PID ${req.leader} already belongs to machine '${this.byPid(req.leader)?.name}'`,
+      );
 
     const watch = LeaderWatch.open(req.leader);
     if (!watch) throw new SdError('ESRCH', `Leader PID ${req.leader} does not exist`);
@@ -165,10 +170,14 @@ export class Registry extends EventEmitter<RegistryEvents> {
       if (!watch || rec.NAME !== file || this.#machines.has(file)) {
         watch?.close();
         this.#store.remove(file);
-        await ownCgroup?.destroy().catch((e) => this.emit('warning', `Failed to remove the cgroup of ${file}`, e));
+        await ownCgroup
+          ?.destroy()
+          .catch((e) => this.emit('warning', `Failed to remove the cgroup of ${file}`, e));
         continue;
       }
-      const cls = (MACHINE_CLASSES as readonly string[]).includes(rec.CLASS ?? '') ? (rec.CLASS as MachineClass) : 'container';
+      const cls = (MACHINE_CLASSES as readonly string[]).includes(rec.CLASS ?? '')
+        ? (rec.CLASS as MachineClass)
+        : 'container';
       const m = new Machine({
         name: file,
         id: /^[0-9a-f]{32}$/.test(rec.ID ?? '') ? Buffer.from(rec.ID!, 'hex') : Buffer.alloc(16),

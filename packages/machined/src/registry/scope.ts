@@ -15,7 +15,11 @@ import { scopeUnitName } from './names.js';
 export interface ScopeBackend {
   readonly kind: 'cgroupfs' | 'systemd';
   /** Creates the machine's scope and moves `leader` into it. */
-  createScope(machine: string, leader: number, properties: ReadonlyArray<[string, unknown]>): Promise<MachineCgroup>;
+  createScope(
+    machine: string,
+    leader: number,
+    properties: ReadonlyArray<[string, unknown]>,
+  ): Promise<MachineCgroup>;
 }
 
 export class CgroupfsScopeBackend implements ScopeBackend {

@@ -37,12 +37,13 @@ export interface MachineStateRecord {
   STATE?: string;
 }
 
-const escape = (v: string): string => v.replaceAll('\\', '\\\\').replaceAll('\n', '\\n');
-const unescape = (v: string): string => v.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+const escapeValue = (v: string): string => v.replaceAll('\\', '\\\\').replaceAll('\n', '\\n');
+const unescapeValue = (v: string): string => v.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
 
 export function formatState(rec: MachineStateRecord): string {
   let out = '# This is private data. Do not parse.\n';
-  for (const [k, v] of Object.entries(rec)) if (v !== undefined && v !== '') out += `${k}=${escape(v)}\n`;
+  for (const [k, v] of Object.entries(rec))
+    if (v !== undefined && v !== '') out += `${k}=${escapeValue(v)}\n`;
   return out;
 }
 
@@ -51,7 +52,7 @@ export function parseState(text: string): Record<string, string> {
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const eq = line.indexOf('=');
-    if (eq > 0) out[line.slice(0, eq)] = unescape(line.slice(eq + 1));
+    if (eq > 0) out[line.slice(0, eq)] = unescapeValue(line.slice(eq + 1));
   }
   return out;
 }

@@ -15,8 +15,8 @@ import {
   readlinkat,
   S_IF,
   SdError,
-  statxFull,
   SyscallError,
+  statxFull,
   symlinkat,
   unlinkat,
 } from '@sd/sys';
@@ -109,7 +109,11 @@ class Copier {
         for (const e of readDirFd(dir, srcPath)) {
           const child = openat(dir, e.name, O.PATH | O.NOFOLLOW);
           try {
-            this.copy(child, `${srcPath}/${e.name}`, { dirFd: out, name: e.name, path: `${dst.path}/${e.name}` });
+            this.copy(child, `${srcPath}/${e.name}`, {
+              dirFd: out,
+              name: e.name,
+              path: `${dst.path}/${e.name}`,
+            });
           } finally {
             closeQuietly(child);
           }

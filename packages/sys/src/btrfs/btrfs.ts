@@ -1,9 +1,9 @@
 import { AT, O } from '../constants.js';
+import { FS_MAGIC, fstatfs, statxFull } from '../copy/stat.js';
 import { InvalidArgumentError, SyscallError } from '../errors.js';
 import { closeQuietly, openat } from '../fd/fd.js';
 import { koffi } from '../ffi/libc.js';
 import { ioctlPtr, ioctlPtrRaw } from '../ioctl/ioctl.js';
-import { FS_MAGIC, fstatfs, statxFull } from '../copy/stat.js';
 import {
   BTRFS_FIRST_FREE_OBJECTID,
   BTRFS_IOC,

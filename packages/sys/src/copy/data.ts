@@ -27,7 +27,12 @@ export type ReflinkMode = 'auto' | 'never' | 'always';
 
 /** Errnos that mean "this pair of files cannot do that", not "the copy failed". */
 const unsupported = (errno: number): boolean =>
-  errno === EOPNOTSUPP || errno === EXDEV || errno === EINVAL || errno === ENOTTY || errno === ENOSYS || errno === EBADF;
+  errno === EOPNOTSUPP ||
+  errno === EXDEV ||
+  errno === EINVAL ||
+  errno === ENOTTY ||
+  errno === ENOSYS ||
+  errno === EBADF;
 
 export type DataMethod = 'reflink' | 'copy_file_range' | 'read_write';
 
@@ -49,7 +54,8 @@ export class DataCopier {
     if (!this.#canClone) return false;
     const errno = ficlone(dstFd, srcFd);
     if (errno === 0) return true;
-    if (!unsupported(errno) || this.reflink === 'always') throw new SyscallError('ioctl(FICLONE)', errno, path);
+    if (!unsupported(errno) || this.reflink === 'always')
+      throw new SyscallError('ioctl(FICLONE)', errno, path);
     this.#canClone = false;
     return false;
   }
@@ -109,7 +115,11 @@ function readWrite(srcFd: number, dstFd: number): void {
 }
 
 /** Copies the bytes of file `src` into a new file `dst` (reflink when possible). For tests and tools. */
-export async function copyFileData(src: string, dst: string, reflink: ReflinkMode = 'auto'): Promise<DataMethod> {
+export async function copyFileData(
+  src: string,
+  dst: string,
+  reflink: ReflinkMode = 'auto',
+): Promise<DataMethod> {
   const s = open(src, O.RDONLY | O.NOFOLLOW);
   let d: number | undefined;
   try {

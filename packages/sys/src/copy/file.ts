@@ -1,7 +1,7 @@
 import { AT } from '../constants.js';
 import { SyscallError } from '../errors.js';
-import { assertValidPath } from '../fs/at.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
+import { assertValidPath } from '../fs/at.js';
 import { ioctlIntRaw, iow } from '../ioctl/ioctl.js';
 import type { Timespec } from './stat.js';
 
@@ -12,7 +12,14 @@ import type { Timespec } from './stat.js';
  */
 
 const c = {
-  copyFileRange: lazyFunc('copy_file_range', 'long', ['int', 'void *', 'int', 'void *', 'size_t', 'unsigned int']),
+  copyFileRange: lazyFunc('copy_file_range', 'long', [
+    'int',
+    'void *',
+    'int',
+    'void *',
+    'size_t',
+    'unsigned int',
+  ]),
   fchmod: lazyFunc('fchmod', 'int', ['int', 'uint32_t']),
   fchown: lazyFunc('fchown', 'int', ['int', 'uint32_t', 'uint32_t']),
   utimensat: lazyFunc('utimensat', 'int', ['int', 'str', 'uint8_t *', 'int']),
@@ -91,7 +98,13 @@ export function ftruncate(fd: number, length: bigint | number, path?: string): v
 }
 
 /** linkat(2): a new hard link `newPath` (at `newDirFd`) to `oldPath` (at `oldDirFd`). */
-export function linkat(oldDirFd: number, oldPath: string, newDirFd: number, newPath: string, flags = 0): void {
+export function linkat(
+  oldDirFd: number,
+  oldPath: string,
+  newDirFd: number,
+  newPath: string,
+  flags = 0,
+): void {
   assertValidPath(oldPath, 'path', (flags & AT.EMPTY_PATH) !== 0);
   assertValidPath(newPath);
   check('linkat', c.linkat(oldDirFd, oldPath, newDirFd, newPath, flags), newPath);
@@ -100,7 +113,13 @@ export function linkat(oldDirFd: number, oldPath: string, newDirFd: number, newP
 export const RENAME = { NOREPLACE: 1, EXCHANGE: 2, WHITEOUT: 4 } as const;
 
 /** renameat2(2); RENAME.NOREPLACE fails with EEXIST instead of replacing. */
-export function renameat2(oldDirFd: number, oldPath: string, newDirFd: number, newPath: string, flags = 0): void {
+export function renameat2(
+  oldDirFd: number,
+  oldPath: string,
+  newDirFd: number,
+  newPath: string,
+  flags = 0,
+): void {
   assertValidPath(oldPath);
   assertValidPath(newPath);
   check('renameat2', c.renameat2(oldDirFd, oldPath, newDirFd, newPath, flags), `${oldPath} -> ${newPath}`);
@@ -133,10 +152,17 @@ export function readDirFd(fd: number, path?: string, buf: Buffer = Buffer.alloc(
       let end = off + 19;
       while (end < off + reclen && buf[end] !== 0) end++;
       const raw = buf.subarray(off + 19, end);
-      if (!(raw.length === 1 && raw[0] === 0x2e) && !(raw.length === 2 && raw[0] === 0x2e && raw[1] === 0x2e)) {
+      if (
+        !(raw.length === 1 && raw[0] === 0x2e) &&
+        !(raw.length === 2 && raw[0] === 0x2e && raw[1] === 0x2e)
+      ) {
         const name = raw.toString('utf8');
         if (Buffer.byteLength(name) !== raw.length || name.includes('\ufffd'))
-          throw new SyscallError('getdents64', 84 /* EILSEQ */, path === undefined ? undefined : `${path}/${raw.toString('latin1')}`);
+          throw new SyscallError(
+            'getdents64',
+            84 /* EILSEQ */,
+            path === undefined ? undefined : `${path}/${raw.toString('latin1')}`,
+          );
         out.push({ name, ino: buf.readBigUInt64LE(off), type });
       }
       off += reclen;

@@ -1,8 +1,8 @@
+import { destroySubvolume, isBtrfsFd, setSubvolumeReadOnly } from '../btrfs/btrfs.js';
 import { AT, O, S_IF } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { closeQuietly, openat } from '../fd/fd.js';
 import { unlinkat } from '../fs/at.js';
-import { destroySubvolume, isBtrfsFd, setSubvolumeReadOnly } from '../btrfs/btrfs.js';
 import { changeInodeFlags, FS_FL } from '../ioctl/fs-flags.js';
 import { readDirFd } from './file.js';
 import { statxFull } from './stat.js';
@@ -53,7 +53,9 @@ function removeAt(dirFd: number, name: string, path: string, onBtrfs: boolean): 
         destroySubvolume(dirFd, name);
         return;
       } catch (e) {
-        if (!(e instanceof SyscallError && (e.errno === ENOTEMPTY || e.errno === EPERM || e.errno === EINVAL)))
+        if (
+          !(e instanceof SyscallError && (e.errno === ENOTEMPTY || e.errno === EPERM || e.errno === EINVAL))
+        )
           throw e;
         // Nested subvolumes inside (or no permission to destroy): empty it first.
         setSubvolumeReadOnly(fd, false, path);

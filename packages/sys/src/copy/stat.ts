@@ -1,5 +1,5 @@
-import { assertValidPath } from '../fs/at.js';
 import { check, lazyFunc } from '../ffi/libc.js';
+import { assertValidPath } from '../fs/at.js';
 
 /**
  * statx(2) with everything a copy or an image listing needs (times, birth
@@ -69,7 +69,11 @@ export function timespecToUsec(t: Timespec): bigint {
  */
 export function statxFull(dirfd: number, path: string, flags = 0, buf: Buffer = Buffer.alloc(256)): FullStat {
   assertValidPath(path, 'path', true);
-  check('statx', c.statx(dirfd, path, flags, STATX_MASK.BASIC_STATS | STATX_MASK.BTIME, buf), path || undefined);
+  check(
+    'statx',
+    c.statx(dirfd, path, flags, STATX_MASK.BASIC_STATS | STATX_MASK.BTIME, buf),
+    path || undefined,
+  );
   return decodeStatx(buf);
 }
 

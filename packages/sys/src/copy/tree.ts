@@ -78,7 +78,15 @@ function finishFd(ctx: Ctx, srcFd: number, dstFd: number, st: FullStat, path: st
   futimens(dstFd, st.atime, st.mtime, path);
 }
 
-function copyFile(ctx: Ctx, srcDir: number, dstDir: number, name: string, st: FullStat, path: string, dstPath: string): void {
+function copyFile(
+  ctx: Ctx,
+  srcDir: number,
+  dstDir: number,
+  name: string,
+  st: FullStat,
+  path: string,
+  dstPath: string,
+): void {
   if (st.nlink > 1) {
     const key = `${st.devMajor}:${st.devMinor}:${st.ino}`;
     const first = ctx.links.get(key);
@@ -172,7 +180,11 @@ async function copyDir(ctx: Ctx, srcFd: number, dstFd: number, path: string, dst
  * Copies the directory `src` to `dst` (which must not exist unless
  * `into`). On failure the partial copy stays for the caller to remove.
  */
-export async function copyTree(src: string, dst: string, options: CopyTreeOptions = {}): Promise<CopyTreeStats> {
+export async function copyTree(
+  src: string,
+  dst: string,
+  options: CopyTreeOptions = {},
+): Promise<CopyTreeStats> {
   const ctx: Ctx = {
     opts: {
       owners: options.owners ?? true,
