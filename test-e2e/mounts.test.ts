@@ -5,6 +5,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,15 @@ describe('custom mounts', () => {
     expect(lines[2]).toBe('2');
     expect(readFileSync(join(dir, 'from-container'), 'utf8')).toBe('made\n');
     expect(existsSync(join(dir, 'y'))).toBe(false);
+  });
+
+  it('--bind with idmap shows host-root files as the container root’s under --private-users', () => {
+    const dir = join(host, 'idmapped');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'owned-by-root'), 'x');
+    const r = sh(['-U', `--bind=${dir}:/mnt/plain`, `--bind=${dir}:/mnt/mapped:idmap`], 'stat -c %u /mnt/plain/owned-by-root /mnt/mapped/owned-by-root; touch /mnt/mapped/made-inside');
+    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['65534', '0']);
+    expect(statSync(join(dir, 'made-inside')).uid).toBe(0);
   });
 
   it('--bind of a single file, and norbind', () => {
