@@ -232,6 +232,62 @@ describe.skipIf(skip)('sd-machined', () => {
     }
   });
 
+  it('shifts owners by the UID shift of a machine with its own user namespace', async () => {
+    const tree2 = makeTree();
+    const n = startNspawn(bus.env, [
+      '-D',
+      tree2.dir,
+      '-M',
+      'sduserns',
+      '--private-users=1000000:65536',
+      '--private-network',
+      'sh',
+      '-c',
+      'trap "exit 0" TERM; while :; do sleep 0.1; done',
+    ]);
+    containers.push(n);
+    await waitFor('sduserns', async () => (await listNames()).includes('sduserns'), 30_000).catch((e) => {
+      throw new Error(`${e.message}: ${n.output()}`);
+    });
+    expect((await manager(client, 'GetMachineUIDShift', 's', ['sduserns']))[0]).toBe(1000000);
+    expect((await manager(client, 'MapFromMachineUser', 'su', ['sduserns', 1000]))[0]).toBe(1001000);
+    expect(await manager(client, 'MapToMachineUser', 'u', [1001000])).toEqual([
+      'sduserns',
+      machineObjectPath('sduserns'),
+      1000,
+    ]);
+    const host = mkdtempSync(join(tmpdir(), 'sd-machined-shift-'));
+    try {
+      const src = join(host, 'f');
+      writeFileSync(src, 'shifted\n');
+      chmodSync(src, 0o604);
+      chownSync(src, 1000, 1000);
+      await manager(client, 'CopyToMachine', 'sss', ['sduserns', src, '/root/shifted']);
+      // Seen from inside, the file belongs to the same uid the host file had.
+      const [fd] = (await manager(client, 'OpenMachineShell', 'sssasas', [
+        'sduserns',
+        '',
+        '/bin/sh',
+        ['sh', '-c', 'stat -c "%u:%g %a" /root/shifted; id -u'],
+        [],
+      ])) as [number];
+      try {
+        const out = await readPty(fd);
+        expect(out).toContain('1000:1000 604');
+        expect(out).toMatch(/^0\r?$/m);
+      } finally {
+        closeQuietly(fd);
+      }
+      await manager(client, 'CopyFromMachine', 'sss', ['sduserns', '/root/shifted', join(host, 'back')]);
+      const back = statSync(join(host, 'back'));
+      expect([back.uid, back.gid, back.mode & 0o7777]).toEqual([1000, 1000, 0o604]);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+      await stopNspawn(n);
+      tree2.remove();
+    }
+  });
+
   it('refuses every mutating method to a caller that is not root', () => {
     const fixture = fileURLToPath(new URL('./fixtures/nonroot-calls.mjs', import.meta.url));
     const r = spawnSync(process.execPath, [fixture, name, machineObjectPath(name)], {

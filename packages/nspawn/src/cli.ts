@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { exitCodeOf, isatty, SdError } from '@sd/sys';
+import { exitCodeOf, SdError } from '@sd/sys';
 import { defaultConsoleMode } from './console/console.js';
 import { runContainer } from './container/container.js';
 import { HELP, parseArgv } from './settings/argv.js';

@@ -21,6 +21,7 @@ export * from './net/sockaddr.js';
 export * from './net/socket.js';
 export type { PollCallback } from './poller/poller.js';
 export { EPOLL, Poller, poller, readToEnd } from './poller/poller.js';
+export * from './proc/fsids.js';
 export * from './proc/ns.js';
 export * from './proc/pidfd.js';
 export * from './proc/random.js';
