@@ -54,7 +54,10 @@ describe('custom mounts', () => {
     const dir = join(host, 'idmapped');
     mkdirSync(dir);
     writeFileSync(join(dir, 'owned-by-root'), 'x');
-    const r = sh(['-U', `--bind=${dir}:/mnt/plain`, `--bind=${dir}:/mnt/mapped:idmap`], 'stat -c %u /mnt/plain/owned-by-root /mnt/mapped/owned-by-root; touch /mnt/mapped/made-inside');
+    const r = sh(
+      ['-U', `--bind=${dir}:/mnt/plain`, `--bind=${dir}:/mnt/mapped:idmap`],
+      'stat -c %u /mnt/plain/owned-by-root /mnt/mapped/owned-by-root; touch /mnt/mapped/made-inside',
+    );
     expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['65534', '0']);
     expect(statSync(join(dir, 'made-inside')).uid).toBe(0);
   });
