@@ -263,18 +263,22 @@ describe.skipIf(skip)('sd-machined', () => {
       chmodSync(src, 0o604);
       chownSync(src, 1000, 1000);
       await manager(client, 'CopyToMachine', 'sss', ['sduserns', src, '/root/shifted']);
+      // Reachable for the machine's root, which is an unprivileged uid on the host.
+      chmodSync(host, 0o755);
+      await manager(client, 'BindMountMachine', 'sssbb', ['sduserns', host, '/mnt/b', false, true]);
       // Seen from inside, the file belongs to the same uid the host file had.
       const [fd] = (await manager(client, 'OpenMachineShell', 'sssasas', [
         'sduserns',
         '',
         '/bin/sh',
-        ['sh', '-c', 'stat -c "%u:%g %a" /root/shifted; id -u'],
+        ['sh', '-c', 'stat -c "%u:%g %a" /root/shifted; id -u; cat /mnt/b/f'],
         [],
       ])) as [number];
       try {
         const out = await readPty(fd);
         expect(out).toContain('1000:1000 604');
         expect(out).toMatch(/^0\r?$/m);
+        expect(out).toContain('shifted');
       } finally {
         closeQuietly(fd);
       }

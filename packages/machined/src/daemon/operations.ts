@@ -106,7 +106,13 @@ export async function bindMount(
 ): Promise<void> {
   if (isHost(m)) throw new SdError('EOPNOTSUPP', 'Bind mounting on the host is not supported');
   await withPidfd(m, (pidfd) =>
-    withRoot(m, (rootFd) => bindMountIntoMachine({ rootFd, pidfd, source, dest, readOnly, mkdir })),
+    withRoot(m, (rootFd) => {
+      const creator = {
+        uid: mapOut(readIdMap(m.leader, 'uid'), 0) ?? 0,
+        gid: mapOut(readIdMap(m.leader, 'gid'), 0) ?? 0,
+      };
+      return bindMountIntoMachine({ rootFd, pidfd, source, dest, readOnly, mkdir, creator });
+    }),
   );
 }
 
@@ -130,7 +136,10 @@ export async function copy(
     const inward = (id: number) => mapOut(uids, id) ?? mapOut(uids, 65534) ?? 65534;
     const outward = (id: number) => mapIn(uids, id) ?? 65534;
     try {
-      if (direction === 'to') copyToMachine(rootFd, source, to, { replace, mapId: inward });
+      const root = mapOut(uids, 0) ?? 0;
+      const rootGid = mapOut(readIdMap(m.leader, 'gid'), 0) ?? 0;
+      if (direction === 'to')
+        copyToMachine(rootFd, source, to, { replace, mapId: inward, creator: { uid: root, gid: rootGid } });
       else copyFromMachine(rootFd, source, to, { replace, mapId: outward });
     } catch (e) {
       if (e instanceof SyscallError && e.code === 'EEXIST')

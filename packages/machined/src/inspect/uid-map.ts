@@ -35,11 +35,11 @@ export function uidShift(pid: number): number {
   const uids = readIdMap(pid, 'uid');
   if (isIdentity(uids)) return 0;
   const first = uids[0];
-  if (!first || first.inside !== 0)
+  if (first?.inside !== 0)
     throw new SdError('ENXIO', 'Machine does not map root to a contiguous range: no UID shift');
   const gids = readIdMap(pid, 'gid');
   const g = gids[0];
-  if (!g || g.inside !== 0 || g.outside !== first.outside)
+  if (g?.inside !== 0 || g.outside !== first.outside)
     throw new SdError('ENXIO', "Machine's UID and GID shifts differ");
   return first.outside;
 }

@@ -16,6 +16,7 @@ import {
   SpawnProgram,
   spawn,
   statAt,
+  withFsIds,
 } from '@sd/sys';
 
 /**
@@ -33,6 +34,8 @@ export async function bindMountIntoMachine(o: {
   dest: string;
   readOnly: boolean;
   mkdir: boolean;
+  /** fsuid/fsgid that create missing directories (the machine's root: see withFsIds). */
+  creator?: { uid: number; gid: number };
 }): Promise<void> {
   if (!o.source.startsWith('/') || !o.dest.startsWith('/'))
     throw new SdError('EINVAL', 'Source and destination paths must be absolute');
@@ -41,7 +44,9 @@ export async function bindMountIntoMachine(o: {
   try {
     if (o.readOnly) mountSetattr(tree, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.RDONLY });
     const isDir = (statAt(tree, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.DIR;
-    target = openTarget(o.rootFd, o.dest, isDir, o.mkdir);
+    const c = o.creator;
+    const open = () => openTarget(o.rootFd, o.dest, isDir, o.mkdir);
+    target = c && (c.uid !== 0 || c.gid !== 0) ? withFsIds(c.uid, c.gid, open) : open();
     const p = new SpawnProgram();
     p.setns(o.pidfd, CLONE.NEWNS);
     p.moveMount(tree, '', target, '', MOVE_MOUNT.F_EMPTY_PATH | MOVE_MOUNT.T_EMPTY_PATH);

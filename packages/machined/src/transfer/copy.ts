@@ -19,6 +19,7 @@ import {
   statxFull,
   symlinkat,
   unlinkat,
+  withFsIds,
 } from '@sd/sys';
 
 /**
@@ -38,6 +39,12 @@ export interface CopyOptions {
   replace: boolean;
   /** Maps a source owner to the destination's. */
   mapId: (id: number) => number;
+  /**
+   * Who creates the new files (fsuid/fsgid) before they are chowned: the
+   * machine's root when copying into a machine with a UID shift, so that an
+   * idmapped mount maps the new inode (root of the host it would not).
+   */
+  creator?: { uid: number; gid: number };
 }
 
 /** An existing directory, and a name in it to create. */
@@ -79,6 +86,12 @@ class Copier {
   readonly data = new DataCopier('auto');
   constructor(readonly opts: CopyOptions) {}
 
+  /** Creates a directory entry as `creator`. */
+  create<T>(fn: () => T): T {
+    const c = this.opts.creator;
+    return c && (c.uid !== 0 || c.gid !== 0) ? withFsIds(c.uid, c.gid, fn) : fn();
+  }
+
   /** Copies the object `src` (an O_PATH fd of it, not followed) to `dst`. */
   copy(src: number, srcPath: string, dst: Place): void {
     const st = statxFull(src, '', AT.EMPTY_PATH);
@@ -102,7 +115,8 @@ class Copier {
     const gid = this.opts.mapId(st.gid);
     const perm = st.mode & 0o7777;
     if (type === S_IF.DIR) {
-      if (!exists || (exists.mode & S_IF.MT) !== S_IF.DIR) mkdirat(dst.dirFd, dst.name, 0o700);
+      if (!exists || (exists.mode & S_IF.MT) !== S_IF.DIR)
+        this.create(() => mkdirat(dst.dirFd, dst.name, 0o700));
       const out = openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
       const dir = openat(src, '.', O.RDONLY | O.DIRECTORY);
       try {
@@ -129,7 +143,7 @@ class Copier {
       const input = openat(AT.FDCWD, `/proc/self/fd/${src}`, O.RDONLY | O.NOCTTY | O.NONBLOCK);
       let out: number | undefined;
       try {
-        out = openat(dst.dirFd, dst.name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600);
+        out = this.create(() => openat(dst.dirFd, dst.name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600));
         this.data.copySync(input, out, dst.path);
         fchown(out, uid, gid, dst.path);
         fchmod(out, perm, dst.path);
@@ -138,10 +152,11 @@ class Copier {
         closeQuietly(input, out);
       }
     } else if (type === S_IF.LNK) {
-      symlinkat(readlinkat(src, ''), dst.dirFd, dst.name);
+      const target = readlinkat(src, '');
+      this.create(() => symlinkat(target, dst.dirFd, dst.name));
       fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW);
     } else if (type === S_IF.FIFO) {
-      mknodat(dst.dirFd, dst.name, S_IF.FIFO | perm);
+      this.create(() => mknodat(dst.dirFd, dst.name, S_IF.FIFO | perm));
       fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW);
     } else {
       // Device nodes and sockets are not copied between host and machine.
