@@ -107,6 +107,22 @@ export class SpawnProgram {
     this.sys = sys;
   }
 
+  /**
+   * Whether the child can run in its parent's memory (CLONE_VM) until its
+   * execve: not when it joins or makes a user namespace by itself (setns,
+   * unshare), which the kernel refuses to a task that shares its memory.
+   */
+  get canShareMemory(): boolean {
+    const NEWUSER = 0x10000000;
+    return !this.steps.some((s) => {
+      if (s.name === 'unshare') return typeof s.args[0] !== 'number' || (s.args[0] & NEWUSER) !== 0;
+      // setns with nstype 0 (any kind) may be a user namespace too.
+      if (s.name === 'setns')
+        return typeof s.args[1] !== 'number' || s.args[1] === 0 || (s.args[1] & NEWUSER) !== 0;
+      return false;
+    });
+  }
+
   /** Whether the program waits for the parent (spawn() then creates the sync pipe). */
   get waitsForParent(): boolean {
     return this.syncUsed;
