@@ -25,6 +25,7 @@ export * from './proc/fsids.js';
 export * from './proc/ns.js';
 export * from './proc/pidfd.js';
 export * from './proc/random.js';
+export * from './pty/forward.js';
 export * from './pty/pty.js';
 export * from './seccomp/bpf.js';
 export * from './seccomp/filter.js';

@@ -1,0 +1,149 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
+import type { MessageBus } from '../src/index.js';
+import {
+  canRun,
+  connectBus,
+  type Daemon,
+  makeTree,
+  manager,
+  startDaemon,
+  startNspawn,
+  stopNspawn,
+  waitFor,
+} from './helpers.js';
+
+// Our machinectl against sd-machined on a private bus, with a container
+// started by sd-nspawn: the verbs a user runs, output shaped like systemd's.
+
+const MACHINECTL = fileURLToPath(new URL('../src/machinectl.ts', import.meta.url));
+const TSX = fileURLToPath(new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url));
+const skip = canRun();
+let bus: PrivateBus;
+let client: MessageBus;
+let daemon: Daemon;
+let root: string;
+let tree: ReturnType<typeof makeTree>;
+let nspawn: ReturnType<typeof startNspawn>;
+const name = 'oursctl';
+
+function machinectl(...args: string[]) {
+  return spawnSync(
+    process.execPath,
+    ['--conditions=sd-source', '--import', TSX, MACHINECTL, '--no-pager', ...args],
+    {
+      env: { ...bus.env, NO_COLOR: '1', COLUMNS: '200' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 30_000,
+    },
+  );
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  bus = await startPrivateBus();
+  root = mkdtempSync(join(tmpdir(), 'sd-machinectl-root-'));
+  client = await connectBus(bus.address);
+  mkdirSync(join(root, 'var/lib/machines/img1/etc'), { recursive: true });
+  writeFileSync(join(root, 'var/lib/machines/img1/etc/os-release'), 'ID=test\nPRETTY_NAME="Test image"\n');
+  daemon = await startDaemon(bus.env, root, client);
+  tree = makeTree();
+  nspawn = startNspawn(bus.env, [
+    '-D',
+    tree.dir,
+    '-M',
+    name,
+    '--private-network',
+    'sh',
+    '-c',
+    'trap "exit 0" TERM; while :; do sleep 0.1; done',
+  ]);
+  const names = async () => ((await manager(client, 'ListMachines'))[0] as unknown[][]).map((r) => r[0]);
+  await waitFor('the container', async () => (await names()).includes(name), 30_000);
+}, 120_000);
+
+afterAll(async () => {
+  if (skip) return;
+  await stopNspawn(nspawn);
+  await daemon?.stop();
+  client?.disconnect();
+  await bus?.stop();
+  tree?.remove();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe.skipIf(skip)('our machinectl against sd-machined', () => {
+  it('list, --json and --no-legend', () => {
+    const r = machinectl('list');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^MACHINE\s+CLASS\s+SERVICE/m);
+    expect(r.stdout).toMatch(new RegExp(`^${name}\\s+container\\s+sd-nspawn`, 'm'));
+    expect(r.stdout).toContain('1 machines listed.');
+    const legendless = machinectl('list', '--no-legend');
+    expect(legendless.stdout).not.toMatch(/MACHINE|listed/);
+    const json = JSON.parse(machinectl('list', '--json=short').stdout) as Array<{ machine: string }>;
+    expect(json.map((m) => m.machine)).toContain(name);
+  });
+
+  it('status and show', () => {
+    const st = machinectl('status', name);
+    expect(st.status, st.stderr).toBe(0);
+    expect(st.stdout).toContain(name);
+    expect(st.stdout).toContain(`Root: ${tree.dir}`);
+    expect(machinectl('show', name, '-p', 'State', '--value').stdout.trim()).toBe('running');
+  });
+
+  it('shell runs a command with the machine’s hostname, in its pid namespace', () => {
+    const r = machinectl('shell', name, '/bin/sh', '-c', 'echo hi $(hostname) $$');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`hi ${name} \\d+`));
+    const pid = Number(/hi \S+ (\d+)/.exec(r.stdout)?.[1]);
+    // A pid of the container's namespace: small, not a host pid of that process.
+    expect(pid).toBeLessThan(100);
+  });
+
+  it('copy-to and copy-from round-trip a file with mode and owner', () => {
+    const src = join(root, 'to-copy');
+    writeFileSync(src, 'payload\n', { mode: 0o640 });
+    let r = machinectl('copy-to', name, src, '/tmp/copied');
+    expect(r.status, r.stderr).toBe(0);
+    const back = join(root, 'copied-back');
+    r = machinectl('copy-from', name, '/tmp/copied', back);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(back, 'utf8')).toBe('payload\n');
+    expect(statSync(back).mode & 0o777).toBe(0o640);
+    expect(statSync(back).uid).toBe(0);
+  });
+
+  it('list-images, clone, rename, read-only, remove', () => {
+    expect(machinectl('list-images').stdout).toMatch(/^img1\s+directory/m);
+    expect(machinectl('clone', 'img1', 'img2').status).toBe(0);
+    expect(machinectl('rename', 'img2', 'img3').status).toBe(0);
+    expect(machinectl('read-only', 'img3').status).toBe(0);
+    expect(machinectl('show-image', 'img3', '-p', 'ReadOnly', '--value').stdout.trim()).toBe('yes');
+    expect(machinectl('read-only', 'img3', 'false').status).toBe(0);
+    expect(machinectl('remove', 'img3').status).toBe(0);
+    expect(machinectl('list-images').stdout).not.toMatch(/^img3/m);
+    const bad = machinectl('clone', 'img1', 'bad/name');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/bad\/name/);
+  });
+
+  it('terminate, and a clear error for an unknown machine', async () => {
+    const r = machinectl('terminate', name);
+    expect(r.status, r.stderr).toBe(0);
+    await waitFor(
+      'sd-nspawn to exit',
+      () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null,
+    );
+    const bad = machinectl('status', 'no-such-machine');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/no-such-machine/);
+  });
+});
