@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree, sdNspawn, sdNspawnAsync } from './lib/trees.js';
+import { makeBusyboxTree, NSPAWN_CLI, sdNspawn, sdNspawnAsync } from './lib/trees.js';
 
 // sd-nspawn end to end, through the built CLI: busybox trees and the host's own OS.
 
@@ -127,6 +127,36 @@ describe('sd-nspawn on a busybox tree', () => {
     r = sdNspawn(['-q', '-D', tree.dir, 'no-such-command']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/no-such-command/);
+    noStagingLeft();
+  });
+
+  it('asks the payload to stop on SIGTERM to sd-nspawn (--kill-signal chooses the signal)', async () => {
+    const { spawn } = await import('node:child_process');
+    for (const [extra, expected] of [
+      [[], 7],
+      [['--kill-signal=SIGUSR1'], 8],
+    ] as const) {
+      const child = spawn(
+        process.execPath,
+        [
+          NSPAWN_CLI,
+          '-q',
+          '-D',
+          tree.dir,
+          ...extra,
+          'sh',
+          '-c',
+          'trap "exit 7" TERM; trap "exit 8" USR1; echo up; while :; do sleep 0.1; done',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      await new Promise<void>((resolve) =>
+        child.stdout.on('data', (d) => String(d).includes('up') && resolve()),
+      );
+      child.kill('SIGTERM');
+      const code = await new Promise((resolve) => child.on('exit', resolve));
+      expect(code).toBe(expected);
+    }
     noStagingLeft();
   });
 

@@ -1,4 +1,4 @@
-import { chownSync, readFileSync, rmdirSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } from '@sd/sys';
 import { NspawnError } from '../errors.js';
@@ -106,6 +106,7 @@ export class ContainerScope {
    * gone is removed first; one with processes in it means the machine runs.
    */
   async create(): Promise<void> {
+    for (const d of this.dirs) pruneStaleScopes(dirname(d), this.name);
     for (const g of this.#groups) {
       if (!g.dirs.some((d) => exists(d))) continue;
       if (!g.isEmpty())
@@ -173,6 +174,45 @@ export class ContainerScope {
 function exists(dir: string): boolean {
   try {
     readFileSync(`${dir}/cgroup.procs`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Removes the empty scopes that killed sd-nspawns left in machine.slice (an
+ * empty scope is a machine that is gone). Only where systemd does not own
+ * the tree, and only scopes older than a minute, so that one being set up
+ * right now (made, not yet joined by its container) is left alone.
+ */
+export function pruneStaleScopes(slice: string, except: string, now = Date.now()): string[] {
+  if (existsSync('/run/systemd/system')) return [];
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(slice);
+  } catch {
+    return removed;
+  }
+  for (const name of entries) {
+    if (name === except || !/^machine-.+\.scope$/.test(name)) continue;
+    const dir = `${slice}/${name}`;
+    try {
+      if (now - statSync(dir).ctimeMs < 60_000) continue;
+      if (removeEmptyCgroup(dir)) removed.push(dir);
+    } catch {}
+  }
+  return removed;
+}
+
+/** rmdir of a cgroup and its children, leaves first; false as soon as one holds a process. */
+function removeEmptyCgroup(dir: string): boolean {
+  for (const e of readdirSync(dir, { withFileTypes: true }))
+    if (e.isDirectory() && !removeEmptyCgroup(`${dir}/${e.name}`)) return false;
+  if (readFileSync(`${dir}/cgroup.procs`, 'utf8').trim() !== '') return false;
+  try {
+    rmdirSync(dir);
     return true;
   } catch {
     return false;

@@ -333,21 +333,30 @@ export async function startContainer(
 
 /** Runs a container to its end; resolves with the payload's exit status. */
 export async function runContainer(settings: Settings, options: ContainerOptions = {}): Promise<ExitStatus> {
-  for (;;) {
-    const { container, exited } = await startContainer(settings, options);
-    options.onContainer?.(container);
-    const onTerm = () => container.stop();
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onTerm);
-    try {
+  // Handlers first: a SIGTERM that comes while the container starts must stop
+  // it once it runs, not kill us and leave it without its supervisor.
+  let current: Container | undefined;
+  let stopAsked = false;
+  const onTerm = () => {
+    stopAsked = true;
+    current?.stop();
+  };
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onTerm);
+  try {
+    for (;;) {
+      const { container, exited } = await startContainer(settings, options);
+      current = container;
+      options.onContainer?.(container);
+      if (stopAsked) container.stop();
       const status = await exited;
       // A booted guest that rebooted: its init died of SIGHUP in its pid namespace.
       if (settings.boot && status.signal === SIG.HUP && !container.stopping) continue;
       if (settings.boot && status.signal === SIG.INT) return { ...status, code: 0, signal: null };
       return status;
-    } finally {
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onTerm);
     }
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onTerm);
   }
 }
