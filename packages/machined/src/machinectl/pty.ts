@@ -8,15 +8,15 @@ import type { VerbContext } from './context.js';
  * as in systemd.
  */
 export async function attachPty(masterFd: number, _ctx: VerbContext, interactive: boolean): Promise<void> {
-  let escape: () => void = () => {};
+  let escaped3: () => void = () => {};
   const escaped = new Promise<void>((resolve) => {
-    escape = resolve;
+    escaped3 = resolve;
   });
   const fwd = forwardPty({
     master: masterFd,
     input: true,
     output: true,
-    onEscape: interactive ? escape : undefined,
+    onEscape: interactive ? escaped3 : undefined,
   });
   try {
     await Promise.race([fwd.hangup, escaped]);
