@@ -19,7 +19,7 @@ export * from './images/index.js';
 export type { MachinedPaths } from './paths.js';
 export { defaultPaths } from './paths.js';
 export type { CgroupPlacement } from './registry/cgroup.js';
-export { MachineCgroup, parseProcCgroup } from './registry/cgroup.js';
+export { MachineCgroup } from './registry/cgroup.js';
 export type { MachineInit, MachineState } from './registry/machine.js';
 export { Machine } from './registry/machine.js';
 export type { MachineClass } from './registry/names.js';

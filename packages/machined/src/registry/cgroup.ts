@@ -1,5 +1,13 @@
 import { readFileSync, rmdirSync } from 'node:fs';
-import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } from '@sd/sys';
+import {
+  Cgroup,
+  type CgroupHierarchy,
+  type CgroupLayout,
+  type CgroupPlacement,
+  detectCgroups,
+  parseProcCgroup,
+  SIG,
+} from '@sd/sys';
 
 /**
  * The cgroup of a machine, in every mounted hierarchy. A machine registered
@@ -10,23 +18,7 @@ import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } f
  */
 
 /** Where a process sits: the unified path and the path in each v1 hierarchy (by its controller list). */
-export interface CgroupPlacement {
-  unified: string | undefined;
-  v1: Record<string, string>;
-}
-
-export function parseProcCgroup(text: string): CgroupPlacement {
-  let unified: string | undefined;
-  const v1: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    const path = m[3]!.replace(/^\/+|\/+$/g, '');
-    if (m[1] === '0' && m[2] === '') unified = path;
-    else v1[m[2]!] = path;
-  }
-  return { unified, v1 };
-}
+export type { CgroupPlacement } from '@sd/sys';
 
 export class MachineCgroup {
   readonly groups: Cgroup[];

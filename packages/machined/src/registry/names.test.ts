@@ -1,5 +1,6 @@
+import { escapeUnitName } from '@sd/sys';
 import { describe, expect, it } from 'vitest';
-import { assertValidMachineName, escapeUnitName, isValidMachineName, scopeUnitName } from './names.js';
+import { assertValidMachineName, isValidMachineName, scopeUnitName } from './names.js';
 
 describe('machine names', () => {
   it.each(['a', 'debian-12', 'foo.bar', '.host', 'x'.repeat(64), 'A0'])('accepts %j', (n) =>

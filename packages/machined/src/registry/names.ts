@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@sd/sys';
+import { InvalidArgumentError, machineScopeName } from '@sd/sys';
 
 /**
  * Machine names follow systemd's hostname rules (hostname_is_valid() with
@@ -20,21 +20,8 @@ export function assertValidMachineName(name: unknown): string {
   return name;
 }
 
-/** systemd's unit name escaping: bytes outside [A-Za-z0-9:_.] (and a leading '.') become \xNN. */
-export function escapeUnitName(name: string): string {
-  let out = '';
-  for (const [i, b] of [...Buffer.from(name)].entries()) {
-    const c = String.fromCharCode(b);
-    if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;
-    else out += `\\x${b.toString(16).padStart(2, '0')}`;
-  }
-  return out;
-}
-
 /** The scope systemd-machined would create: machine-NAME.scope (escaped). */
-export function scopeUnitName(machine: string): string {
-  return `machine-${escapeUnitName(machine)}.scope`;
-}
+export const scopeUnitName = machineScopeName;
 
 export const MACHINE_CLASSES = ['container', 'vm', 'host'] as const;
 export type MachineClass = (typeof MACHINE_CLASSES)[number];

@@ -1,5 +1,6 @@
+import { parseProcCgroup } from '@sd/sys';
 import { describe, expect, it } from 'vitest';
-import { MachineCgroup, parseProcCgroup } from './cgroup.js';
+import { MachineCgroup } from './cgroup.js';
 import { formatState, parseState } from './state.js';
 
 describe('state files', () => {

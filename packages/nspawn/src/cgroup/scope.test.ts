@@ -1,6 +1,6 @@
-import type { CgroupLayout } from '@sd/sys';
+import { type CgroupLayout, escapeUnitName } from '@sd/sys';
 import { describe, expect, it } from 'vitest';
-import { ContainerScope, escapeUnitName, ownCgroupPaths, scopeName } from './scope.js';
+import { ContainerScope, ownCgroupPaths, scopeName } from './scope.js';
 
 describe('scope names', () => {
   it('escapes machine names like systemd unit names', () => {

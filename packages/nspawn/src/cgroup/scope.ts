@@ -1,6 +1,14 @@
 import { chownSync, existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Cgroup, type CgroupHierarchy, type CgroupLayout, detectCgroups, SIG } from '@sd/sys';
+import {
+  Cgroup,
+  type CgroupHierarchy,
+  type CgroupLayout,
+  detectCgroups,
+  machineScopeName,
+  parseProcCgroup,
+  SIG,
+} from '@sd/sys';
 import { NspawnError } from '../errors.js';
 
 /**
@@ -12,33 +20,13 @@ import { NspawnError } from '../errors.js';
  * it then unshares its cgroup namespace, so it sees the scope as its root.
  */
 
-/** systemd's unit-name escaping of a machine name ('-' and odd bytes as \xNN). */
-export function escapeUnitName(name: string): string {
-  let out = '';
-  for (const [i, ch] of [...Buffer.from(name)].entries()) {
-    const c = String.fromCharCode(ch);
-    if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;
-    else out += `\\x${ch.toString(16).padStart(2, '0')}`;
-  }
-  return out;
-}
-
-export function scopeName(machine: string): string {
-  return `machine-${escapeUnitName(machine)}.scope`;
-}
+/** The scope of a machine: machine-NAME.scope, escaped as systemd does. */
+export const scopeName = machineScopeName;
 
 /** Our own path in each hierarchy, from /proc/self/cgroup ('' for the root). */
 export function ownCgroupPaths(text: string): { unified: string; v1: Record<string, string> } {
-  let unified = '';
-  const v1: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    const path = m[3]!.replace(/^\/+|\/+$/g, '');
-    if (m[1] === '0' && m[2] === '') unified = path;
-    else v1[m[2]!] = path;
-  }
-  return { unified, v1 };
+  const p = parseProcCgroup(text);
+  return { unified: p.unified ?? '', v1: p.v1 };
 }
 
 /** The files of a cgroup directory the container's root must own to manage it (as systemd-nspawn chowns them). */

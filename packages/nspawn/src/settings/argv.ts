@@ -4,8 +4,10 @@ import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts
 import {
   type ConsoleMode,
   defaultSettings,
+  RESOLV_CONF_MODES,
   type ResolvConfMode,
   type Settings,
+  TIMEZONE_MODES,
   type TimezoneMode,
   type VolatileMode,
 } from './settings.js';
@@ -200,38 +202,12 @@ const options: Option[] = [
   {
     long: 'resolv-conf',
     arg: 'required',
-    apply: (s, v) =>
-      (s.resolvConf = oneOf<ResolvConfMode>(
-        v,
-        [
-          'off',
-          'copy-host',
-          'copy-static',
-          'copy-uplink',
-          'copy-stub',
-          'replace-host',
-          'replace-static',
-          'replace-uplink',
-          'replace-stub',
-          'bind-host',
-          'bind-static',
-          'bind-uplink',
-          'bind-stub',
-          'delete',
-          'auto',
-        ],
-        '--resolv-conf',
-      )),
+    apply: (s, v) => (s.resolvConf = oneOf<ResolvConfMode>(v, RESOLV_CONF_MODES, '--resolv-conf')),
   },
   {
     long: 'timezone',
     arg: 'required',
-    apply: (s, v) =>
-      (s.timezone = oneOf<TimezoneMode>(
-        v,
-        ['off', 'copy', 'bind', 'symlink', 'delete', 'auto'],
-        '--timezone',
-      )),
+    apply: (s, v) => (s.timezone = oneOf<TimezoneMode>(v, TIMEZONE_MODES, '--timezone')),
   },
   { long: 'notify-ready', arg: 'required', apply: (s, v, n) => (s.notifyReady = bool(v, n)) },
   { long: 'bind', arg: 'required', apply: (s, v) => s.binds.push(parseBind(v ?? '', false)) },

@@ -3,8 +3,10 @@ import { parseSignal } from './argv.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
 import {
   defaultSettings,
+  RESOLV_CONF_MODES,
   type ResolvConfMode,
   type Settings,
+  TIMEZONE_MODES,
   type TimezoneMode,
   type VolatileMode,
 } from './settings.js';
@@ -153,29 +155,11 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
     },
     ResolvConf: {
       field: 'resolvConf',
-      apply: (s, v) =>
-        (s.resolvConf = oneOf<ResolvConfMode>([
-          'off',
-          'copy-host',
-          'copy-static',
-          'copy-uplink',
-          'copy-stub',
-          'replace-host',
-          'replace-static',
-          'replace-uplink',
-          'replace-stub',
-          'bind-host',
-          'bind-static',
-          'bind-uplink',
-          'bind-stub',
-          'delete',
-          'auto',
-        ])(v)),
+      apply: (s, v) => (s.resolvConf = oneOf<ResolvConfMode>(RESOLV_CONF_MODES)(v)),
     },
     Timezone: {
       field: 'timezone',
-      apply: (s, v) =>
-        (s.timezone = oneOf<TimezoneMode>(['off', 'copy', 'bind', 'symlink', 'delete', 'auto'])(v)),
+      apply: (s, v) => (s.timezone = oneOf<TimezoneMode>(TIMEZONE_MODES)(v)),
     },
   },
   Files: {

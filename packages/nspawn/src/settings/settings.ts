@@ -6,23 +6,26 @@
 
 export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe' | 'autopipe';
 export type VolatileMode = 'no' | 'yes' | 'state' | 'overlay';
-export type ResolvConfMode =
-  | 'off'
-  | 'copy-host'
-  | 'copy-static'
-  | 'copy-uplink'
-  | 'copy-stub'
-  | 'replace-host'
-  | 'replace-static'
-  | 'replace-uplink'
-  | 'replace-stub'
-  | 'bind-host'
-  | 'bind-static'
-  | 'bind-uplink'
-  | 'bind-stub'
-  | 'delete'
-  | 'auto';
-export type TimezoneMode = 'off' | 'copy' | 'bind' | 'symlink' | 'delete' | 'auto';
+export const RESOLV_CONF_MODES = [
+  'off',
+  'copy-host',
+  'copy-static',
+  'copy-uplink',
+  'copy-stub',
+  'replace-host',
+  'replace-static',
+  'replace-uplink',
+  'replace-stub',
+  'bind-host',
+  'bind-static',
+  'bind-uplink',
+  'bind-stub',
+  'delete',
+  'auto',
+] as const;
+export type ResolvConfMode = (typeof RESOLV_CONF_MODES)[number];
+export const TIMEZONE_MODES = ['off', 'copy', 'bind', 'symlink', 'delete', 'auto'] as const;
+export type TimezoneMode = (typeof TIMEZONE_MODES)[number];
 
 export interface PrivateUsers {
   /** no: host ids; identity: 0..65535 mapped 1:1; pick: a free range; fixed: `shift`. */
