@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree, sdNspawn } from './lib/trees.js';
+import { makeBusyboxTree, NSPAWN_CLI, sdNspawn } from './lib/trees.js';
 
 // sd-nspawn -i: a GPT disk image with a busybox root, made here with sfdisk and mkfs.ext4.
 
@@ -119,6 +119,23 @@ describe('sd-nspawn -i IMAGE', () => {
     const none = sdNspawn(['-q', '-i', join(work, 'missing.raw'), 'true']);
     expect(none.code).not.toBe(0);
     expect(none.stderr).toMatch(/missing\.raw/);
+    nothingLeft();
+  });
+
+  it('unmounts what a killed sd-nspawn left mounted at the next start', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [NSPAWN_CLI, '-q', '--read-only', '-i', image, 'sleep', '60'], {
+      stdio: 'ignore',
+    });
+    const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').includes('/run/sd-nspawn/images/');
+    for (let i = 0; i < 100 && !mounted(); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(mounted()).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('exit', r));
+    expect(mounted()).toBe(true);
+    const r = sdNspawn(['-q', '--read-only', '-i', image, 'true']);
+    expect(r.code, r.stderr).toBe(0);
     nothingLeft();
   });
 });

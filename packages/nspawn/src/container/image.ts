@@ -1,6 +1,6 @@
-import { mkdirSync, mkdtempSync, rmdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 import { ImageError, mountImage } from '@sd/gpt';
-import { closeQuietly, LOCK, O, open, SdError, tryFlock } from '@sd/sys';
+import { closeQuietly, LOCK, O, open, SdError, tryFlock, umountTree } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 
@@ -38,8 +38,13 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
     throw new NspawnError('EBUSY', `Disk image ${image} is currently busy (another container is using it)`);
   }
   let dir: string | undefined;
+  let dirLock: number | undefined;
   try {
+    pruneStaleImageDirs(`${runtimeDir}/images`);
     dir = makeImageDir(runtimeDir, machine);
+    // Held while the image is mounted: the next start can tell a killed run's mounts.
+    dirLock = open(`${dir}.lock`, O.CREAT | O.RDWR, 0o600);
+    tryFlock(dirLock, LOCK.EX, `${dir}.lock`);
     // A container does not boot through the ESP or XBOOTLDR: they are not mounted.
     const mounted = mountImage(image, dir, { readOnly, skip: ['esp', 'xbootldr'] });
     const where = dir;
@@ -52,18 +57,20 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
         try {
           mounted.release();
           rmdirSync(where);
+          rmSync(`${where}.lock`, { force: true });
           removeIfEmpty(`${runtimeDir}/images`);
         } finally {
-          closeQuietly(lockFd);
+          closeQuietly(lockFd, dirLock);
         }
       },
     };
   } catch (e) {
     if (dir) {
       rmdirSync(dir);
+      rmSync(`${dir}.lock`, { force: true });
       removeIfEmpty(`${runtimeDir}/images`);
     }
-    closeQuietly(lockFd);
+    closeQuietly(lockFd, dirLock);
     if (e instanceof ImageError)
       throw new NspawnError(e.code, `Failed to dissect image: ${e.message}`, { cause: e });
     if (e instanceof SdError)
@@ -91,4 +98,42 @@ function removeIfEmpty(path: string): void {
   } catch {
     // Not empty (another container's image) or gone already.
   }
+}
+
+/**
+ * Unmounts and removes the image directories of sd-nspawns that were killed
+ * while their image was mounted (nobody holds their lock any more). Their
+ * loop devices, attached with autoclear, go with the last unmount.
+ */
+export function pruneStaleImageDirs(images: string): string[] {
+  const pruned: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(images);
+  } catch {
+    return pruned;
+  }
+  for (const name of entries) {
+    if (!name.endsWith('.lock')) continue;
+    const lock = `${images}/${name}`;
+    let fd: number;
+    try {
+      fd = open(lock, O.RDWR);
+    } catch {
+      continue;
+    }
+    try {
+      if (!tryFlock(fd, LOCK.EX, lock)) continue;
+      const dir = lock.slice(0, -'.lock'.length);
+      umountTree(dir, { detach: true });
+      try {
+        rmdirSync(dir);
+      } catch {}
+      rmSync(lock, { force: true });
+      pruned.push(dir);
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+  return pruned;
 }
