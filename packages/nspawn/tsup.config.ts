@@ -1,14 +1,30 @@
 import { defineConfig } from 'tsup';
 
-// One build for the library and its CLIs, so that one clean cannot race
-// another config's output. The CLIs' `#!/usr/bin/env node` is the first
-// line of their sources, which esbuild keeps in entry files (a tsup banner
-// would land on the library too).
-export default defineConfig({
-  entry: { index: 'src/index.ts', cli: 'src/cli.ts' },
-  format: ['esm'],
-  dts: { entry: { index: 'src/index.ts' } },
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-});
+// The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
+// file with @sd/* bundled in and tree-shaken, so that a start resolves and
+// compiles one file instead of walking package exports through the ESM
+// loader (measured: ~30 ms of sd-nspawn's start). Both write to dist/; the
+// build script cleans it first (two configs run in parallel, and one's clean
+// would race the other's output). The CLI keeps the `#!/usr/bin/env node`
+// of its source.
+export default defineConfig([
+  {
+    entry: { index: 'src/index.ts' },
+    format: ['esm'],
+    dts: true,
+    clean: false,
+    sourcemap: true,
+    target: 'node20',
+  },
+  {
+    entry: { cli: 'src/cli.ts' },
+    format: ['cjs'],
+    outExtension: () => ({ js: '.cjs' }),
+    clean: false,
+    sourcemap: true,
+    target: 'node20',
+    shims: true,
+    noExternal: [/^@sd\//],
+    external: ['koffi', 'dbus-next'],
+  },
+]);

@@ -30,7 +30,7 @@ export function makeBusyboxTree(): { dir: string; remove: () => void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/cli.js', import.meta.url));
+export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/cli.cjs', import.meta.url));
 
 /** Runs the built sd-nspawn CLI with stdin closed (so --console defaults to pipe). */
 export function sdNspawn(args: string[], timeout = 60_000) {
