@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree, NSPAWN_CLI, sdNspawn, sdNspawnAsync } from './lib/trees.js';
@@ -112,6 +113,29 @@ describe('sd-nspawn on a busybox tree', () => {
     ]);
     expect(r.stdout).toBe(`${host}1\n`);
     expect(readFileSync(`${tree.dir}/etc/resolv.conf`, 'utf8')).toBe('nameserver 192.0.2.1\n');
+  });
+
+  it('--timezone: binds, copies or leaves the host zone alone', () => {
+    const host = readFileSync('/etc/localtime');
+    rmSync(`${tree.dir}/etc/localtime`, { force: true });
+    expect(sdNspawn(['-q', '-D', tree.dir, '--timezone=off', 'true']).code).toBe(0);
+    expect(existsSync(`${tree.dir}/etc/localtime`)).toBe(false);
+    // A read-only tree needs the file to bind over (a distribution has one).
+    writeFileSync(`${tree.dir}/etc/localtime`, '');
+    const bound = sdNspawn([
+      '-q',
+      '-D',
+      tree.dir,
+      '--read-only',
+      '--timezone=bind',
+      'sh',
+      '-c',
+      'md5sum < /etc/localtime',
+    ]);
+    expect(bound.code, bound.stderr).toBe(0);
+    expect(bound.stdout.split(/\s/)[0]).toBe(createHash('md5').update(host).digest('hex'));
+    expect(sdNspawn(['-q', '-D', tree.dir, '--timezone=copy', 'true']).code).toBe(0);
+    expect(readFileSync(`${tree.dir}/etc/localtime`).equals(host)).toBe(true);
   });
 
   it('refuses bad input with a clear error and status 1', () => {
