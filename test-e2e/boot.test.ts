@@ -141,4 +141,27 @@ describe.skipIf(!root)('booting a Debian tree with systemd (needs root)', () => 
     expect(status.code).toBe(0);
     assertNothingLeft(machine);
   }, 120_000);
+
+  it('restarts a guest that reboots, then stops it', async () => {
+    const machine = `sdboot-reboot-${process.pid}`;
+    const boots: number[] = [];
+    const status = await runContainer(settingsFor(machine), {
+      runtimeDir,
+      onContainer: (c: Container) => {
+        boots.push(c.pid ?? 0);
+        c.whenReady().then(
+          () => {
+            // The first boot reboots from inside; the second is stopped from outside.
+            if (boots.length === 1) inGuest(c.pid!, 'systemctl', 'reboot');
+            else c.stop();
+          },
+          () => {},
+        );
+      },
+    });
+    expect(boots).toHaveLength(2);
+    expect(boots[0]).not.toBe(boots[1]);
+    expect(status.code).toBe(0);
+    assertNothingLeft(machine);
+  }, 180_000);
 });
