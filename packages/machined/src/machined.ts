@@ -17,6 +17,7 @@ Manage registrations of local VMs and containers (org.freedesktop.machine1).
      --root=DIR          Prefix for every path (state in DIR/run/systemd/machines, images in DIR/var/lib/machines)
      --state-dir=DIR     Where machine state files go (default /run/systemd/machines)
      --terminate-timeout=SEC  Time between SIGTERM and SIGKILL on terminate (default 90)
+     --nspawn=PATH       The sd-nspawn that machinectl start runs (default: sd-nspawn in $PATH)
 `;
 
 function version(): string {
@@ -40,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       root: { type: 'string' },
       'state-dir': { type: 'string' },
       'terminate-timeout': { type: 'string' },
+      nspawn: { type: 'string' },
     },
   });
   if (values.help) {
@@ -58,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
   const daemon = await Machined.start({
     paths,
     root: values.root ?? '/',
+    ...(values.nspawn ? { nspawn: values.nspawn } : {}),
     ...(values['bus-address'] ? { busAddress: values['bus-address'] } : {}),
     ...(timeout !== undefined ? { terminateTimeoutMs: timeout * 1000 } : {}),
   });

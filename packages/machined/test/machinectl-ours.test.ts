@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -133,6 +142,22 @@ describe.skipIf(skip)('our machinectl against sd-machined', () => {
     const bad = machinectl('clone', 'img1', 'bad/name');
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/bad\/name/);
+  });
+
+  it('start boots an image of the pool through the daemon (sd-nspawn as its child)', async () => {
+    const image = join(root, 'var/lib/machines/bbboot');
+    cpSync(tree.dir, image, { recursive: true, verbatimSymlinks: true });
+    mkdirSync(join(image, 'sbin'), { recursive: true });
+    symlinkSync('../bin/busybox', join(image, 'sbin/init'));
+    writeFileSync(join(image, 'etc/inittab'), '::respawn:/bin/sleep 3600\n');
+    const r = machinectl('start', 'bbboot');
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/Note:/);
+    const listed = () => machinectl('list', '--no-legend').stdout;
+    await waitFor('bbboot to register', () => /^bbboot\s+container\s+sd-nspawn/m.test(listed()), 30_000);
+    // busybox init powers off on SIGUSR2.
+    expect(machinectl('kill', 'bbboot', '--kill-whom=leader', '-s', 'SIGUSR2').status).toBe(0);
+    await waitFor('bbboot to go', () => !/^bbboot\s/m.test(listed()), 30_000);
   });
 
   it('terminate, and a clear error for an unknown machine', async () => {

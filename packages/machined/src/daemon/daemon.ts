@@ -15,6 +15,7 @@ import type { ScopeBackend } from '../registry/scope.js';
 import { imageInterface } from './image-object.js';
 import { machineInterface } from './machine-object.js';
 import { MANAGER_INTERFACE, managerInterface } from './manager-object.js';
+import { MachineRunner, runnerInterface } from './runner.js';
 
 export const MACHINE1_BUS_NAME = 'org.freedesktop.machine1';
 
@@ -34,6 +35,8 @@ export interface MachinedOptions {
   scopes?: ScopeBackend;
   /** Terminate's grace period before SIGKILL (90 s, as systemd's default stop timeout). */
   terminateTimeoutMs?: number;
+  /** The sd-nspawn that `machinectl start` runs (a path, or a name in $PATH). */
+  nspawn?: string;
 }
 
 export interface MachinedEvents {
@@ -80,9 +83,11 @@ export class Machined extends EventEmitter<MachinedEvents> {
   readonly paths: MachinedPaths;
   readonly host = hostMachine();
   #stopped = false;
+  #runner: MachineRunner;
 
-  private constructor(registry: Registry, bus: MessageBus, paths: MachinedPaths) {
+  private constructor(registry: Registry, bus: MessageBus, paths: MachinedPaths, runner: MachineRunner) {
     super();
+    this.#runner = runner;
     this.registry = registry;
     this.bus = bus;
     this.paths = paths;
@@ -98,13 +103,19 @@ export class Machined extends EventEmitter<MachinedEvents> {
     });
     await registry.load();
     let bus: MessageBus;
+    const address = opts.busAddress ?? systemBusAddress();
     try {
-      bus = await connectBus(opts.busAddress ?? systemBusAddress());
+      bus = await connectBus(address);
     } catch (e) {
       registry.close();
       throw e;
     }
-    const d = new Machined(registry, bus, paths);
+    // Machines we start register with us: on the bus we serve.
+    const runner = new MachineRunner({
+      nspawn: opts.nspawn,
+      env: { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: address },
+    });
+    const d = new Machined(registry, bus, paths, runner);
     try {
       const pool =
         opts.pool === null
@@ -138,6 +149,7 @@ export class Machined extends EventEmitter<MachinedEvents> {
         poolPath: this.paths.poolDir,
         pidOf: (sender) => this.#pidOf(sender),
       }),
+      runnerInterface(this.#runner, () => pool),
     ]);
     service.addSource({
       lookup: (path) => {

@@ -14,6 +14,8 @@ export const MANAGER_PATH = '/org/freedesktop/machine1';
 export const MANAGER_IFACE = 'org.freedesktop.machine1.Manager';
 export const MACHINE_IFACE = 'org.freedesktop.machine1.Machine';
 export const IMAGE_IFACE = 'org.freedesktop.machine1.Image';
+/** sd-machined's own: starting machines from the pool (systemd does that through PID 1). */
+export const RUNNER_IFACE = 'io.sd.machine1.Runner';
 
 export class BusCallError extends SdError {
   readonly busName: string;

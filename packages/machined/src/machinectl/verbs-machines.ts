@@ -1,6 +1,14 @@
 import { spawn } from 'node:child_process';
 import { parseSignal, UsageError } from './args.js';
-import { IMAGE_IFACE, MACHINE_IFACE, MANAGER_IFACE, MANAGER_PATH, manager } from './client.js';
+import {
+  BusCallError,
+  IMAGE_IFACE,
+  MACHINE_IFACE,
+  MANAGER_IFACE,
+  MANAGER_PATH,
+  manager,
+  RUNNER_IFACE,
+} from './client.js';
 import { failed, type Verb, type VerbContext } from './context.js';
 import {
   formatAddress,
@@ -253,13 +261,22 @@ export function copyVerb(direction: 'To' | 'From'): Verb {
 
 /**
  * start: machine1 has no method to start a machine (systemd starts
- * systemd-nspawn@NAME.service through PID 1); until our service manager
- * exists, run `sd-nspawn --boot` for the image, detached, and say so.
+ * systemd-nspawn@NAME.service through PID 1). sd-machined runs sd-nspawn
+ * --boot for the image itself (io.sd.machine1.Runner); against a daemon
+ * without that interface (systemd's machined), sd-nspawn is started
+ * detached from here, and we say so.
  */
 export const start: Verb = async (ctx, args) => {
   let rc = 0;
   for (const name of args) {
     try {
+      try {
+        await ctx.bus.call(MANAGER_PATH, RUNNER_IFACE, 'StartMachine', 's', [name]);
+        continue;
+      } catch (e) {
+        const type = e instanceof BusCallError ? e.busName : '';
+        if (!/UnknownMethod|UnknownInterface|UnknownObject/.test(type)) throw e;
+      }
       const [path] = await manager(ctx.bus, 'GetImage', 's', name);
       const p = await ctx.bus.getAll(path as string, IMAGE_IFACE);
       const where = p.Type === 'raw' || p.Type === 'block' ? ['-i', String(p.Path)] : ['-D', String(p.Path)];
@@ -270,7 +287,7 @@ export const start: Verb = async (ctx, args) => {
       });
       child.unref();
       ctx.err(
-        `Note: sd-machined cannot start machines itself yet; started sd-nspawn --boot -M ${name} (PID ${child.pid}) directly.\n`,
+        `Note: the machine daemon cannot start machines; started sd-nspawn --boot -M ${name} (PID ${child.pid}) directly.\n`,
       );
     } catch (e) {
       rc = failed(ctx, `Failed to start machine ${name}`, e);
