@@ -24,21 +24,31 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
+  // Notices that come while the container starts go out after the banner, as systemd-nspawn orders them.
   let announced = false;
-  const status = await runContainer(settings, {
-    explicit,
-    // -q: "the only output will be the console output of the container OS itself".
-    logger: { warn: (m) => settings.quiet || process.stderr.write(`${m}\n`) },
-    onContainer: (c) => {
-      if (settings.quiet || announced) return;
-      announced = true;
-      process.stderr.write(
-        `Spawning container ${c.machine} on ${c.settings.directory ?? c.settings.image}.\n`,
-      );
-      if (defaultConsoleMode(c.settings.console) === 'interactive')
-        process.stderr.write('Press ^] three times within 1s to kill container.\n');
-    },
-  });
+  const held: string[] = [];
+  const say = (m: string) => settings.quiet || process.stderr.write(`${m}\n`);
+  const flush = () => {
+    announced = true;
+    for (const m of held.splice(0)) say(m);
+  };
+  let status: Awaited<ReturnType<typeof runContainer>>;
+  try {
+    status = await runContainer(settings, {
+      explicit,
+      // -q: "the only output will be the console output of the container OS itself".
+      logger: { warn: (m) => (announced ? say(m) : held.push(m)) },
+      onContainer: (c) => {
+        if (announced) return;
+        say(`Spawning container ${c.machine} on ${c.settings.directory ?? c.settings.image}.`);
+        if (defaultConsoleMode(c.settings.console) === 'interactive')
+          say('Press ^] three times within 1s to kill container.');
+        flush();
+      },
+    });
+  } finally {
+    flush();
+  }
   return exitCodeOf(status);
 }
 
