@@ -390,8 +390,12 @@ export class SpawnProgram {
     });
   }
 
-  /** Lays the program out in memory for the interpreter. */
-  build(values: Placeholders): BuiltProgram {
+  /**
+   * Lays the program out in memory; `at` fixes the address it will run at
+   * instead (for an interpreter outside this process, as the aarch64 test
+   * under qemu-user does).
+   */
+  build(values: Placeholders, at?: bigint): BuiltProgram {
     const data: Buffer[] = [];
     let dataSize = 0;
     const base = HEADER_SIZE + this.steps.length * STEP_SIZE;
@@ -437,7 +441,7 @@ export class SpawnProgram {
 
     const ab = new ArrayBuffer(base + dataSize);
     const memory = Buffer.from(ab);
-    const address = addressOfMemory(memory);
+    const address = at ?? addressOfMemory(memory);
     let off = base;
     for (const d of data) {
       d.copy(memory, off);
