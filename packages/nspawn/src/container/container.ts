@@ -9,12 +9,15 @@ import {
   closeQuietly,
   createStubInitMemfd,
   type ExitStatus,
+  getWindowSize,
+  isatty,
   MOUNT_ATTR,
   mountSetattr,
   O,
   open,
   openPty,
   SIG,
+  setWindowSize,
   spawn,
 } from '@sd/sys';
 import { ContainerScope } from '../cgroup/scope.js';
@@ -225,7 +228,11 @@ export async function startContainer(
 
     const consoleMode = defaultConsoleMode(settings.console);
     const pty = consoleMode === 'pipe' ? undefined : openPty();
-    if (pty) container.addCleanup(() => closePty(pty));
+    if (pty) {
+      container.addCleanup(() => closePty(pty));
+      // The size before the payload runs: it may ask for it at once.
+      if (isatty(1)) setWindowSize(pty.master, getWindowSize(1));
+    }
 
     // --as-pid2: the stub init, exec'd from a sealed memfd kept open until the child has exec'd.
     let stubInit = settings.asPid2 ? createStubInitMemfd() : undefined;

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import {
   closeQuietly,
@@ -6,18 +6,15 @@ import {
   destroySubvolume,
   getRandom,
   isSubvolume,
-  LOCK,
-  O,
-  open,
   openDir,
   RENAME,
   removeTree,
   renameat2,
   SyscallError,
   snapshot,
-  tryFlock,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
+import { holdNewDir, pruneDeadDirs, randomSuffix } from './held-dir.js';
 
 /**
  * -x/--ephemeral and --template: a throwaway or a first-run copy of a tree,
@@ -43,49 +40,36 @@ function destroy(path: string): void {
   }
 }
 
-/**
- * Removes the ephemeral snapshots next to `tree` left by sd-nspawns that
- * were killed: those nobody holds the tree lock on.
- */
+/** Removes the ephemeral snapshots next to `tree` left by sd-nspawns that were killed. */
 export function removeStaleEphemeral(tree: string): string[] {
-  const parent = dirname(tree);
-  const removed: string[] = [];
-  for (const name of readdirSync(parent)) {
-    if (!name.startsWith(PREFIX)) continue;
-    const path = join(parent, name);
-    let fd: number;
-    try {
-      fd = open(path, O.RDONLY | O.DIRECTORY);
-    } catch {
-      continue;
-    }
-    try {
-      if (!tryFlock(fd, LOCK.EX, path)) continue;
-    } finally {
-      closeQuietly(fd);
-    }
-    destroy(path);
-    removed.push(path);
-  }
-  return removed;
+  return pruneDeadDirs(dirname(tree), (name) => name.startsWith(PREFIX), destroy);
 }
 
 /** A throwaway root for `tree`: a snapshot next to it when it is a subvolume, else an overlay. */
 export function prepareEphemeral(tree: string): EphemeralRoot {
   if (!isSubvolume(tree)) return { kind: 'overlay' };
   removeStaleEphemeral(tree);
-  const name = `${PREFIX}${getRandom(8).toString('hex')}`;
   const srcFd = openDir(tree);
   const dstFd = openDir(dirname(tree));
   try {
-    snapshot(srcFd, dstFd, name);
-  } catch (e) {
-    throw new NspawnError('EIO', `Failed to snapshot ${tree} for --ephemeral`, { cause: e });
+    const held = holdNewDir(dirname(tree), `${PREFIX}${randomSuffix()}`, (path) => {
+      try {
+        snapshot(srcFd, dstFd, basename(path));
+      } catch (e) {
+        throw new NspawnError('EIO', `Failed to snapshot ${tree} for --ephemeral`, { cause: e });
+      }
+    });
+    return {
+      kind: 'snapshot',
+      directory: held.path,
+      remove: () => {
+        destroy(held.path);
+        held.release();
+      },
+    };
   } finally {
     closeQuietly(srcFd, dstFd);
   }
-  const directory = join(dirname(tree), name);
-  return { kind: 'snapshot', directory, remove: () => destroy(directory) };
 }
 
 /**

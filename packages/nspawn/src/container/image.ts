@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdirSync, rmdirSync } from 'node:fs';
 import { ImageError, mountImage } from '@sd/gpt';
 import { closeQuietly, LOCK, O, open, SdError, tryFlock, umountTree } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
+import { type HeldDir, holdNewDir, pruneDeadDirs, randomSuffix } from './held-dir.js';
 
 /**
  * --image: dissect the disk image, attach it to a loop device and mount it
@@ -37,17 +38,17 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
     closeQuietly(lockFd);
     throw new NspawnError('EBUSY', `Disk image ${image} is currently busy (another container is using it)`);
   }
-  let dir: string | undefined;
-  let dirLock: number | undefined;
+  const images = `${runtimeDir}/images`;
+  let held: HeldDir | undefined;
   try {
-    pruneStaleImageDirs(`${runtimeDir}/images`);
-    dir = makeImageDir(runtimeDir, machine);
+    mkdirSync(images, { recursive: true, mode: 0o755 });
+    pruneStaleImageDirs(images);
     // Held while the image is mounted: the next start can tell a killed run's mounts.
-    dirLock = open(`${dir}.lock`, O.CREAT | O.RDWR, 0o600);
-    tryFlock(dirLock, LOCK.EX, `${dir}.lock`);
+    held = holdNewDir(images, `${machine}.${randomSuffix()}`, (p) => mkdirSync(p, { mode: 0o755 }));
+    const dir = held.path;
+    const hold = held;
     // A container does not boot through the ESP or XBOOTLDR: they are not mounted.
     const mounted = mountImage(image, dir, { readOnly, skip: ['esp', 'xbootldr'] });
-    const where = dir;
     let done = false;
     return {
       dir,
@@ -56,21 +57,19 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
         done = true;
         try {
           mounted.release();
-          rmdirSync(where);
-          rmSync(`${where}.lock`, { force: true });
-          removeIfEmpty(`${runtimeDir}/images`);
+          rmdirSync(dir);
+          hold.release();
         } finally {
-          closeQuietly(lockFd, dirLock);
+          closeQuietly(lockFd);
         }
       },
     };
   } catch (e) {
-    if (dir) {
-      rmdirSync(dir);
-      rmSync(`${dir}.lock`, { force: true });
-      removeIfEmpty(`${runtimeDir}/images`);
+    if (held) {
+      rmdirSync(held.path);
+      held.release();
     }
-    closeQuietly(lockFd, dirLock);
+    closeQuietly(lockFd);
     if (e instanceof ImageError)
       throw new NspawnError(e.code, `Failed to dissect image: ${e.message}`, { cause: e });
     if (e instanceof SdError)
@@ -79,61 +78,18 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
   }
 }
 
-function makeImageDir(runtimeDir: string, machine: string): string {
-  // Another sd-nspawn may remove the (empty) images directory between the two calls: try again.
-  for (let attempt = 0; ; attempt++) {
-    mkdirSync(`${runtimeDir}/images`, { recursive: true, mode: 0o755 });
-    try {
-      return mkdtempSync(`${runtimeDir}/images/${machine}.`);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 3) throw e;
-    }
-  }
-}
-
-/** The images directory goes when its last image does, as staging directories do. */
-function removeIfEmpty(path: string): void {
-  try {
-    rmdirSync(path);
-  } catch {
-    // Not empty (another container's image) or gone already.
-  }
-}
-
 /**
  * Unmounts and removes the image directories of sd-nspawns that were killed
- * while their image was mounted (nobody holds their lock any more). Their
- * loop devices, attached with autoclear, go with the last unmount.
+ * while their image was mounted. Their loop devices, attached with
+ * autoclear, go with the last unmount.
  */
 export function pruneStaleImageDirs(images: string): string[] {
-  const pruned: string[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync(images);
-  } catch {
-    return pruned;
-  }
-  for (const name of entries) {
-    if (!name.endsWith('.lock')) continue;
-    const lock = `${images}/${name}`;
-    let fd: number;
-    try {
-      fd = open(lock, O.RDWR);
-    } catch {
-      continue;
-    }
-    try {
-      if (!tryFlock(fd, LOCK.EX, lock)) continue;
-      const dir = lock.slice(0, -'.lock'.length);
+  return pruneDeadDirs(
+    images,
+    () => true,
+    (dir) => {
       umountTree(dir, { detach: true });
-      try {
-        rmdirSync(dir);
-      } catch {}
-      rmSync(lock, { force: true });
-      pruned.push(dir);
-    } finally {
-      closeQuietly(fd);
-    }
-  }
-  return pruned;
+      rmdirSync(dir);
+    },
+  );
 }

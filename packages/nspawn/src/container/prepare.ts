@@ -1,5 +1,4 @@
 import {
-  chmodSync,
   fstatSync,
   lstatSync,
   mkdirSync,
@@ -29,6 +28,7 @@ import { NspawnError } from '../errors.js';
 import { assertValidMachineName, machineNameFromPath } from '../machine-name.js';
 import type { Settings } from '../settings/settings.js';
 import type { CustomMounts } from './custom-mounts.js';
+import { holdNewDir, pruneDeadDirs, randomSuffix } from './held-dir.js';
 import type { DetachedMounts } from './plan.js';
 
 /** Parent-side preparation: names, the tree lock, and the host objects the container gets. */
@@ -250,47 +250,30 @@ function statIfExists(path: string) {
 
 /**
  * The container's private directory under the runtime directory (staging
- * root, notify socket). It is flock'ed while the container runs, so that a
- * later start can tell the directories of sd-nspawns that were killed
- * (SIGKILL leaves no chance to clean up) and remove them.
+ * root, notify socket), held (held-dir.ts) while the container runs; those
+ * of killed sd-nspawns are removed here first.
  */
 export function createStaging(runtimeDir: string, machine: string): { path: string; remove: () => void } {
   mkdirSync(runtimeDir, { recursive: true, mode: 0o755 });
   removeStaleStaging(runtimeDir);
-  const path = mkdtempSync(`${runtimeDir}/${machine}.`);
-  // Reachable for the container's root, which may be an unprivileged uid here.
-  chmodSync(path, 0o755);
-  const fd = open(path, O.RDONLY | O.DIRECTORY);
-  tryFlock(fd, LOCK.EX, path);
+  // 0755: reachable for the container's root, which may be an unprivileged uid here.
+  const held = holdNewDir(runtimeDir, `${machine}.${randomSuffix()}`, (p) => mkdirSync(p, { mode: 0o755 }));
   return {
-    path,
+    path: held.path,
     remove: () => {
-      rmSync(path, { recursive: true, force: true });
-      closeQuietly(fd);
+      rmSync(held.path, { recursive: true, force: true });
+      held.release();
     },
   };
 }
 
-/** Removes staging directories nobody holds a lock on any more. */
+/** Removes the staging directories of sd-nspawns that are gone. */
 export function removeStaleStaging(runtimeDir: string): string[] {
-  const removed: string[] = [];
-  for (const entry of readdirSync(runtimeDir, { withFileTypes: true })) {
-    if (!entry.isDirectory() || !/\.[A-Za-z0-9]{6}$/.test(entry.name)) continue;
-    const path = `${runtimeDir}/${entry.name}`;
-    let fd: number;
-    try {
-      fd = open(path, O.RDONLY | O.DIRECTORY);
-    } catch {
-      continue;
-    }
-    try {
-      if (tryFlock(fd, LOCK.EX | LOCK.NB, path)) {
-        rmSync(path, { recursive: true, force: true });
-        removed.push(path);
-      }
-    } finally {
-      closeQuietly(fd);
-    }
-  }
-  return removed;
+  // Staging directories hold only our tmpfs mount points (mounted in the
+  // container's own namespace, gone with it) and the notify socket.
+  return pruneDeadDirs(
+    runtimeDir,
+    (name) => !name.startsWith('.'),
+    (path) => rmSync(path, { recursive: true, force: true }),
+  );
 }

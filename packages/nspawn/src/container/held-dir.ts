@@ -1,0 +1,91 @@
+import { readdirSync, renameSync, rmSync } from 'node:fs';
+import { closeQuietly, getRandom, LOCK, O, open, tryFlock } from '@sd/sys';
+
+/**
+ * Directories that belong to one running sd-nspawn (its staging directory,
+ * an ephemeral snapshot, an image's mount point) and must go when it is
+ * killed, which leaves it no chance to clean up. Each has a lock file next
+ * to it, made and flock'ed under a temporary name and only then renamed into
+ * place, before the directory exists: no other start can see it unlocked
+ * while its owner lives, and the next start removes what dead owners left.
+ */
+
+export interface HeldDir {
+  path: string;
+  /** Removes the lock file and lets go of the lock (after the directory is gone). */
+  release(): void;
+}
+
+export function randomSuffix(): string {
+  return getRandom(6).toString('base64url').replace(/[-_]/g, 'x').slice(0, 8);
+}
+
+/** Locks `${parent}/${name}.lock`, then makes the directory with `create`. */
+export function holdNewDir(parent: string, name: string, create: (path: string) => void): HeldDir {
+  const path = `${parent}/${name}`;
+  const lock = `${path}.lock`;
+  const tmp = `${lock}.${randomSuffix()}.tmp`;
+  const fd = open(tmp, O.CREAT | O.EXCL | O.RDWR, 0o600);
+  try {
+    tryFlock(fd, LOCK.EX, tmp);
+    renameSync(tmp, lock);
+    create(path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    rmSync(lock, { force: true });
+    closeQuietly(fd);
+    throw e;
+  }
+  return {
+    path,
+    release: () => {
+      rmSync(lock, { force: true });
+      closeQuietly(fd);
+    },
+  };
+}
+
+/**
+ * Removes the directories under `parent` whose lock nobody holds (their
+ * sd-nspawn is gone) with `remove`, and their lock files. `matches` gets a
+ * directory's name.
+ */
+export function pruneDeadDirs(
+  parent: string,
+  matches: (name: string) => boolean,
+  remove: (path: string) => void,
+): string[] {
+  const pruned: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return pruned;
+  }
+  for (const lockName of names) {
+    if (!lockName.endsWith('.lock')) continue;
+    const name = lockName.slice(0, -'.lock'.length);
+    if (!matches(name)) continue;
+    const lock = `${parent}/${lockName}`;
+    let fd: number;
+    try {
+      fd = open(lock, O.RDWR);
+    } catch {
+      continue;
+    }
+    try {
+      if (!tryFlock(fd, LOCK.EX, lock)) continue;
+      try {
+        remove(`${parent}/${name}`);
+      } catch {
+        // Left for a later start; the lock file stays with it.
+        continue;
+      }
+      rmSync(lock, { force: true });
+      pruned.push(`${parent}/${name}`);
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+  return pruned;
+}
