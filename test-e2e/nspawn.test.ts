@@ -230,8 +230,8 @@ describe('sd-nspawn --private-users', () => {
         'sleep 1; cat /proc/self/uid_map',
       ]);
     const [a, b] = await Promise.all([run('userns-a'), run('userns-b')]);
-    expect(a.code).toBe(0);
-    expect(b.code).toBe(0);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
     const shift = (s: string) => Number(s.trim().split(/\s+/)[1]);
     expect(shift(a.stdout)).not.toBe(shift(b.stdout));
   });

@@ -105,9 +105,10 @@ export class Cgroup {
         for (const seg of this.path.split('/')) {
           const parent = dir;
           dir = `${dir}/${seg}`;
-          if (!mkdirOnce(dir)) continue;
-          made.push(dir);
-          // v1 cpuset starts with empty cpus/mems, which refuses every task: inherit the parent's.
+          if (mkdirOnce(dir)) made.push(dir);
+          // v1 cpuset starts with empty cpus/mems, which refuses every task: inherit the
+          // parent's. Also for a directory that exists: another process may have made it
+          // a moment ago and not filled it in yet.
           if (p.controllers.includes('cpuset')) inheritCpuset(parent, dir);
         }
       }
