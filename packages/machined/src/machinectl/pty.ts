@@ -7,7 +7,13 @@ import type { VerbContext } from './context.js';
  * interactive sessions also end on ^] pressed three times within a second,
  * as in systemd.
  */
-export async function attachPty(masterFd: number, _ctx: VerbContext, interactive: boolean): Promise<void> {
+export async function attachPty(
+  masterFd: number,
+  _ctx: VerbContext,
+  interactive: boolean,
+  /** Login: the getty opens (and vhangups) its tty after we attach; an early hangup is not the end. */
+  waitForPeer = false,
+): Promise<void> {
   let escaped3: () => void = () => {};
   const escaped = new Promise<void>((resolve) => {
     escaped3 = resolve;
@@ -17,6 +23,7 @@ export async function attachPty(masterFd: number, _ctx: VerbContext, interactive
     input: true,
     output: true,
     onEscape: interactive ? escaped3 : undefined,
+    ignoreInitialHangup: waitForPeer,
   });
   try {
     await Promise.race([fwd.hangup, escaped]);

@@ -144,7 +144,7 @@ export const login: Verb = async (ctx, args) => {
     const [fd, pty] = await manager(ctx.bus, 'OpenMachineLogin', 's', name);
     if (!ctx.options.quiet)
       ctx.err(`Connected to machine ${name}. Press ^] three times within 1s to exit session.\n`);
-    await attachPty(fd as number, ctx, true);
+    await attachPty(fd as number, ctx, true, true);
     if (!ctx.options.quiet) ctx.err(`\nConnection to machine ${name} terminated.\n`);
     void pty;
     return 0;

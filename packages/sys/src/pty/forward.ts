@@ -20,6 +20,11 @@ export interface PtyForwardOptions {
   output: boolean;
   /** ^] three times within 1 s; only looked for when stdin is a terminal. */
   onEscape?: () => void;
+  /**
+   * Until the other side has written something, a hangup means nobody has
+   * opened it yet (a getty about to start) rather than that it is gone: wait.
+   */
+  ignoreInitialHangup?: boolean;
 }
 
 export interface PtyForwarder {
@@ -31,7 +36,13 @@ export interface PtyForwarder {
 
 const CTRL_RIGHT_BRACKET = 0x1d;
 
-export function forwardPty({ master, input, output, onEscape }: PtyForwardOptions): PtyForwarder {
+export function forwardPty({
+  master,
+  input,
+  output,
+  onEscape,
+  ignoreInitialHangup,
+}: PtyForwardOptions): PtyForwarder {
   const stdin = process.stdin;
   const out = process.stdout;
   let closed = false;
@@ -40,6 +51,7 @@ export function forwardPty({ master, input, output, onEscape }: PtyForwardOption
     hungUp = resolve;
   });
 
+  let sawData = false;
   const drain = (): boolean => {
     const buf = Buffer.allocUnsafe(65536);
     for (;;) {
@@ -52,16 +64,19 @@ export function forwardPty({ master, input, output, onEscape }: PtyForwardOption
       }
       if (n < 0) return true;
       if (n === 0) return false;
+      sawData = true;
       if (output) out.write(Buffer.from(buf.subarray(0, n)));
     }
   };
-  poller().add(master, () => {
+  const onReady = () => {
+    if (drain()) return;
     // Level-triggered: a hung-up master must leave the poller, or it would fire forever.
-    if (!drain()) {
-      poller().remove(master);
-      hungUp();
-    }
-  });
+    poller().remove(master);
+    if (ignoreInitialHangup && !sawData && !closed)
+      setTimeout(() => closed || poller().add(master, onReady), 100);
+    else hungUp();
+  };
+  poller().add(master, onReady);
 
   const resize = () => {
     try {
