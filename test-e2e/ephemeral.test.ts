@@ -34,9 +34,16 @@ beforeAll(() => {
 
 afterAll(() => {
   busybox?.remove();
-  try {
-    execFileSync('umount', [mnt]);
-  } catch {}
+  // A container that is still dying may keep the file system busy for a moment: retry, then detach it lazily.
+  for (let i = 0; ; i++) {
+    try {
+      execFileSync('umount', i < 20 ? [mnt] : ['-l', mnt], { stdio: 'ignore' });
+      break;
+    } catch {
+      if (i >= 20) break;
+      execFileSync('sleep', ['0.1']);
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
