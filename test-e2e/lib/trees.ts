@@ -1,34 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-/** A busybox root: /bin/busybox (static) with its applets, a passwd and an os-release. */
-export function makeBusyboxTree(): { dir: string; remove: () => void } {
-  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find(existsSync);
-  if (!busybox) throw new Error('busybox is not installed: apt-get install busybox-static (.ci/run does)');
-  const dir = mkdtempSync(join(tmpdir(), 'sd-e2e-busybox-'));
-  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run', 'var']) mkdirSync(join(dir, d));
-  copyFileSync(busybox, join(dir, 'bin/busybox'));
-  const list = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const applet of list) if (applet !== 'busybox') symlinkSync('busybox', join(dir, 'bin', applet));
-  writeFileSync(
-    join(dir, 'etc/passwd'),
-    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
-  );
-  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n');
-  writeFileSync(join(dir, 'etc/os-release'), 'ID=busybox\nNAME="BusyBox test tree"\n');
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
+export { makeBusyboxTree } from '../../tools/test/busybox-tree.js';
 
 export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/cli.cjs', import.meta.url));
 

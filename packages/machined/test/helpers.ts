@@ -1,18 +1,12 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { read, SyscallError, setNonBlocking } from '@sd/sys';
+import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
+import { findBusybox, makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
 import { connectBus, dbus, type MessageBus } from '../src/index.js';
 
 /** Helpers of the daemon's integration tests: the daemon and sd-nspawn as processes, a bus client. */
@@ -26,28 +20,12 @@ export const TS_ARGS = ['--conditions=sd-source', '--import', 'tsx'];
 export function canRun(): string | undefined {
   if (process.getuid?.() !== 0) return 'needs root';
   if (spawnSync('dbus-daemon', ['--version']).status !== 0) return 'dbus-daemon is not installed';
-  if (!['/bin/busybox', '/usr/bin/busybox'].some(existsSync)) return 'busybox is not installed';
+  if (!findBusybox()) return 'busybox is not installed';
   return undefined;
 }
 
-export function makeTree(): { dir: string; remove: () => void } {
-  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find(existsSync)!;
-  const dir = mkdtempSync(join(tmpdir(), 'sd-machined-tree-'));
-  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run', 'var']) mkdirSync(join(dir, d));
-  copyFileSync(busybox, join(dir, 'bin/busybox'));
-  const list = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const a of list) if (a !== 'busybox') symlinkSync('busybox', join(dir, 'bin', a));
-  writeFileSync(
-    join(dir, 'etc/passwd'),
-    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
-  );
-  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
-  writeFileSync(
-    join(dir, 'etc/os-release'),
-    'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="BusyBox test tree"\nVERSION_ID=1\n',
-  );
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
-}
+/** A busybox root tree for a test container. */
+export const makeTree = () => makeBusyboxTree('sd-machined-tree-');
 
 export interface Daemon {
   proc: ChildProcess;
@@ -228,4 +206,54 @@ export async function stopNspawn(n: { proc: ChildProcess } | undefined): Promise
   const t = setTimeout(() => n.proc.kill('SIGKILL'), 10_000);
   await done;
   clearTimeout(t);
+}
+
+/** What the machinectl tests run against: a private bus, sd-machined, one pool image, one container. */
+export interface MachineFixture {
+  bus: PrivateBus;
+  client: MessageBus;
+  daemon: Daemon;
+  /** The root the daemon's paths are under (its pool is root/var/lib/machines). */
+  root: string;
+  tree: { dir: string; remove: () => void };
+  nspawn: ReturnType<typeof startNspawn>;
+  stop(): Promise<void>;
+}
+
+export async function startMachineFixture(name: string): Promise<MachineFixture> {
+  const bus = await startPrivateBus();
+  const root = mkdtempSync(join(tmpdir(), 'sd-machined-root-'));
+  const client = await connectBus(bus.address);
+  mkdirSync(join(root, 'var/lib/machines/img1/etc'), { recursive: true });
+  writeFileSync(join(root, 'var/lib/machines/img1/etc/os-release'), 'ID=test\nPRETTY_NAME="Test image"\n');
+  const daemon = await startDaemon(bus.env, root, client);
+  const tree = makeTree();
+  const nspawn = startNspawn(bus.env, [
+    '-D',
+    tree.dir,
+    '-M',
+    name,
+    '--private-network',
+    'sh',
+    '-c',
+    'trap "exit 0" TERM; while :; do sleep 0.1; done',
+  ]);
+  const names = async () => ((await manager(client, 'ListMachines'))[0] as unknown[][]).map((r) => r[0]);
+  await waitFor('the container', async () => (await names()).includes(name), 30_000);
+  return {
+    bus,
+    client,
+    daemon,
+    root,
+    tree,
+    nspawn,
+    async stop() {
+      await stopNspawn(nspawn);
+      await daemon.stop();
+      client.disconnect();
+      await bus.stop();
+      tree.remove();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,21 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
-import type { MessageBus } from '../src/index.js';
-import {
-  canRun,
-  connectBus,
-  type Daemon,
-  makeTree,
-  manager,
-  startDaemon,
-  startNspawn,
-  stopNspawn,
-  waitFor,
-} from './helpers.js';
+import { canRun, type MachineFixture, startMachineFixture, waitFor } from './helpers.js';
 
 // systemd's own machinectl (Debian's systemd-container) against sd-machined
 // on a private bus. It refuses to run unless /run/systemd/system exists, so
@@ -24,12 +11,11 @@ import {
 const skip =
   canRun() ??
   (existsSync('/usr/bin/machinectl') ? undefined : 'machinectl (systemd-container) is not installed');
-let bus: PrivateBus;
-let client: MessageBus;
-let daemon: Daemon;
+let fx: MachineFixture | undefined;
+let bus: MachineFixture['bus'];
 let root: string;
-let tree: ReturnType<typeof makeTree>;
-let nspawn: ReturnType<typeof startNspawn>;
+let tree: MachineFixture['tree'];
+let nspawn: MachineFixture['nspawn'];
 const name = 'sdmctl';
 
 function machinectl(...args: string[]) {
@@ -45,35 +31,12 @@ function machinectl(...args: string[]) {
 
 beforeAll(async () => {
   if (skip) return;
-  bus = await startPrivateBus();
-  root = mkdtempSync(join(tmpdir(), 'sd-machined-root-'));
-  client = await connectBus(bus.address);
-  mkdirSync(join(root, 'var/lib/machines/img1/etc'), { recursive: true });
-  writeFileSync(join(root, 'var/lib/machines/img1/etc/os-release'), 'ID=test\nPRETTY_NAME="Test image"\n');
-  daemon = await startDaemon(bus.env, root, client);
-  tree = makeTree();
-  nspawn = startNspawn(bus.env, [
-    '-D',
-    tree.dir,
-    '-M',
-    name,
-    '--private-network',
-    'sh',
-    '-c',
-    'trap "exit 0" TERM; while :; do sleep 0.1; done',
-  ]);
-  const names = async () => ((await manager(client, 'ListMachines'))[0] as unknown[][]).map((r) => r[0]);
-  await waitFor('the container', async () => (await names()).includes(name), 30_000);
-});
+  fx = await startMachineFixture(name);
+  ({ bus, root, tree, nspawn } = fx);
+}, 120_000);
 
 afterAll(async () => {
-  if (skip) return;
-  await stopNspawn(nspawn);
-  await daemon?.stop();
-  client?.disconnect();
-  await bus?.stop();
-  tree?.remove();
-  rmSync(root, { recursive: true, force: true });
+  await fx?.stop();
 });
 
 describe.skipIf(skip)("Debian's machinectl against sd-machined", () => {
