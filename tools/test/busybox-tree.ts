@@ -21,7 +21,10 @@ export function findBusybox(): string | undefined {
  * applets in /bin, passwd, group and an os-release. Shared by the
  * end-to-end tests and the daemon's integration tests.
  */
-export function makeBusyboxTree(prefix = 'sd-e2e-busybox-'): { dir: string; remove: () => void } {
+export function makeBusyboxTree(
+  prefix = 'sd-e2e-busybox-',
+  osRelease = 'ID=busybox\nNAME="BusyBox test tree"\n',
+): { dir: string; remove: () => void } {
   const busybox = findBusybox();
   if (!busybox)
     throw new Error('busybox is not installed: apt-get install busybox-static (tools/setup does)');
@@ -35,9 +38,6 @@ export function makeBusyboxTree(prefix = 'sd-e2e-busybox-'): { dir: string; remo
     'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n',
   );
   writeFileSync(join(dir, 'etc/group'), 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n');
-  writeFileSync(
-    join(dir, 'etc/os-release'),
-    'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="BusyBox test tree"\nVERSION_ID=1\n',
-  );
+  writeFileSync(join(dir, 'etc/os-release'), osRelease);
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -25,7 +25,11 @@ export function canRun(): string | undefined {
 }
 
 /** A busybox root tree for a test container. */
-export const makeTree = () => makeBusyboxTree('sd-machined-tree-');
+export const makeTree = () =>
+  makeBusyboxTree(
+    'sd-machined-tree-',
+    'ID=busybox\nNAME=BusyBox\nPRETTY_NAME="BusyBox test tree"\nVERSION_ID=1\n',
+  );
 
 export interface Daemon {
   proc: ChildProcess;
