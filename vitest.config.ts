@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-const pkgs = ['sys', 'gpt', 'nspawn', 'machined', 'importd', 'networkd-veth', 'llmnr'];
+const pkgs = ['sys', 'basic', 'gpt', 'nspawn', 'machined', 'importd', 'networkd-veth', 'llmnr'];
 const alias = Object.fromEntries(
   pkgs.map((p) => [`@sd/${p}`, fileURLToPath(new URL(`./packages/${p}/src/index.ts`, import.meta.url))]),
 );
