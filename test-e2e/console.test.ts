@@ -59,4 +59,29 @@ describe('interactive console', () => {
     expect(r.code).not.toBe(0);
     expect(r.ms).toBeLessThan(20_000);
   });
+
+  it.each([
+    ['interactive', []],
+    ['read-only', ['--console=read-only']],
+    ['passive', ['--console=passive']],
+  ])('works under -U in %s mode: the console belongs to the container’s root', async (_mode, extra) => {
+    // The console pty comes from the host's devpts; under -U the container's root is another uid.
+    const r = await onTerminal(
+      [
+        '-D',
+        tree.dir,
+        '-M',
+        'console-userns',
+        '-U',
+        ...extra,
+        'sh',
+        '-c',
+        'echo ran-as-$(id -u); ls -ln /dev/console',
+      ],
+      () => {},
+    );
+    expect(r.out).not.toMatch(/EACCES/);
+    if (_mode !== 'passive') expect(r.out).toMatch(/ran-as-0/);
+    expect(r.code).toBe(0);
+  });
 });

@@ -8,6 +8,7 @@ import {
   closePty,
   closeQuietly,
   createStubInitMemfd,
+  fchownat,
   type ExitStatus,
   getWindowSize,
   isatty,
@@ -172,6 +173,9 @@ function writeIdMaps(pid: number, range: UidRange): void {
   writeFileSync(`/proc/${pid}/gid_map`, map);
 }
 
+/** The tty group's gid, as systemd and Debian number it. */
+const TTY_GID = 5;
+
 /**
  * Sets up and starts a container; resolves once its payload has exec'd.
  * Await `run()` for the whole life cycle instead.
@@ -230,6 +234,9 @@ export async function startContainer(
     const pty = consoleMode === 'pipe' ? undefined : openPty();
     if (pty) {
       container.addCleanup(() => closePty(pty));
+      // The console is the host devpts' pty, owned by the host's root: under -U the container's root
+      // is another uid and could not open it. Give it to the container's root and tty group.
+      if (uids && uids.shift !== 0) fchownat(pty.peer, '', uids.shift, uids.shift + TTY_GID, AT.EMPTY_PATH);
       // The size before the payload runs: it may ask for it at once.
       if (isatty(1)) setWindowSize(pty.master, getWindowSize(1));
     }
