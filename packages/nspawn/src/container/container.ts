@@ -8,8 +8,8 @@ import {
   closePty,
   closeQuietly,
   createStubInitMemfd,
-  fchownat,
   type ExitStatus,
+  fchownat,
   getWindowSize,
   isatty,
   MOUNT_ATTR,
@@ -20,6 +20,7 @@ import {
   SIG,
   setWindowSize,
   spawn,
+  statAt,
 } from '@sd/sys';
 import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
@@ -173,6 +174,18 @@ function writeIdMaps(pid: number, range: UidRange): void {
   writeFileSync(`/proc/${pid}/gid_map`, map);
 }
 
+/**
+ * Whether the tree is shown through an idmapped mount under -U: always for
+ * 'map'; never for 'off' (the tree is owned by the range already); for
+ * 'auto', unless the tree's root directory is owned by the range's first
+ * uid already, as systemd-nspawn decides it.
+ */
+function idmapOwnership(mode: Settings['privateUsersOwnership'], rootFd: number, shift: number): boolean {
+  if (mode === 'map') return true;
+  if (mode === 'off') return false;
+  return statAt(rootFd, '', AT.EMPTY_PATH).uid !== shift;
+}
+
 /** The tty group's gid, as systemd and Debian number it. */
 const TTY_GID = 5;
 
@@ -188,6 +201,11 @@ export async function startContainer(
   const applied = applySettingsFile(given, options.explicit ?? new Set(), machine, options.settingsPaths);
   for (const n of applied.notices) options.logger?.warn(n);
   let settings = applied.settings;
+  if (settings.privateUsersOwnership === 'chown')
+    throw new NspawnError(
+      'EOPNOTSUPP',
+      "--private-users-ownership=chown is not supported: sd-nspawn never rewrites a tree's owners; 'map' (idmapped mounts, the default with 'auto') keeps them on disk and shows them shifted",
+    );
   const runtimeDir = options.runtimeDir ?? '/run/sd-nspawn';
   if (settings.template !== undefined && settings.directory !== undefined)
     await createFromTemplate(resolve(settings.directory), settings.template);
@@ -291,7 +309,7 @@ export async function startContainer(
           scope.delegate(uids.shift);
           // The tree's files keep their owners on disk: the container sees them
           // through an idmapped mount of its own user namespace.
-          if (uids.shift !== 0) {
+          if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift)) {
             const ns = open(`/proc/${c.pid}/ns/user`, O.RDONLY);
             try {
               for (const fd of [mounts.root, ...custom.idmapped])
