@@ -33,6 +33,7 @@ import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
 import { hostOsReleasePath, lookupUser, openTreeRoot, rootUser } from './exec.js';
 import { mountContainerImage } from './image.js';
+import { locateImage } from './locate.js';
 import { buildContainerProgram } from './plan.js';
 import { planFor } from './plan-for.js';
 import {
@@ -58,6 +59,8 @@ export interface ContainerOptions {
   explicit?: ReadonlySet<keyof Settings>;
   /** Where trusted .nspawn files are looked up (/etc/systemd/nspawn, /run/systemd/nspawn). */
   settingsPaths?: SettingsPaths;
+  /** Where -M NAME without -D/-i looks for the image (the machine image search path). */
+  imageSearchPath?: readonly string[];
   /** Receives notices such as ignored settings of an untrusted .nspawn file. */
   logger?: { warn(message: string): void };
 }
@@ -194,9 +197,10 @@ const TTY_GID = 5;
  * Await `run()` for the whole life cycle instead.
  */
 export async function startContainer(
-  given: Settings,
+  requested: Settings,
   options: ContainerOptions = {},
 ): Promise<{ container: Container; exited: Promise<ExitStatus> }> {
+  const given = locateImage(requested, options.imageSearchPath);
   const machine = machineNameOf(given);
   const applied = applySettingsFile(given, options.explicit ?? new Set(), machine, options.settingsPaths);
   for (const n of applied.notices) options.logger?.warn(n);
