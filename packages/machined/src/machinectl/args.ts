@@ -75,8 +75,16 @@ const withValue: Record<string, Setter> = {
     o.uid = v;
   },
   setenv: (o, v) => o.setenv.push(v),
-  host: (o, v) => {
-    o.host = v;
+  // systemd's machinectl reaches a remote host over ssh; ours does not, and says so rather than
+  // quietly talking to the local machined.
+  host: (_o, v) => {
+    throw new UsageError(`-H/--host=${v}: operating on a remote host is not supported by this machinectl`);
+  },
+  // -M is machinectl's "container" transport; sd's machinectl has none either.
+  machine: (_o, v) => {
+    throw new UsageError(
+      `-M/--machine=${v}: operating inside a container is not supported by this machinectl`,
+    );
   },
 };
 const flags: Record<string, (o: Options) => void> = {
@@ -116,7 +124,13 @@ const flags: Record<string, (o: Options) => void> = {
   },
 };
 const shortFlags: Record<string, string> = { h: 'help', a: 'all', l: 'full', q: 'quiet' };
-const shortValues: Record<string, string> = { p: 'property', s: 'signal', E: 'setenv', H: 'host' };
+const shortValues: Record<string, string> = {
+  p: 'property',
+  s: 'signal',
+  E: 'setenv',
+  H: 'host',
+  M: 'machine',
+};
 
 export function parseArgs(argv: string[]): ParsedArgs {
   const o = defaults();
