@@ -41,7 +41,7 @@ describe('sd-nspawn without -D', () => {
   });
 
   it('with neither -M nor -D the current directory is the tree', () => {
-    const r = spawnSync(process.execPath, [NSPAWN_CLI, '-q', 'cat', '/etc/os-release'], {
+    const r = spawnSync(process.execPath, [NSPAWN_CLI, '-q', '--pipe', 'cat', '/etc/os-release'], {
       cwd: join(POOL, NAME),
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],

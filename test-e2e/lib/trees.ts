@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -6,10 +6,20 @@ export { makeBusyboxTree } from '../../tools/test/busybox-tree.js';
 
 export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/cli.cjs', import.meta.url));
 
-/** Runs the built sd-nspawn CLI with stdin closed (so --console defaults to pipe). */
+/**
+ * --pipe unless the arguments choose a console mode: the tests compare the payload's own stdout and
+ * stderr, which the CLI's default off a terminal (read-only: all through the console pty) merges.
+ */
+export function withConsole(args: string[]): string[] {
+  return args.some((a) => a === '-P' || a === '--pipe' || a.startsWith('--console'))
+    ? args
+    : ['--pipe', ...args];
+}
+
+/** Runs the built sd-nspawn CLI with stdin closed, in pipe mode unless the arguments choose one. */
 export function sdNspawn(args: string[], timeout = 60_000) {
   if (!existsSync(NSPAWN_CLI)) throw new Error(`${NSPAWN_CLI} is missing: run npm run build first`);
-  const r = spawnSync(process.execPath, [NSPAWN_CLI, ...args], {
+  const r = spawnSync(process.execPath, [NSPAWN_CLI, ...withConsole(args)], {
     encoding: 'utf8',
     timeout,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -21,7 +31,9 @@ export function sdNspawn(args: string[], timeout = 60_000) {
 export async function sdNspawnAsync(args: string[], timeout = 60_000) {
   const { spawn } = await import('node:child_process');
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [NSPAWN_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [NSPAWN_CLI, ...withConsole(args)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -35,4 +47,14 @@ export async function sdNspawnAsync(args: string[], timeout = 60_000) {
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** The cached Debian bookworm tree with systemd (tools/debian-tree/build.sh builds it once). */
+export function debianTree(): string {
+  const build = fileURLToPath(new URL('../../tools/debian-tree/build.sh', import.meta.url));
+  return execFileSync(build, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 20 * 60_000,
+  }).trim();
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { exitCodeOf, SdError } from '@sd/sys';
+import { exitCodeOf, isatty, SdError } from '@sd/sys';
 import { defaultConsoleMode } from './console/console.js';
 import { runContainer } from './container/container.js';
 import { HELP, parseArgv } from './settings/argv.js';
@@ -24,6 +24,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${version()}\n`);
     return 0;
   }
+  // systemd-nspawn's default off a terminal is read-only: the guest's console output is shown (the
+  // library's own default stays a pipe, for programs that pass their stdio).
+  if (settings.console === undefined && !(isatty(0) && isatty(1))) settings.console = 'read-only';
   // Notices that come while the container starts go out after the banner, as systemd-nspawn orders them.
   let announced = false;
   const held: string[] = [];

@@ -7,7 +7,11 @@ import type { ConsoleMode } from '../settings/settings.js';
  * (interactive), ^] three times within a second kills the container.
  */
 
-/** The console mode when none is asked for: interactive on a terminal, a pipe otherwise. */
+/**
+ * The library's console mode when none is asked for: interactive on a
+ * terminal, a pipe otherwise (the CLI chooses read-only off a terminal, as
+ * systemd-nspawn does, before it calls the library).
+ */
 export function defaultConsoleMode(mode: ConsoleMode | undefined): Exclude<ConsoleMode, 'autopipe'> {
   if (mode !== undefined && mode !== 'autopipe') return mode;
   // isatty(), not process.stdin.isTTY: that would build the stdio streams (~10 ms at start).
