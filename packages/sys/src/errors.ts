@@ -1,9 +1,16 @@
 import { constants } from 'node:os';
+import { type LibcFunction, lazyFunc } from './ffi/libc.js';
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) {
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
+
+/**
+ * The errno values by name (`ERRNO.ENOENT`): the kernel ABI's numbers,
+ * from Node's table of the host's, so that no package types them again.
+ */
+export const ERRNO: Readonly<Record<string, number>> & typeof constants.errno = constants.errno;
 
 /** The symbolic name of an errno value (`EPERM`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {
@@ -49,57 +56,11 @@ export class InvalidArgumentError extends SdError {
   }
 }
 
-const messages: Record<string, string> = {
-  EPERM: 'Operation not permitted',
-  ENOENT: 'No such file or directory',
-  ESRCH: 'No such process',
-  EINTR: 'Interrupted system call',
-  EIO: 'Input/output error',
-  ENXIO: 'No such device or address',
-  E2BIG: 'Argument list too long',
-  ENOEXEC: 'Exec format error',
-  EBADF: 'Bad file descriptor',
-  ECHILD: 'No child processes',
-  EAGAIN: 'Resource temporarily unavailable',
-  ENOMEM: 'Cannot allocate memory',
-  EACCES: 'Permission denied',
-  EFAULT: 'Bad address',
-  EBUSY: 'Device or resource busy',
-  EEXIST: 'File exists',
-  EXDEV: 'Invalid cross-device link',
-  ENODEV: 'No such device',
-  ENOTDIR: 'Not a directory',
-  EISDIR: 'Is a directory',
-  EINVAL: 'Invalid argument',
-  ENFILE: 'Too many open files in system',
-  EMFILE: 'Too many open files',
-  ENOTTY: 'Inappropriate ioctl for device',
-  ETXTBSY: 'Text file busy',
-  EFBIG: 'File too large',
-  ENOSPC: 'No space left on device',
-  ESPIPE: 'Illegal seek',
-  EROFS: 'Read-only file system',
-  EMLINK: 'Too many links',
-  EPIPE: 'Broken pipe',
-  ERANGE: 'Numerical result out of range',
-  ENAMETOOLONG: 'File name too long',
-  ENOSYS: 'Function not implemented',
-  ENOTEMPTY: 'Directory not empty',
-  ELOOP: 'Too many levels of symbolic links',
-  ENODATA: 'No data available',
-  EOPNOTSUPP: 'Operation not supported',
-  EADDRINUSE: 'Address already in use',
-  EADDRNOTAVAIL: 'Cannot assign requested address',
-  ENETUNREACH: 'Network is unreachable',
-  ECONNREFUSED: 'Connection refused',
-  ETIMEDOUT: 'Connection timed out',
-  ENOBUFS: 'No buffer space available',
-  EPROTONOSUPPORT: 'Protocol not supported',
-  EAFNOSUPPORT: 'Address family not supported by protocol',
-  EUCLEAN: 'Structure needs cleaning',
-};
-
-/** A short human description of an errno value. */
+/** The C library's description of an errno value ("No such file or directory"), as strerror(3) gives it. */
 export function strerror(errno: number): string {
-  return messages[errnoName(errno)] ?? `errno ${errno}`;
+  // Declared on first use: libc.ts imports this module, so the binding cannot be made at load.
+  cStrerror ??= lazyFunc('const char *strerror(int errnum)');
+  const text = cStrerror(errno) as string | null;
+  return text ?? `errno ${errno}`;
 }
+let cStrerror: LibcFunction | undefined;
