@@ -20,7 +20,8 @@ export class UsageError extends SdError {
 export type ArgKind = 'none' | 'required' | 'optional';
 
 export interface OptionDef<C> {
-  long: string;
+  /** The long name; a short-only option (machinectl's -P) has none. */
+  long?: string;
   short?: string;
   arg: ArgKind;
   /** The value's name in --help (`PATH`, `MODE`); defaults to VALUE. */
@@ -33,6 +34,11 @@ export interface OptionDef<C> {
 export interface ParseConfig {
   /** Options may follow positional arguments (getopt permutes); else the first positional ends the options. */
   permute?: boolean;
+  /**
+   * With permute: options end once the positionals so far satisfy this (machinectl's
+   * `shell NAME COMMAND...`: the command keeps its own options).
+   */
+  stopWhen?: (positionals: readonly string[]) => boolean;
 }
 
 export interface Parsed {
@@ -50,7 +56,7 @@ export function parseCommandLine<C>(
   ctx: C,
   config: ParseConfig = {},
 ): Parsed {
-  const byLong = new Map(defs.map((d) => [d.long, d]));
+  const byLong = new Map(defs.filter((d) => d.long).map((d) => [d.long as string, d]));
   const byShort = new Map(defs.filter((d) => d.short).map((d) => [d.short as string, d]));
   const out: Parsed = { positionals: [], help: false, version: false };
   const apply = (d: OptionDef<C>, value: string | undefined, name: string) => {
@@ -64,6 +70,7 @@ export function parseCommandLine<C>(
   let i = 0;
   for (; i < argv.length; i++) {
     const a = argv[i] as string;
+    if (config.stopWhen?.(out.positionals)) break;
     if (a === '--') {
       i++;
       break;

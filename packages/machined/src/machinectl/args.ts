@@ -1,10 +1,22 @@
+import {
+  parseBoolean as basicParseBoolean,
+  parseSignal as basicParseSignal,
+  parseSize as basicParseSize,
+  type JsonMode,
+  type OptionDef,
+  parseCommandLine,
+  parseJsonMode,
+  UsageError,
+} from '@sd/basic';
+
 /**
- * machinectl's command line, parsed the way systemd's is: options may come
- * anywhere before the verb's arguments (getopt permutes), `--` ends them,
- * and a verb takes its arguments positionally.
+ * machinectl's command line on @sd/basic's option tables, parsed the way
+ * systemd's is: options may come anywhere before the verb's arguments
+ * (getopt permutes), `--` ends them, and `shell NAME COMMAND...` leaves the
+ * command's own options alone.
  */
 
-export type JsonMode = 'pretty' | 'short' | 'off';
+export { type JsonMode, UsageError };
 
 export interface Options {
   help: boolean;
@@ -24,7 +36,6 @@ export interface Options {
   json: JsonMode;
   uid: string | undefined;
   setenv: string[];
-  host: string | undefined;
 }
 
 export interface ParsedArgs {
@@ -32,8 +43,6 @@ export interface ParsedArgs {
   verb: string;
   args: string[];
 }
-
-export class UsageError extends Error {}
 
 const defaults = (): Options => ({
   help: false,
@@ -53,144 +62,133 @@ const defaults = (): Options => ({
   json: 'off',
   uid: undefined,
   setenv: [],
-  host: undefined,
 });
 
-type Setter = (o: Options, v: string) => void;
-/** Long options that take a value, and their short forms. */
-const withValue: Record<string, Setter> = {
-  property: (o, v) => o.properties.push(...v.split(',').filter(Boolean)),
-  'kill-whom': (o, v) => {
-    o.killWhom = v;
-  },
-  signal: (o, v) => {
-    o.signal = v;
-  },
-  json: (o, v) => {
-    if (v !== 'pretty' && v !== 'short' && v !== 'off')
-      throw new UsageError(`Unknown argument to --json=: ${v}`);
-    o.json = v;
-  },
-  uid: (o, v) => {
-    o.uid = v;
-  },
-  setenv: (o, v) => o.setenv.push(v),
-  // systemd's machinectl reaches a remote host over ssh; ours does not, and says so rather than
-  // quietly talking to the local machined.
-  host: (_o, v) => {
-    throw new UsageError(`-H/--host=${v}: operating on a remote host is not supported by this machinectl`);
-  },
-  // -M is machinectl's "container" transport; sd's machinectl has none either.
-  machine: (_o, v) => {
-    throw new UsageError(
-      `-M/--machine=${v}: operating inside a container is not supported by this machinectl`,
-    );
-  },
-};
-const flags: Record<string, (o: Options) => void> = {
-  help: (o) => {
-    o.help = true;
-  },
-  version: (o) => {
-    o.version = true;
-  },
-  'no-pager': (o) => {
+const flag = (long: string, set: (o: Options) => void, short?: string): OptionDef<Options> => ({
+  long,
+  arg: 'none',
+  apply: set,
+  ...(short ? { short } : {}),
+});
+const value = (long: string, set: (o: Options, v: string) => void, short?: string): OptionDef<Options> => ({
+  long,
+  arg: 'required',
+  apply: (o, v) => set(o, v as string),
+  ...(short ? { short } : {}),
+});
+const properties = (o: Options, v: string) => o.properties.push(...v.split(',').filter(Boolean));
+
+/** The option table (the help text lives in main.ts, with the verbs). */
+export const OPTIONS: OptionDef<Options>[] = [
+  flag('no-pager', (o) => {
     o.noPager = true;
-  },
-  'no-legend': (o) => {
+  }),
+  flag('no-legend', (o) => {
     o.noLegend = true;
+  }),
+  flag('no-ask-password', () => {}),
+  value('property', properties, 'p'),
+  {
+    short: 'P',
+    arg: 'required',
+    apply: (o, v) => {
+      o.value = true;
+      properties(o, v as string);
+    },
   },
-  'no-ask-password': () => {},
-  all: (o) => {
-    o.all = true;
-  },
-  value: (o) => {
+  flag(
+    'all',
+    (o) => {
+      o.all = true;
+    },
+    'a',
+  ),
+  flag('value', (o) => {
     o.value = true;
-  },
-  full: (o) => {
-    o.full = true;
-  },
-  quiet: (o) => {
-    o.quiet = true;
-  },
-  'read-only': (o) => {
+  }),
+  flag(
+    'full',
+    (o) => {
+      o.full = true;
+    },
+    'l',
+  ),
+  value('kill-whom', (o, v) => {
+    o.killWhom = v;
+  }),
+  value(
+    'signal',
+    (o, v) => {
+      o.signal = v;
+    },
+    's',
+  ),
+  value('uid', (o, v) => {
+    o.uid = v;
+  }),
+  value(
+    'setenv',
+    (o, v) => {
+      o.setenv.push(v);
+    },
+    'E',
+  ),
+  flag('read-only', (o) => {
     o.readOnly = true;
-  },
-  mkdir: (o) => {
+  }),
+  flag('mkdir', (o) => {
     o.mkdir = true;
-  },
-  force: (o) => {
+  }),
+  flag('force', (o) => {
     o.force = true;
-  },
-};
-const shortFlags: Record<string, string> = { h: 'help', a: 'all', l: 'full', q: 'quiet' };
-const shortValues: Record<string, string> = {
-  p: 'property',
-  s: 'signal',
-  E: 'setenv',
-  H: 'host',
-  M: 'machine',
-};
+  }),
+  flag(
+    'quiet',
+    (o) => {
+      o.quiet = true;
+    },
+    'q',
+  ),
+  value('json', (o, v) => {
+    o.json = parseJsonMode(v);
+  }),
+  // -j: --json=pretty on a terminal, short otherwise.
+  flag(
+    'json-auto',
+    (o) => {
+      o.json = process.stdout.isTTY ? 'pretty' : 'short';
+    },
+    'j',
+  ),
+  // systemd's machinectl reaches a remote host over ssh (-H) or a container's (-M); ours does
+  // neither, and says so rather than quietly talking to the local machined.
+  value(
+    'host',
+    (_o, v) => {
+      throw new UsageError(`-H/--host=${v}: operating on a remote host is not supported by this machinectl`);
+    },
+    'H',
+  ),
+  value(
+    'machine',
+    (_o, v) => {
+      throw new UsageError(
+        `-M/--machine=${v}: operating inside a container is not supported by this machinectl`,
+      );
+    },
+    'M',
+  ),
+];
 
 export function parseArgs(argv: string[]): ParsedArgs {
   const o = defaults();
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      positional.push(...argv.slice(i + 1));
-      break;
-    }
-    // The command of `shell NAME CMD...` keeps its own options.
-    if (positional.length >= 2 && positional[0] === 'shell') {
-      positional.push(...argv.slice(i));
-      break;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
-      const inline = eq < 0 ? undefined : a.slice(eq + 1);
-      if (name === 'json' && inline === undefined)
-        throw new UsageError('--json= requires an argument (pretty, short, off)');
-      if (withValue[name]) {
-        const v = inline ?? argv[++i];
-        if (v === undefined) throw new UsageError(`option '--${name}' requires an argument`);
-        withValue[name](o, v);
-      } else if (flags[name] && inline === undefined) {
-        flags[name](o);
-      } else {
-        throw new UsageError(`unrecognized option '${a}'`);
-      }
-    } else if (a.length > 1 && a.startsWith('-')) {
-      for (let j = 1; j < a.length; j++) {
-        const ch = a[j]!;
-        if (ch === 'P') {
-          o.value = true;
-          const v = a.length > j + 1 ? a.slice(j + 1) : argv[++i];
-          if (v === undefined) throw new UsageError(`option requires an argument -- 'P'`);
-          withValue.property!(o, v);
-          break;
-        }
-        if (ch === 'j') {
-          o.json = process.stdout.isTTY ? 'pretty' : 'short';
-          continue;
-        }
-        const sv = shortValues[ch];
-        if (sv) {
-          const v = a.length > j + 1 ? a.slice(j + 1) : argv[++i];
-          if (v === undefined) throw new UsageError(`option requires an argument -- '${ch}'`);
-          withValue[sv]!(o, v);
-          break;
-        }
-        const sf = shortFlags[ch];
-        if (!sf) throw new UsageError(`invalid option -- '${ch}'`);
-        flags[sf]!(o);
-      }
-    } else {
-      positional.push(a);
-    }
-  }
-  const [verb = 'list', ...args] = positional;
+  const p = parseCommandLine(OPTIONS, argv, o, {
+    permute: true,
+    stopWhen: (pos) => pos.length >= 2 && pos[0] === 'shell',
+  });
+  o.help = p.help;
+  o.version = p.version;
+  const [verb = 'list', ...args] = p.positionals;
   return { options: o, verb, args };
 }
 
@@ -229,82 +227,25 @@ export function checkVerb(p: ParsedArgs): void {
   if (p.args.length > max) throw new UsageError(`Too many arguments.`);
 }
 
-/** Parses a boolean as systemd does (1/yes/y/true/t/on, 0/no/n/false/f/off). */
+/** parse_boolean(), as a usage error. */
 export function parseBoolean(v: string): boolean {
-  const s = v.toLowerCase();
-  if (['1', 'yes', 'y', 'true', 't', 'on'].includes(s)) return true;
-  if (['0', 'no', 'n', 'false', 'f', 'off'].includes(s)) return false;
-  throw new UsageError(`Failed to parse boolean argument: ${v}`);
+  return asUsage(() => basicParseBoolean(v));
 }
-
-const UNITS: Record<string, bigint> = {
-  '': 1n,
-  B: 1n,
-  K: 1n << 10n,
-  M: 1n << 20n,
-  G: 1n << 30n,
-  T: 1n << 40n,
-  P: 1n << 50n,
-  E: 1n << 60n,
-};
 
 /** A size like systemd's parse_size with base 1024 ("10G", "512M", "1.5G"); "-"/"infinity" → 2^64-1. */
 export function parseSize(v: string): bigint {
-  if (v === '-' || v === 'infinity' || v === 'none') return 0xffff_ffff_ffff_ffffn;
-  const m = /^(\d+)(?:\.(\d+))?\s*([KMGTPE]?)(?:i?B)?$/i.exec(v.trim());
-  if (!m) throw new UsageError(`Failed to parse size: ${v}`);
-  const unit = UNITS[m[3]!.toUpperCase()]!;
-  let bytes = BigInt(m[1]!) * unit;
-  if (m[2]) bytes += (BigInt(m[2]) * unit) / 10n ** BigInt(m[2].length);
-  return bytes;
+  return asUsage(() => basicParseSize(v));
 }
-
-const SIGNALS: Record<string, number> = {
-  HUP: 1,
-  INT: 2,
-  QUIT: 3,
-  ILL: 4,
-  TRAP: 5,
-  ABRT: 6,
-  BUS: 7,
-  FPE: 8,
-  KILL: 9,
-  USR1: 10,
-  SEGV: 11,
-  USR2: 12,
-  PIPE: 13,
-  ALRM: 14,
-  TERM: 15,
-  STKFLT: 16,
-  CHLD: 17,
-  CONT: 18,
-  STOP: 19,
-  TSTP: 20,
-  TTIN: 21,
-  TTOU: 22,
-  URG: 23,
-  XCPU: 24,
-  XFSZ: 25,
-  VTALRM: 26,
-  PROF: 27,
-  WINCH: 28,
-  IO: 29,
-  PWR: 30,
-  SYS: 31,
-};
 
 /** A signal by name (SIGTERM, TERM, RTMIN+4) or number. */
 export function parseSignal(v: string): number {
-  if (/^\d+$/.test(v)) {
-    const n = Number(v);
-    if (n >= 1 && n <= 64) return n;
+  return asUsage(() => basicParseSignal(v));
+}
+
+function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message, { cause: e });
   }
-  const s = v.toUpperCase().replace(/^SIG/, '');
-  if (SIGNALS[s]) return SIGNALS[s];
-  const rt = /^RTM(IN|AX)([+-]\d+)?$/.exec(s);
-  if (rt) {
-    const n = (rt[1] === 'IN' ? 34 : 64) + Number(rt[2] ?? 0);
-    if (n >= 34 && n <= 64) return n;
-  }
-  throw new UsageError(`Failed to parse signal string ${v}.`);
 }
