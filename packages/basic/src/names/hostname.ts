@@ -52,8 +52,8 @@ export function isValidMachineName(name: string): boolean {
 }
 
 /** Throws an InvalidArgumentError naming the input when `name` is not a valid machine name. */
-export function assertValidMachineName(name: string): string {
-  if (!isValidMachineName(name)) {
+export function assertValidMachineName(name: unknown): string {
+  if (typeof name !== 'string' || !isValidMachineName(name)) {
     throw new InvalidArgumentError(
       `Invalid machine name: ${JSON.stringify(name)} (letters, digits, '-' and '.' only, at most ${HOST_NAME_MAX} bytes, no leading or trailing '-' or '.')`,
     );

@@ -1,3 +1,4 @@
+import { HOST_IMAGE, imageNameIsValid } from '@sd/basic';
 import {
   AT,
   changeInodeFlags,
@@ -21,7 +22,6 @@ import {
   timespecToUsec,
 } from '@sd/sys';
 import { ImageNotFoundError } from './errors.js';
-import { HOST_IMAGE, imageNameIsValid } from './names.js';
 import type { ImagePoolPaths } from './paths.js';
 import type { ImageInfo } from './types.js';
 

@@ -1,3 +1,4 @@
+export { assertImageName, HOST_IMAGE, imageNameIsValid, isHiddenImage } from '@sd/basic';
 export type { CloneMethod } from './clone.js';
 export { cloneImage } from './clone.js';
 export { discoverImages, findImage, hostImage, makeImage, UINT64_MAX } from './discover.js';
@@ -17,7 +18,6 @@ export {
   parseEnvFile,
   readInRoot,
 } from './metadata.js';
-export { assertImageName, HOST_IMAGE, imageNameIsValid, isHiddenImage } from './names.js';
 export type { ImagePoolPaths } from './paths.js';
 export { imagePoolPaths, imagePoolPathsFrom } from './paths.js';
 export type { ImagePoolOptions } from './pool.js';

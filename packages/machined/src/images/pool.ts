@@ -1,4 +1,5 @@
 import { dirname } from 'node:path';
+import { assertImageName, HOST_IMAGE, isHiddenImage } from '@sd/basic';
 import {
   AT,
   closeQuietly,
@@ -25,7 +26,6 @@ import { type CloneMethod, cloneImage } from './clone.js';
 import { discoverImages, findImage, requireImage, setImmutable, UINT64_MAX } from './discover.js';
 import { ImageBusyError, ImageExistsError, ImageNotSupportedError, ImageReadOnlyError } from './errors.js';
 import { imageHostname, imageMachineId, imageMachineInfo, imageOsRelease } from './metadata.js';
-import { assertImageName, HOST_IMAGE, isHiddenImage } from './names.js';
 import { type ImagePoolPaths, imagePoolPaths } from './paths.js';
 import { cloneAuxiliary, removeAuxiliary, renameAuxiliary } from './settings.js';
 import type { ImageInfo, ImagePool as ImagePoolApi } from './types.js';
