@@ -13,7 +13,12 @@ const alias = Object.fromEntries(
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'test-e2e/**/*.test.ts', 'tools/test/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'packages/*/test/**/*.test.ts',
+      'test-e2e/**/*.test.ts',
+      'tools/test/*.test.ts',
+    ],
     pool: 'forks',
     fileParallelism: false,
     testTimeout: 60_000,

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { MACHINE_IMAGE_SEARCH_PATH, MACHINE_POOL_DIR, MACHINES_STATE_DIR, under } from '@sd/basic';
 
 /**
  * Every path machined uses, from one object: systemd's defaults under `/`,
@@ -14,17 +14,6 @@ export interface MachinedPaths {
 }
 
 export function defaultPaths(root = '/'): MachinedPaths {
-  const at = (p: string) => join(root, p);
-  return {
-    machinesStateDir: at('/run/systemd/machines'),
-    poolDir: at('/var/lib/machines'),
-    imageSearchPath: [
-      '/etc/machines',
-      '/run/machines',
-      '/var/lib/machines',
-      '/var/lib/container',
-      '/usr/local/lib/machines',
-      '/usr/lib/machines',
-    ].map(at),
-  };
+  const [machinesStateDir = '', poolDir = ''] = under(root, [MACHINES_STATE_DIR, MACHINE_POOL_DIR]);
+  return { machinesStateDir, poolDir, imageSearchPath: under(root, MACHINE_IMAGE_SEARCH_PATH) };
 }

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { MACHINE_IMAGE_SEARCH_PATH, MACHINE_POOL_DIR, NSPAWN_SETTINGS_DIRS, under } from '@sd/basic';
 import type { MachinedPaths } from '../paths.js';
 
 /**
@@ -21,16 +22,9 @@ export interface ImagePoolPaths {
 export function imagePoolPaths(root = '/'): ImagePoolPaths {
   const at = (p: string) => join(root, p);
   return {
-    searchPath: [
-      '/etc/machines',
-      '/run/machines',
-      '/var/lib/machines',
-      '/var/lib/container',
-      '/usr/local/lib/machines',
-      '/usr/lib/machines',
-    ].map(at),
-    poolDir: at('/var/lib/machines'),
-    settingsDirs: ['/etc/systemd/nspawn', '/run/systemd/nspawn'].map(at),
+    searchPath: under(root, MACHINE_IMAGE_SEARCH_PATH),
+    poolDir: at(MACHINE_POOL_DIR),
+    settingsDirs: under(root, NSPAWN_SETTINGS_DIRS),
     hostRoot: root,
     vendorPrefix: at('/usr'),
   };
