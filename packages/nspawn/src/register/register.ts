@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { busReachable, connectBus, dbusNext as dbus, type MessageBus, systemBusAddress } from '@sd/basic';
 import { SdError } from '@sd/sys';
 
 /**
@@ -10,16 +9,6 @@ import { SdError } from '@sd/sys';
  * only over the bus, never through its code. No bus at all, or no machined
  * on it, is a warning: the container runs unregistered.
  */
-
-type DBus = typeof import('dbus-next');
-type MessageBus = import('dbus-next').MessageBus;
-
-let dbusModule: DBus | undefined;
-function dbus(): DBus {
-  // Loaded on first use: a container that does not register never pays for it.
-  dbusModule ??= createRequire(import.meta.url)('dbus-next') as DBus;
-  return dbusModule;
-}
 
 export interface RegisterRequest {
   machine: string;
@@ -53,37 +42,7 @@ const NO_SERVICE = new Set([
   'org.freedesktop.DBus.Error.NameHasNoOwner',
 ]);
 
-export function systemBusAddress(env: NodeJS.ProcessEnv = process.env): string {
-  return env.DBUS_SYSTEM_BUS_ADDRESS || 'unix:path=/run/dbus/system_bus_socket';
-}
-
-/** Whether the bus could be there at all: a unix:path= socket that exists (other address kinds: try). */
-export function busReachable(address: string): boolean {
-  const m = /(?:^|;)unix:path=([^,;]+)/.exec(address);
-  return m === null || existsSync(m[1]!);
-}
-
-async function connect(address: string, timeoutMs: number): Promise<MessageBus> {
-  const bus = dbus().sessionBus({ busAddress: address } as never);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('timed out')), timeoutMs);
-    const fail = (e: unknown) => {
-      clearTimeout(timer);
-      try {
-        bus.disconnect();
-      } catch {}
-      reject(e);
-    };
-    bus.once('error', fail);
-    bus.once('connect', () => {
-      clearTimeout(timer);
-      bus.off('error', fail);
-      // A later connection error must not crash the container's supervisor.
-      bus.on('error', () => undefined);
-      resolve(bus);
-    });
-  });
-}
+const connect = (address: string, timeoutMs: number) => connectBus({ address, timeoutMs });
 
 async function call(bus: MessageBus, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
   const d = dbus();
