@@ -7,7 +7,7 @@ import { join } from 'node:path';
  * tables) and fails the run when the tests left anything new behind.
  */
 
-type Snapshot = Record<string, Set<string>>;
+export type Snapshot = Record<string, Set<string>>;
 
 function lines(path: string): string[] {
   try {
@@ -63,7 +63,7 @@ function links(): Set<string> {
   return new Set(readdirSync('/sys/class/net'));
 }
 
-function snapshot(): Snapshot {
+export function snapshot(): Snapshot {
   return {
     mounts: mounts(),
     'loop devices': loops(),
@@ -73,17 +73,22 @@ function snapshot(): Snapshot {
   };
 }
 
+/** What `after` has that `before` had not, one line a kind. */
+export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
+  const leaks: string[] = [];
+  for (const [kind, items] of Object.entries(after)) {
+    const b = before[kind] ?? new Set();
+    const added = [...items].filter((i) => !b.has(i));
+    if (added.length)
+      leaks.push(`${kind}: ${added.slice(0, 10).join(', ')}${added.length > 10 ? ', ...' : ''}`);
+  }
+  return leaks;
+}
+
 export default function setup() {
   const before = snapshot();
   return () => {
-    const after = snapshot();
-    const leaks: string[] = [];
-    for (const [kind, items] of Object.entries(after)) {
-      const b = before[kind] ?? new Set();
-      const added = [...items].filter((i) => !b.has(i));
-      if (added.length)
-        leaks.push(`${kind}: ${added.slice(0, 10).join(', ')}${added.length > 10 ? ', ...' : ''}`);
-    }
+    const leaks = diffSnapshots(before, snapshot());
     if (leaks.length) {
       // Vitest reports an error thrown here but still exits 0: set the status ourselves.
       process.exitCode = 1;

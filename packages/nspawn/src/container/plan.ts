@@ -287,6 +287,8 @@ function privileges(p: SpawnProgram, plan: ContainerPlan): void {
   if (plan.seccomp) loadFilterStep(p, plan.seccomp);
   if (plan.gid !== 0 || plan.groups.length) p.setgroups(plan.groups).setresgid(plan.gid);
   if (plan.uid !== 0) p.setresuid(plan.uid);
+  // A change of credentials (the user namespace's root, --user) clears the parent-death signal: arm it again.
+  p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
   if (plan.noNewPrivileges) p.prctl(38 /* PR_SET_NO_NEW_PRIVS */, 1);
   p.closeOnExecFrom(3);
   p.resetSignals();
