@@ -46,9 +46,18 @@ export async function startDaemon(env: NodeJS.ProcessEnv, root: string, bus: Mes
   proc.stdout?.on('data', (d) => (log += d));
   proc.stderr?.on('data', (d) => (log += d));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  for (let i = 0; i < 300; i++) {
+  // 15 s for the name: tsx compiles the daemon first, and the machine is shared.
+  for (let i = 0; ; i++) {
     if (await nameHasOwner(bus, 'org.freedesktop.machine1')) break;
-    if (proc.exitCode !== null) throw new Error(`sd-machined exited: ${log}`);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(
+        `sd-machined exited (${proc.exitCode ?? proc.signalCode}) before taking its name: ${log}`,
+      );
+    if (i >= 300) {
+      proc.kill('SIGKILL');
+      await exited;
+      throw new Error(`sd-machined did not take org.freedesktop.machine1 within 15 s: ${log}`);
+    }
     await sleep(50);
   }
   return {
