@@ -16,11 +16,13 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerOrSkip } from '../../../tools/test/require.js';
 import { ImagePool, UINT64_MAX } from '../src/images/index.js';
 import { exists, have, type LoopFs, makeLoopFs, run } from './lib/fs-images.js';
 
 const root = process.getuid?.() === 0;
-const canBtrfs = root && have('mkfs.btrfs') && have('btrfs');
+const canBtrfs =
+  root && !peerOrSkip(have('mkfs.btrfs') && have('btrfs') ? undefined : 'btrfs-progs is not installed');
 
 /** A small tree with the things a copy must keep. */
 function fillTree(dir: string): void {
