@@ -143,7 +143,10 @@ describe('--resolv-conf', () => {
   });
 
   it('bind-host mounts the host file read-only and leaves the tree alone', () => {
-    const r = sh(['--resolv-conf=bind-host'], 'cat /etc/resolv.conf; (echo x >> /etc/resolv.conf) 2>&1; true');
+    const r = sh(
+      ['--resolv-conf=bind-host'],
+      'cat /etc/resolv.conf; (echo x >> /etc/resolv.conf) 2>&1; true',
+    );
     expect(r.stdout).toBe(`${hostResolv}sh: can't create /etc/resolv.conf: Read-only file system\n`);
     expect(run('bind-host').stdout).toBe(`${hostResolv}1\n`);
     expect(readFileSync(resolv(), 'utf8')).toBe('nameserver 192.0.2.1\n');
