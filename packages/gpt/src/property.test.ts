@@ -222,7 +222,7 @@ describe('random tables against sfdisk', () => {
             })),
           ).toEqual(ours);
         }),
-        { numRuns: 40 },
+        { numRuns: 25 },
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
