@@ -11,6 +11,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unmountOrFail } from '../tools/test/unmount.js';
 import { makeBusyboxTree, NSPAWN_CLI, sdNspawn } from './lib/trees.js';
 
 // --ephemeral and --template on a btrfs file system made by the test (a
@@ -34,16 +35,8 @@ beforeAll(() => {
 
 afterAll(() => {
   busybox?.remove();
-  // A container that is still dying may keep the file system busy for a moment: retry, then detach it lazily.
-  for (let i = 0; ; i++) {
-    try {
-      execFileSync('umount', i < 20 ? [mnt] : ['-l', mnt], { stdio: 'ignore' });
-      break;
-    } catch {
-      if (i >= 20) break;
-      execFileSync('sleep', ['0.1']);
-    }
-  }
+  // A container that is still dying may keep the file system busy for a moment: unmountOrFail retries.
+  unmountOrFail(mnt);
   rmSync(dir, { recursive: true, force: true });
 });
 

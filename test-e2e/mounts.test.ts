@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgv, runContainer } from '@sd/nspawn';
 import { close, pipe, readToEnd } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unmountOrFail } from '../tools/test/unmount.js';
 import { makeBusyboxTree, sdNspawn } from './lib/trees.js';
 
 // The filesystem half of sd-nspawn: custom mounts and .nspawn settings files,
@@ -62,11 +64,25 @@ describe('custom mounts', () => {
     expect(statSync(join(dir, 'made-inside')).uid).toBe(0);
   });
 
-  it('--bind of a single file, and norbind', () => {
+  it('--bind of a single file; norbind leaves a submount behind, rbind (the default) takes it', () => {
     const file = join(host, 'one-file');
     writeFileSync(file, 'single\n');
-    const r = sh([`--bind-ro=${file}:/etc/single:norbind`], 'cat /etc/single');
-    expect(r.stdout).toBe('single\n');
+    expect(sh([`--bind-ro=${file}:/etc/single`], 'cat /etc/single').stdout).toBe('single\n');
+    // As systemd's testcase_norbind: a directory with a tmpfs mounted inside it.
+    const dir = join(host, 'with-submount');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'sub/under'), 'hidden by the tmpfs\n');
+    execFileSync('mount', ['-t', 'tmpfs', 'tmpfs', join(dir, 'sub')]);
+    try {
+      writeFileSync(join(dir, 'sub/on-tmpfs'), 'on the tmpfs\n');
+      const look = 'cat /mnt/d/sub/* 2>&1; grep -c " /mnt/d/sub " /proc/self/mountinfo';
+      const norbind = sh([`--bind=${dir}:/mnt/d:norbind`], look);
+      expect(norbind.stdout, norbind.stderr).toBe('hidden by the tmpfs\n0\n');
+      const rbind = sh([`--bind=${dir}:/mnt/d`], look);
+      expect(rbind.stdout, rbind.stderr).toBe('on the tmpfs\n1\n');
+    } finally {
+      unmountOrFail(join(dir, 'sub'));
+    }
   });
 
   it('--tmpfs mounts an empty tmpfs with the given options; nothing reaches the tree', () => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { candidateShift } from '../packages/nspawn/src/container/userns.js';
 import { makeBusyboxTree, NSPAWN_CLI, sdNspawn, sdNspawnAsync } from './lib/trees.js';
 
 // sd-nspawn end to end, through the built CLI: busybox trees and the host's own OS.
@@ -217,6 +218,15 @@ describe('sd-nspawn --private-users', () => {
   });
 
   it('gives two containers at once different ranges', async () => {
+    // Two names whose first candidate range is the same: only the lock keeps them apart.
+    const seen = new Map<number, string>();
+    let pair: [string, string] | undefined;
+    for (let i = 0; !pair; i++) {
+      const name = `tst-userns-${i}`;
+      const other = seen.get(candidateShift(name, 0));
+      if (other) pair = [other, name];
+      else seen.set(candidateShift(name, 0), name);
+    }
     const run = (name: string) =>
       sdNspawnAsync([
         '-q',
@@ -229,7 +239,7 @@ describe('sd-nspawn --private-users', () => {
         '-c',
         'sleep 1; cat /proc/self/uid_map',
       ]);
-    const [a, b] = await Promise.all([run('userns-a'), run('userns-b')]);
+    const [a, b] = await Promise.all([run(pair[0]), run(pair[1])]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     const shift = (s: string) => Number(s.trim().split(/\s+/)[1]);

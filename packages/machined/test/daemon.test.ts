@@ -84,7 +84,8 @@ describe.skipIf(skip)('sd-machined', () => {
   let nspawn: ReturnType<typeof startNspawn>;
   let leaderPid: number;
 
-  it('lists a container started with sd-nspawn (busctl and our API) and emits MachineNew', async () => {
+  // The container every test of this block may use, whichever of them runs (-t) or fails first.
+  beforeAll(async () => {
     nspawn = startNspawn(bus.env, [
       '-D',
       tree.dir,
@@ -97,6 +98,19 @@ describe.skipIf(skip)('sd-machined', () => {
     ]);
     containers.push(nspawn);
     await waitFor('the machine', async () => (await listNames()).includes(name), 30_000);
+    const leader = busctl(
+      bus.address,
+      '--json=short',
+      'get-property',
+      'org.freedesktop.machine1',
+      machineObjectPath(name),
+      'org.freedesktop.machine1.Machine',
+      'Leader',
+    );
+    leaderPid = JSON.parse(leader.stdout).data;
+  }, 60_000);
+
+  it('lists a container started with sd-nspawn (busctl and our API) and emits MachineNew', async () => {
     const r = busctl(
       bus.address,
       'call',
@@ -125,7 +139,7 @@ describe.skipIf(skip)('sd-machined', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l).data);
-    leaderPid = props[0];
+    expect(props[0]).toBe(leaderPid);
     expect(props.slice(1)).toEqual([`machine-${name}.scope`, tree.dir, 'running', 'sd-nspawn']);
     expect((await manager(client, 'GetMachineByPID', 'u', [leaderPid]))[0]).toBe(path);
     expect(signals).toContainEqual({ member: 'MachineNew', body: [name, path] });
@@ -323,7 +337,12 @@ describe.skipIf(skip)('sd-machined', () => {
       'sd-nspawn to exit',
       () => nspawn.proc.exitCode !== null || nspawn.proc.signalCode !== null,
     );
-    for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    // Gone, or a zombie its parent has not reaped yet: either way no longer running.
+    for (const pid of pids)
+      await waitFor(
+        `pid ${pid} to go`,
+        () => !existsSync(`/proc/${pid}/stat`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'),
+      );
     for (const d of cg.dirs) expect(existsSync(d)).toBe(false);
   });
 

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { read, SyscallError, setNonBlocking } from '@sd/sys';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { findBusybox, makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
+import { peerOrSkip } from '../../../tools/test/require.js';
 import { connectBus, dbus, type MessageBus } from '../src/index.js';
 
 /** Helpers of the daemon's integration tests: the daemon and sd-nspawn as processes, a bus client. */
@@ -18,9 +19,9 @@ export const NSPAWN = join(repo, 'packages/nspawn/src/cli.ts');
 export const TS_ARGS = ['--conditions=sd-source', '--import', 'tsx'];
 
 export function canRun(): string | undefined {
-  if (process.getuid?.() !== 0) return 'needs root';
-  if (spawnSync('dbus-daemon', ['--version']).status !== 0) return 'dbus-daemon is not installed';
-  if (!findBusybox()) return 'busybox is not installed';
+  if (process.getuid?.() !== 0) return peerOrSkip('needs root');
+  if (spawnSync('dbus-daemon', ['--version']).status !== 0) return peerOrSkip('dbus-daemon is not installed');
+  if (!findBusybox()) return peerOrSkip('busybox is not installed');
   return undefined;
 }
 
@@ -46,9 +47,18 @@ export async function startDaemon(env: NodeJS.ProcessEnv, root: string, bus: Mes
   proc.stdout?.on('data', (d) => (log += d));
   proc.stderr?.on('data', (d) => (log += d));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  for (let i = 0; i < 300; i++) {
+  // 15 s for the name: tsx compiles the daemon first, and the machine is shared.
+  for (let i = 0; ; i++) {
     if (await nameHasOwner(bus, 'org.freedesktop.machine1')) break;
-    if (proc.exitCode !== null) throw new Error(`sd-machined exited: ${log}`);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(
+        `sd-machined exited (${proc.exitCode ?? proc.signalCode}) before taking its name: ${log}`,
+      );
+    if (i >= 300) {
+      proc.kill('SIGKILL');
+      await exited;
+      throw new Error(`sd-machined did not take org.freedesktop.machine1 within 15 s: ${log}`);
+    }
     await sleep(50);
   }
   return {

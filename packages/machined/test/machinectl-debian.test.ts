@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerOrSkip } from '../../../tools/test/require.js';
 import { canRun, type MachineFixture, startMachineFixture, waitFor } from './helpers.js';
 
 // systemd's own machinectl (Debian's systemd-container) against sd-machined
@@ -10,7 +11,9 @@ import { canRun, type MachineFixture, startMachineFixture, waitFor } from './hel
 
 const skip =
   canRun() ??
-  (existsSync('/usr/bin/machinectl') ? undefined : 'machinectl (systemd-container) is not installed');
+  peerOrSkip(
+    existsSync('/usr/bin/machinectl') ? undefined : 'machinectl (systemd-container) is not installed',
+  );
 let fx: MachineFixture | undefined;
 let bus: MachineFixture['bus'];
 let root: string;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { peerOrSkip } from '../../../tools/test/require.js';
 import { aarch64 } from '../src/arch/aarch64.js';
 import { AT, O } from '../src/constants.js';
 import { SpawnProgram } from '../src/spawn/program.js';
@@ -19,11 +20,13 @@ const AS = 'aarch64-linux-gnu-as';
 const LD = 'aarch64-linux-gnu-ld';
 const DATA = 0x600000n;
 const have = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).status === 0;
-const skip = !existsSync(QEMU)
-  ? 'qemu-user-static is not installed (tools/setup installs it)'
-  : !have(AS) || !have(LD)
-    ? 'binutils-aarch64-linux-gnu is not installed (tools/setup installs it)'
-    : undefined;
+const skip = peerOrSkip(
+  !existsSync(QEMU)
+    ? 'qemu-user-static is not installed (tools/setup installs it)'
+    : !have(AS) || !have(LD)
+      ? 'binutils-aarch64-linux-gnu is not installed (tools/setup installs it)'
+      : undefined,
+);
 
 let dir: string;
 beforeAll(() => {

@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { unmountOrFail } from '../../../tools/test/unmount.js';
 import {
   addPartition,
   attachLoop,
@@ -34,18 +35,20 @@ describe('loop devices', () => {
   let dir: string;
   let devices: LoopDevice[];
   let mounts: string[];
+  /** Mounts that hold a loop device's backing file: unmounted after the devices are detached. */
+  let backingMounts: string[];
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'sd-loop-test-'));
     devices = [];
     mounts = [];
+    backingMounts = [];
   });
 
   afterEach(() => {
-    // Unmount first (newest first), then detach: a mounted partition keeps the device busy.
-    for (const m of mounts.reverse()) {
-      if (isMounted(m)) execFileSync('umount', ['-l', m]);
-    }
+    // Mounts of a device go first (newest first), then the devices, then the mounts that held
+    // their backing files: each keeps the next busy. Nothing is detached lazily.
+    for (const m of mounts.reverse()) if (isMounted(m)) unmountOrFail(m);
     for (const d of devices) {
       try {
         d.detach();
@@ -53,6 +56,7 @@ describe('loop devices', () => {
         // reported by the test itself
       }
     }
+    for (const m of backingMounts) if (isMounted(m)) unmountOrFail(m);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -175,7 +179,7 @@ describe('loop devices', () => {
     const ro = join(dir, 'ro');
     mkdirSync(ro);
     execFileSync('mount', ['--bind', dir, ro]);
-    mounts.push(ro);
+    backingMounts.push(ro);
     execFileSync('mount', ['-o', 'remount,bind,ro', ro]);
     const loop = attachLoop(join(ro, 'disk.img'));
     devices.push(loop);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unmountOrFail } from '../../../../tools/test/unmount.js';
 
 /**
  * Real images for integration tests, made with the tools users make them
@@ -37,7 +38,10 @@ export interface MadePartition extends PartSpec {
   size: number;
 }
 
-/** A scratch directory; remove() also detaches loop devices of files in it, should a test have left any. */
+/**
+ * A scratch directory; remove() also unmounts and detaches what a test left in it
+ * (failing, naming the mount, when one stays busy).
+ */
 export function scratch(prefix = 'sd-gpt-test-'): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   return {
@@ -45,7 +49,7 @@ export function scratch(prefix = 'sd-gpt-test-'): { dir: string; remove: () => v
     remove() {
       for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n').reverse()) {
         const mp = line.split(' ')[4];
-        if (mp?.startsWith(`${dir}/`)) run('umount', ['-l', mp]);
+        if (mp?.startsWith(`${dir}/`)) unmountOrFail(mp);
       }
       for (const l of loopsOf(dir)) {
         try {

@@ -92,7 +92,10 @@ export async function openShell(
 }
 
 export async function openRootDirectory(m: Machine, ctx: CallContext): Promise<number> {
-  const fd = await withPidfd(m, () => open(`/proc/${m.leader}/root`, O.RDONLY | O.DIRECTORY));
+  // The host is our own root (as systemd-machined does it), not PID 1's: a sandbox may hide PID 1.
+  const fd = isHost(m)
+    ? open('/', O.RDONLY | O.DIRECTORY | O.CLOEXEC)
+    : await withPidfd(m, () => open(`/proc/${m.leader}/root`, O.RDONLY | O.DIRECTORY));
   ctx.closeAfterReply(fd);
   return fd;
 }

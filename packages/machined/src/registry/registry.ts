@@ -110,6 +110,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
       throw new InvalidArgumentError(
         `Root directory must be empty or an absolute path: ${JSON.stringify(req.rootDirectory)}`,
       );
+    for (const i of req.netif ?? [])
+      if (!Number.isInteger(i) || i <= 0)
+        throw new InvalidArgumentError(`Invalid network interface index ${i}`);
     if (!Number.isInteger(req.leader) || req.leader <= 1)
       throw new InvalidArgumentError(`Invalid leader PID ${req.leader}`);
     if (this.#machines.has(name)) throw new MachineExistsError(name);

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { unmountOrFail } from '../../../../tools/test/unmount.js';
 
 /**
  * Test file systems: a btrfs or ext4 image in a temp file, attached to a
@@ -34,12 +35,8 @@ export function makeLoopFs(kind: 'btrfs' | 'ext4', mountpoint: string, sizeMiB =
   let mounted = false;
   const dispose = () => {
     if (mounted) {
-      try {
-        run('umount', [mountpoint]);
-      } catch {
-        run('umount', ['-l', mountpoint]);
-      }
       mounted = false;
+      unmountOrFail(mountpoint);
     }
     if (device) {
       try {

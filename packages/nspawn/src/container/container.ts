@@ -278,6 +278,10 @@ export async function startContainer(
       userNamespace: !!uids,
       stubInit,
     });
+    // Custom mounts are checked (and refused) before anything is written into the tree.
+    const custom = prepareCustomMounts(settings, rootFd);
+    container.addCleanup(custom.remove);
+    plan.custom = custom.custom;
     const etc = prepareEtcFiles(settings, rootFd);
     for (const n of etc.notices) options.logger?.warn(n);
     const mounts = openDetachedMounts({
@@ -292,9 +296,6 @@ export async function startContainer(
       bindSys: !!uids && !settings.privateNetwork,
     });
     plan.mounts = mounts;
-    const custom = prepareCustomMounts(settings, rootFd);
-    container.addCleanup(custom.remove);
-    plan.custom = custom.custom;
 
     // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
     let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;

@@ -39,7 +39,8 @@ function mountPoint(p: SpawnProgram, path: string, file: boolean): void {
 /** Before pivot_root: the overlay file systems (their options are host paths). */
 export function makeOverlays(p: SpawnProgram, m: CustomMounts): Slot[] {
   return m.overlays.map((o) => {
-    const options: Record<string, string> = { lowerdir: o.lower.join(':') };
+    // --overlay names the lowest tree first; overlayfs's lowerdir= names the topmost first.
+    const options: Record<string, string> = { lowerdir: [...o.lower].reverse().join(':') };
     if (o.upper && o.work) {
       options.upperdir = o.upper;
       options.workdir = o.work;

@@ -1,5 +1,6 @@
 import {
   buildFilter,
+  CAP,
   findSyscallNumber,
   lastCap,
   NSPAWN_DEFAULT_CAPABILITIES,
@@ -14,6 +15,8 @@ export function capabilityMask(settings: Settings): bigint {
   let mask = NSPAWN_DEFAULT_CAPABILITIES;
   try {
     for (const c of settings.capabilities) if (c) mask |= parseCapabilityList(c);
+    // A network namespace of its own is the container's to configure (as systemd-nspawn keeps it).
+    if (settings.privateNetwork) mask |= 1n << BigInt(CAP.NET_ADMIN);
     for (const c of settings.dropCapabilities) if (c) mask &= ~parseCapabilityList(c);
   } catch (e) {
     throw new NspawnError('EINVAL', (e as Error).message, { cause: e });

@@ -11,6 +11,13 @@ import {
   type TimezoneMode,
   type VolatileMode,
 } from './settings.js';
+import {
+  parseBooleanValue,
+  parseCapabilityNames,
+  parseHostnameValue,
+  parseMachineId,
+  parsePrivateUsersValue,
+} from './values.js';
 
 /**
  * systemd-nspawn's command line: the same option names, `--opt=value`,
@@ -36,10 +43,9 @@ export interface ParsedArgs {
 
 function bool(value: string | undefined, name: string): boolean {
   if (value === undefined) return true;
-  const v = value.toLowerCase();
-  if (['1', 'yes', 'y', 'true', 't', 'on'].includes(v)) return true;
-  if (['0', 'no', 'n', 'false', 'f', 'off'].includes(v)) return false;
-  throw new NspawnError('EINVAL', `Failed to parse ${name}= argument: ${value}`);
+  const b = parseBooleanValue(value);
+  if (b === undefined) throw new NspawnError('EINVAL', `Failed to parse ${name}= argument: ${value}`);
+  return b;
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], name: string): T {
@@ -58,29 +64,19 @@ export function parseSignal(value: string): number {
   } else {
     const name = value.toUpperCase().replace(/^SIG/, '');
     const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
-    if (rt) return 34 + Number(rt[1] ?? 0);
+    // SIGRTMIN is 34 and SIGRTMAX 64 here: RTMIN+30 is the last.
+    if (rt && Number(rt[1] ?? 0) <= 30) return 34 + Number(rt[1] ?? 0);
     const n = (constants.signals as Record<string, number>)[`SIG${name}`];
     if (n !== undefined) return n;
   }
   throw new NspawnError('EINVAL', `Unknown signal: ${value}`);
 }
 
-const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
-
 function parsePrivateUsers(s: Settings, value: string | undefined): void {
-  const v = value ?? 'yes';
-  const range = 0x10000;
-  if (v === 'no' || v === 'false' || v === '0') s.privateUsers = { mode: 'no', range };
-  else if (v === 'yes' || v === 'true' || v === '1' || v === 'pick') s.privateUsers = { mode: 'pick', range };
-  else if (v === 'identity') s.privateUsers = { mode: 'identity', range };
-  else {
-    const m = /^(\d+)(?::(\d+))?$/.exec(v);
-    if (!m) throw new NspawnError('EINVAL', `Failed to parse --private-users= argument: ${v}`);
-    const shift = Number(m[1]);
-    const r = m[2] === undefined ? range : Number(m[2]);
-    if (r < 1 || shift + r > 0xfffffffe)
-      throw new NspawnError('EINVAL', `UID range ${v} does not fit in 32 bits`);
-    s.privateUsers = { mode: 'fixed', shift, range: r };
+  try {
+    s.privateUsers = parsePrivateUsersValue(value ?? 'yes');
+  } catch (e) {
+    throw new NspawnError('EINVAL', `Failed to parse --private-users= argument: ${(e as Error).message}`);
   }
 }
 
@@ -88,15 +84,8 @@ const options: Option[] = [
   { long: 'directory', short: 'D', arg: 'required', apply: (s, v) => (s.directory = v) },
   { long: 'image', short: 'i', arg: 'required', apply: (s, v) => (s.image = v) },
   { long: 'machine', short: 'M', arg: 'required', apply: (s, v) => (s.machine = v) },
-  { long: 'hostname', arg: 'required', apply: (s, v) => (s.hostname = v) },
-  {
-    long: 'uuid',
-    arg: 'required',
-    apply: (s, v) => {
-      if (!v || !UUID_RE.test(v)) throw new NspawnError('EINVAL', `Invalid UUID: ${v}`);
-      s.uuid = v.replaceAll('-', '').toLowerCase();
-    },
-  },
+  { long: 'hostname', arg: 'required', apply: (s, v) => (s.hostname = parseHostnameValue(v ?? '')) },
+  { long: 'uuid', arg: 'required', apply: (s, v) => (s.uuid = parseMachineId(v ?? '')) },
   { long: 'user', short: 'u', arg: 'required', apply: (s, v) => (s.user = v) },
   {
     long: 'chdir',
@@ -187,11 +176,15 @@ const options: Option[] = [
   { long: 'register', arg: 'required', apply: (s, v, n) => (s.register = bool(v, n)) },
   { long: 'keep-unit', arg: 'none', apply: (s) => (s.keepUnit = true) },
   { long: 'kill-signal', arg: 'required', apply: (s, v) => (s.killSignal = parseSignal(v ?? '')) },
-  { long: 'capability', arg: 'required', apply: (s, v) => s.capabilities.push(...(v ?? '').split(',')) },
+  {
+    long: 'capability',
+    arg: 'required',
+    apply: (s, v) => s.capabilities.push(...parseCapabilityNames(v ?? '')),
+  },
   {
     long: 'drop-capability',
     arg: 'required',
-    apply: (s, v) => s.dropCapabilities.push(...(v ?? '').split(',')),
+    apply: (s, v) => s.dropCapabilities.push(...parseCapabilityNames(v ?? '')),
   },
   { long: 'no-new-privileges', arg: 'required', apply: (s, v, n) => (s.noNewPrivileges = bool(v, n)) },
   {
@@ -225,6 +218,11 @@ const options: Option[] = [
     },
   },
 ];
+
+/** The option table (names and argument kinds), for tests and help checks. */
+export const OPTIONS: ReadonlyArray<Readonly<Pick<Option, 'long' | 'short' | 'arg'>>> = options.filter(
+  (o) => o.long !== 'U',
+);
 
 const byLong = new Map(options.map((o) => [o.long, o]));
 const byShort = new Map(options.filter((o) => o.short).map((o) => [o.short!, o]));
@@ -331,6 +329,7 @@ Spawn a command or OS in a light-weight container.
   -U                        Equivalent to --private-users=pick
      --private-users-ownership=off|chown|map|auto
                             Adjust ('chown') or map ('map') OS tree ownership
+     --private-users-chown  Same as --private-users-ownership=chown
      --private-network      Disable network in container
      --capability=CAP       In addition to the default, retain specified capability
      --drop-capability=CAP  Drop the specified capability from the default set
@@ -338,6 +337,20 @@ Spawn a command or OS in a light-weight container.
      --system-call-filter=LIST|~LIST
                             Permit/prohibit specific system calls
      --read-only            Mount the root directory read-only
+     --bind=PATH[:PATH[:OPTIONS]]
+                            Bind mount a file or directory from the host into
+                            the container
+     --bind-ro=PATH[:PATH[:OPTIONS]
+                            Similar, but creates a read-only bind mount
+     --tmpfs=PATH:[OPTIONS] Mount an empty tmpfs to the specified directory
+     --overlay=PATH[:PATH...]:PATH
+                            Create an overlay mount from the host to the container
+     --overlay-ro=PATH[:PATH...]:PATH
+                            Similar, but creates a read-only overlay mount
+     --inaccessible=PATH    Over-mount file node with inaccessible node to mask
+                            it
+     --settings=BOOLEAN|trusted|override
+                            Load additional settings from .nspawn file
   -x --ephemeral            Run container with snapshot of root directory, and
                             remove it after exit
      --template=PATH        Initialize root directory from template directory,

@@ -10,6 +10,13 @@ import {
   type TimezoneMode,
   type VolatileMode,
 } from './settings.js';
+import {
+  parseBooleanValue,
+  parseCapabilityNames,
+  parseHostnameValue,
+  parseMachineId,
+  parsePrivateUsersValue,
+} from './values.js';
 
 /**
  * .nspawn settings files (systemd.nspawn(5)): [Exec], [Files] and [Network]
@@ -48,10 +55,9 @@ interface KeyDef {
 }
 
 function bool(value: string): boolean {
-  const v = value.toLowerCase();
-  if (['1', 'yes', 'y', 'true', 't', 'on'].includes(v)) return true;
-  if (['0', 'no', 'n', 'false', 'f', 'off'].includes(v)) return false;
-  throw new Error(`not a boolean: ${value}`);
+  const b = parseBooleanValue(value);
+  if (b === undefined) throw new Error(`not a boolean: ${value}`);
+  return b;
 }
 
 /** Shell-like words with single and double quotes and backslash escapes (Parameters=, Environment=). */
@@ -120,34 +126,13 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
         s.chdir = v;
       },
     },
-    Capability: {
-      field: 'capabilities',
-      apply: list('capabilities', (v) => v.split(/[\s,]+/).filter(Boolean)),
-    },
-    DropCapability: {
-      field: 'dropCapabilities',
-      apply: list('dropCapabilities', (v) => v.split(/[\s,]+/).filter(Boolean)),
-    },
+    Capability: { field: 'capabilities', apply: list('capabilities', parseCapabilityNames) },
+    DropCapability: { field: 'dropCapabilities', apply: list('dropCapabilities', parseCapabilityNames) },
     NoNewPrivileges: { field: 'noNewPrivileges', apply: (s, v) => (s.noNewPrivileges = bool(v)) },
     KillSignal: { field: 'killSignal', apply: (s, v) => (s.killSignal = parseSignal(v)) },
-    MachineID: {
-      field: 'uuid',
-      apply: (s, v) => {
-        if (!/^[0-9a-f]{32}$/i.test(v.replaceAll('-', ''))) throw new Error('not a machine ID');
-        s.uuid = v.replaceAll('-', '').toLowerCase();
-      },
-    },
-    Hostname: { field: 'hostname', apply: (s, v) => (s.hostname = v) },
-    PrivateUsers: {
-      field: 'privateUsers',
-      apply: (s, v) => {
-        const m = /^(\d+)(?::(\d+))?$/.exec(v);
-        if (m) s.privateUsers = { mode: 'fixed', shift: Number(m[1]), range: m[2] ? Number(m[2]) : 0x10000 };
-        else if (v === 'pick') s.privateUsers = { mode: 'pick', range: 0x10000 };
-        else if (v === 'identity') s.privateUsers = { mode: 'identity', range: 0x10000 };
-        else s.privateUsers = bool(v) ? { mode: 'pick', range: 0x10000 } : { mode: 'no', range: 0x10000 };
-      },
-    },
+    MachineID: { field: 'uuid', apply: (s, v) => (s.uuid = parseMachineId(v)) },
+    Hostname: { field: 'hostname', apply: (s, v) => (s.hostname = parseHostnameValue(v)) },
+    PrivateUsers: { field: 'privateUsers', apply: (s, v) => (s.privateUsers = parsePrivateUsersValue(v)) },
     NotifyReady: { field: 'notifyReady', apply: (s, v) => (s.notifyReady = bool(v)) },
     SystemCallFilter: {
       field: 'systemCallFilter',
