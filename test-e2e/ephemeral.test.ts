@@ -63,7 +63,7 @@ describe('--ephemeral', () => {
 
   it('is cleaned up by the next start after sd-nspawn was killed', async () => {
     const tree = join(mnt, 'tree');
-    const child = spawn(process.execPath, [NSPAWN_CLI, '-q', '-x', '-D', tree, 'sleep', '60'], {
+    const child = spawn(process.execPath, [NSPAWN_CLI, '-q', '--pipe', '-x', '-D', tree, 'sleep', '60'], {
       stdio: 'ignore',
     });
     for (let i = 0; i < 100 && leftovers().length === 0; i++) await new Promise((r) => setTimeout(r, 100));

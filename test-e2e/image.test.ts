@@ -124,9 +124,13 @@ describe('sd-nspawn -i IMAGE', () => {
 
   it('unmounts what a killed sd-nspawn left mounted at the next start', async () => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [NSPAWN_CLI, '-q', '--read-only', '-i', image, 'sleep', '60'], {
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      process.execPath,
+      [NSPAWN_CLI, '-q', '--pipe', '--read-only', '-i', image, 'sleep', '60'],
+      {
+        stdio: 'ignore',
+      },
+    );
     const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').includes('/run/sd-nspawn/images/');
     for (let i = 0; i < 100 && !mounted(); i++) await new Promise((r) => setTimeout(r, 100));
     expect(mounted()).toBe(true);

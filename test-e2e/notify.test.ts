@@ -38,6 +38,8 @@ async function notifications(extra: string[]) {
     '--machine=tst-notify',
     '--notify-ready=yes',
     '--console=pipe',
+    // The sender exits 0 on SIGTERM; without --kill-signal a plain payload is killed (SIGKILL).
+    '--kill-signal=SIGTERM',
     ...extra,
     '/usr/bin/perl',
     '-e',

@@ -157,8 +157,10 @@ describe('sd-nspawn on a busybox tree', () => {
 
   it('asks the payload to stop on SIGTERM to sd-nspawn (--kill-signal chooses the signal)', async () => {
     const { spawn } = await import('node:child_process');
+    // Without --kill-signal a payload that is not a booted init is killed (SIGKILL), as systemd-nspawn does.
     for (const [extra, expected] of [
-      [[], 7],
+      [[], 137],
+      [['--kill-signal=SIGTERM'], 7],
       [['--kill-signal=SIGUSR1'], 8],
     ] as const) {
       const child = spawn(
@@ -166,6 +168,7 @@ describe('sd-nspawn on a busybox tree', () => {
         [
           NSPAWN_CLI,
           '-q',
+          '--pipe',
           '-D',
           tree.dir,
           ...extra,

@@ -103,6 +103,7 @@ describe('--private-users ranges', () => {
     const shift = 0x6ffd0000;
     const args = (name: string, cmd: string) => [
       '-q',
+      '--pipe',
       '-D',
       tree.dir,
       '--read-only',

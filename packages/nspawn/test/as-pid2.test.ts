@@ -52,9 +52,10 @@ describe('sd-nspawn --as-pid2', () => {
 
   it('forwards the stop signal to the payload', async () => {
     rmSync(join(tree, 'root/out'), { force: true });
-    const { container, exited } = await startContainer(
-      settings('sh', '-c', 'trap "exit 3" TERM; echo ready > /root/out; while :; do sleep 0.05; done'),
-    );
+    const { container, exited } = await startContainer({
+      ...settings('sh', '-c', 'trap "exit 3" TERM; echo ready > /root/out; while :; do sleep 0.05; done'),
+      killSignal: 15,
+    });
     for (let i = 0; i < 200 && !output().startsWith('ready'); i++)
       await new Promise((r) => setTimeout(r, 10));
     container.stop();

@@ -130,10 +130,13 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.child?.pid;
   }
 
-  /** Asks the payload to stop: SIGRTMIN+3 (halt) for a booted init, --kill-signal or SIGTERM otherwise. */
+  /**
+   * Stops the payload: --kill-signal, else SIGRTMIN+3 (an orderly halt) for a booted init, else
+   * SIGKILL, as systemd-nspawn does (a plain PID 1 ignores SIGTERM, and nothing would end it).
+   */
   stop(): void {
     this.stopRequested = true;
-    const sig = this.settings.killSignal ?? (this.settings.boot ? SIGRTMIN_3 : SIG.TERM);
+    const sig = this.settings.killSignal ?? (this.settings.boot ? SIGRTMIN_3 : SIG.KILL);
     this.child?.kill(sig);
   }
 
