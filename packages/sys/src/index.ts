@@ -3,6 +3,7 @@ export { AUDIT_ARCH, aarch64, hostArch, SYS, x86_64 } from './arch/index.js';
 export * from './btrfs/index.js';
 export * from './caps/caps.js';
 export * from './cgroup/cgroup.js';
+export * from './cgroup/devices.js';
 export * from './cgroup/units.js';
 export * from './constants.js';
 export * from './copy/index.js';

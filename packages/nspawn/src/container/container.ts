@@ -218,6 +218,7 @@ export async function startContainer(
     const scope = new ContainerScope(machine);
     await scope.create();
     container.addCleanup(() => scope.destroy());
+    scope.restrictDevices();
 
     const uids = chooseUidRange(settings.privateUsers, machine, runtimeDir);
     if (uids) container.addCleanup(() => uids.release());

@@ -1,0 +1,187 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { findSyscallNumber } from '@sd/sys';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus, manager, startDaemon } from '../packages/machined/test/helpers.js';
+import { startPrivateBus } from '../tools/dbus/private-bus.js';
+import { sdNspawn, sdNspawnAsync } from './lib/trees.js';
+
+// Escapes root inside a container tried against the real kernel, in the
+// Debian tree (util-linux, perl), WITHOUT -U where the kernel refuses little
+// on its own, and with -U: the seccomp allow-list (fanotify, io_uring,
+// userfaultfd), the device policy of the machine's cgroup (a host loop
+// device made here, by mknod and through a planted 0666 node), and the
+// classic probes of the old escape test. With and without registration.
+
+const BUILD = fileURLToPath(new URL('../tools/debian-tree/build.sh', import.meta.url));
+let tree = '';
+let dir = '';
+let loop = '';
+let loopMinor = 0;
+
+beforeAll(() => {
+  tree = execFileSync(BUILD, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 20 * 60_000,
+  }).trim();
+  dir = mkdtempSync('/tmp/sd-seccomp-escape.');
+  chmodSync(dir, 0o755);
+  writeFileSync(`${dir}/disk.img`, Buffer.alloc(1 << 20, 0x5a));
+  loop = execFileSync('losetup', ['-f', '--show', `${dir}/disk.img`], { encoding: 'utf8' }).trim();
+  loopMinor = Number(loop.replace('/dev/loop', ''));
+  // A node planted where the container can reach it, open to anyone by its mode:
+  // only the device policy stands between it and the host's loop device.
+  execFileSync('mknod', ['-m', '0666', `${dir}/planted`, 'b', '7', String(loopMinor)]);
+}, 20 * 60_000);
+
+afterAll(() => {
+  if (loop) execFileSync('losetup', ['-d', loop]);
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const nr = (name: string) => {
+  const n = findSyscallNumber(name);
+  if (n === undefined) throw new Error(`no ${name} here`);
+  return n;
+};
+
+/** perl (in the Debian tree) makes raw calls and prints NAME=ok or NAME=<errno>. */
+function syscallProbe(): string {
+  const perl = `
+sub p { my ($n, $r) = @_; print "$n=", ($r < 0 ? 0 + $! : "ok"), "\\n"; }
+my $fd = syscall(${nr('fanotify_init')}, 0, 0);
+p("fanotify_init", $fd);
+my $root = "/";
+p("fanotify_mark", syscall(${nr('fanotify_mark')}, $fd, 0x101, 0x20, -100, $root));
+my $params = "\\0" x 120;
+p("io_uring_setup", syscall(${nr('io_uring_setup')}, 1, $params));
+p("userfaultfd", syscall(${nr('userfaultfd')}, 0));
+my $handle = pack("LL", 8, 1) . ("\\0" x 8);
+p("open_by_handle_at", syscall(${nr('open_by_handle_at')}, -100, $handle, 0));
+my $empty = "";
+p("finit_module", syscall(${nr('finit_module')}, 0, $empty, 0));
+`;
+  return `perl -e '${perl.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** The device probes: mknod of the host's loop device, the planted node, /dev/net/tun. */
+function deviceProbe(): string {
+  return [
+    `mknod /dev/sec-loop b 7 ${loopMinor} 2>/dev/null && echo mknod=ok || echo mknod=refused`,
+    `head -c 1 /dev/sec-loop >/dev/null 2>&1 && echo open-made=ok || echo open-made=refused`,
+    `head -c 1 /mnt/planted 2>&1 >/dev/null | grep -q . && echo planted=refused || echo planted=ok`,
+    `head -c 1 /mnt/planted 2>&1 >/dev/null | grep -o "Operation not permitted" | sed "s/^/planted-error=/"`,
+    `(exec 3<>/dev/net/tun) 2>/dev/null && echo tun=ok || echo tun=refused`,
+  ].join('\n');
+}
+
+function nspawn(name: string, userns: boolean, script: string, extra: string[] = []) {
+  return sdNspawn([
+    '-q',
+    '-D',
+    tree,
+    '--volatile=state',
+    `--machine=${name}`,
+    `--bind-ro=${dir}:/mnt`,
+    ...(userns ? ['-U'] : []),
+    ...extra,
+    '/bin/sh',
+    '-c',
+    script,
+  ]);
+}
+
+const fields = (out: string) =>
+  Object.fromEntries(
+    out
+      .split('\n')
+      .filter((l) => /^[\w-]+=/.test(l))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
+
+describe.each([
+  ['without -U', false],
+  ['with -U', true],
+])('root in a container %s', (_, userns) => {
+  const tag = userns ? 'u' : 'n';
+
+  it('gets EPERM for fanotify, io_uring, userfaultfd, open_by_handle_at, finit_module', () => {
+    const r = nspawn(`sec-sys-${tag}`, userns, syscallProbe());
+    expect(r.code, r.stderr).toBe(0);
+    expect(fields(r.stdout)).toEqual({
+      fanotify_init: '1',
+      fanotify_mark: '1',
+      io_uring_setup: '1',
+      userfaultfd: '1',
+      open_by_handle_at: '1',
+      finit_module: '1',
+    });
+  });
+
+  it('can neither make nor open a host loop device; /dev/net/tun opens', () => {
+    const r = nspawn(`sec-dev-${tag}`, userns, deviceProbe());
+    expect(r.code, r.stderr).toBe(0);
+    const f = fields(r.stdout);
+    expect(f.mknod).toBe('refused');
+    expect(f['open-made']).toBe('refused');
+    expect(f.planted).toBe('refused');
+    expect(f['planted-error']).toBe('Operation not permitted');
+    // The host's node is root's, mode 0600: the unmapped root of -U may not open it.
+    if (!userns) expect(f.tun).toBe('ok');
+  });
+});
+
+describe('a registered machine', () => {
+  it('keeps the seccomp filter and the device policy (with and without -U)', async () => {
+    const bus = await startPrivateBus();
+    const state = mkdtempSync('/tmp/sd-seccomp-machined.');
+    const client = await connectBus(bus.address);
+    const daemon = await startDaemon(bus.env, state, client);
+    try {
+      for (const userns of [false, true]) {
+        const name = `sec-reg-${userns ? 'u' : 'n'}`;
+        const run = sdNspawnAsync(
+          [
+            '-D',
+            tree,
+            '--volatile=state',
+            `--machine=${name}`,
+            `--bind-ro=${dir}:/mnt`,
+            '--register=yes',
+            ...(userns ? ['-U'] : []),
+            '/bin/sh',
+            '-c',
+            `sleep 2; ${syscallProbe()}; ${deviceProbe()}`,
+          ],
+          60_000,
+          bus.env,
+        );
+        let listed = false;
+        for (let i = 0; i < 40 && !listed; i++) {
+          const [machines] = (await manager(client, 'ListMachines')) as [Array<[string]>];
+          listed = machines.some((m) => m[0] === name);
+          if (!listed) await new Promise((res) => setTimeout(res, 50));
+        }
+        const r = await run;
+        expect(listed, r.stderr).toBe(true);
+        expect(r.code, r.stderr).toBe(0);
+        const f = fields(r.stdout);
+        expect([f.fanotify_init, f.fanotify_mark, f.io_uring_setup, f.userfaultfd]).toEqual([
+          '1',
+          '1',
+          '1',
+          '1',
+        ]);
+        expect([f.mknod, f['open-made'], f.planted]).toEqual(['refused', 'refused', 'refused']);
+        expect(f['planted-error']).toBe('Operation not permitted');
+      }
+    } finally {
+      await daemon.stop();
+      client.disconnect();
+      await bus.stop();
+      rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
