@@ -40,7 +40,7 @@ export const NSPAWN_SYSCALL_ALLOW_LIST: ReadonlyArray<{ name: string; capability
     sched_get_priority_min sched_getaffinity sched_getattr sched_getparam sched_getscheduler
     sched_rr_get_interval sched_rr_get_interval_time64 sched_yield sendfile sendfile64 setdomainname
     setfsgid setfsgid32 setfsuid setfsuid32 sethostname setpgid setsid splice sysinfo tee umask uname
-    vmsplice`
+    userfaultfd vmsplice`
     .split(/\s+/)
     .filter(Boolean)
     .map((name) => ({ name })),
