@@ -174,6 +174,22 @@ describe('the classic escapes, without -U (the kernel refuses little here on its
   });
 });
 
+describe('devices bound in with --bind', () => {
+  it('are allowed as systemd-nspawn allows them: rw for --bind, r for --bind-ro', () => {
+    const script = [
+      'head -c 1 /dev/sec-rw >/dev/null 2>&1 && echo read-rw=ok || echo read-rw=refused',
+      'printf Z | dd of=/dev/sec-rw bs=1 count=1 conv=notrunc 2>/dev/null && echo write-rw=ok || echo write-rw=refused',
+      `head -c 1 /mnt/planted >/dev/null 2>&1 && echo planted=ok || echo planted=refused`,
+    ].join('\n');
+    const r = nspawn('sec-bind-dev', false, script, [`--bind=${loop}:/dev/sec-rw`]);
+    expect(fields(r.stdout), r.stderr).toEqual({ 'read-rw': 'ok', 'write-rw': 'ok', planted: 'ok' });
+    const ro = nspawn('sec-bind-dev', false, script.replaceAll('sec-rw', 'sec-ro'), [
+      `--bind-ro=${loop}:/dev/sec-ro`,
+    ]);
+    expect(fields(ro.stdout), ro.stderr).toEqual({ 'read-rw': 'ok', 'write-rw': 'refused', planted: 'ok' });
+  });
+});
+
 describe('--system-call-filter', () => {
   it('~@mount denies the mount calls; naming a withheld call allows it again', () => {
     const script = [

@@ -1,4 +1,12 @@
-import { containerSeccompFilter, lastCap, NSPAWN_DEFAULT_CAPABILITIES, parseCapabilityList } from '@sd/sys';
+import { statSync } from 'node:fs';
+import {
+  containerSeccompFilter,
+  type DeviceRule,
+  lastCap,
+  NSPAWN_DEFAULT_CAPABILITIES,
+  NSPAWN_DEVICE_ALLOW,
+  parseCapabilityList,
+} from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 
@@ -33,4 +41,27 @@ export function defaultSeccompFilter(settings: Settings): Buffer {
     if (e instanceof NspawnError) throw e;
     throw new NspawnError('EINVAL', `Invalid --system-call-filter: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * The devices the machine's cgroup allows: systemd-nspawn's list, plus each
+ * device node bound in with --bind (rw) or --bind-ro (r), as systemd-nspawn
+ * adds DeviceAllow= for them. A source that is not there yet is skipped.
+ */
+export function deviceRules(settings: Settings): DeviceRule[] {
+  const rules = [...NSPAWN_DEVICE_ALLOW];
+  for (const b of settings.binds) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(b.source, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) continue;
+    const rdev = st.rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    rules.push({ type: st.isBlockDevice() ? 'b' : 'c', major, minor, access: b.readOnly ? 'r' : 'rw' });
+  }
+  return rules;
 }
