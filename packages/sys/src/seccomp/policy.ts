@@ -67,6 +67,25 @@ export const NSPAWN_SYSCALL_WITHHELD: readonly string[] = [
   'userfaultfd',
 ];
 
+/**
+ * Calls newer than systemd's list of known calls (its @known): a denied one
+ * fails with ENOSYS, as a kernel without it would, so that libc and programs
+ * fall back to the older calls instead of giving up on EPERM.
+ */
+export const SYSCALLS_NEWER_THAN_KNOWN: readonly string[] = [
+  'statmount',
+  'listmount',
+  'lsm_get_self_attr',
+  'lsm_set_self_attr',
+  'lsm_list_modules',
+  'mseal',
+  'setxattrat',
+  'getxattrat',
+  'listxattrat',
+  'removexattrat',
+  'open_tree_attr',
+];
+
 export interface ContainerSeccompOptions {
   /** The bounding set the payload keeps (a mask of 1 << CAP_*). */
   capabilities: bigint;
@@ -115,9 +134,11 @@ export function containerSeccompFilter(o: {
     const arch = hostArch();
     const allowed = containerAllowedSyscalls(o, arch);
     const actions = new Map<number, number>();
+    const newer = new Set(SYSCALLS_NEWER_THAN_KNOWN);
     for (const name of syscallNames(arch)) {
       const nr = findSyscallNumber(name, arch)!;
-      actions.set(nr, allowed.has(name) ? SECCOMP_RET.ALLOW : (SECCOMP_RET.ERRNO | EPERM) >>> 0);
+      const denied = (SECCOMP_RET.ERRNO | (newer.has(name) ? ENOSYS : EPERM)) >>> 0;
+      actions.set(nr, allowed.has(name) ? SECCOMP_RET.ALLOW : denied);
     }
     filter = buildTableFilter({
       arch,
