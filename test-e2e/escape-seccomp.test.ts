@@ -61,6 +61,8 @@ p("userfaultfd", syscall(${nr('userfaultfd')}, 0));
 my $handle = pack("LL", 8, 1) . ("\\0" x 8);
 p("open_by_handle_at", syscall(${nr('open_by_handle_at')}, -100, $handle, 0));
 p("statmount", syscall(${nr('statmount')}, 0, 0, 0, 0));
+p("netlink_audit", syscall(${nr('socket')}, 16, 3, 9));
+p("netlink_route", syscall(${nr('socket')}, 16, 3, 0));
 my $empty = "";
 p("finit_module", syscall(${nr('finit_module')}, 0, $empty, 0));
 `;
@@ -120,6 +122,9 @@ describe.each([
       finit_module: '1',
       // Newer than systemd's list of calls: ENOSYS, so that callers fall back.
       statmount: '38',
+      // Audit is not namespaced: EAFNOSUPPORT, as systemd-nspawn does; other netlink sockets work.
+      netlink_audit: '97',
+      netlink_route: 'ok',
     });
   });
 

@@ -99,6 +99,12 @@ export interface TableFilterSpec {
   defaultAction: number;
   /** For calls made through another ABI (another AUDIT_ARCH, x32). Default KILL_PROCESS. */
   badArchAction?: number;
+  /** Checked before the table: a call whose listed arguments all equal these values gets `action`. */
+  argumentRules?: ReadonlyArray<{
+    nr: number;
+    args: ReadonlyArray<{ index: number; value: bigint }>;
+    action: number;
+  }>;
 }
 
 /**
@@ -136,6 +142,19 @@ export function buildTableFilter(spec: TableFilterSpec): Buffer {
   a.ldAbs(SECCOMP_DATA.arch).jeq(AUDIT_ARCH[arch], 1, 0).ret(badArch);
   a.ldAbs(SECCOMP_DATA.nr);
   if (arch === 'x86_64') a.jge(X32_SYSCALL_BIT, 0, 1).ret(badArch);
+  (spec.argumentRules ?? []).forEach((rule, i) => {
+    a.jeq(rule.nr, 0, `next${i}`);
+    for (const { index, value } of rule.args) {
+      if (!Number.isInteger(index) || index < 0 || index > 5)
+        throw new InvalidArgumentError(`system call argument index ${index} is not 0 to 5`);
+      // 64-bit arguments as two little-endian words.
+      a.ldAbs(SECCOMP_DATA.args + 8 * index).jeq(Number(value & 0xffffffffn), 0, `reload${i}`);
+      a.ldAbs(SECCOMP_DATA.args + 8 * index + 4).jeq(Number((value >> 32n) & 0xffffffffn), 0, `reload${i}`);
+    }
+    a.ret(rule.action);
+    a.label(`reload${i}`).ldAbs(SECCOMP_DATA.nr);
+    a.label(`next${i}`);
+  });
   let labels = 0;
   const emit = (lo: number, n: number): void => {
     if (n === 1) {

@@ -15,12 +15,14 @@ import {
 import { findSyscallNumber, syscallNames } from './syscalls.js';
 
 /** Runs a classic BPF seccomp program on (arch, nr): the oracle for the generated trees. */
-function run(prog: readonly Insn[], arch: number, nr: number): number {
+function run(prog: readonly Insn[], arch: number, nr: number, args: readonly bigint[] = []): number {
   let a = 0;
   for (let pc = 0; pc < prog.length; pc++) {
     const i = prog[pc]!;
-    if (i.code === 0x20) a = i.k === 4 ? arch : i.k === 0 ? nr : 0;
-    else if (i.code === 0x06) return i.k >>> 0;
+    if (i.code === 0x20) {
+      const arg = (args[(i.k - 16) >> 3] ?? 0n) >> (i.k % 8 === 4 ? 32n : 0n);
+      a = i.k === 4 ? arch : i.k === 0 ? nr : i.k >= 16 ? Number(arg & 0xffffffffn) : 0;
+    } else if (i.code === 0x06) return i.k >>> 0;
     else if (i.code === 0x05) pc += i.k;
     else if (i.code === 0x15) pc += a >>> 0 === i.k ? i.jt : i.jf;
     else if (i.code === 0x35) pc += a >>> 0 >= i.k ? i.jt : i.jf;
@@ -163,6 +165,11 @@ describe('the container filter program', () => {
     expect(run(prog, X86, 0x40000000 | nr('fanotify_mark'))).toBe(ENOSYS);
     expect(run(prog, X86, 0x40000000)).toBe(ENOSYS);
     expect(run(prog, 0x40000003, nr('read'))).toBe(ENOSYS);
+    // socket(AF_NETLINK, *, NETLINK_AUDIT) only: EAFNOSUPPORT, as in systemd-nspawn.
+    expect(run(prog, X86, nr('socket'), [16n, 3n, 9n])).toBe((SECCOMP_RET.ERRNO | 97) >>> 0);
+    expect(run(prog, X86, nr('socket'), [16n, 3n, 0n])).toBe(SECCOMP_RET.ALLOW);
+    expect(run(prog, X86, nr('socket'), [16n | (1n << 32n), 3n, 9n])).toBe(SECCOMP_RET.ALLOW);
+    expect(run(prog, X86, nr('socketpair'), [16n, 3n, 9n])).toBe(SECCOMP_RET.ALLOW);
     // Short: a binary search, not one compare per call.
     expect(prog.length).toBeLessThan(200);
   });

@@ -146,6 +146,20 @@ export function containerSeccompFilter(o: {
       defaultAction: (SECCOMP_RET.ERRNO | ENOSYS) >>> 0,
       // i386 and x32 calls: the container has no business with them.
       badArchAction: (SECCOMP_RET.ERRNO | ENOSYS) >>> 0,
+      // Audit is not namespaced: socket(AF_NETLINK, *, NETLINK_AUDIT) fails with
+      // EAFNOSUPPORT, which audit userspace takes for "no audit in this kernel" (as systemd-nspawn).
+      argumentRules: allowed.has('socket')
+        ? [
+            {
+              nr: findSyscallNumber('socket', arch)!,
+              args: [
+                { index: 0, value: AF_NETLINK },
+                { index: 2, value: NETLINK_AUDIT },
+              ],
+              action: (SECCOMP_RET.ERRNO | EAFNOSUPPORT) >>> 0,
+            },
+          ]
+        : [],
     });
     cache.set(key, filter);
   }
@@ -154,6 +168,9 @@ export function containerSeccompFilter(o: {
 
 const EPERM = 1;
 const ENOSYS = 38;
+const EAFNOSUPPORT = 97;
+const AF_NETLINK = 16n;
+const NETLINK_AUDIT = 9n;
 
 /** The calls of `arch` a filter word names: a call, a group, or `@known`. */
 function expandItem(word: string, arch: Arch): string[] {
