@@ -248,28 +248,7 @@ describe('sd-nspawn --private-users', () => {
     const shift = (s: string) => Number(s.trim().split(/\s+/)[1]);
     expect(shift(a.stdout)).not.toBe(shift(b.stdout));
   });
-
-  it('stops escape attempts of root inside', () => {
-    const hostPid = process.pid;
-    const r = sdNspawn([
-      '-q',
-      '-D',
-      tree.dir,
-      '-U',
-      'sh',
-      '-c',
-      [
-        'mount -o remount,rw /proc/sys 2>/dev/null; echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo ESCAPE-sysctl',
-        'echo b > /proc/sysrq-trigger 2>/dev/null && echo ESCAPE-sysrq',
-        'insmod /dev/null 2>/dev/null && echo ESCAPE-module',
-        'mknod /tmp/blk b 7 0 2>/dev/null && echo ESCAPE-mknod',
-        `kill -0 ${hostPid} 2>/dev/null && echo ESCAPE-host-pid`,
-        'cat /proc/kallsyms 2>/dev/null | head -c1 | grep -q . && echo ESCAPE-kallsyms',
-        'echo done',
-      ].join('; '),
-    ]);
-    expect(r.stdout.trim(), r.stderr).toBe('done');
-  });
+  // The escape attempts of root inside run without -U in the Debian tree: escape-seccomp.test.ts.
 });
 
 describe("sd-nspawn on the host's own OS", () => {

@@ -28,11 +28,12 @@ export function sdNspawn(args: string[], timeout = 60_000) {
 }
 
 /** Runs sd-nspawn asynchronously (for containers that must run at the same time). */
-export async function sdNspawnAsync(args: string[], timeout = 60_000) {
+export async function sdNspawnAsync(args: string[], timeout = 60_000, env?: NodeJS.ProcessEnv) {
   const { spawn } = await import('node:child_process');
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(process.execPath, [NSPAWN_CLI, ...withConsole(args)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     });
     let stdout = '';
     let stderr = '';

@@ -126,12 +126,12 @@ export interface CrunOptions {
   name?: string;
   /** Sub-directory of `dir` for bundle and state, so that variants do not share one. */
   tag?: string;
-  /** A seccomp filter: these calls fail with EPERM, the rest is allowed (crun builds it with libseccomp per run). */
-  deniedSyscalls?: readonly string[];
+  /** A seccomp allow-list: these calls are allowed, the rest fail with EPERM (crun builds it with libseccomp per run). */
+  allowedSyscalls?: readonly string[];
 }
 
 export function crunRunner(dir: string, rootfs: string, options: CrunOptions = {}): Runner {
-  const { nsenterPid, tag = 'crun', deniedSyscalls } = options;
+  const { nsenterPid, tag = 'crun', allowedSyscalls } = options;
   const bundle = join(dir, `${tag}-bundle`);
   const state = join(dir, `${tag}-state`);
   mkdirSync(bundle, { recursive: true });
@@ -139,10 +139,11 @@ export function crunRunner(dir: string, rootfs: string, options: CrunOptions = {
   // The smallest config that still isolates like a container: pid, mount,
   // ipc, uts, net and cgroup namespaces (no user ns), /proc, a read-only
   // root; seccomp only when asked for (crun has no default filter).
-  const seccomp = deniedSyscalls && {
-    defaultAction: 'SCMP_ACT_ALLOW',
+  const seccomp = allowedSyscalls && {
+    defaultAction: 'SCMP_ACT_ERRNO',
+    defaultErrnoRet: 1,
     architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
-    syscalls: [{ names: [...deniedSyscalls], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }],
+    syscalls: [{ names: [...allowedSyscalls], action: 'SCMP_ACT_ALLOW' }],
   };
   const config = {
     ociVersion: '1.0.2',
@@ -166,7 +167,7 @@ export function crunRunner(dir: string, rootfs: string, options: CrunOptions = {
     `sd-bench-${process.pid}-${tag}-${n++}`,
   ];
   const what = `pid+mnt+ipc+uts+net+cgroup ns (no user ns), /proc, read-only root, ${
-    seccomp ? `seccomp denying ${deniedSyscalls.length} calls` : 'no seccomp'
+    seccomp ? `seccomp allowing ${allowedSyscalls.length} calls` : 'no seccomp'
   }`;
   const runner =
     nsenterPid === undefined

@@ -150,18 +150,23 @@ async function startBench(): Promise<void> {
   else say('systemd-nspawn is not installed, skipping it (--install gets it)');
   if (have('crun')) {
     if (!unifiedCgroups()) holder = await cgroup2Holder();
-    const { DENIED_SYSCALLS } = (await import('@sd/nspawn').catch(() => ({}))) as {
-      DENIED_SYSCALLS?: string[];
+    const sys = (await import('@sd/sys').catch(() => ({}))) as {
+      containerAllowedSyscalls?: (o: { capabilities: bigint }) => Set<string>;
+      NSPAWN_DEFAULT_CAPABILITIES?: bigint;
     };
+    const allowed =
+      sys.containerAllowedSyscalls && sys.NSPAWN_DEFAULT_CAPABILITIES !== undefined
+        ? [...sys.containerAllowedSyscalls({ capabilities: sys.NSPAWN_DEFAULT_CAPABILITIES })]
+        : undefined;
     crunOff = crunRunner(dir, rootfs, { nsenterPid: holder?.pid, tag: 'crun', name: 'crun run, no seccomp' });
-    if (DENIED_SYSCALLS)
+    if (allowed)
       crunOn = crunRunner(dir, rootfs, {
         nsenterPid: holder?.pid,
         tag: 'crun-seccomp',
         name: 'crun run, seccomp',
-        deniedSyscalls: DENIED_SYSCALLS,
+        allowedSyscalls: allowed,
       });
-    else say('no DENIED_SYSCALLS from @sd/nspawn: skipping crun with seccomp');
+    else say('no containerAllowedSyscalls in @sd/sys: skipping crun with seccomp');
   } else say('crun is not installed, skipping it (--install gets it)');
 
   const all = [cli, lib, nspawn, crunOff, crunOn].filter((r): r is Runner => !!r);

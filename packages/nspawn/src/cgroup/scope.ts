@@ -1,11 +1,24 @@
-import { chownSync, existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import {
+  applyDevicePolicyV1,
+  applyDevicePolicyV2,
   Cgroup,
   type CgroupHierarchy,
   type CgroupLayout,
+  type DeviceRule,
   detectCgroups,
   machineScopeName,
+  NSPAWN_DEVICE_ALLOW,
   parseProcCgroup,
   SIG,
 } from '@sd/sys';
@@ -47,6 +60,8 @@ export class ContainerScope {
   /** One Cgroup per distinct parent path; the first holds the unified hierarchy when there is one. */
   readonly #groups: Cgroup[] = [];
   #created = false;
+  /** The v1 devices cgroup the payload joins, below the scope that holds the policy. */
+  #devicesPayload: string | undefined;
 
   constructor(machine: string, layout: CgroupLayout = detectCgroups(), ownCgroups?: string) {
     this.name = scopeName(machine);
@@ -119,8 +134,41 @@ export class ContainerScope {
     }
   }
 
+  /**
+   * Closes the scope's device policy: only `rules` may be opened or made
+   * (NSPAWN_DEVICE_ALLOW: systemd's DevicePolicy=closed and nspawn's
+   * DeviceAllow=). On cgroup v2 a device program on the scope; on v1 the
+   * devices controller, whose payload cgroup is a child of the scope: root
+   * in the container (CAP_SYS_ADMIN) may write devices.allow of its own
+   * cgroup root, but a child can never allow what its parent denies.
+   * Both where both exist. Call after create(), before attach().
+   */
+  restrictDevices(rules: readonly DeviceRule[] = NSPAWN_DEVICE_ALLOW): void {
+    try {
+      for (const g of this.#groups) {
+        const v1 = g.v1Dir('devices');
+        if (v1 !== undefined) {
+          applyDevicePolicyV1(v1, rules);
+          mkdirSync(`${v1}/payload`);
+          this.#devicesPayload = `${v1}/payload`;
+        }
+        const unified = g.unifiedDir;
+        if (unified !== undefined) applyDevicePolicyV2(unified, rules);
+      }
+    } catch (e) {
+      throw new NspawnError(
+        'EIO',
+        `Failed to set the device policy of ${this.name}: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+  }
+
   attach(pid: number): void {
     for (const g of this.#groups) g.attach(pid);
+    if (this.#devicesPayload !== undefined) writeFileSync(`${this.#devicesPayload}/cgroup.procs`, `${pid}\n`);
   }
 
   /** Hands the unified scope to the container's root user (with --private-users). */

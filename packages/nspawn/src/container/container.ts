@@ -46,6 +46,7 @@ import {
   openDetachedMounts,
   prepareCustomMounts,
 } from './prepare.js';
+import { deviceRules } from './security.js';
 import { chooseUidRange, type UidRange } from './userns.js';
 
 export interface ContainerOptions {
@@ -247,6 +248,7 @@ export async function startContainer(
     const scope = new ContainerScope(machine);
     await scope.create();
     container.addCleanup(() => scope.destroy());
+    scope.restrictDevices(deviceRules(settings));
 
     const uids = chooseUidRange(settings.privateUsers, machine, runtimeDir);
     if (uids) container.addCleanup(() => uids.release());

@@ -1,11 +1,12 @@
+import { statSync } from 'node:fs';
 import {
-  buildFilter,
   CAP,
-  findSyscallNumber,
+  containerSeccompFilter,
+  type DeviceRule,
   lastCap,
   NSPAWN_DEFAULT_CAPABILITIES,
+  NSPAWN_DEVICE_ALLOW,
   parseCapabilityList,
-  SECCOMP_RET,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
@@ -29,69 +30,41 @@ export function lastCapability(): number {
 }
 
 /**
- * Calls no container may make, whatever its capabilities: loading kernel
- * code or replacing the kernel, swap, raw port I/O, file handles that reach
- * past the container's root, the kernel keyring (not namespaced), BPF and
- * perf (host-wide), process accounting. They fail with EPERM.
- */
-export const DENIED_SYSCALLS = [
-  'kexec_load',
-  'kexec_file_load',
-  'init_module',
-  'finit_module',
-  'delete_module',
-  'swapon',
-  'swapoff',
-  'open_by_handle_at',
-  'iopl',
-  'ioperm',
-  'acct',
-  'keyctl',
-  'add_key',
-  'request_key',
-  'bpf',
-  'perf_event_open',
-  'lookup_dcookie',
-  'uselib',
-  'nfsservctl',
-  'quotactl',
-  'syslog',
-];
-
-const EPERM = 1;
-const ENOSYS = 38;
-
-/**
- * The default filter, with --system-call-filter applied: `name` allows a
- * call we deny by default, `~name` denies one more. The filter is a constant
- * for the default settings; it is built once per process and reused.
+ * The container's seccomp filter: systemd-nspawn's allow-list for the
+ * capabilities the payload keeps, with --system-call-filter applied
+ * (containerSeccompFilter in @sd/sys, which builds each distinct filter once).
  */
 export function defaultSeccompFilter(settings: Settings): Buffer {
-  const denied = new Set(DENIED_SYSCALLS);
-  for (const word of settings.systemCallFilter) {
-    const deny = word.startsWith('~');
-    const name = deny ? word.slice(1) : word;
-    if (name.startsWith('@'))
-      throw new NspawnError(
-        'EOPNOTSUPP',
-        `System call groups such as ${name} are not supported yet in --system-call-filter`,
-      );
-    if (findSyscallNumber(name) === undefined && !DENIED_SYSCALLS.includes(name))
-      throw new NspawnError('EINVAL', `Unknown system call in --system-call-filter: ${name}`);
-    if (deny) denied.add(name);
-    else denied.delete(name);
-  }
-  const key = [...denied].sort().join(',');
-  let filter = cache.get(key);
-  if (!filter) {
-    filter = buildFilter({
-      defaultAction: SECCOMP_RET.ALLOW,
-      badArchAction: SECCOMP_RET.ERRNO | ENOSYS,
-      rules: [...denied].map((syscall) => ({ syscall, action: SECCOMP_RET.ERRNO | EPERM })),
+  try {
+    return containerSeccompFilter({
+      capabilities: capabilityMask(settings),
+      systemCallFilter: settings.systemCallFilter,
     });
-    cache.set(key, filter);
+  } catch (e) {
+    if (e instanceof NspawnError) throw e;
+    throw new NspawnError('EINVAL', `Invalid --system-call-filter: ${(e as Error).message}`, { cause: e });
   }
-  return filter;
 }
 
-const cache = new Map<string, Buffer>();
+/**
+ * The devices the machine's cgroup allows: systemd-nspawn's list, plus each
+ * device node bound in with --bind (rw) or --bind-ro (r), as systemd-nspawn
+ * adds DeviceAllow= for them. A source that is not there yet is skipped.
+ */
+export function deviceRules(settings: Settings): DeviceRule[] {
+  const rules = [...NSPAWN_DEVICE_ALLOW];
+  for (const b of settings.binds) {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(b.source, { bigint: true });
+    } catch {
+      continue;
+    }
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) continue;
+    const rdev = st.rdev;
+    const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+    const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    rules.push({ type: st.isBlockDevice() ? 'b' : 'c', major, minor, access: b.readOnly ? 'r' : 'rw' });
+  }
+  return rules;
+}

@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { parseSystemCallFilter } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
 import {
@@ -190,7 +191,13 @@ const options: Option[] = [
   {
     long: 'system-call-filter',
     arg: 'required',
-    apply: (s, v) => s.systemCallFilter.push(...(v ?? '').split(/\s+/).filter(Boolean)),
+    apply: (s, v) => {
+      try {
+        s.systemCallFilter.push(...parseSystemCallFilter(v ?? ''));
+      } catch (e) {
+        throw new NspawnError('EINVAL', `Invalid --system-call-filter=${v ?? ''}: ${(e as Error).message}`);
+      }
+    },
   },
   {
     long: 'resolv-conf',

@@ -1,3 +1,4 @@
+import { parseSystemCallFilter } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { parseSignal } from './argv.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
@@ -136,7 +137,7 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
     NotifyReady: { field: 'notifyReady', apply: (s, v) => (s.notifyReady = bool(v)) },
     SystemCallFilter: {
       field: 'systemCallFilter',
-      apply: list('systemCallFilter', (v) => v.split(/\s+/).filter(Boolean)),
+      apply: list('systemCallFilter', parseSystemCallFilter),
     },
     ResolvConf: {
       field: 'resolvConf',

@@ -119,7 +119,7 @@ export function disassemble(insns: readonly Insn[]): string[] {
 /** A jump target: a relative count of instructions to skip, or a label defined later. */
 export type Target = number | string;
 
-type Pending = { insn: Insn; jt?: string; jf?: string };
+type Pending = { insn: Insn; jt?: string; jf?: string; ja?: string };
 
 /** Builds a program with forward labels, resolved by assemble(). */
 export class Assembler {
@@ -166,6 +166,14 @@ export class Assembler {
     return this.push(bpfStmt(BPF.RET | BPF.K, k));
   }
 
+  /** Unconditional jump: its 32-bit offset reaches past the 255 of a conditional one. */
+  ja(target: Target): this {
+    const p: Pending = { insn: bpfStmt(BPF.JMP | BPF.JA, typeof target === 'number' ? target : 0) };
+    if (typeof target === 'string') p.ja = target;
+    this.items.push(p);
+    return this;
+  }
+
   private jmp(op: number, k: number, jt: Target, jf: Target): this {
     const p: Pending = {
       insn: bpfJump(
@@ -188,15 +196,16 @@ export class Assembler {
 
   assemble(): Insn[] {
     return this.items.map((p, at) => {
-      const rel = (label: string): number => {
+      const rel = (label: string, max = 255): number => {
         const to = this.labels.get(label);
         if (to === undefined) throw new InvalidArgumentError(`BPF label '${label}' is not defined`);
         const d = to - at - 1;
         if (d < 0) throw new InvalidArgumentError(`BPF jump to '${label}' goes backwards`);
-        if (d > 255)
-          throw new InvalidArgumentError(`BPF jump to '${label}' is ${d} instructions away (max 255)`);
+        if (d > max)
+          throw new InvalidArgumentError(`BPF jump to '${label}' is ${d} instructions away (max ${max})`);
         return d;
       };
+      if (p.ja !== undefined) return { ...p.insn, k: rel(p.ja, MAX_INSNS) };
       return {
         ...p.insn,
         jt: p.jt === undefined ? p.insn.jt : rel(p.jt),

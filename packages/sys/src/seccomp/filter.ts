@@ -91,6 +91,91 @@ export function buildFilter(spec: FilterSpec): Buffer {
   return encodeBpf(a.assemble());
 }
 
+export interface TableFilterSpec {
+  arch?: Arch;
+  /** The action of each call number that has one. */
+  actions: ReadonlyMap<number, number>;
+  /** For every number `actions` lacks. */
+  defaultAction: number;
+  /** For calls made through another ABI (another AUDIT_ARCH, x32). Default KILL_PROCESS. */
+  badArchAction?: number;
+  /** Checked before the table: a call whose listed arguments all equal these values gets `action`. */
+  argumentRules?: ReadonlyArray<{
+    nr: number;
+    args: ReadonlyArray<{ index: number; value: bigint }>;
+    action: number;
+  }>;
+}
+
+/**
+ * Like buildFilter, for large tables: the call numbers are cut into runs of
+ * equal action and found by a binary search over the runs' starts (unsigned
+ * jge), so a call costs about log2(runs) compares instead of one per rule.
+ * A subtree too far for a conditional jump (255) is reached through `ja`.
+ */
+export function buildTableFilter(spec: TableFilterSpec): Buffer {
+  const arch = spec.arch ?? hostArch();
+  const badArch = spec.badArchAction ?? SECCOMP_RET.KILL_PROCESS;
+  const dflt = spec.defaultAction >>> 0;
+  // Runs cover 0..2^32-1: [start, next start) has `action`.
+  const runs: Array<{ start: number; action: number }> = [];
+  const push = (start: number, action: number) => {
+    // A run that would start where the last one does replaces it (number 0).
+    if (runs.length && runs[runs.length - 1]!.start === start) runs.pop();
+    if (runs.length && runs[runs.length - 1]!.action === action) return;
+    runs.push({ start, action });
+  };
+  push(0, dflt);
+  for (const nr of [...spec.actions.keys()].sort((x, y) => x - y)) {
+    if (!Number.isInteger(nr) || nr < 0 || nr >= X32_SYSCALL_BIT)
+      throw new InvalidArgumentError(`not a system call number: ${nr}`);
+    push(nr, spec.actions.get(nr)! >>> 0);
+    if (!spec.actions.has(nr + 1)) push(nr + 1, dflt);
+  }
+  // Sizes of subtrees over n runs (split as emit() does), to know which jumps need a ja.
+  const sizes = [0, 1];
+  for (let n = 2; n <= runs.length; n++) {
+    const left = n >> 1;
+    sizes[n] = 1 + (sizes[left]! > 255 ? 1 : 0) + sizes[left]! + sizes[n - left]!;
+  }
+  const a = new Assembler();
+  a.ldAbs(SECCOMP_DATA.arch).jeq(AUDIT_ARCH[arch], 1, 0).ret(badArch);
+  a.ldAbs(SECCOMP_DATA.nr);
+  if (arch === 'x86_64') a.jge(X32_SYSCALL_BIT, 0, 1).ret(badArch);
+  (spec.argumentRules ?? []).forEach((rule, i) => {
+    a.jeq(rule.nr, 0, `next${i}`);
+    for (const { index, value } of rule.args) {
+      if (!Number.isInteger(index) || index < 0 || index > 5)
+        throw new InvalidArgumentError(`system call argument index ${index} is not 0 to 5`);
+      // 64-bit arguments as two little-endian words.
+      a.ldAbs(SECCOMP_DATA.args + 8 * index).jeq(Number(value & 0xffffffffn), 0, `reload${i}`);
+      a.ldAbs(SECCOMP_DATA.args + 8 * index + 4).jeq(Number((value >> 32n) & 0xffffffffn), 0, `reload${i}`);
+    }
+    a.ret(rule.action);
+    a.label(`reload${i}`).ldAbs(SECCOMP_DATA.nr);
+    a.label(`next${i}`);
+  });
+  let labels = 0;
+  const emit = (lo: number, n: number): void => {
+    if (n === 1) {
+      a.ret(runs[lo]!.action);
+      return;
+    }
+    const left = n >> 1;
+    const right = `r${labels++}`;
+    const k = runs[lo + left]!.start;
+    if (sizes[left]! <= 255) a.jge(k, right, 0);
+    else a.jge(k, 0, 1).ja(right);
+    emit(lo, left);
+    a.label(right);
+    emit(lo + left, n - left);
+  };
+  emit(0, runs.length);
+  if (a.length > MAX_INSNS)
+    throw new InvalidArgumentError(`seccomp filter has ${a.length} instructions (max ${MAX_INSNS})`);
+  return encodeBpf(a.assemble());
+}
+
 function resolveSyscall(s: number | string, arch: Arch): number | undefined {
   if (typeof s === 'number') {
     if (!Number.isInteger(s) || s < 0) throw new InvalidArgumentError(`not a system call number: ${s}`);
