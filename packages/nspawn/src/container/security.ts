@@ -7,13 +7,19 @@ import {
   SECCOMP_RET,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
+import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
+
+const CAP_NET_ADMIN = 1n << 12n;
 
 /** The capability bounding set the payload keeps: systemd-nspawn's default, plus --capability, minus --drop-capability. */
 export function capabilityMask(settings: Settings): bigint {
   let mask = NSPAWN_DEFAULT_CAPABILITIES;
   try {
     for (const c of settings.capabilities) if (c) mask |= parseCapabilityList(c);
+    // A network of its own is the container's to manage, as with systemd-nspawn: CAP_NET_ADMIN stays
+    // (before --drop-capability, which can still take it away).
+    if (hasPrivateNetwork(settings)) mask |= CAP_NET_ADMIN;
     for (const c of settings.dropCapabilities) if (c) mask &= ~parseCapabilityList(c);
   } catch (e) {
     throw new NspawnError('EINVAL', (e as Error).message, { cause: e });

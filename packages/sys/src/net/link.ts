@@ -113,7 +113,8 @@ function settingAttrs(s: LinkSettings): Attr[] {
 export type LinkKind =
   | { kind: 'veth'; peer: { name: string; netns?: NetnsRef } & LinkSettings }
   | { kind: 'bridge' }
-  | { kind: 'macvlan'; parent: number; mode?: keyof typeof MACVLAN_MODE };
+  | { kind: 'macvlan'; parent: number; mode?: keyof typeof MACVLAN_MODE }
+  | { kind: 'ipvlan'; parent: number };
 
 export type CreateLink = { name: string; netns?: NetnsRef } & LinkSettings & LinkKind;
 
@@ -145,6 +146,8 @@ export async function createLink(sock: NetlinkSocket, spec: CreateLink): Promise
       // The peer cannot be brought up in the same message: it opens before it knows its other end (ENOTCONN).
       const peerValue = Buffer.concat([encodeIfinfomsg(), encodeAttrs(peer)]);
       info.push({ type: IFLA_INFO.DATA, value: [{ type: VETH_INFO.PEER, value: peerValue }] });
+    } else if (spec.kind === 'ipvlan') {
+      attrs.push(attr.u32(IFLA.LINK, spec.parent));
     } else if (spec.kind === 'macvlan') {
       attrs.push(attr.u32(IFLA.LINK, spec.parent));
       info.push({

@@ -1,0 +1,107 @@
+import {
+  AF,
+  addAddress,
+  getLink,
+  IFF,
+  type LinkInfo,
+  listAddresses,
+  listRoutes,
+  type NetlinkSocket,
+  setLink,
+} from '@sd/sys';
+import type { NatTable, Owner } from '../nft/nat.js';
+import { contains, nthAddress, overlaps, type Subnet, subnetOf } from '../pool/ipv4.js';
+import { POOLS, pickSubnet } from '../pool/pool.js';
+import { enableIPv4Forwarding } from './forward.js';
+
+/**
+ * The host side of a container link configured as systemd-networkd's
+ * shipped 80-container-ve.network and 80-container-vz.network do:
+ * `Address=0.0.0.0/28` (ve-) or `/24` (vz-) from the pool, IP masquerading
+ * (and so forwarding), the link up. The DHCP server and link-local
+ * addressing of those files are separate modules.
+ */
+
+export type ContainerLinkKind = 've' | 'vz';
+
+export function containerLinkKind(name: string): ContainerLinkKind | undefined {
+  if (name.startsWith('ve-')) return 've';
+  if (name.startsWith('vz-')) return 'vz';
+  return undefined;
+}
+
+export const POOL_PREFIX: Record<ContainerLinkKind, number> = { ve: 28, vz: 24 };
+
+export interface ConfiguredLink {
+  name: string;
+  index: number;
+  subnet: Subnet;
+  /** The host's address on the link: the subnet's first. */
+  hostAddress: string;
+  prefixLength: number;
+}
+
+/** Every IPv4 subnet the namespace already uses: addresses on any link and routes (but not the default route). */
+export async function usedSubnets(sock: NetlinkSocket): Promise<Subnet[]> {
+  const addrs = await listAddresses(sock, { family: AF.INET });
+  const routes = await listRoutes(sock, { family: AF.INET, table: 'all' });
+  return [
+    ...addrs.map((a) => subnetOf(a.address, a.prefixLength)),
+    ...routes
+      .filter((r) => r.prefixLength > 0 && r.type === 1)
+      .map((r) => subnetOf(r.destination, r.prefixLength)),
+  ];
+}
+
+export interface ConfigureOptions {
+  /** Masquerade the subnet in this table (80-container-*.network: IPMasquerade=ipv4). */
+  nat?: NatTable;
+  /** The owner of the masquerade element; the link itself by default. */
+  owner?: Owner;
+  /** The pool seed: the machine (or zone) name keeps the subnet stable across restarts. */
+  seed?: string;
+}
+
+/**
+ * Gives a ve-/vz- link its pool address and brings it up; a link that
+ * already has a pool address keeps it. Idempotent.
+ */
+export async function configureContainerLink(
+  sock: NetlinkSocket,
+  link: LinkInfo | number | string,
+  options: ConfigureOptions = {},
+): Promise<ConfiguredLink> {
+  const info = typeof link === 'object' ? link : await getLink(sock, link);
+  if (!info) throw new Error(`No such link: ${link}`);
+  const kind = containerLinkKind(info.name);
+  if (!kind) throw new Error(`${info.name} is not a container link (ve-* or vz-*)`);
+  const prefixLength = POOL_PREFIX[kind];
+  const own = (await listAddresses(sock, { family: AF.INET, index: info.index })).find(
+    (a) => a.prefixLength === prefixLength && POOLS.some((p) => contains(p, a.address)),
+  );
+  let subnet: Subnet;
+  if (own) subnet = subnetOf(own.address, prefixLength);
+  else {
+    const seed = options.seed ?? info.name.slice(3);
+    subnet = pickSubnet(seed, prefixLength, await usedSubnets(sock));
+    await addAddress(sock, { index: info.index, address: nthAddress(subnet, 1), prefixLength });
+  }
+  if (!(info.flags & IFF.UP)) await setLink(sock, info.index, { up: true });
+  if (options.nat) {
+    enableIPv4Forwarding();
+    const present = options.nat.elements().masq.some((e) => overlaps(subnetOfKey(e.key), subnet));
+    if (!present) options.nat.addMasquerade(subnet, options.owner ?? { link: info.name });
+  }
+  return {
+    name: info.name,
+    index: info.index,
+    subnet,
+    hostAddress: own?.address ?? nthAddress(subnet, 1),
+    prefixLength,
+  };
+}
+
+function subnetOfKey(key: string): Subnet {
+  const [a, p] = key.split('/');
+  return subnetOf(a!, p === undefined ? 32 : Number(p));
+}
