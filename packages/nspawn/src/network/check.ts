@@ -43,7 +43,7 @@ async function refuseIpvlan(parent: string): Promise<never> {
     // On lo, which can never be an ipvlan parent: only whether the kind exists is learnt.
     await createLink(sock, { name: 'sdprobe0', kind: 'ipvlan', parent: 1 });
   } catch (e) {
-    missing = e instanceof SyscallError && e.code === 'EOPNOTSUPP';
+    missing = e instanceof SyscallError && e.errno === 95; // EOPNOTSUPP: "Unknown device type"
   } finally {
     sock.close();
     closeQuietly(ns);

@@ -127,13 +127,15 @@ export async function setupContainerNetwork(
   const inside = openRouteSocket(netns);
   undo.push(() => inside.close());
   const owner = selfOwner(machine);
+  // Made first so that it is closed last: zone and veth cleanups use it.
   let nat: NatTable | undefined;
+  if (settings.networkVeth || settings.networkZone !== undefined) {
+    const n = new NatTable({ lockPath: natLock(options.runtimeDir) });
+    nat = n;
+    undo.push(() => n.close());
+  }
   const getNat = () => {
-    if (!nat) {
-      const n = new NatTable({ lockPath: natLock(options.runtimeDir) });
-      nat = n;
-      undo.push(() => n.close());
-    }
+    if (!nat) throw new NspawnError('EINVAL', 'internal: no nftables table for this network setup');
     return nat;
   };
   const result: ContainerNetwork = {

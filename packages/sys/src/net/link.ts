@@ -166,7 +166,10 @@ export async function createLink(sock: NetlinkSocket, spec: CreateLink): Promise
   if (spec.kind === 'veth' && spec.peer.up && !spec.peer.netns)
     await setLink(sock, spec.peer.name, { up: true });
   if (spec.netns) return 0;
-  return (await getLink(sock, spec.name))?.index ?? 0;
+  const index = (await getLink(sock, spec.name))?.index ?? 0;
+  // The kernel ignores IFLA_IFALIAS when it creates a link: set it on the new link.
+  if (spec.alias !== undefined && index) await setLink(sock, index, { alias: spec.alias });
+  return index;
 }
 
 function peerFlags(s: LinkSettings): { flags: number; change: number } {
