@@ -1,3 +1,5 @@
+export type { DaemonEvents } from './daemon/daemon.js';
+export { DEFAULT_NAT_LOCK, matchesContainerNetwork, NetworkdVeth } from './daemon/daemon.js';
 export type { ShortenedName, VethNameOptions } from './ifname.js';
 export {
   ALTIFNAMSIZ,

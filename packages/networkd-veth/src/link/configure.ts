@@ -84,7 +84,12 @@ export async function configureContainerLink(
   else {
     const seed = options.seed ?? info.name.slice(3);
     subnet = pickSubnet(seed, prefixLength, await usedSubnets(sock));
-    await addAddress(sock, { index: info.index, address: nthAddress(subnet, 1), prefixLength });
+    // replace: sd-nspawn and the daemon may configure the same new link at once.
+    await addAddress(
+      sock,
+      { index: info.index, address: nthAddress(subnet, 1), prefixLength },
+      { replace: true },
+    );
   }
   if (!(info.flags & IFF.UP)) await setLink(sock, info.index, { up: true });
   if (options.nat) {

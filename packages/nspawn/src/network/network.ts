@@ -1,8 +1,10 @@
-import { fstatSync, statSync } from 'node:fs';
+import { fstatSync, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   type ContainerAddress,
   type ContainerAddressing,
   configureContainerLink,
+  DEFAULT_NAT_LOCK,
   generateMac,
   NatTable,
   processGone,
@@ -86,8 +88,10 @@ export function openNetnsPath(path: string): number {
   return fd;
 }
 
-function natLock(runtimeDir: string): string {
-  return `${runtimeDir}/nat.lock`;
+// The lock every writer of our nftables table shares (sd-networkd-veth too).
+function natLock(_runtimeDir: string): string {
+  mkdirSync(dirname(DEFAULT_NAT_LOCK), { recursive: true });
+  return DEFAULT_NAT_LOCK;
 }
 
 /**
