@@ -1,14 +1,17 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { formatSubnet, nthAddress, pickSubnet, staticContainerAddress, subnetOf } from '@sd/networkd-veth';
 import {
   AF,
   addAddress,
+  closeQuietly,
   createLink,
+  createNetworkNamespace,
   deleteAddress,
   deleteLink,
   getLink,
   listAddresses,
   listLinks,
-  setLink,
+  openRouteSocket,
 } from '@sd/sys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HOST_UPLINK, INTERNET, Topology } from './net-topology.js';
@@ -275,6 +278,76 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     await expectClean();
   });
 
+  it('--network-interface is moved in and given back; --network-macvlan and --network-veth-extra appear inside', async () => {
+    await createLink(t.host, { name: 'sdnet-if0', kind: 'veth', peer: { name: 'sdnet-if1' } });
+    try {
+      const r = await t.nspawn([
+        ...base,
+        '-M',
+        'sdnet-m',
+        '--network-interface=sdnet-if0',
+        '--network-macvlan=sdnet-if1',
+        '--network-veth-extra=sdnet-x0:inner0',
+        '/usr/sbin/ip',
+        '-o',
+        'link',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/ sdnet-if0[@:]/);
+      expect(r.stdout).toMatch(/ mv-sdnet-if1[@:]/);
+      expect(r.stdout).toMatch(/ inner0[@:]/);
+      expect(r.stdout).not.toMatch(/sdnet-up/);
+      expect(await getLink(t.host, 'sdnet-if0')).toBeDefined();
+      expect(await getLink(t.host, 'sdnet-x0')).toBeUndefined();
+    } finally {
+      await deleteLink(t.host, 'sdnet-if0', { missingOk: true });
+    }
+  });
+
+  it('--network-namespace-path runs the container in that namespace', async () => {
+    const ns = createNetworkNamespace();
+    const s = openRouteSocket(ns);
+    try {
+      await createLink(s, { name: 'sdnet-nsp', kind: 'bridge' });
+      const r = await t.nspawn([
+        ...base,
+        '-M',
+        'sdnet-n',
+        `--network-namespace-path=/proc/${process.pid}/fd/${ns}`,
+        '/usr/sbin/ip',
+        '-o',
+        'link',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/ sdnet-nsp:/);
+      const bad = await t.nspawn([
+        ...base,
+        '-M',
+        'sdnet-n',
+        '--network-namespace-path=/etc/hostname',
+        'true',
+      ]);
+      expect(bad.stderr).toMatch(/--network-namespace-path=\/etc\/hostname is not a network namespace/);
+    } finally {
+      s.close();
+      closeQuietly(ns);
+    }
+  });
+
+  it('a trusted .nspawn file with VirtualEthernet=yes gives the container a veth, not the host network', async () => {
+    mkdirSync('/run/systemd/nspawn', { recursive: true });
+    const file = '/run/systemd/nspawn/sdnet-f.nspawn';
+    writeFileSync(file, '[Network]\nVirtualEthernet=yes\nPort=tcp:8082:80\n');
+    try {
+      const r = await t.nspawn([...base, '-M', 'sdnet-f', '/usr/sbin/ip', '-o', 'link']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/ host0@/);
+      expect(r.stdout).not.toMatch(/sdnet-up/);
+    } finally {
+      rmSync(file);
+    }
+  });
+
   it('refuses what it cannot honour before starting anything', async () => {
     const ipvlan = await t.nspawn([...base, '-M', 'sdnet-i', '--network-ipvlan=sdnet-up', 'true']);
     expect(ipvlan.code).not.toBe(0);
@@ -291,5 +364,3 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     expect(badPort.stderr).toMatch(/Invalid port in --port=tcp:70000: "70000"/);
   });
 });
-
-void setLink;
