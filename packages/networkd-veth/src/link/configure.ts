@@ -94,8 +94,8 @@ export async function configureContainerLink(
   if (!(info.flags & IFF.UP)) await setLink(sock, info.index, { up: true });
   if (options.nat) {
     enableIPv4Forwarding();
-    const present = options.nat.elements().masq.some((e) => overlaps(subnetOfKey(e.key), subnet));
-    if (!present) options.nat.addMasquerade(subnet, options.owner ?? { link: info.name });
+    // `add element` of a subnet that is there already changes nothing (sd-nspawn and the daemon may both add it).
+    options.nat.addMasquerade(subnet, options.owner ?? { link: info.name });
   }
   return {
     name: info.name,
@@ -104,9 +104,4 @@ export async function configureContainerLink(
     hostAddress: own?.address ?? nthAddress(subnet, 1),
     prefixLength,
   };
-}
-
-function subnetOfKey(key: string): Subnet {
-  const [a, p] = key.split('/');
-  return subnetOf(a!, p === undefined ? 32 : Number(p));
 }

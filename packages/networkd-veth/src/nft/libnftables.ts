@@ -65,6 +65,7 @@ const NFT_CTX_OUTPUT_JSON = 1 << 4;
 export class Nft {
   private ctx: unknown;
   private readonly l: Lib;
+  private readonly json: boolean;
 
   /** A context in our network namespace, or in the one of `netnsFd`. */
   constructor(options: { netnsFd?: number; json?: boolean } = {}) {
@@ -74,12 +75,13 @@ export class Nft {
     if (!this.ctx) throw new SdError('ENOMEM', 'nft_ctx_new failed');
     this.l.bufferOutput(this.ctx);
     this.l.bufferError(this.ctx);
-    if (options.json) this.l.setOutputFlags(this.ctx, NFT_CTX_OUTPUT_JSON);
+    this.json = options.json ?? false;
   }
 
-  /** Runs commands (one per line, as in an nft file), atomically; returns what they printed. */
-  run(commands: string): string {
+  /** Runs commands (one per line, as in an nft file), atomically; returns what they printed (as JSON with `json`). */
+  run(commands: string, options: { json?: boolean } = {}): string {
     if (!this.ctx) throw new SdError('EBADF', 'nft context is closed');
+    this.l.setOutputFlags(this.ctx, (options.json ?? this.json) ? NFT_CTX_OUTPUT_JSON : 0);
     const r = this.l.run(this.ctx, commands);
     const out = this.l.getOutput(this.ctx) ?? '';
     if (r !== 0) {

@@ -287,10 +287,6 @@ export async function startContainer(
     let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
     if (uids) cloneFlags |= CLONE.NEWUSER;
     if (privateNetwork) cloneFlags |= CLONE.NEWNET;
-    if (needsLinks(settings)) {
-      mkdirSync(runtimeDir, { recursive: true });
-      await removeStaleNetworkState(runtimeDir);
-    }
 
     const program = buildContainerProgram(plan);
     let child: ChildProcess;

@@ -99,18 +99,10 @@ function natLock(_runtimeDir: string): string {
  * and port-forward elements (their owner process is gone), elements of
  * links that no longer exist, and empty zone bridges of ours.
  */
-export async function removeStaleNetworkState(runtimeDir: string): Promise<void> {
-  const sock = openRouteSocket();
-  let nat: NatTable | undefined;
-  try {
-    nat = new NatTable({ lockPath: natLock(runtimeDir) });
-    const names = new Set((await listLinks(sock)).map((l) => l.name));
-    nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
-    await removeEmptyZoneBridges(sock, nat);
-  } finally {
-    nat?.close();
-    sock.close();
-  }
+export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
+  const names = new Set((await listLinks(sock)).map((l) => l.name));
+  nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
+  await removeEmptyZoneBridges(sock, nat);
 }
 
 export async function setupContainerNetwork(
@@ -138,6 +130,8 @@ export async function setupContainerNetwork(
     nat = n;
     undo.push(() => n.close());
   }
+  // What a killed sd-nspawn left goes first: its subnets are free again.
+  if (nat) await removeStaleNetworkState(host, nat);
   const getNat = () => {
     if (!nat) throw new NspawnError('EINVAL', 'internal: no nftables table for this network setup');
     return nat;
