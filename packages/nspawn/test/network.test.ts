@@ -203,7 +203,10 @@ describe('sd-nspawn networking (in test namespaces)', () => {
       'sdnet-z1',
     );
     const bridge = (await getLink(t.host, 'vz-sdnetz'))?.index;
-    await t.waitFor('vb-sdnet-z1 in the zone', async () => (await getLink(t.host, 'vb-sdnet-z1'))?.master === bridge);
+    await t.waitFor(
+      'vb-sdnet-z1 in the zone',
+      async () => (await getLink(t.host, 'vb-sdnet-z1'))?.master === bridge,
+    );
     await t.waitFor(
       'the zone server from the host',
       () =>

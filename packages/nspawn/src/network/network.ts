@@ -89,6 +89,10 @@ export function openNetnsPath(path: string): number {
 }
 
 // The lock every writer of our nftables table shares (sd-networkd-veth too).
+async function undoAll(undo: Array<() => unknown>): Promise<void> {
+  while (undo.length) await undo.pop()!();
+}
+
 function natLock(_runtimeDir: string): string {
   mkdirSync(dirname(DEFAULT_NAT_LOCK), { recursive: true });
   return DEFAULT_NAT_LOCK;
@@ -118,6 +122,14 @@ export async function setupContainerNetwork(
   // Held until cleanup: the namespace (and the links in it) outlive the payload until we are done with them.
   const netns = openNamespace(child.pid, 'net');
   undo.push(() => closeQuietly(netns));
+  // Links for a container that shares our namespace would configure the host itself.
+  if (fstatSync(netns).ino === fstatSync(ownNetns).ino) {
+    await undoAll(undo);
+    throw new NspawnError(
+      'EINVAL',
+      'internal: the container has no network namespace of its own; refusing to set up its links',
+    );
+  }
   const host = openRouteSocket();
   undo.push(() => host.close());
   const inside = openRouteSocket(netns);
