@@ -290,6 +290,8 @@ export async function startContainer(
 
     const program = buildContainerProgram(plan);
     let child: ChildProcess;
+    // Host-side links of the container, for RegisterMachineWithNetwork.
+    let netif: number[] = [];
     try {
       child = await spawn(program, {
         cloneFlags,
@@ -302,6 +304,7 @@ export async function startContainer(
               logger: options.logger,
             });
             container.addCleanup(net.cleanup);
+            netif = net.hostInterfaces;
           }
           if (!uids) return;
           writeIdMaps(c.pid, uids);
@@ -344,7 +347,7 @@ export async function startContainer(
     if (settings.register) {
       // machined over D-Bus; no bus or no machined is a warning, not an error.
       const reg = await registerMachine(
-        { machine, uuid, leader: child.pid, rootDirectory: tree },
+        { machine, uuid, leader: child.pid, rootDirectory: tree, netif },
         { logger: options.logger },
       );
       if (reg) container.addCleanup(() => reg.unregister());
