@@ -10,7 +10,7 @@ import {
   setLink,
 } from '@sd/sys';
 import type { NatTable, Owner } from '../nft/nat.js';
-import { contains, nthAddress, overlaps, type Subnet, subnetOf } from '../pool/ipv4.js';
+import { contains, nthAddress, type Subnet, subnetOf } from '../pool/ipv4.js';
 import { POOLS, pickSubnet } from '../pool/pool.js';
 import { enableIPv4Forwarding } from './forward.js';
 

@@ -24,12 +24,7 @@ import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { checkNetworkSettings } from '../network/check.js';
-import {
-  needsLinks,
-  openNetnsPath,
-  removeStaleNetworkState,
-  setupContainerNetwork,
-} from '../network/network.js';
+import { needsLinks, openNetnsPath, setupContainerNetwork } from '../network/network.js';
 import { type NotifyFields, NotifySocket } from '../notify/notify.js';
 import { registerMachine } from '../register/register.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';

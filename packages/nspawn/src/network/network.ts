@@ -242,7 +242,7 @@ async function setupVeth(settings: Settings, machine: string, x: VethContext): P
   let bridge: number | undefined;
   if (settings.networkBridge !== undefined) {
     const br = await getLink(x.host, settings.networkBridge);
-    if (!br || br.kind !== 'bridge')
+    if (br?.kind !== 'bridge')
       throw new NspawnError(
         'ENODEV',
         `--network-bridge=${settings.networkBridge}: no such bridge on the host`,

@@ -62,7 +62,7 @@ describe('network options', () => {
   it('refuses bad values, naming them', () => {
     expect(() => parseArgv(['--network-bridge=a/b'])).toThrow(/--network-bridge= interface name: "a\/b"/);
     expect(() => parseArgv(['--network-zone=a-zone-name-too-long'])).toThrow(/--network-zone= value/);
-    expect(() => parseArgv(['--network-interface=' + 'x'.repeat(16)])).toThrow(NspawnError);
+    expect(() => parseArgv([`--network-interface=${'x'.repeat(16)}`])).toThrow(NspawnError);
     expect(() => parseArgv(['-p', 'tcp:0'])).toThrow(/Invalid port in --port=tcp:0: "0"/);
     expect(() => parseArgv(['-p', 'tcp:1:2:3'])).toThrow(/Invalid --port= value/);
     expect(() => parseArgv(['--network-veth-extra=a:b:c'])).toThrow(/--network-veth-extra=/);
