@@ -19,6 +19,7 @@ export {
 export type { ContainerAddress, ContainerAddressing } from './link/container.js';
 export { staticAddressing, staticContainerAddress } from './link/container.js';
 export { enableIPv4Forwarding } from './link/forward.js';
+export { LOCKS, withLockFile } from './lock.js';
 export type { MacKey } from './mac.js';
 export { generateMac, hostMachineIdBytes, MAC_KEYS } from './mac.js';
 export { Nft, NftError } from './nft/libnftables.js';

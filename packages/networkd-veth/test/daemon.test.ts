@@ -16,6 +16,8 @@ import {
   openRouteSocket,
 } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configureContainerLink } from '../src/link/configure.js';
+import { formatSubnet } from '../src/pool/ipv4.js';
 
 // sd-networkd-veth runs in a network namespace of the test's own; the links it
 // configures are made by the test ("whoever made it"), named sdnet*.
@@ -93,6 +95,30 @@ describe('sd-networkd-veth', () => {
     } finally {
       d.kill('SIGTERM');
       await new Promise((r) => d.once('exit', r));
+    }
+  });
+
+  it('two links configured at once with the same seed get different subnets (the pool lock)', async () => {
+    await createLink(sock, { name: 've-sdnetp1', kind: 'veth', peer: { name: 'sdnet-pp1' } });
+    await createLink(sock, { name: 've-sdnetp2', kind: 'veth', peer: { name: 'sdnet-pp2' } });
+    try {
+      const [a, b] = await Promise.all(
+        ['ve-sdnetp1', 've-sdnetp2'].map((n) =>
+          configureContainerLink(sock, n, { seed: 'same', poolLock: `${tmp}/pool.lock` }),
+        ),
+      );
+      expect(formatSubnet(a!.subnet)).not.toBe(formatSubnet(b!.subnet));
+      // Configuring again keeps the address: one pool address per link.
+      const again = await configureContainerLink(sock, 've-sdnetp1', {
+        seed: 'other',
+        poolLock: `${tmp}/pool.lock`,
+      });
+      expect(again.hostAddress).toBe(a!.hostAddress);
+      const l = await getLink(sock, 've-sdnetp1');
+      expect((await listAddresses(sock, { index: l!.index, family: AF.INET })).length).toBe(1);
+    } finally {
+      await deleteLink(sock, 've-sdnetp1');
+      await deleteLink(sock, 've-sdnetp2');
     }
   });
 });

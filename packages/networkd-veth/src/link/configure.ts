@@ -9,6 +9,7 @@ import {
   type NetlinkSocket,
   setLink,
 } from '@sd/sys';
+import { LOCKS, withLockFile } from '../lock.js';
 import type { NatTable, Owner } from '../nft/nat.js';
 import { contains, nthAddress, type Subnet, subnetOf } from '../pool/ipv4.js';
 import { POOLS, pickSubnet } from '../pool/pool.js';
@@ -58,6 +59,8 @@ export interface ConfigureOptions {
   nat?: NatTable;
   /** The owner of the masquerade element; the link itself by default. */
   owner?: Owner;
+  /** The lock held while a subnet is picked and taken (LOCKS.pool). */
+  poolLock?: string;
   /** The pool seed: the machine (or zone) name keeps the subnet stable across restarts. */
   seed?: string;
 }
@@ -76,21 +79,21 @@ export async function configureContainerLink(
   const kind = containerLinkKind(info.name);
   if (!kind) throw new Error(`${info.name} is not a container link (ve-* or vz-*)`);
   const prefixLength = POOL_PREFIX[kind];
-  const own = (await listAddresses(sock, { family: AF.INET, index: info.index })).find(
-    (a) => a.prefixLength === prefixLength && POOLS.some((p) => contains(p, a.address)),
-  );
-  let subnet: Subnet;
-  if (own) subnet = subnetOf(own.address, prefixLength);
-  else {
-    const seed = options.seed ?? info.name.slice(3);
-    subnet = pickSubnet(seed, prefixLength, await usedSubnets(sock));
-    // replace: sd-nspawn and the daemon may configure the same new link at once.
-    await addAddress(
-      sock,
-      { index: info.index, address: nthAddress(subnet, 1), prefixLength },
-      { replace: true },
+  const ownPoolAddress = async () =>
+    (await listAddresses(sock, { family: AF.INET, index: info.index })).find(
+      (a) => a.prefixLength === prefixLength && POOLS.some((p) => contains(p, a.address)),
     );
-  }
+  // Picked and taken under one lock, the link's own address looked up again inside it: two
+  // links configured at once cannot get one subnet, nor one link (sd-nspawn and the daemon) two.
+  const own = await withLockFile(options.poolLock ?? LOCKS.pool, async () => {
+    const found = await ownPoolAddress();
+    if (found) return found;
+    const s = pickSubnet(options.seed ?? info.name.slice(3), prefixLength, await usedSubnets(sock));
+    const address = nthAddress(s, 1);
+    await addAddress(sock, { index: info.index, address, prefixLength });
+    return { address, prefixLength };
+  });
+  const subnet = subnetOf(own.address, prefixLength);
   if (!(info.flags & IFF.UP)) await setLink(sock, info.index, { up: true });
   if (options.nat) {
     enableIPv4Forwarding();
@@ -101,7 +104,7 @@ export async function configureContainerLink(
     name: info.name,
     index: info.index,
     subnet,
-    hostAddress: own?.address ?? nthAddress(subnet, 1),
+    hostAddress: own.address,
     prefixLength,
   };
 }

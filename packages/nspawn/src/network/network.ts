@@ -6,12 +6,14 @@ import {
   configureContainerLink,
   DEFAULT_NAT_LOCK,
   generateMac,
+  LOCKS,
   NatTable,
   processGone,
   selfOwner,
   shortenIfname,
   staticAddressing,
   vethHostName,
+  withLockFile,
 } from '@sd/networkd-veth';
 import {
   addAltName,
@@ -106,7 +108,7 @@ function natLock(_runtimeDir: string): string {
 export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
   const names = new Set((await listLinks(sock)).map((l) => l.name));
   nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
-  await removeEmptyZoneBridges(sock, nat);
+  await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
 }
 
 export async function setupContainerNetwork(
@@ -236,7 +238,13 @@ interface VethContext {
   options: NetworkOptions;
 }
 
-async function setupVeth(settings: Settings, machine: string, x: VethContext): Promise<void> {
+/** A zone is made, joined and removed under one lock: a start never sees another's new, still empty bridge. */
+function setupVeth(settings: Settings, machine: string, x: VethContext): Promise<void> {
+  if (settings.networkZone === undefined) return setupVethLocked(settings, machine, x);
+  return withLockFile(LOCKS.zones, () => setupVethLocked(settings, machine, x));
+}
+
+async function setupVethLocked(settings: Settings, machine: string, x: VethContext): Promise<void> {
   const bridged = settings.networkBridge !== undefined || settings.networkZone !== undefined;
   const names = vethHostName(machine, { bridge: bridged });
   let bridge: number | undefined;
@@ -255,7 +263,9 @@ async function setupVeth(settings: Settings, machine: string, x: VethContext): P
     const br = await ensureZoneBridge(x.host, zone);
     bridge = br.index;
     // The zone goes with its last member (and at once if configuring it fails).
-    x.undo.push(() => removeEmptyZoneBridges(x.host, x.getNat(), zoneBridgeName(zone)));
+    x.undo.push(() =>
+      withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(x.host, x.getNat(), zoneBridgeName(zone))),
+    );
     zoneLink = await configureContainerLink(x.host, br, { nat: x.getNat(), seed: `zone:${zone}` });
   }
   const index = await createLink(x.host, {
