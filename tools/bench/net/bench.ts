@@ -1,7 +1,15 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { closeQuietly, createNetworkNamespace, openRouteSocket, setLink } from '@sd/sys';
+import {
+  CLONE,
+  closeQuietly,
+  createNetworkNamespace,
+  openNamespace,
+  openRouteSocket,
+  setLink,
+  setns,
+} from '@sd/sys';
 import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from '../lib/rootfs.js';
 import { elapsedMs, have } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
@@ -118,11 +126,52 @@ try {
       ],
     });
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-  for (let i = 0; i < runs; i++)
+  const library = ['library -n', 'library --private-network'];
+  for (const l of library) samples.set(l, []);
+  const { parseArgv, startContainer } = await import('@sd/nspawn');
+  for (let i = 0; i < runs; i++) {
     for (const c of contenders) {
       const [cmd, args] = c.args();
       samples.get(c.name)!.push(await run(ns, cmd, args));
     }
+    // The library in this process, its main thread in the benchmark's namespace for the run
+    // (links and nft go where the main thread is; containers get namespaces of their own).
+    for (const [name, opt] of [
+      ['library -n', '-n'],
+      ['library --private-network', '--private-network'],
+    ] as const) {
+      const { settings, explicit } = parseArgv([
+        '-q',
+        '--register=no',
+        '-D',
+        root.rootfs,
+        '-M',
+        'sdnet-bench',
+        opt,
+        '/bin/true',
+      ]);
+      const own = openNamespace('thread-self', 'net');
+      setns(ns, CLONE.NEWNET);
+      try {
+        const start = process.hrtime.bigint();
+        // Resolves when the payload has exec'd: host0 got its address before that.
+        const { exited } = await startContainer(settings, { explicit, stdio: [0, 1, 2] });
+        samples.get(name)!.push(elapsedMs(start));
+        await exited;
+      } finally {
+        setns(own, CLONE.NEWNET);
+        closeQuietly(own);
+      }
+    }
+  }
+  contenders.push(
+    {
+      name: 'library -n',
+      note: 'startContainer() to exec; host0 is configured before it',
+      args: () => ['', []],
+    },
+    { name: 'library --private-network', note: 'startContainer() to exec, no links', args: () => ['', []] },
+  );
   const rows = contenders.map((c) => {
     const s = summarize(samples.get(c.name)!);
     return [c.name, ms(s.median), ms(s.p90), ms(s.min), c.note];
