@@ -1,5 +1,12 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { formatSubnet, nthAddress, pickSubnet, staticContainerAddress, subnetOf } from '@sd/networkd-veth';
+import {
+  formatSubnet,
+  nthAddress,
+  pickSubnet,
+  shortenIfname,
+  staticContainerAddress,
+  subnetOf,
+} from '@sd/networkd-veth';
 import {
   AF,
   addAddress,
@@ -14,6 +21,7 @@ import {
   openRouteSocket,
 } from '@sd/sys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
 import { HOST_UPLINK, INTERNET, Topology } from './net-topology.js';
 
 // Containers run from the host's own / in volatile mode (curl, python3 and ip inside),
@@ -349,6 +357,49 @@ describe('sd-nspawn networking (in test namespaces)', () => {
       expect(r.stdout).not.toMatch(/sdnet-up/);
     } finally {
       rmSync(file);
+    }
+  });
+
+  it('a long machine name gets a shortened link with its full name as altname; -U works with -n', async () => {
+    const tree = makeBusyboxTree('sdnet-bb-');
+    try {
+      const child = t.nspawnChild([
+        '-q',
+        '--register=no',
+        '-D',
+        tree.dir,
+        '-M',
+        'sdnet-a-rather-long-name',
+        '--kill-signal=SIGKILL',
+        '-U',
+        '-n',
+        'sleep',
+        '30',
+      ]);
+      const link = await t.waitFor('the shortened link', async () =>
+        (await listLinks(t.host)).find((l) => l.name.startsWith('ve-sdnet-a-')),
+      );
+      expect(Buffer.byteLength(link.name)).toBe(15);
+      expect(link.name).toBe(shortenIfname('ve-sdnet-a-rather-long-name').name);
+      expect((await getLink(t.host, link.index))?.altNames).toContain('ve-sdnet-a-rather-long-name');
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      const r = await t.nspawn([
+        '-q',
+        '--register=no',
+        '-D',
+        tree.dir,
+        '-M',
+        'sdnet-u',
+        '-U',
+        '-n',
+        '/bin/sh',
+        '-c',
+        'ip -4 addr show host0',
+      ]);
+      expect(r.stdout).toContain(`inet ${nthAddress(pickSubnet('sdnet-u', 28, []), 2)}/28`);
+    } finally {
+      tree.remove();
     }
   });
 
