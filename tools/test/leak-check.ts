@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -63,6 +64,13 @@ function links(): Set<string> {
   return new Set(readdirSync('/sys/class/net'));
 }
 
+/** nftables tables of the host's network namespace (`nft` checks from outside; tests may use it). */
+function nftTables(): Set<string> {
+  const r = spawnSync('nft', ['list', 'tables'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) return new Set();
+  return new Set(r.stdout.split('\n').filter((l) => l.startsWith('table ')));
+}
+
 export function snapshot(): Snapshot {
   return {
     mounts: mounts(),
@@ -70,6 +78,7 @@ export function snapshot(): Snapshot {
     cgroups: cgroups(),
     'network namespaces': netns(),
     links: links(),
+    'nftables tables': nftTables(),
   };
 }
 

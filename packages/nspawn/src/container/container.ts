@@ -25,9 +25,12 @@ import {
 import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
+import { checkNetworkSettings } from '../network/check.js';
+import { needsLinks, openNetnsPath, setupContainerNetwork } from '../network/network.js';
 import { type NotifyFields, NotifySocket } from '../notify/notify.js';
 import { registerMachine } from '../register/register.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
+import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
 import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
@@ -215,6 +218,13 @@ export async function startContainer(
       "--private-users-ownership=chown is not supported: sd-nspawn never rewrites a tree's owners; 'map' (idmapped mounts, the default with 'auto') keeps them on disk and shows them shifted",
     );
   const runtimeDir = options.runtimeDir ?? '/run/sd-nspawn';
+  // Before anything is made: an option we cannot honour is an error, never the host's network.
+  await checkNetworkSettings(settings);
+  const privateNetwork = hasPrivateNetwork(settings);
+  let netnsPathFd: number | undefined;
+  if (settings.networkNamespacePath !== undefined) {
+    netnsPathFd = openNetnsPath(settings.networkNamespacePath);
+  }
   if (settings.template !== undefined && settings.directory !== undefined)
     await createFromTemplate(resolve(settings.directory), settings.template);
   // --image: the image's mounted root stands in for --directory's tree.
@@ -222,6 +232,7 @@ export async function startContainer(
   let tree = image?.dir ?? checkDirectory(settings);
   const uuid = settings.uuid ?? newUuid();
   const container = new Container(settings, machine, uuid);
+  container.addCleanup(() => closeQuietly(netnsPathFd));
   if (image) container.addCleanup(image.release);
   try {
     if (settings.ephemeral) {
@@ -298,22 +309,33 @@ export async function startContainer(
       osRelease: hostOsReleasePath(),
       notifySocket: notify.path,
       consolePeer: pty?.path,
-      bindSys: !!uids && !settings.privateNetwork,
+      bindSys: !!uids && !privateNetwork,
     });
     plan.mounts = mounts;
 
     // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
     let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
     if (uids) cloneFlags |= CLONE.NEWUSER;
-    if (settings.privateNetwork) cloneFlags |= CLONE.NEWNET;
+    if (privateNetwork) cloneFlags |= CLONE.NEWNET;
 
     const program = buildContainerProgram(plan);
     let child: ChildProcess;
+    // Host-side links of the container, for RegisterMachineWithNetwork.
+    let netif: number[] = [];
     try {
       child = await spawn(program, {
         cloneFlags,
-        beforeRun: (c) => {
+        netNamespaceOf: netnsPathFd,
+        beforeRun: async (c) => {
           scope.attach(c.pid);
+          if (needsLinks(settings)) {
+            const net = await setupContainerNetwork(settings, machine, c, {
+              runtimeDir,
+              logger: options.logger,
+            });
+            container.addCleanup(net.cleanup);
+            netif = net.hostInterfaces;
+          }
           if (!uids) return;
           writeIdMaps(c.pid, uids);
           scope.delegate(uids.shift);
@@ -355,7 +377,7 @@ export async function startContainer(
     if (settings.register) {
       // machined over D-Bus; no bus or no machined is a warning, not an error.
       const reg = await registerMachine(
-        { machine, uuid, leader: child.pid, rootDirectory: tree },
+        { machine, uuid, leader: child.pid, rootDirectory: tree, netif },
         { logger: options.logger },
       );
       if (reg) container.addCleanup(() => reg.unregister());

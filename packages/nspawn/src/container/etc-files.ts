@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { closeQuietly, O, openInRoot, symlinkat, unlinkat, writeAll } from '@sd/sys';
+import { hasPrivateNetwork } from '../settings/network.js';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
 
 /**
@@ -61,7 +62,7 @@ function writeInTree(rootFd: number, path: string, content: Buffer, replaceSymli
 
 function resolvMode(settings: Settings): ResolvConfMode {
   if (settings.resolvConf !== 'auto') return settings.resolvConf;
-  if (settings.privateNetwork) return 'off';
+  if (hasPrivateNetwork(settings)) return 'off';
   return treeWritable(settings) ? 'copy-host' : 'bind-host';
 }
 

@@ -2,6 +2,7 @@ import { isatty } from '@sd/sys';
 import { defaultConsoleMode } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { NOTIFY_SOCKET_PATH } from '../notify/notify.js';
+import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
 import { commandCandidates, DEFAULT_PATH, findInit, resolveInTree, type rootUser } from './exec.js';
 import type { ContainerPlan } from './plan.js';
@@ -64,7 +65,7 @@ export function planFor(settings: Settings, i: PlanInputs): ContainerPlan {
     usrSymlinks: settings.volatile === 'yes' ? usrSymlinks(i.tree) : [],
     mounts: { root: -1, devices: {} },
     userNamespace: i.userNamespace,
-    networkNamespace: settings.privateNetwork,
+    networkNamespace: hasPrivateNetwork(settings),
     cgroupNamespace: true,
     hostname: settings.hostname ?? i.machine,
     containerUuid: i.uuid,

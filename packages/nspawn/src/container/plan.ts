@@ -1,16 +1,25 @@
 import {
+  AF,
   AT,
   CLONE,
   Data,
+  encodeIfinfomsg,
+  encodeNlmsg,
   execStubInit,
+  IFF,
   loadFilterStep,
   MNT,
   MOUNT_ATTR,
   MOVE_MOUNT,
   MS,
+  NETLINK,
+  NLM_F,
   O,
+  RTM,
   type Slot,
+  SOCK,
   SpawnProgram,
+  sockaddrNl,
 } from '@sd/sys';
 import type { VolatileMode } from '../settings/settings.js';
 import { attachCustomMounts, type CustomMounts, makeOverlays } from './custom-mounts.js';
@@ -309,25 +318,22 @@ function privileges(p: SpawnProgram, plan: ContainerPlan): void {
  * send, so no reply needs to be read.
  */
 function loopbackUp(p: SpawnProgram): void {
-  const msg = Buffer.alloc(32);
-  msg.writeUInt32LE(32, 0); // nlmsg_len
-  msg.writeUInt16LE(16, 4); // RTM_NEWLINK
-  msg.writeUInt16LE(0x1 | 0x4, 6); // NLM_F_REQUEST | NLM_F_ACK
-  msg.writeInt32LE(1, 20); // ifi_index: lo
-  msg.writeUInt32LE(1, 24); // ifi_flags: IFF_UP
-  msg.writeUInt32LE(1, 28); // ifi_change: IFF_UP
-  const nl = Buffer.alloc(12);
-  nl.writeUInt16LE(16, 0); // AF_NETLINK
-  const fd = p.syscall('socket', p.sys.socket, [16 /* AF_NETLINK */, 3 | O.CLOEXEC /* SOCK_RAW */, 0], {
+  const msg = encodeNlmsg({
+    type: RTM.NEWLINK,
+    flags: NLM_F.REQUEST | NLM_F.ACK,
+    payload: encodeIfinfomsg({ index: 1, flags: IFF.UP, change: IFF.UP }),
+  });
+  const nl = sockaddrNl();
+  const fd = p.syscall('socket', p.sys.socket, [AF.NETLINK, SOCK.RAW | O.CLOEXEC, NETLINK.ROUTE], {
     result: true,
   })!;
   p.syscall('sendto', p.sys.sendto, [
     fd,
     new Data(msg, 'RTM_NEWLINK lo up'),
-    32,
+    msg.length,
     0,
     new Data(nl, 'sockaddr_nl'),
-    12,
+    nl.length,
   ]);
   p.close(fd);
 }

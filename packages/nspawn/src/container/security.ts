@@ -9,6 +9,7 @@ import {
   parseCapabilityList,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
+import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
 
 /** The capability bounding set the payload keeps: systemd-nspawn's default, plus --capability, minus --drop-capability. */
@@ -16,8 +17,9 @@ export function capabilityMask(settings: Settings): bigint {
   let mask = NSPAWN_DEFAULT_CAPABILITIES;
   try {
     for (const c of settings.capabilities) if (c) mask |= parseCapabilityList(c);
-    // A network namespace of its own is the container's to configure (as systemd-nspawn keeps it).
-    if (settings.privateNetwork) mask |= 1n << BigInt(CAP.NET_ADMIN);
+    // A network of its own is the container's to manage, as with systemd-nspawn: CAP_NET_ADMIN stays
+    // (before --drop-capability, which can still take it away).
+    if (hasPrivateNetwork(settings)) mask |= 1n << BigInt(CAP.NET_ADMIN);
     for (const c of settings.dropCapabilities) if (c) mask &= ~parseCapabilityList(c);
   } catch (e) {
     throw new NspawnError('EINVAL', (e as Error).message, { cause: e });

@@ -2,6 +2,7 @@ import { constants } from 'node:os';
 import { parseSystemCallFilter } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
+import { parseIfname, parsePortSpec, parseVethExtra, parseZone } from './network.js';
 import {
   type ConsoleMode,
   defaultSettings,
@@ -174,6 +175,43 @@ const options: Option[] = [
     },
   },
   { long: 'private-network', arg: 'none', apply: (s) => (s.privateNetwork = true) },
+  { long: 'network-veth', short: 'n', arg: 'none', apply: (s) => (s.networkVeth = true) },
+  {
+    long: 'network-veth-extra',
+    arg: 'required',
+    apply: (s, v) => s.networkVethExtra.push(parseVethExtra(v)),
+  },
+  {
+    long: 'network-bridge',
+    arg: 'required',
+    apply: (s, v) => (s.networkBridge = parseIfname(v, '--network-bridge= interface name')),
+  },
+  { long: 'network-zone', arg: 'required', apply: (s, v) => (s.networkZone = parseZone(v)) },
+  {
+    long: 'network-interface',
+    arg: 'required',
+    apply: (s, v) => s.networkInterfaces.push(parseIfname(v, '--network-interface= interface name')),
+  },
+  {
+    long: 'network-macvlan',
+    arg: 'required',
+    apply: (s, v) => s.networkMacvlan.push(parseIfname(v, '--network-macvlan= interface name')),
+  },
+  {
+    long: 'network-ipvlan',
+    arg: 'required',
+    apply: (s, v) => s.networkIpvlan.push(parseIfname(v, '--network-ipvlan= interface name')),
+  },
+  {
+    long: 'network-namespace-path',
+    arg: 'required',
+    apply: (s, v) => {
+      if (!v?.startsWith('/'))
+        throw new NspawnError('EINVAL', `--network-namespace-path= needs an absolute path: ${v}`);
+      s.networkNamespacePath = v;
+    },
+  },
+  { long: 'port', short: 'p', arg: 'required', apply: (s, v) => s.ports.push(parsePortSpec(v)) },
   { long: 'register', arg: 'required', apply: (s, v, n) => (s.register = bool(v, n)) },
   { long: 'keep-unit', arg: 'none', apply: (s) => (s.keepUnit = true) },
   { long: 'kill-signal', arg: 'required', apply: (s, v) => (s.killSignal = parseSignal(v ?? '')) },
@@ -338,6 +376,30 @@ Spawn a command or OS in a light-weight container.
                             Adjust ('chown') or map ('map') OS tree ownership
      --private-users-chown  Same as --private-users-ownership=chown
      --private-network      Disable network in container
+     --network-interface=INTERFACE
+                            Assign an existing network interface to the
+                            container
+     --network-macvlan=INTERFACE
+                            Create a macvlan network interface based on an
+                            existing network interface to the container
+     --network-ipvlan=INTERFACE
+                            Create an ipvlan network interface (not available:
+                            this kernel has no IPVLAN)
+  -n --network-veth         Add a virtual Ethernet connection between host
+                            and container
+     --network-veth-extra=HOSTIF[:CONTAINERIF]
+                            Add an additional virtual Ethernet link between
+                            host and container
+     --network-bridge=INTERFACE
+                            Add a virtual Ethernet connection to the container
+                            and attach it to an existing bridge on the host
+     --network-zone=NAME    Similar, but attach the new interface to an
+                            automatically managed bridge interface
+     --network-namespace-path=PATH
+                            Set network namespace to the one represented by
+                            the specified kernel namespace file node
+  -p --port=[PROTOCOL:]HOSTPORT[:CONTAINERPORT]
+                            Expose a container IP port on the host
      --capability=CAP       In addition to the default, retain specified capability
      --drop-capability=CAP  Drop the specified capability from the default set
      --no-new-privileges    Set PR_SET_NO_NEW_PRIVS flag for container payload

@@ -34,10 +34,10 @@ describe('.nspawn files', () => {
       binds: [{ source: '/srv/data', destination: '/data', readOnly: false, recursive: false, idmap: false }],
       tmpfs: [{ destination: '/scratch', options: 'mode=0700' }],
       privateNetwork: true,
+      ports: [{ protocol: 'tcp', hostPort: 80, containerPort: 80 }],
     });
     expect(p.warnings).toEqual([
       "web.nspawn:12: Unknown key name 'Frobnicate' in section 'Files', ignoring.",
-      'web.nspawn:16: Port= in [Network] is not supported by sd-nspawn yet, ignoring.',
     ]);
   });
 

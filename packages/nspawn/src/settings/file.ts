@@ -2,6 +2,7 @@ import { parseSystemCallFilter } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { parseSignal } from './argv.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
+import { parseIfname, parsePortSpec, parseVethExtra, parseZone } from './network.js';
 import {
   defaultSettings,
   RESOLV_CONF_MODES,
@@ -180,6 +181,26 @@ const SECTIONS: Record<string, Record<string, KeyDef>> = {
   },
   Network: {
     Private: { field: 'privateNetwork', apply: (s, v) => (s.privateNetwork = bool(v)) },
+    VirtualEthernet: { field: 'networkVeth', apply: (s, v) => (s.networkVeth = bool(v)) },
+    VirtualEthernetExtra: {
+      field: 'networkVethExtra',
+      apply: list('networkVethExtra', (v) => [parseVethExtra(v)]),
+    },
+    Interface: {
+      field: 'networkInterfaces',
+      apply: list('networkInterfaces', (v) => splitWords(v).map((w) => parseIfname(w, 'interface name'))),
+    },
+    MACVLAN: {
+      field: 'networkMacvlan',
+      apply: list('networkMacvlan', (v) => splitWords(v).map((w) => parseIfname(w, 'interface name'))),
+    },
+    IPVLAN: {
+      field: 'networkIpvlan',
+      apply: list('networkIpvlan', (v) => splitWords(v).map((w) => parseIfname(w, 'interface name'))),
+    },
+    Bridge: { field: 'networkBridge', apply: (s, v) => (s.networkBridge = parseIfname(v, 'bridge name')) },
+    Zone: { field: 'networkZone', apply: (s, v) => (s.networkZone = parseZone(v)) },
+    Port: { field: 'ports', apply: list('ports', (v) => [parsePortSpec(v)]) },
   },
 };
 
@@ -195,16 +216,7 @@ const KNOWN_UNSUPPORTED: Record<string, string[]> = {
     'SuppressSync',
   ],
   Files: ['BindUser'],
-  Network: [
-    'VirtualEthernet',
-    'VirtualEthernetExtra',
-    'Interface',
-    'MACVLAN',
-    'IPVLAN',
-    'Bridge',
-    'Zone',
-    'Port',
-  ],
+  Network: [],
 };
 
 /**
@@ -221,6 +233,15 @@ export const PRIVILEGED_FIELDS: ReadonlySet<keyof Settings> = new Set<keyof Sett
   'privateNetwork',
   'privateUsers',
   'privateUsersOwnership',
+  // Network settings of an untrusted file are ignored, as systemd-nspawn ignores them.
+  'networkVeth',
+  'networkVethExtra',
+  'networkBridge',
+  'networkZone',
+  'networkInterfaces',
+  'networkMacvlan',
+  'networkIpvlan',
+  'ports',
 ]);
 
 const MAX_SIZE = 1 << 20;

@@ -58,7 +58,9 @@ export interface OverlayMount {
   readOnly: boolean;
 }
 
-export interface Settings {
+import { defaultNetworkSettings, type NetworkSettings } from './network.js';
+
+export interface Settings extends NetworkSettings {
   directory?: string;
   image?: string;
   machine?: string;
@@ -129,5 +131,6 @@ export function defaultSettings(): Settings {
     inaccessible: [],
     settingsMode: 'yes',
     ephemeral: false,
+    ...defaultNetworkSettings(),
   };
 }

@@ -308,9 +308,11 @@ export class NetlinkSocket {
   }
 
   private dispatch(m: NlMsg): void {
-    const p = m.seq === 0 ? undefined : this.pending.get(m.seq);
+    // Replies carry our port id; a notification carries the port id and
+    // sequence number of whoever caused it (0 when the kernel did).
+    const p = m.seq === 0 || m.pid !== this.portId ? undefined : this.pending.get(m.seq);
     if (!p) {
-      if (m.seq === 0 && this.listener) this.listener({ ...m, payload: Buffer.from(m.payload) });
+      if (this.listener) this.listener({ ...m, payload: Buffer.from(m.payload) });
       return;
     }
     const finish = (e?: Error) => {

@@ -49,6 +49,12 @@ export interface SpawnOptions {
    * the calling thread). Not with CLONE_NEWPID in `cloneFlags`.
    */
   pidNamespaceOf?: number;
+  /**
+   * An fd of a network namespace (or a pidfd) the child is born in instead
+   * of ours: the main thread joins it for the clone and returns right
+   * after (a network namespace change is per thread). Not with CLONE_NEWNET.
+   */
+  netNamespaceOf?: number;
 }
 
 const c = {
@@ -144,11 +150,25 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     // handlers before execve; the program unblocks them just before it.
     const old = Buffer.alloc(128);
     const ownPidNs = options.pidNamespaceOf === undefined ? undefined : enterPidNamespace(options, flags);
+    let ownNetNs: number | undefined;
+    if (options.netNamespaceOf !== undefined) {
+      if (flags & BigInt(CLONE.NEWNET))
+        throw new SdError('EINVAL', 'spawn: netNamespaceOf and CLONE_NEWNET exclude each other');
+      ownNetNs = openNamespace('thread-self', 'net');
+      setns(options.netNamespaceOf, CLONE.NEWNET);
+    }
     c.sigmask(2 /* SIG_SETMASK */, ALL_SIGNALS, old);
     // The raw system call returns -errno; errno itself is untouched.
     const ret = Number(clone3(args, 88, built.address));
     c.sigmask(2, old, null);
     if (ownPidNs !== undefined) leavePidNamespace(ownPidNs);
+    if (ownNetNs !== undefined) {
+      try {
+        setns(ownNetNs, CLONE.NEWNET);
+      } finally {
+        closeQuietly(ownNetNs);
+      }
+    }
     if (ret < 0) throw new SyscallError('clone3', -ret);
 
     child = new ChildProcess(ret, pidfdOut.readInt32LE(0));

@@ -1,0 +1,101 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type LinkInfo, LinkMonitor, listLinks, type NetlinkSocket, openRouteSocket } from '@sd/sys';
+import { type ConfiguredLink, configureContainerLink, containerLinkKind } from '../link/configure.js';
+import { NatTable, processGone } from '../nft/nat.js';
+
+/**
+ * sd-networkd-veth's daemon: every ve-* veth and vz-* bridge of the
+ * namespace, whoever made it, configured as systemd-networkd's shipped
+ * 80-container-ve.network and 80-container-vz.network configure them
+ * (pool address, up, masquerade) — at start for the links already there,
+ * then as the link monitor reports new ones. Masquerade elements of links
+ * that went are removed.
+ */
+
+/** One lock for every writer of our nftables table (sd-nspawn and this daemon). */
+export const DEFAULT_NAT_LOCK = '/run/sd-networkd-veth/nat.lock';
+
+export interface DaemonEvents {
+  configured?: (link: ConfiguredLink) => void;
+  error?: (link: string, error: Error) => void;
+}
+
+/** Whether networkd would match this link: Name=ve-* Driver=veth, or Name=vz-* Driver=bridge. */
+export function matchesContainerNetwork(link: LinkInfo): boolean {
+  const kind = containerLinkKind(link.name);
+  return (kind === 've' && link.kind === 'veth') || (kind === 'vz' && link.kind === 'bridge');
+}
+
+export class NetworkdVeth {
+  private readonly sock: NetlinkSocket;
+  private readonly nat: NatTable;
+  private monitor: LinkMonitor | undefined;
+  private readonly busy = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly events: DaemonEvents = {},
+    options: { lockPath?: string } = {},
+  ) {
+    const lockPath = options.lockPath ?? DEFAULT_NAT_LOCK;
+    mkdirSync(dirname(lockPath), { recursive: true });
+    this.sock = openRouteSocket();
+    this.nat = new NatTable({ lockPath });
+  }
+
+  /** Configures every matching link there is now; resolves with them. */
+  async configureAll(): Promise<ConfiguredLink[]> {
+    const links = await listLinks(this.sock);
+    const names = new Set(links.map((l) => l.name));
+    // Elements of links that are gone, and of dead sd-nspawn processes.
+    this.nat.remove((o) => ('link' in o ? !names.has(o.link) : processGone(o)));
+    const out: ConfiguredLink[] = [];
+    for (const l of links.filter(matchesContainerNetwork)) {
+      const c = await this.configure(l);
+      if (c) out.push(c);
+    }
+    return out;
+  }
+
+  private async configure(link: LinkInfo): Promise<ConfiguredLink | undefined> {
+    try {
+      const c = await configureContainerLink(this.sock, link.index, { nat: this.nat });
+      this.events.configured?.(c);
+      return c;
+    } catch (e) {
+      this.events.error?.(link.name, e as Error);
+      return undefined;
+    }
+  }
+
+  /** Watches for new links until close(). */
+  watch(): void {
+    this.monitor = new LinkMonitor(
+      (e) => {
+        if (e.type === 'link-new' && matchesContainerNetwork(e.link)) {
+          // One configuration at a time per link; a burst of notifications is one pass.
+          const name = e.link.name;
+          if (this.busy.has(name)) return;
+          const p = this.configure(e.link).then(() => {
+            this.busy.delete(name);
+          });
+          this.busy.set(name, p);
+        } else if (e.type === 'link-del' && containerLinkKind(e.link.name)) {
+          try {
+            this.nat.remove((o) => 'link' in o && o.link === e.link.name);
+          } catch (err) {
+            this.events.error?.(e.link.name, err as Error);
+          }
+        }
+      },
+      { addresses: false },
+    );
+  }
+
+  async close(): Promise<void> {
+    this.monitor?.close();
+    await Promise.all(this.busy.values());
+    this.sock.close();
+    this.nat.close();
+  }
+}

@@ -1,0 +1,57 @@
+import { closeQuietly, createLink, createNetworkNamespace, openRouteSocket, SyscallError } from '@sd/sys';
+import { NspawnError } from '../errors.js';
+import { hasPrivateNetwork } from '../settings/network.js';
+import type { Settings } from '../settings/settings.js';
+
+/**
+ * Refuses network settings this build cannot honour, before anything is
+ * made: a container must never end up on the host's network because an
+ * option was quietly dropped.
+ */
+export async function checkNetworkSettings(s: Settings): Promise<void> {
+  if (s.networkNamespacePath !== undefined && hasPrivateNetwork(s))
+    throw new NspawnError(
+      'EINVAL',
+      '--network-namespace-path= cannot be combined with other network options (--private-network, --network-*)',
+    );
+  if (s.networkBridge !== undefined && s.networkZone !== undefined)
+    throw new NspawnError('EINVAL', '--network-bridge= and --network-zone= are mutually exclusive');
+  if (s.ports.length && !(s.networkVeth || s.networkZone !== undefined))
+    throw new NspawnError(
+      'EINVAL',
+      '--port= needs a virtual Ethernet link with an address from the pool (--network-veth or --network-zone=)',
+    );
+  const seen = new Set<string>();
+  for (const p of s.ports) {
+    const key = `${p.protocol}:${p.hostPort}`;
+    if (seen.has(key)) throw new NspawnError('EINVAL', `--port=: ${key} is given twice`);
+    seen.add(key);
+  }
+  if (s.networkIpvlan.length) await refuseIpvlan(s.networkIpvlan[0]!);
+}
+
+/**
+ * --network-ipvlan: probes the kernel for the ipvlan link type (in a
+ * throwaway network namespace, where the request cannot touch anything):
+ * EOPNOTSUPP means the type does not exist.
+ */
+async function refuseIpvlan(parent: string): Promise<never> {
+  const ns = createNetworkNamespace();
+  const sock = openRouteSocket(ns);
+  let missing = false;
+  try {
+    // On lo, which can never be an ipvlan parent: only whether the kind exists is learnt.
+    await createLink(sock, { name: 'sdprobe0', kind: 'ipvlan', parent: 1 });
+  } catch (e) {
+    missing = e instanceof SyscallError && e.errno === 95; // EOPNOTSUPP: "Unknown device type"
+  } finally {
+    sock.close();
+    closeQuietly(ns);
+  }
+  throw new NspawnError(
+    'EOPNOTSUPP',
+    missing
+      ? `--network-ipvlan=${parent}: this kernel has no IPVLAN support (CONFIG_IPVLAN is not built in and the ipvlan module is not available)`
+      : `--network-ipvlan=${parent}: ipvlan links are not supported by sd-nspawn yet`,
+  );
+}

@@ -1,0 +1,319 @@
+import { fstatSync, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  type ContainerAddress,
+  type ContainerAddressing,
+  configureContainerLink,
+  DEFAULT_NAT_LOCK,
+  generateMac,
+  LOCKS,
+  NatTable,
+  processGone,
+  selfOwner,
+  shortenIfname,
+  staticAddressing,
+  vethHostName,
+  withLockFile,
+} from '@sd/networkd-veth';
+import {
+  addAltName,
+  type ChildProcess,
+  closeQuietly,
+  createLink,
+  deleteLink,
+  getLink,
+  listLinks,
+  moveLink,
+  type NetlinkSocket,
+  O,
+  open,
+  openNamespace,
+  openRouteSocket,
+  setLink,
+} from '@sd/sys';
+import { NspawnError } from '../errors.js';
+import type { Settings } from '../settings/settings.js';
+import { ensureZoneBridge, removeEmptyZoneBridges, zoneBridgeName } from './zone.js';
+
+/**
+ * The container's links, made from the host while the payload waits:
+ * veth pairs (ve-NAME / vb-NAME on the host, host0 inside), extra veths,
+ * moved-in interfaces, macvlans; the host side of ve-/vz- configured as
+ * systemd-networkd would, masquerade and --port forwards in our nftables
+ * table. Undone in reverse order by cleanup().
+ */
+
+export interface ContainerNetwork {
+  /** Host-side ifindices of the container's links (for machine registration). */
+  hostInterfaces: number[];
+  /** host0's address, when the supervisor gave it one. */
+  address?: ContainerAddress;
+  cleanup(): Promise<void>;
+}
+
+export interface NetworkOptions {
+  runtimeDir: string;
+  /** How host0 gets its address; static until the DHCP client takes over. */
+  addressing?: ContainerAddressing;
+  logger?: { warn(message: string): void };
+}
+
+export function needsLinks(s: Settings): boolean {
+  return (
+    s.networkVeth ||
+    s.networkBridge !== undefined ||
+    s.networkZone !== undefined ||
+    s.networkVethExtra.length > 0 ||
+    s.networkInterfaces.length > 0 ||
+    s.networkMacvlan.length > 0
+  );
+}
+
+/** An fd of the network namespace file given by --network-namespace-path=, checked to be one. */
+export function openNetnsPath(path: string): number {
+  let fd: number;
+  try {
+    fd = open(path, O.RDONLY | O.CLOEXEC);
+  } catch (e) {
+    throw new NspawnError('ENOENT', `--network-namespace-path=${path}: cannot open it`, { cause: e });
+  }
+  try {
+    const st = fstatSync(fd);
+    const ns = statSync('/proc/self/ns/net');
+    // Every namespace file lives on nsfs: the same device as our own.
+    if (st.dev !== ns.dev)
+      throw new NspawnError('EINVAL', `--network-namespace-path=${path} is not a network namespace`);
+  } catch (e) {
+    closeQuietly(fd);
+    throw e;
+  }
+  return fd;
+}
+
+// The lock every writer of our nftables table shares (sd-networkd-veth too).
+async function undoAll(undo: Array<() => unknown>): Promise<void> {
+  while (undo.length) await undo.pop()!();
+}
+
+function natLock(_runtimeDir: string): string {
+  mkdirSync(dirname(DEFAULT_NAT_LOCK), { recursive: true });
+  return DEFAULT_NAT_LOCK;
+}
+
+/**
+ * What a killed sd-nspawn left in this network namespace: its masquerade
+ * and port-forward elements (their owner process is gone), elements of
+ * links that no longer exist, and empty zone bridges of ours.
+ */
+export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
+  const names = new Set((await listLinks(sock)).map((l) => l.name));
+  nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
+  await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
+}
+
+export async function setupContainerNetwork(
+  settings: Settings,
+  machine: string,
+  child: ChildProcess,
+  options: NetworkOptions,
+): Promise<ContainerNetwork> {
+  const undo: Array<() => unknown> = [];
+  const hostInterfaces: number[] = [];
+  const ownNetns = openNamespace('self', 'net');
+  undo.push(() => closeQuietly(ownNetns));
+  // Held until cleanup: the namespace (and the links in it) outlive the payload until we are done with them.
+  const netns = openNamespace(child.pid, 'net');
+  undo.push(() => closeQuietly(netns));
+  // Links for a container that shares our namespace would configure the host itself.
+  if (fstatSync(netns).ino === fstatSync(ownNetns).ino) {
+    await undoAll(undo);
+    throw new NspawnError(
+      'EINVAL',
+      'internal: the container has no network namespace of its own; refusing to set up its links',
+    );
+  }
+  const host = openRouteSocket();
+  undo.push(() => host.close());
+  const inside = openRouteSocket(netns);
+  undo.push(() => inside.close());
+  const owner = selfOwner(machine);
+  // Made first so that it is closed last: zone and veth cleanups use it.
+  let nat: NatTable | undefined;
+  if (settings.networkVeth || settings.networkZone !== undefined) {
+    const n = new NatTable({ lockPath: natLock(options.runtimeDir) });
+    nat = n;
+    undo.push(() => n.close());
+  }
+  // What a killed sd-nspawn left goes first: its subnets are free again.
+  if (nat) await removeStaleNetworkState(host, nat);
+  const getNat = () => {
+    if (!nat) throw new NspawnError('EINVAL', 'internal: no nftables table for this network setup');
+    return nat;
+  };
+  const result: ContainerNetwork = {
+    hostInterfaces,
+    cleanup: async () => {
+      while (undo.length) {
+        try {
+          await undo.pop()!();
+        } catch (e) {
+          options.logger?.warn(`Network cleanup: ${(e as Error).message}`);
+        }
+      }
+    },
+  };
+  try {
+    if (settings.networkVeth || settings.networkBridge !== undefined || settings.networkZone !== undefined)
+      await setupVeth(settings, machine, {
+        host,
+        inside,
+        netns,
+        owner,
+        getNat,
+        undo,
+        hostInterfaces,
+        result,
+        options,
+      });
+    let extra = 0;
+    for (const spec of settings.networkVethExtra) {
+      const [hostName, containerName = hostName] = spec.split(':') as [string, string?];
+      extra++;
+      const index = await createLink(host, {
+        name: hostName,
+        kind: 'veth',
+        address: generateMac(machine, 'vethExtraHost', extra),
+        peer: {
+          name: containerName,
+          netns: { fd: netns },
+          address: generateMac(machine, 'vethExtraContainer', extra),
+        },
+      });
+      undo.push(() => deleteLink(host, index, { missingOk: true }));
+      hostInterfaces.push(index);
+    }
+    for (const name of settings.networkInterfaces) {
+      const link = await getLink(host, name);
+      if (!link)
+        throw new NspawnError('ENODEV', `--network-interface=${name}: no such interface on the host`);
+      await moveLink(host, link.index, { fd: netns });
+      // Given back on exit, under its own name, before the namespace can go away.
+      undo.push(async () => {
+        const back = await getLink(inside, name);
+        if (back) await moveLink(inside, back.index, { fd: ownNetns });
+      });
+    }
+    let mv = 0;
+    for (const parentName of settings.networkMacvlan) {
+      const parent = await getLink(host, parentName);
+      if (!parent)
+        throw new NspawnError('ENODEV', `--network-macvlan=${parentName}: no such interface on the host`);
+      mv++;
+      const name = shortenIfname(`mv-${parentName}`).name;
+      await createLink(host, {
+        name,
+        kind: 'macvlan',
+        parent: parent.index,
+        mode: 'BRIDGE',
+        netns: { fd: netns },
+        address: generateMac(machine, 'macvlan', mv),
+      });
+    }
+    return result;
+  } catch (e) {
+    await result.cleanup();
+    throw e;
+  }
+}
+
+interface VethContext {
+  host: NetlinkSocket;
+  inside: NetlinkSocket;
+  netns: number;
+  owner: ReturnType<typeof selfOwner>;
+  getNat: () => NatTable;
+  undo: Array<() => unknown>;
+  hostInterfaces: number[];
+  result: ContainerNetwork;
+  options: NetworkOptions;
+}
+
+/** A zone is made, joined and removed under one lock: a start never sees another's new, still empty bridge. */
+function setupVeth(settings: Settings, machine: string, x: VethContext): Promise<void> {
+  if (settings.networkZone === undefined) return setupVethLocked(settings, machine, x);
+  return withLockFile(LOCKS.zones, () => setupVethLocked(settings, machine, x));
+}
+
+async function setupVethLocked(settings: Settings, machine: string, x: VethContext): Promise<void> {
+  const bridged = settings.networkBridge !== undefined || settings.networkZone !== undefined;
+  const names = vethHostName(machine, { bridge: bridged });
+  let bridge: number | undefined;
+  if (settings.networkBridge !== undefined) {
+    const br = await getLink(x.host, settings.networkBridge);
+    if (br?.kind !== 'bridge')
+      throw new NspawnError(
+        'ENODEV',
+        `--network-bridge=${settings.networkBridge}: no such bridge on the host`,
+      );
+    bridge = br.index;
+  }
+  let zoneLink: Awaited<ReturnType<typeof configureContainerLink>> | undefined;
+  if (settings.networkZone !== undefined) {
+    const zone = settings.networkZone;
+    const br = await ensureZoneBridge(x.host, zone);
+    bridge = br.index;
+    // The zone goes with its last member (and at once if configuring it fails).
+    x.undo.push(() =>
+      withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(x.host, x.getNat(), zoneBridgeName(zone))),
+    );
+    zoneLink = await configureContainerLink(x.host, br, { nat: x.getNat(), seed: `zone:${zone}` });
+  }
+  const index = await createLink(x.host, {
+    name: names.name,
+    kind: 'veth',
+    address: generateMac(machine, 'host'),
+    peer: { name: 'host0', netns: { fd: x.netns }, address: generateMac(machine, 'container') },
+  });
+  x.undo.push(() => deleteLink(x.host, index, { missingOk: true }));
+  x.hostInterfaces.push(index);
+  if (names.altName) {
+    try {
+      await addAltName(x.host, index, names.altName);
+    } catch {
+      // Alternative names are a convenience; an older kernel lacks them.
+    }
+  }
+  const inner = await getLink(x.inside, 'host0');
+  if (!inner) throw new NspawnError('ENODEV', 'host0 did not appear in the container');
+  if (bridge !== undefined) {
+    await setLink(x.host, index, { master: bridge, up: true });
+    if (zoneLink)
+      x.result.address = await (x.options.addressing ?? staticAddressing).configure({
+        sock: x.inside,
+        index: inner.index,
+        host: zoneLink,
+        machine,
+      });
+  } else {
+    const cfg = await configureContainerLink(x.host, index, {
+      nat: x.getNat(),
+      owner: x.owner,
+      seed: machine,
+    });
+    x.undo.push(() => x.getNat().removeOwner(x.owner));
+    x.result.address = await (x.options.addressing ?? staticAddressing).configure({
+      sock: x.inside,
+      index: inner.index,
+      host: cfg,
+      machine,
+    });
+  }
+  if (settings.ports.length) {
+    const address = x.result.address?.address;
+    if (!address) throw new NspawnError('EINVAL', '--port= needs an address for the container');
+    const nat = x.getNat();
+    // Registered before adding: a failure half-way still removes what was added.
+    x.undo.push(() => nat.removeOwner(x.owner));
+    for (const p of settings.ports) nat.addPortForward(p, address, x.owner);
+  }
+}
