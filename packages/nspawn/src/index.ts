@@ -1,8 +1,9 @@
+export { DENIED_SYSCALLS } from '@sd/sys';
 export type { ContainerEvents, ContainerOptions } from './container/container.js';
 export { Container, runContainer, startContainer } from './container/container.js';
 export type { ContainerPlan, DetachedMounts } from './container/plan.js';
 export { buildContainerProgram } from './container/plan.js';
-export { capabilityMask, DENIED_SYSCALLS, defaultSeccompFilter } from './container/security.js';
+export { capabilityMask, defaultSeccompFilter } from './container/security.js';
 export { NspawnError } from './errors.js';
 export type { HostnameRules } from './machine-name.js';
 export {

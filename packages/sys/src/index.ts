@@ -30,6 +30,7 @@ export * from './pty/forward.js';
 export * from './pty/pty.js';
 export * from './seccomp/bpf.js';
 export * from './seccomp/filter.js';
+export * from './seccomp/policy.js';
 export * from './seccomp/syscalls.js';
 export * from './spawn/program.js';
 export type { SpawnOptions } from './spawn/spawn.js';

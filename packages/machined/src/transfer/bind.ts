@@ -1,6 +1,8 @@
 import {
   AT,
+  CAP,
   CLONE,
+  clearAmbientCapabilities,
   closeQuietly,
   MOUNT_ATTR,
   MOVE_MOUNT,
@@ -14,6 +16,7 @@ import {
   S_IF,
   SdError,
   SpawnProgram,
+  setCapabilities,
   spawn,
   statAt,
   withFsIds,
@@ -47,16 +50,30 @@ export async function bindMountIntoMachine(o: {
     const c = o.creator;
     const open = () => openTarget(o.rootFd, o.dest, isDir, o.mkdir);
     target = c && (c.uid !== 0 || c.gid !== 0) ? withFsIds(c.uid, c.gid, open) : open();
-    const p = new SpawnProgram();
-    p.setns(o.pidfd, CLONE.NEWNS);
-    p.moveMount(tree, '', target, '', MOVE_MOUNT.F_EMPTY_PATH | MOVE_MOUNT.T_EMPTY_PATH);
-    p.exit(0);
-    const child = await spawn(p);
+    const p = buildBindProgram(o.pidfd, tree, target);
+    const child = await spawn(p, { shareMemory: false });
     const st = await child.exited;
     if (st.code !== 0) throw new SdError('EIO', `Bind mount helper failed (${JSON.stringify(st)})`);
   } finally {
     closeQuietly(tree, target);
   }
+}
+
+/**
+ * The bind helper: it stays in the host's PID namespace (nothing inside
+ * can see it), has a memory of its own (spawned with shareMemory: false)
+ * and holds only the two capabilities that joining a mount namespace and
+ * moving a mount need, then exits.
+ */
+export function buildBindProgram(pidfd: number, tree: number, target: number): SpawnProgram {
+  const p = new SpawnProgram();
+  clearAmbientCapabilities(p);
+  const need = (1n << BigInt(CAP.SYS_ADMIN)) | (1n << BigInt(CAP.SYS_CHROOT));
+  setCapabilities(p, { effective: need, permitted: need, inheritable: 0n });
+  p.setns(pidfd, CLONE.NEWNS);
+  p.moveMount(tree, '', target, '', MOVE_MOUNT.F_EMPTY_PATH | MOVE_MOUNT.T_EMPTY_PATH);
+  p.exit(0);
+  return p;
 }
 
 function openTarget(rootFd: number, dest: string, isDir: boolean, mkdir: boolean): number {
