@@ -55,7 +55,7 @@ export async function getAddresses(m: Machine): Promise<Array<[number, Buffer]>>
 }
 
 export async function getOsRelease(m: Machine): Promise<Record<string, string>> {
-  return withPidfd(m, () => machineOsRelease(m.leader, isHost(m)));
+  return withPidfd(m, (pidfd) => machineOsRelease({ leader: m.leader, pidfd, cgroup: m.cgroup }, isHost(m)));
 }
 
 export async function getUidShift(m: Machine): Promise<number> {

@@ -181,7 +181,7 @@ export async function openMachineShell(
   const root = openRoot(`/proc/${t.leader}/root`);
   let pty: Pty | undefined;
   try {
-    const user = lookupMachineUser(root, req.user);
+    const user = await lookupMachineUser(t, req.user);
     const plan = planShell(req, user);
     pty = openMachinePty(root);
     const child = await spawnInMachine(t, pty.peer, plan);

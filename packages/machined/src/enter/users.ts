@@ -1,5 +1,5 @@
 import { SdError } from '@sd/sys';
-import { readFileInRoot } from '../inspect/os-release.js';
+import { type MachineRef, readFileInMachine } from '../inspect/read-in-machine.js';
 
 /** A user of a machine, from its own /etc/passwd and /etc/group (read inside its root). */
 export interface MachineUser {
@@ -43,18 +43,21 @@ export function parseGroups(text: string, user: string): number[] {
   return out;
 }
 
-/** Looks a user up inside the machine; root works without a passwd file. */
-export function lookupMachineUser(rootFd: number, user: string): MachineUser {
+/**
+ * Looks a user up inside the machine (its passwd and group read by a reader
+ * the daemon can abandon); root works without a passwd file.
+ */
+export async function lookupMachineUser(m: MachineRef, user: string): Promise<MachineUser> {
   const name = user === '' ? 'root' : user;
   if (!isValidUserName(name) && !/^\d+$/.test(name))
     throw new SdError('EINVAL', `Invalid user name: ${JSON.stringify(user)}`);
-  const passwd = readFileInRoot(rootFd, '/etc/passwd', 4 << 20) ?? '';
+  const passwd = (await readFileInMachine(m, '/etc/passwd', { max: 4 << 20 })) ?? '';
   const entry = parsePasswd(passwd, name);
   if (!entry) {
     if (name === 'root' || name === '0')
       return { name: 'root', uid: 0, gid: 0, groups: [], home: '/root', shell: '/bin/sh' };
     throw new SdError('ENOENT', `No user '${name}' in the machine`);
   }
-  const groups = parseGroups(readFileInRoot(rootFd, '/etc/group', 4 << 20) ?? '', entry.name);
+  const groups = parseGroups((await readFileInMachine(m, '/etc/group', { max: 4 << 20 })) ?? '', entry.name);
   return { ...entry, groups: [...new Set([entry.gid, ...groups])] };
 }

@@ -1,0 +1,178 @@
+import { statSync } from 'node:fs';
+import {
+  AT,
+  type ChildProcess,
+  CLONE,
+  closeQuietly,
+  Data,
+  O,
+  open,
+  pipe,
+  readToEnd,
+  S_IF,
+  SdError,
+  SIG,
+  type Slot,
+  SpawnError,
+  SpawnProgram,
+  setCapabilities,
+  spawn,
+  syscallNumber,
+} from '@sd/sys';
+import type { MachineCgroup } from '../registry/cgroup.js';
+
+/**
+ * Reads of files inside a machine (os-release, passwd, group), done so that
+ * nothing the machine controls can block sd-machined, which makes every
+ * system call on its one thread. O_NONBLOCK and an fstat keep a FIFO or a
+ * device node out, but a FUSE file system inside the machine can stall even
+ * a path lookup, and a lookup cannot be interrupted from the same thread.
+ * So a short spawn program does the open and the read, and the daemon only
+ * reads a pipe through its poller; the program is killed after a timeout.
+ *
+ * The reader stays in the host's PID namespace (nothing inside can see it),
+ * has a memory of its own, joins the machine's user namespace (when it has
+ * one) and mount namespace, roots itself at the leader's root, sits in the
+ * machine's cgroup (its device policy applies to whatever it opens), and
+ * drops every capability before it opens anything: it reads as the
+ * machine's root without DAC override. Symlinks resolve inside the machine
+ * (it is chrooted there), as systemd follows /etc/os-release → ../usr/lib.
+ *
+ * It writes struct statx of the opened file, then at most `max + 1` bytes of
+ * it, to the pipe; the daemon refuses anything but a regular file of at most
+ * `max` bytes. (A program cannot branch, so it reads a non-regular file too;
+ * the open is non-blocking and the contents are thrown away.)
+ */
+
+export interface MachineRef {
+  leader: number;
+  /** A pidfd of the leader, open for the whole call. */
+  pidfd: number;
+  cgroup?: MachineCgroup | undefined;
+}
+
+/** How long a read inside a machine may take before it is abandoned. */
+export const READ_TIMEOUT_MS = 700;
+
+const STATX_SIZE = 256;
+const STATX_TYPE = 0x1;
+const STATX_SIZE_MASK = 0x200;
+
+export interface ReadOptions {
+  /** Largest file accepted. */
+  max?: number;
+  timeoutMs?: number;
+}
+
+/** Whether `pid` has a user namespace other than ours (setns to one's own is EINVAL). */
+export function hasOwnUserNamespace(pid: number): boolean {
+  return statSync(`/proc/${pid}/ns/user`).ino !== statSync('/proc/self/ns/user').ino;
+}
+
+/** The reader's program (exported for the plan test). */
+export function buildReadProgram(o: {
+  pidfd: number;
+  rootFd: number;
+  userns: boolean;
+  path: string;
+  max: number;
+  out: number;
+}): SpawnProgram {
+  const p = new SpawnProgram().waitForParent();
+  p.setns(o.pidfd, (o.userns ? CLONE.NEWUSER : 0) | CLONE.NEWNS);
+  p.syscall('fchdir', p.sys.fchdir, [o.rootFd]);
+  p.chroot('.');
+  setCapabilities(p, { effective: 0n, permitted: 0n, inheritable: 0n });
+  const fd = p.openat(AT.FDCWD, o.path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC, 0, {
+    label: `open ${o.path}`,
+  });
+  const stx = new Data(Buffer.alloc(STATX_SIZE), 'statx');
+  p.syscall('statx', syscallNumber('statx'), [fd, '', AT.EMPTY_PATH, STATX_TYPE | STATX_SIZE_MASK, stx]);
+  p.syscall('write', p.sys.write, [o.out, stx, STATX_SIZE]);
+  const contents = new Data(Buffer.alloc(o.max + 1), 'contents');
+  const n = p.syscall('read', p.sys.read, [fd, contents, o.max + 1], { result: true });
+  p.syscall('write', p.sys.write, [o.out, contents, n as Slot]);
+  p.exit(0);
+  return p;
+}
+
+/**
+ * The contents of a small regular file inside the machine; undefined when
+ * it does not exist. Throws ETIMEDOUT when the machine's file system does
+ * not answer in time, EBADF for anything but a regular file, EFBIG past `max`.
+ */
+export async function readFileInMachine(
+  m: MachineRef,
+  path: string,
+  o: ReadOptions = {},
+): Promise<string | undefined> {
+  const max = o.max ?? 64 * 1024;
+  const timeoutMs = o.timeoutMs ?? READ_TIMEOUT_MS;
+  const rootFd = open(`/proc/${m.leader}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
+  const [r, w] = pipe(O.CLOEXEC);
+  let wOpen = true;
+  let child: ChildProcess | undefined;
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const output = readToEnd(r, STATX_SIZE + max + 2);
+  output.catch(() => undefined);
+  const work = (async () => {
+    const program = buildReadProgram({ pidfd: m.pidfd, rootFd, userns: hasOwnUserNamespace(m.leader), path, max, out: w });
+    try {
+      child = await spawn(program, {
+        shareMemory: false,
+        beforeRun: (c) => {
+          child = c;
+          closeQuietly(w);
+          wOpen = false;
+          if (timedOut) c.kill(SIG.KILL);
+          else m.cgroup?.attach(c.pid);
+        },
+      });
+    } catch (e) {
+      if (timedOut) throw timeoutError(path, timeoutMs);
+      if (e instanceof SpawnError && e.syscall === 'openat' && ['ENOENT', 'ENOTDIR'].includes(e.code))
+        return undefined;
+      throw new SdError(e instanceof SdError ? e.code : 'EIO', `Cannot read ${path} in the machine`, {
+        cause: e,
+      });
+    }
+    const status = await child.exited;
+    if (timedOut || status.code !== 0) throw timeoutError(path, timeoutMs);
+    return checkContents(path, await output, max);
+  })();
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      child?.kill(SIG.KILL);
+      // A reader stuck where even SIGKILL waits must not hold the call up.
+      setTimeout(() => reject(timeoutError(path, timeoutMs)), 200).unref();
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined);
+    closeQuietly(rootFd);
+    if (wOpen) closeQuietly(w);
+  }
+}
+
+function timeoutError(path: string, ms: number): SdError {
+  return new SdError(
+    'ETIMEDOUT',
+    `Reading ${path} in the machine did not finish within ${ms} ms (a file system that does not answer?)`,
+  );
+}
+
+/** What the reader wrote: struct statx, then the file's first max + 1 bytes. */
+export function checkContents(path: string, data: Buffer, max: number): string {
+  if (data.length < STATX_SIZE) throw new SdError('EIO', `Reading ${path} in the machine failed`);
+  const mode = data.readUInt16LE(28);
+  if ((mode & S_IF.MT) !== S_IF.REG) throw new SdError('EBADF', `${path} in the machine is not a regular file`);
+  const size = data.readBigUInt64LE(40);
+  if (size > BigInt(max) || data.length - STATX_SIZE > max)
+    throw new SdError('EFBIG', `${path} in the machine is larger than ${max} bytes`);
+  return data.toString('utf8', STATX_SIZE);
+}
