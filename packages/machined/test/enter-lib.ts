@@ -15,7 +15,7 @@ import { manager, readPty, startNspawn, waitFor } from './helpers.js';
  * needs ptrace access to the process (nothing is written: on a process
  * that shares sd-machined's memory a write would corrupt the daemon). A
  * process that differs is logged as PRIV: root inside could have attacked
- * it. Everything goes to /watch/log.
+ * it. Everything goes to /mnt/log.
  */
 export const WATCHER = `#!/bin/sh
 trap 'exit 0' TERM INT
@@ -34,9 +34,9 @@ MYBND=$BND; MYSEC=$SEC; MYNNP=$NNP
 nsof $$; MYNS=$NS
 MYROOT=$(stat -L -c %d:%i /proc/$$/root/)
 seen=" "
-: > /watch/log
-echo "self bnd=$MYBND seccomp=$MYSEC nnp=$MYNNP ns=$MYNS" >> /watch/log
-echo ready > /watch/ready
+: > /mnt/log
+echo "self bnd=$MYBND seccomp=$MYSEC nnp=$MYNNP ns=$MYNS" >> /mnt/log
+echo ready > /mnt/ready
 while :; do
   for d in /proc/[0-9]*; do
     p=\${d#/proc/}
@@ -55,13 +55,13 @@ while :; do
     # A process that ended while it was looked at is not counted.
     [ -e $d/status ] || continue
     seen="$seen$p:$comm "
-    echo "seen $p comm=$comm mem=$mem" >> /watch/log
-    [ -z "$why" ] || echo "PRIV $p comm=$comm mem=$mem$why" >> /watch/log
+    echo "seen $p comm=$comm mem=$mem" >> /mnt/log
+    [ -z "$why" ] || echo "PRIV $p comm=$comm mem=$mem$why" >> /mnt/log
   done
 done
 `;
 
-/** A directory bound at /watch in a container, holding the watcher and its log. */
+/** A directory bound at /mnt in a container, holding the watcher and its log. */
 export function makeWatchDir(): { dir: string; log: () => string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'sd-enter-watch-'));
   chmodSync(dir, 0o777);
@@ -86,21 +86,28 @@ export async function startWatchedContainer(
     '-M',
     name,
     '--private-network',
-    `--bind=${watch.dir}:/watch`,
+    `--bind=${watch.dir}:/mnt`,
     '/bin/sh',
-    '/watch/watch.sh',
+    '/mnt/watch.sh',
   ]);
   const names = async () => ((await manager(client, 'ListMachines'))[0] as unknown[][]).map((r) => r[0]);
-  await waitFor(name, async () => (await names()).includes(name) && existsSync(join(watch.dir, 'ready')), 60_000).catch(
-    (e) => {
-      throw new Error(`${(e as Error).message}: ${n.output()}`);
-    },
-  );
+  await waitFor(
+    name,
+    async () => (await names()).includes(name) && existsSync(join(watch.dir, 'ready')),
+    60_000,
+  ).catch((e) => {
+    throw new Error(`${(e as Error).message}: ${n.output()}`);
+  });
   return n;
 }
 
 /** OpenMachineShell with a command; resolves with what it wrote to the pty. */
-export async function runShell(client: MessageBus, name: string, script: string, ms = 20_000): Promise<string> {
+export async function runShell(
+  client: MessageBus,
+  name: string,
+  script: string,
+  ms = 20_000,
+): Promise<string> {
   const [fd] = (await manager(client, 'OpenMachineShell', 'sssasas', [
     name,
     'root',

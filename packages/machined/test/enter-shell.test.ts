@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,7 @@ const cases: Case[] = [
 
 function treeArgs(): string[] {
   const tree = makeTree();
+  mkdirSync(join(tree.dir, 'mnt'));
   cleanup.push(() => tree.remove());
   return ['-D', tree.dir];
 }
@@ -88,7 +89,10 @@ describe.skipIf(skip)('entering a machine', () => {
         const priv = log.split('\n').filter((l) => l.startsWith('PRIV '));
         console.log(`${c.name}: the watcher saw\n${log}`);
         // It did watch: it saw the shell's sleep.
-        expect(seen.some((l) => / comm=sleep /.test(l)), log).toBe(true);
+        expect(
+          seen.some((l) => / comm=sleep /.test(l)),
+          log,
+        ).toBe(true);
         expect(priv, log).toEqual([]);
       });
 
@@ -116,7 +120,6 @@ describe.skipIf(skip)('entering a machine', () => {
         const userns = /userns (\S+) (\S+)/.exec(out);
         expect(userns?.[1], out).toBe(userns?.[2]);
         expect(userns?.[1] === readlinkSync('/proc/self/ns/user'), out).toBe(!c.userns);
-        expect(userns?.[1], out).toBe(readlinkSync(`/proc/${leader}/ns/user`));
         const cg = /cgroup (.*)\|(.*)/.exec(out.split(/\r?\n/).find((l) => l.startsWith('cgroup ')) ?? '');
         expect(cg?.[1]?.trim(), out).toBe(cg?.[2]?.trim());
         expect(cg?.[1]?.trim(), out).not.toBe('');

@@ -33,10 +33,7 @@ export function parseEnvFile(text: string): Record<string, string> {
 }
 
 /** os-release of the machine (`m`), or of the host itself for `.host`. */
-export async function machineOsRelease(
-  m: MachineRef,
-  isHost = false,
-): Promise<Record<string, string>> {
+export async function machineOsRelease(m: MachineRef, isHost = false): Promise<Record<string, string>> {
   if (isHost) {
     for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
       try {

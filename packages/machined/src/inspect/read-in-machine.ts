@@ -35,7 +35,7 @@ import type { MachineCgroup } from '../registry/cgroup.js';
  * one) and mount namespace, roots itself at the leader's root, sits in the
  * machine's cgroup (its device policy applies to whatever it opens), and
  * drops every capability before it opens anything: it reads as the
- * machine's root without DAC override. Symlinks resolve inside the machine
+ * machine's uid 0 without DAC override. Symlinks resolve inside the machine
  * (it is chrooted there), as systemd follows /etc/os-release → ../usr/lib.
  *
  * It writes struct statx of the opened file, then at most `max + 1` bytes of
@@ -82,6 +82,8 @@ export function buildReadProgram(o: {
   p.setns(o.pidfd, (o.userns ? CLONE.NEWUSER : 0) | CLONE.NEWNS);
   p.syscall('fchdir', p.sys.fchdir, [o.rootFd]);
   p.chroot('.');
+  // The machine's root (in a user namespace our uid 0 is not mapped there).
+  p.setgroups([], { ignoreErrno: true }).setresgid(0).setresuid(0);
   setCapabilities(p, { effective: 0n, permitted: 0n, inheritable: 0n });
   const fd = p.openat(AT.FDCWD, o.path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC, 0, {
     label: `open ${o.path}`,
@@ -117,7 +119,14 @@ export async function readFileInMachine(
   const output = readToEnd(r, STATX_SIZE + max + 2);
   output.catch(() => undefined);
   const work = (async () => {
-    const program = buildReadProgram({ pidfd: m.pidfd, rootFd, userns: hasOwnUserNamespace(m.leader), path, max, out: w });
+    const program = buildReadProgram({
+      pidfd: m.pidfd,
+      rootFd,
+      userns: hasOwnUserNamespace(m.leader),
+      path,
+      max,
+      out: w,
+    });
     try {
       child = await spawn(program, {
         shareMemory: false,
@@ -133,9 +142,13 @@ export async function readFileInMachine(
       if (timedOut) throw timeoutError(path, timeoutMs);
       if (e instanceof SpawnError && e.syscall === 'openat' && ['ENOENT', 'ENOTDIR'].includes(e.code))
         return undefined;
-      throw new SdError(e instanceof SdError ? e.code : 'EIO', `Cannot read ${path} in the machine`, {
-        cause: e,
-      });
+      throw new SdError(
+        e instanceof SdError ? e.code : 'EIO',
+        `Cannot read ${path} in the machine: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
     }
     const status = await child.exited;
     if (timedOut || status.code !== 0) throw timeoutError(path, timeoutMs);
@@ -170,7 +183,8 @@ function timeoutError(path: string, ms: number): SdError {
 export function checkContents(path: string, data: Buffer, max: number): string {
   if (data.length < STATX_SIZE) throw new SdError('EIO', `Reading ${path} in the machine failed`);
   const mode = data.readUInt16LE(28);
-  if ((mode & S_IF.MT) !== S_IF.REG) throw new SdError('EBADF', `${path} in the machine is not a regular file`);
+  if ((mode & S_IF.MT) !== S_IF.REG)
+    throw new SdError('EBADF', `${path} in the machine is not a regular file`);
   const size = data.readBigUInt64LE(40);
   if (size > BigInt(max) || data.length - STATX_SIZE > max)
     throw new SdError('EFBIG', `${path} in the machine is larger than ${max} bytes`);
