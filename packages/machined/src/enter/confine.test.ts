@@ -73,14 +73,29 @@ function matchParen(s: string): number {
 }
 
 describe('the bind-mount helper', () => {
-  it('cannot share memory, holds only CAP_SYS_ADMIN and CAP_SYS_CHROOT, and never execs', async () => {
+  it('cannot share memory, holds only the capabilities it needs, resolves the target chrooted in the machine, never execs', async () => {
     const { buildBindProgram } = await import('../transfer/bind.js');
-    const p = buildBindProgram(5, 6, 7);
+    const p = buildBindProgram({
+      pidfd: 5,
+      rootFd: 6,
+      tree: 7,
+      dest: '/srv/x/',
+      isDir: true,
+      mkdir: true,
+      creator: { uid: 1000, gid: 1000 },
+    });
     expect(p.canShareMemory).toBe(false);
     const steps = p.describe();
-    const capset = steps.findIndex((s) => s.startsWith('capset('));
-    expect(steps[capset]).toContain('e=0x240000 p=0x240000 i=0x0');
-    expect(capset).toBeLessThan(steps.findIndex((s) => s.startsWith('setns(')));
+    const at = (prefix: string) => steps.findIndex((s) => s.startsWith(prefix));
+    // CAP_SETGID, CAP_SETUID, CAP_SYS_CHROOT, CAP_SYS_ADMIN
+    expect(steps[at('capset(')]).toContain('e=0x2400c0 p=0x2400c0 i=0x0');
+    expect(at('capset(')).toBeLessThan(at('setns('));
+    expect(at('chroot(')).toBeLessThan(at('mkdirat('));
+    expect(steps.filter((s) => s.startsWith('mkdirat('))).toEqual([
+      'mkdirat(-100, "/srv", 493)',
+      'mkdirat(-100, "/srv/x", 493)',
+    ]);
+    expect(steps.find((s) => s.includes('move_mount'))).toContain('"/srv/x"');
     expect(p.steps.map((s) => s.name)).not.toContain('execve');
     expect(p.steps.at(-1)?.name).toBe('exit_group');
   });

@@ -109,16 +109,12 @@ export async function readFileInMachine(
   o: ReadOptions = {},
 ): Promise<string | undefined> {
   const max = o.max ?? 64 * 1024;
-  const timeoutMs = o.timeoutMs ?? READ_TIMEOUT_MS;
   const rootFd = open(`/proc/${m.leader}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
   const [r, w] = pipe(O.CLOEXEC);
   let wOpen = true;
-  let child: ChildProcess | undefined;
-  let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
   const output = readToEnd(r, STATX_SIZE + max + 2);
   output.catch(() => undefined);
-  const work = (async () => {
+  try {
     const program = buildReadProgram({
       pidfd: m.pidfd,
       rootFd,
@@ -128,55 +124,78 @@ export async function readFileInMachine(
       out: w,
     });
     try {
-      child = await spawn(program, {
-        shareMemory: false,
+      await runAbandonable(program, {
+        what: `Reading ${path} in the machine`,
+        timeoutMs: o.timeoutMs ?? READ_TIMEOUT_MS,
         beforeRun: (c) => {
-          child = c;
           closeQuietly(w);
           wOpen = false;
-          if (timedOut) c.kill(SIG.KILL);
-          else m.cgroup?.attach(c.pid);
+          m.cgroup?.attach(c.pid);
         },
       });
     } catch (e) {
-      if (timedOut) throw timeoutError(path, timeoutMs);
       if (e instanceof SpawnError && e.syscall === 'openat' && ['ENOENT', 'ENOTDIR'].includes(e.code))
         return undefined;
-      throw new SdError(
-        e instanceof SdError ? e.code : 'EIO',
-        `Cannot read ${path} in the machine: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
-      );
+      if (e instanceof SpawnError)
+        throw new SdError(e.code, `Cannot read ${path} in the machine: ${e.message}`, { cause: e });
+      throw e;
     }
-    const status = await child.exited;
-    if (timedOut || status.code !== 0) throw timeoutError(path, timeoutMs);
     return checkContents(path, await output, max);
-  })();
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      child?.kill(SIG.KILL);
-      // A reader stuck where even SIGKILL waits must not hold the call up.
-      setTimeout(() => reject(timeoutError(path, timeoutMs)), 200).unref();
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([work, deadline]);
   } finally {
-    clearTimeout(timer);
-    work.catch(() => undefined);
     closeQuietly(rootFd);
     if (wOpen) closeQuietly(w);
   }
 }
 
-function timeoutError(path: string, ms: number): SdError {
-  return new SdError(
-    'ETIMEDOUT',
-    `Reading ${path} in the machine did not finish within ${ms} ms (a file system that does not answer?)`,
-  );
+/**
+ * Runs a spawn program that ends in exit(0) (it must waitForParent()), and
+ * gives up on it after `timeoutMs`: it is killed, and the call fails with
+ * ETIMEDOUT even if the kill takes effect late (a process waiting in a file
+ * system that does not answer). A failing step rejects with its SpawnError.
+ */
+export async function runAbandonable(
+  program: SpawnProgram,
+  o: { what: string; timeoutMs: number; beforeRun?: (c: ChildProcess) => void },
+): Promise<void> {
+  let child: ChildProcess | undefined;
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = () =>
+    new SdError(
+      'ETIMEDOUT',
+      `${o.what} did not finish within ${o.timeoutMs} ms (a file system that does not answer?)`,
+    );
+  const work = (async () => {
+    try {
+      child = await spawn(program, {
+        shareMemory: false,
+        beforeRun: (c) => {
+          child = c;
+          if (timedOut) c.kill(SIG.KILL);
+          else o.beforeRun?.(c);
+        },
+      });
+    } catch (e) {
+      throw timedOut ? timeout() : e;
+    }
+    const status = await child.exited;
+    if (timedOut) throw timeout();
+    if (status.code !== 0) throw new SdError('EIO', `${o.what} failed (${JSON.stringify(status)})`);
+  })();
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      child?.kill(SIG.KILL);
+      // A process stuck where even SIGKILL waits must not hold the call up.
+      setTimeout(() => reject(timeout()), 200).unref();
+    }, o.timeoutMs);
+  });
+  try {
+    await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined);
+  }
 }
 
 /** What the reader wrote: struct statx, then the file's first max + 1 bytes. */
