@@ -166,6 +166,12 @@ for (const userns of [false, true]) {
         );
         expect(sh.error).toMatch(/\/etc\/passwd/);
         expect(sh.ms).toBeLessThan(1000);
+        // BindMountMachine resolves its target inside the machine the same way.
+        const bind = await timed(
+          manager(client, 'BindMountMachine', 'sssbb', [name, root, '/etc/x', false, true]),
+        );
+        expect(bind.error).toMatch(/Bind mounting onto \/etc\/x in the machine did not finish within/);
+        expect(bind.ms).toBeLessThan(3000);
       } finally {
         // Closing the server's end aborts the connection: whatever waits on it fails.
         clearTimeout(guard);

@@ -89,7 +89,8 @@ describe('the bind-mount helper', () => {
     const at = (prefix: string) => steps.findIndex((s) => s.startsWith(prefix));
     // CAP_SETGID, CAP_SETUID, CAP_SYS_CHROOT, CAP_SYS_ADMIN
     expect(steps[at('capset(')]).toContain('e=0x2400c0 p=0x2400c0 i=0x0');
-    expect(at('capset(')).toBeLessThan(at('setns('));
+    expect(at('capset(')).toBeLessThan(at('fchdir('));
+    expect(at('setfsuid(')).toBeLessThan(at('fchdir('));
     expect(at('chroot(')).toBeLessThan(at('mkdirat('));
     expect(steps.filter((s) => s.startsWith('mkdirat('))).toEqual([
       'mkdirat(-100, "/srv", 493)',

@@ -87,16 +87,19 @@ export function buildBindProgram(o: {
     (m, c) => m | (1n << BigInt(c)),
     0n,
   );
-  setCapabilities(p, { effective: need, permitted: need, inheritable: 0n });
+  // setns(pidfd) checks that we may ptrace the leader: drop after it.
   p.setns(o.pidfd, CLONE.NEWNS);
+  setCapabilities(p, { effective: need, permitted: need, inheritable: 0n });
+  // Everything inside is looked up and made as the machine's root, with no
+  // DAC override (switching the fsuid away from 0 drops the fs capabilities).
+  p.syscall('setfsgid', syscallNumber('setfsgid'), [o.creator.gid]);
+  p.syscall('setfsuid', syscallNumber('setfsuid'), [o.creator.uid]);
   p.syscall('fchdir', p.sys.fchdir, [o.rootFd]);
   p.chroot('.');
   const parts = o.dest.split('/').filter(Boolean);
   const dest = `/${parts.join('/')}`;
   if (o.mkdir) {
-    // Made as the machine's root; each step may find the directory there (EEXIST).
-    p.syscall('setfsgid', syscallNumber('setfsgid'), [o.creator.gid]);
-    p.syscall('setfsuid', syscallNumber('setfsuid'), [o.creator.uid]);
+    // Each step may find the directory there already (EEXIST).
     const dirs = o.isDir ? parts : parts.slice(0, -1);
     dirs.forEach((_, i) => p.mkdir(`/${dirs.slice(0, i + 1).join('/')}`, 0o755, { ignoreErrno: true }));
     // O_EXCL: a file is only made, never opened (no FIFO, device or link there is touched).
