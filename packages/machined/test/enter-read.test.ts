@@ -72,7 +72,7 @@ async function leaderOf(name: string): Promise<number> {
       body: ['org.freedesktop.machine1.Machine', 'Leader'],
     }),
   );
-  return Number((r?.body[0] as { value: unknown }).value);
+  return Number((r?.body[0] as { value: unknown } | undefined)?.value);
 }
 
 for (const userns of [false, true]) {

@@ -68,15 +68,12 @@ describe.skipIf(skip)('entering a machine', () => {
   for (const c of cases) {
     describe.skipIf(c.skip)(`${c.name}${c.userns ? ' (-U)' : ''}`, () => {
       let watch: ReturnType<typeof makeWatchDir>;
-      let leader: number;
 
       beforeAll(async () => {
         watch = makeWatchDir();
         cleanup.push(() => watch.remove());
         const n = await startWatchedContainer(bus.env, client, c.name, watch, c.args());
         cleanup.push(() => stopNspawn(n));
-        const [path] = await manager(client, 'GetMachine', 's', [c.name]);
-        leader = Number(await busGet(String(path), 'Leader'));
       }, 90_000);
 
       it('root inside never sees a process more privileged than itself during OpenMachineShell', async () => {
@@ -127,18 +124,3 @@ describe.skipIf(skip)('entering a machine', () => {
     });
   }
 });
-
-async function busGet(path: string, prop: string): Promise<unknown> {
-  const { dbus } = await import('../src/index.js');
-  const r = await client.call(
-    new dbus.Message({
-      destination: 'org.freedesktop.machine1',
-      path,
-      interface: 'org.freedesktop.DBus.Properties',
-      member: 'Get',
-      signature: 'ss',
-      body: ['org.freedesktop.machine1.Machine', prop],
-    }),
-  );
-  return (r?.body[0] as { value: unknown }).value;
-}

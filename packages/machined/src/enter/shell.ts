@@ -7,7 +7,6 @@ import {
   closeQuietly,
   createStubInitMemfd,
   execStubInit,
-  openRoot,
   type Pty,
   SdError,
   SpawnProgram,
@@ -178,19 +177,16 @@ export async function openMachineShell(
   t: MachineTarget,
   req: ShellRequest,
 ): Promise<{ master: number; path: string; child: ChildProcess }> {
-  const root = openRoot(`/proc/${t.leader}/root`);
   let pty: Pty | undefined;
   try {
     const user = await lookupMachineUser(t, req.user);
     const plan = planShell(req, user);
-    pty = openMachinePty(root);
+    pty = await openMachinePty(t);
     const child = await spawnInMachine(t, pty.peer, plan);
     closeQuietly(pty.peer);
     return { master: pty.master, path: pty.path, child };
   } catch (e) {
     if (pty) closePty(pty);
     throw e;
-  } finally {
-    closeQuietly(root);
   }
 }
