@@ -166,6 +166,28 @@ for (const userns of [false, true]) {
         );
         expect(sh.error).toMatch(/\/etc\/passwd/);
         expect(sh.ms).toBeLessThan(1000);
+        // So does OpenMachinePTY's open of the machine's ptmx.
+        const pts = spawnSync(
+          'nsenter',
+          [
+            '-t',
+            String(leader),
+            '-m',
+            'mount',
+            '-i',
+            '-t',
+            'fuse',
+            '-o',
+            'fd=3,rootmode=40000,user_id=0,group_id=0',
+            'sd-enter-stall',
+            '/dev/pts',
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe', fuse], encoding: 'utf8' },
+        );
+        expect(pts.status, pts.stderr).toBe(0);
+        const pty = await timed(manager(client, 'OpenMachinePTY', 's', [name]));
+        expect(pty.error).toMatch(/Opening \/dev\/pts\/ptmx in the machine did not finish within/);
+        expect(pty.ms).toBeLessThan(1000);
         // BindMountMachine resolves its target inside the machine the same way.
         const bind = await timed(
           manager(client, 'BindMountMachine', 'sssbb', [name, root, '/etc/x', false, true]),
@@ -176,7 +198,7 @@ for (const userns of [false, true]) {
         // Closing the server's end aborts the connection: whatever waits on it fails.
         clearTimeout(guard);
         abort();
-        if (mounted) spawnSync('nsenter', ['-t', String(leader), '-m', 'umount', '-l', '/etc']);
+        if (mounted) spawnSync('nsenter', ['-t', String(leader), '-m', 'umount', '-l', '/etc', '/dev/pts']);
       }
       // Once the file system is gone, the same call works again.
       expect((await manager(client, 'GetMachineOSRelease', 's', [name]))[0]).toEqual({ ID: 'busybox' });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { closeQuietly } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import type { MessageBus } from '../src/index.js';
@@ -77,7 +78,13 @@ describe.skipIf(skip)('entering a machine', () => {
       }, 90_000);
 
       it('root inside never sees a process more privileged than itself during OpenMachineShell', async () => {
-        const out = await runShell(client, c.name, 'echo started; sleep 2; echo finished');
+        // OpenMachinePTY and BindMountMachine (their helpers) while it watches too.
+        const [ptyFd, ptyPath] = (await manager(client, 'OpenMachinePTY', 's', [c.name])) as [number, string];
+        closeQuietly(ptyFd);
+        expect(ptyPath).toMatch(/^\/dev\/pts\/\d+$/);
+        await manager(client, 'BindMountMachine', 'sssbb', [c.name, watch.dir, '/mnt/bound', true, true]);
+        const out = await runShell(client, c.name, 'ls /mnt/bound; echo started; sleep 2; echo finished');
+        expect(out).toContain('watch.sh');
         expect(out).toContain('finished');
         // The watcher looks at every process under each name it runs as.
         await new Promise((r) => setTimeout(r, 300));

@@ -20,6 +20,7 @@ import {
   SpawnError,
   SpawnProgram,
   setCapabilities,
+  setNonBlocking,
   socketpair,
   syscallNumber,
   unlockPty,
@@ -120,7 +121,9 @@ export async function openMachinePty(m: MachineRef, timeoutMs = READ_TIMEOUT_MS)
 async function openPtmx(m: MachineRef, path: string, timeoutMs: number): Promise<number> {
   const security = leaderSecurity(m.leader, m.pidfd);
   const rootFd = openRoot(m.leader);
-  const [mine, theirs] = socketpair(AF.UNIX, SOCK.SEQPACKET);
+  // The helper's end blocks (its read is the gate); ours goes through the poller.
+  const [mine, theirs] = socketpair(AF.UNIX, SOCK.SEQPACKET, 0, true);
+  setNonBlocking(mine);
   let theirsOpen = true;
   let watching = false;
   const next = async () => {
@@ -170,8 +173,18 @@ async function openPtmx(m: MachineRef, path: string, timeoutMs: number): Promise
         m.cgroup?.attach(c.pid);
       },
     });
-    const [, fd] = await Promise.all([run, talk()]);
-    return fd;
+    try {
+      const [, fd] = await Promise.all([run, talk()]);
+      return fd;
+    } catch (e) {
+      // The helper's own failure (a step's errno) says more than a reset socket.
+      throw (
+        (await run.then(
+          () => undefined,
+          (x: unknown) => x,
+        )) ?? e
+      );
+    }
   } finally {
     if (watching) poller().remove(mine);
     closeQuietly(mine, rootFd);
