@@ -24,6 +24,14 @@ import { startPrivateBus } from '../../dbus/private-bus.js';
  *   node --conditions=sd-source --import tsx tools/bench/enter/shell.ts [--runs 30]
  */
 
+function report(what: string, times: number[]): void {
+  times.sort((a, b) => a - b);
+  const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!.toFixed(1);
+  process.stdout.write(
+    `${what}, ${times.length} runs: median ${q(0.5)} ms, p10 ${q(0.1)} ms, p90 ${q(0.9)} ms\n`,
+  );
+}
+
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' } } });
 const runs = Number(values.runs);
 const bus = await startPrivateBus();
@@ -62,11 +70,24 @@ try {
     closeQuietly(fd);
     if (i >= 3) times.push(performance.now() - t0);
   }
-  times.sort((a, b) => a - b);
-  const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!.toFixed(1);
-  process.stdout.write(
-    `OpenMachineShell round trip, ${runs} runs: median ${q(0.5)} ms, p10 ${q(0.1)} ms, p90 ${q(0.9)} ms\n`,
-  );
+  report('OpenMachineShell round trip', times);
+  const calls: Array<[string, () => Promise<unknown>]> = [
+    ['GetMachineOSRelease', () => manager(client, 'GetMachineOSRelease', 's', [name])],
+    [
+      'OpenMachinePTY',
+      async () => closeQuietly(((await manager(client, 'OpenMachinePTY', 's', [name])) as [number])[0]),
+    ],
+    ['ListMachines', () => manager(client, 'ListMachines')],
+  ];
+  for (const [what, call] of calls) {
+    const t: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await call();
+      t.push(performance.now() - t0);
+    }
+    report(what, t);
+  }
 } finally {
   await stopNspawn(n);
   await daemon.stop();

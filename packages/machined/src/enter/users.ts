@@ -11,6 +11,9 @@ export interface MachineUser {
   shell: string;
 }
 
+/** passwd and group files larger than this are refused (a machine's own are a few KiB). */
+const MAX_PASSWD = 1 << 20;
+
 const VALID_USER = /^[a-z_][a-z0-9_-]{0,30}\$?$/i;
 
 export function isValidUserName(name: string): boolean {
@@ -51,13 +54,16 @@ export async function lookupMachineUser(m: MachineRef, user: string): Promise<Ma
   const name = user === '' ? 'root' : user;
   if (!isValidUserName(name) && !/^\d+$/.test(name))
     throw new SdError('EINVAL', `Invalid user name: ${JSON.stringify(user)}`);
-  const passwd = (await readFileInMachine(m, '/etc/passwd', { max: 4 << 20 })) ?? '';
+  const passwd = (await readFileInMachine(m, '/etc/passwd', { max: MAX_PASSWD })) ?? '';
   const entry = parsePasswd(passwd, name);
   if (!entry) {
     if (name === 'root' || name === '0')
       return { name: 'root', uid: 0, gid: 0, groups: [], home: '/root', shell: '/bin/sh' };
     throw new SdError('ENOENT', `No user '${name}' in the machine`);
   }
-  const groups = parseGroups((await readFileInMachine(m, '/etc/group', { max: 4 << 20 })) ?? '', entry.name);
+  const groups = parseGroups(
+    (await readFileInMachine(m, '/etc/group', { max: MAX_PASSWD })) ?? '',
+    entry.name,
+  );
   return { ...entry, groups: [...new Set([entry.gid, ...groups])] };
 }
