@@ -1,5 +1,5 @@
 import { SdError } from '@sd/sys';
-import { type MachineRef, readFileInMachine } from '../inspect/read-in-machine.js';
+import { type MachineRef, readFilesInMachine } from '../inspect/read-in-machine.js';
 
 /** A user of a machine, from its own /etc/passwd and /etc/group (read inside its root). */
 export interface MachineUser {
@@ -54,16 +54,14 @@ export async function lookupMachineUser(m: MachineRef, user: string): Promise<Ma
   const name = user === '' ? 'root' : user;
   if (!isValidUserName(name) && !/^\d+$/.test(name))
     throw new SdError('EINVAL', `Invalid user name: ${JSON.stringify(user)}`);
-  const passwd = (await readFileInMachine(m, '/etc/passwd', { max: MAX_PASSWD })) ?? '';
-  const entry = parsePasswd(passwd, name);
+  // Both files with one reader: one process less for every shell.
+  const [passwd, group] = await readFilesInMachine(m, ['/etc/passwd', '/etc/group'], { max: MAX_PASSWD });
+  const entry = parsePasswd(passwd ?? '', name);
   if (!entry) {
     if (name === 'root' || name === '0')
       return { name: 'root', uid: 0, gid: 0, groups: [], home: '/root', shell: '/bin/sh' };
     throw new SdError('ENOENT', `No user '${name}' in the machine`);
   }
-  const groups = parseGroups(
-    (await readFileInMachine(m, '/etc/group', { max: MAX_PASSWD })) ?? '',
-    entry.name,
-  );
+  const groups = parseGroups(group ?? '', entry.name);
   return { ...entry, groups: [...new Set([entry.gid, ...groups])] };
 }

@@ -16,9 +16,8 @@ describe('reading inside a machine', () => {
       pidfd: 5,
       rootFd: 6,
       userns: true,
-      path: '/etc/os-release',
+      files: [{ path: '/etc/os-release', out: 7 }],
       max: 200_000,
-      out: 7,
     });
     expect(p.canShareMemory).toBe(false);
     const names = p.steps.map((s) => s.name);
@@ -31,6 +30,27 @@ describe('reading inside a machine', () => {
     // 200 001 bytes in 64 KiB reads: four read/write pairs.
     expect(names.filter((n) => n === 'read').length).toBe(1 + 4); // the sync byte, then the file
     expect(names.at(-1)).toBe('exit_group');
+  });
+
+  it('reads several files one after the other, each to its own pipe', () => {
+    const p = buildReadProgram({
+      pidfd: 5,
+      rootFd: 6,
+      userns: false,
+      files: [
+        { path: '/etc/passwd', out: 7 },
+        { path: '/etc/group', out: 8 },
+      ],
+      max: 1000,
+    });
+    const d = p.describe();
+    expect(d.filter((s) => s.startsWith('open ')).map((s) => s.split(':')[0])).toEqual([
+      'open /etc/passwd',
+      'open /etc/group',
+    ]);
+    expect(d.filter((s) => s.startsWith('write(7,')).length).toBe(2);
+    expect(d.filter((s) => s.startsWith('write(8,')).length).toBe(2);
+    expect(p.steps[p.steps.findIndex((s) => s.name === 'setns')]!.args).toEqual([5, 0x20000]);
   });
 
   it('takes only a regular file within the cap', () => {

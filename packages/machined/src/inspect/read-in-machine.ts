@@ -70,14 +70,16 @@ export function hasOwnUserNamespace(pid: number): boolean {
   return statSync(`/proc/${pid}/ns/user`).ino !== statSync('/proc/self/ns/user').ino;
 }
 
-/** The reader's program (exported for the plan test). */
+/**
+ * The reader's program (exported for the plan test): the files one after
+ * the other, each to its own pipe. A failing open ends the program there.
+ */
 export function buildReadProgram(o: {
   pidfd: number;
   rootFd: number;
   userns: boolean;
-  path: string;
+  files: ReadonlyArray<{ path: string; out: number }>;
   max: number;
-  out: number;
 }): SpawnProgram {
   const p = new SpawnProgram().waitForParent();
   p.setns(o.pidfd, (o.userns ? CLONE.NEWUSER : 0) | CLONE.NEWNS);
@@ -86,19 +88,23 @@ export function buildReadProgram(o: {
   // The machine's root (in a user namespace our uid 0 is not mapped there).
   p.setgroups([], { ignoreErrno: true }).setresgid(0).setresuid(0);
   setCapabilities(p, { effective: 0n, permitted: 0n, inheritable: 0n });
-  const fd = p.openat(AT.FDCWD, o.path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC, 0, {
-    label: `open ${o.path}`,
-  });
   const stx = new Data(Buffer.alloc(STATX_SIZE), 'statx');
-  p.syscall('statx', syscallNumber('statx'), [fd, '', AT.EMPTY_PATH, STATX_TYPE | STATX_SIZE_MASK, stx]);
-  p.syscall('write', p.sys.write, [o.out, stx, STATX_SIZE]);
   // max + 1 bytes through one 64 KiB buffer, the read/write pairs unrolled
   // (a program has no loops); past the end a read gives 0 and its write nothing.
   const chunk = Math.min(o.max + 1, CHUNK);
   const contents = new Data(Buffer.alloc(chunk), 'contents');
-  for (let done = 0; done < o.max + 1; done += chunk) {
-    const n = p.syscall('read', p.sys.read, [fd, contents, chunk], { result: true });
-    p.syscall('write', p.sys.write, [o.out, contents, n as Slot]);
+  for (const { path, out } of o.files) {
+    const fd = p.openat(AT.FDCWD, path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.CLOEXEC, 0, {
+      label: `open ${path}`,
+    });
+    p.syscall('statx', syscallNumber('statx'), [fd, '', AT.EMPTY_PATH, STATX_TYPE | STATX_SIZE_MASK, stx]);
+    p.syscall('write', p.sys.write, [out, stx, STATX_SIZE]);
+    for (let done = 0; done < o.max + 1; done += chunk) {
+      const n = p.syscall('read', p.sys.read, [fd, contents, chunk], { result: true });
+      p.syscall('write', p.sys.write, [out, contents, n as Slot]);
+    }
+    p.close(fd);
+    p.close(out);
   }
   p.exit(0);
   return p;
@@ -114,42 +120,61 @@ export async function readFileInMachine(
   path: string,
   o: ReadOptions = {},
 ): Promise<string | undefined> {
+  return (await readFilesInMachine(m, [path], o))[0];
+}
+
+/**
+ * Several files with one reader (one process instead of one each). The
+ * first that does not exist ends the reading: it and every later one come
+ * back undefined (as for passwd, then group).
+ */
+export async function readFilesInMachine(
+  m: MachineRef,
+  paths: readonly string[],
+  o: ReadOptions = {},
+): Promise<Array<string | undefined>> {
   const max = o.max ?? 64 * 1024;
   const rootFd = open(`/proc/${m.leader}/root`, O.PATH | O.DIRECTORY | O.CLOEXEC);
-  const [r, w] = pipe(O.CLOEXEC);
-  let wOpen = true;
-  const output = readToEnd(r, STATX_SIZE + max + 2);
-  output.catch(() => undefined);
+  const pipes: Array<[number, number]> = [];
+  let writeEndsOpen = true;
   try {
+    for (const _ of paths) pipes.push(pipe(O.CLOEXEC));
+    const outputs = pipes.map(([r]) => readToEnd(r, STATX_SIZE + max + 2));
+    for (const out of outputs) out.catch(() => undefined);
     const program = buildReadProgram({
       pidfd: m.pidfd,
       rootFd,
       userns: hasOwnUserNamespace(m.leader),
-      path,
+      files: paths.map((path, i) => ({ path, out: pipes[i]![1] })),
       max,
-      out: w,
     });
+    const what = paths.join(' and ');
+    let missing = paths.length;
     try {
       await runAbandonable(program, {
-        what: `Reading ${path} in the machine`,
+        what: `Reading ${what} in the machine`,
         timeoutMs: o.timeoutMs ?? READ_TIMEOUT_MS,
         beforeRun: (c) => {
-          closeQuietly(w);
-          wOpen = false;
+          for (const [, w] of pipes) closeQuietly(w);
+          writeEndsOpen = false;
           m.cgroup?.attach(c.pid);
         },
       });
     } catch (e) {
-      if (e instanceof SpawnError && e.syscall === 'openat' && ['ENOENT', 'ENOTDIR'].includes(e.code))
-        return undefined;
-      if (e instanceof SpawnError)
-        throw new SdError(e.code, `Cannot read ${path} in the machine: ${e.message}`, { cause: e });
-      throw e;
+      if (!(e instanceof SpawnError)) throw e;
+      const failed = paths.findIndex((p) => program.steps[e.step]?.label === `open ${p}`);
+      if (failed < 0 || !['ENOENT', 'ENOTDIR'].includes(e.code))
+        throw new SdError(e.code, `Cannot read ${what} in the machine: ${e.message}`, { cause: e });
+      missing = failed;
     }
-    return checkContents(path, await output, max);
+    const result: Array<string | undefined> = [];
+    for (let i = 0; i < paths.length; i++)
+      result.push(i < missing ? checkContents(paths[i]!, await outputs[i]!, max) : undefined);
+    return result;
   } finally {
     closeQuietly(rootFd);
-    if (wOpen) closeQuietly(w);
+    // The read ends close themselves at EOF (readToEnd).
+    if (writeEndsOpen) for (const [, w] of pipes) closeQuietly(w);
   }
 }
 
