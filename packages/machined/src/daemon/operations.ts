@@ -55,7 +55,7 @@ export async function getAddresses(m: Machine): Promise<Array<[number, Buffer]>>
 }
 
 export async function getOsRelease(m: Machine): Promise<Record<string, string>> {
-  return withPidfd(m, () => machineOsRelease(m.leader, isHost(m)));
+  return withPidfd(m, (pidfd) => machineOsRelease({ leader: m.leader, pidfd, cgroup: m.cgroup }, isHost(m)));
 }
 
 export async function getUidShift(m: Machine): Promise<number> {
@@ -64,14 +64,16 @@ export async function getUidShift(m: Machine): Promise<number> {
 }
 
 export async function openPty(m: Machine, ctx: CallContext): Promise<[number, string]> {
-  const pty = await withRoot(m, (root) => openMachinePty(root));
+  const pty = await withPidfd(m, (pidfd) => openMachinePty({ leader: m.leader, pidfd, cgroup: m.cgroup }));
   closeQuietly(pty.peer);
   ctx.closeAfterReply(pty.master);
   return [pty.master, pty.path];
 }
 
 export async function openLogin(m: Machine, ctx: CallContext): Promise<[number, string]> {
-  const r = await withPidfd(m, () => openMachineLogin(m.name, m.leader));
+  const r = await withPidfd(m, (pidfd) =>
+    openMachineLogin(m.name, { leader: m.leader, pidfd, cgroup: m.cgroup }),
+  );
   ctx.closeAfterReply(r.master);
   return [r.master, r.path];
 }

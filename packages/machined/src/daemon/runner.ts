@@ -76,7 +76,8 @@ export class MachineRunner {
     try {
       const p = new SpawnProgram();
       p.setsid().stdio([devnull, devnull, devnull]).resetSignals().execve(nspawn, argv, env);
-      const child = await spawn(p);
+      // sd-nspawn runs on the host, but a daemon's children never share its memory.
+      const child = await spawn(p, { shareMemory: false });
       this.#children.set(name, child);
       void child.exited.finally(() => this.#children.delete(name));
       return child.pid;

@@ -29,15 +29,39 @@ describe('entering machines', () => {
     expect(() => mergeEnv([], ['NOEQUALS'])).toThrow(/Invalid environment/);
   });
 
-  it('joins, becomes the user, takes the terminal and execs, in that order', () => {
+  it('stage 1 joins every namespace, confines itself, becomes the user, then execs the stub init', () => {
     const plan = planShell({ user: '', path: '/bin/sh', args: ['sh'], env: [] }, root);
-    const steps = buildShellProgram({ pidfd: 7, nsFlags: 0x6c020000, peer: 9, plan }).steps.map(
-      (s) => s.name,
-    );
+    const security = { capBnd: 0xa80425fbn, noNewPrivs: true, seccomp: true };
+    const program = buildShellProgram({
+      pidfd: 7,
+      nsFlags: 0x6c020000,
+      peer: 9,
+      plan,
+      security,
+      stubInit: 11,
+    });
+    const steps = program.steps.map((s) => s.name);
     const at = (n: string) => steps.indexOf(n);
+    const setns = program.steps[at('setns')]!;
+    expect(setns.args).toEqual([7, 0x6c020000 | 0x20000000 /* CLONE_NEWPID */]);
+    expect(program.canShareMemory).toBe(false);
     expect(at('setns')).toBeGreaterThan(at('read'));
-    expect(at('setresuid')).toBeGreaterThan(at('setns'));
-    expect(at('setsid')).toBeGreaterThan(at('setresuid'));
-    expect(steps.at(-1)).toBe('execve');
+    expect(at('prctl')).toBeGreaterThan(at('setns'));
+    expect(at('seccomp')).toBeGreaterThan(at('prctl'));
+    expect(at('setresuid')).toBeGreaterThan(at('seccomp'));
+    expect(at('capset')).toBeGreaterThan(at('setresuid'));
+    expect(steps.lastIndexOf('prctl')).toBeGreaterThan(at('capset')); // no_new_privs
+    expect(at('setsid')).toBeGreaterThan(at('setns'));
+    expect(steps.at(-1)).toBe('execveat');
+    expect(steps).not.toContain('execve');
+  });
+
+  it('leaves out the filter and no_new_privs when the leader has neither', () => {
+    const plan = planShell({ user: '', path: '/bin/sh', args: ['sh'], env: [] }, root);
+    const security = { capBnd: 0xa80425fbn, noNewPrivs: false, seccomp: false };
+    const program = buildShellProgram({ pidfd: 7, nsFlags: 0, peer: 9, plan, security, stubInit: 11 });
+    const steps = program.steps.map((s) => s.name);
+    expect(steps).not.toContain('seccomp');
+    expect(program.describe().filter((d) => d.startsWith('prctl(38,'))).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { closeQuietly, O, openInRoot, openRoot, SdError } from '@sd/sys';
 import { connectBus } from '../bus/connect.js';
 import { dbus } from '../bus/dbus.js';
 import { BusError, DBUS_ERROR } from '../bus/errors.js';
+import type { MachineRef } from '../inspect/read-in-machine.js';
 import { openMachinePty } from './pty.js';
 
 /**
@@ -14,9 +15,9 @@ import { openMachinePty } from './pty.js';
  */
 export async function openMachineLogin(
   name: string,
-  leader: number,
+  m: MachineRef,
 ): Promise<{ master: number; path: string }> {
-  const root = openRoot(`/proc/${leader}/root`);
+  const root = openRoot(`/proc/${m.leader}/root`);
   try {
     let booted = false;
     try {
@@ -34,7 +35,7 @@ export async function openMachineLogin(
     } catch (e) {
       throw new SdError('ENOENT', `Machine '${name}' has no system bus to start a getty on`, { cause: e });
     }
-    const pty = openMachinePty(root);
+    const pty = await openMachinePty(m);
     try {
       const bus = await connectBus(`unix:path=/proc/self/fd/${sock}`);
       try {

@@ -5,23 +5,43 @@ import {
   CLONE,
   closePty,
   closeQuietly,
-  openRoot,
+  createStubInitMemfd,
+  execStubInit,
   type Pty,
   SdError,
   SpawnProgram,
   spawn,
 } from '@sd/sys';
 import type { MachineCgroup } from '../registry/cgroup.js';
+import { confineAfterUser, confineBeforeUser, type LeaderSecurity, leaderSecurity } from './confine.js';
 import { openMachinePty } from './pty.js';
 import { lookupMachineUser, type MachineUser } from './users.js';
 
 /**
- * Entering a running machine (DESIGN.md §2): a spawn program that joins the
- * leader's namespaces with setns(pidfd, …) — user (when it has its own),
- * mount, UTS, IPC, network, cgroup — after the parent has put it in the
- * machine's cgroup, becomes the user, takes the pty peer as its controlling
- * terminal and execs. Its PID namespace is the machine's too: spawn()'s
- * pidNamespaceOf switches the main thread's pid-for-children around the clone.
+ * Entering a running machine, so that root inside never meets a process
+ * more privileged than its own (DESIGN.md §7; the review found root inside
+ * ptrace-attaching a shell that still shared sd-machined's memory). Two
+ * stages, as a spawn program cannot branch:
+ *
+ * 1. The spawned process has a memory of its own (no CLONE_VM) and stays in
+ *    the host's PID namespace, so nothing inside can see it: /proc inside
+ *    has no entry for it and no pid names it. Parked in the machine's
+ *    cgroup by the parent (device policy), it joins every namespace of the
+ *    leader in one setns(pidfd) — user (when the machine has one), mount,
+ *    UTS, IPC, network, cgroup, and PID, which only changes the PID
+ *    namespace of its future children — takes the pty as its controlling
+ *    terminal, shrinks its bounding set to the leader's, loads the
+ *    container's seccomp filter, becomes the user, drops what the user may
+ *    not hold, sets no_new_privs as the leader has it, and execs the stub
+ *    init (packages/sys/native) from a sealed memfd.
+ * 2. The stub forks: its child is the first process of ours inside the
+ *    PID namespace, born with everything above already in place, and execs
+ *    the shell. The stub stays outside, forwards signals to it and exits
+ *    with its status (exit code, or 128 + signal), so the ChildProcess we
+ *    hold tracks the shell.
+ *
+ * systemd asks the guest's own PID 1 for a transient unit instead, which
+ * only works for guests that run systemd; this works for any guest.
  */
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -104,32 +124,49 @@ export function planShell(req: ShellRequest, user: MachineUser): ShellPlan {
   return { path, argv, envp, user };
 }
 
-/** The spawn program of a shell: join, become the user, take the terminal, exec. */
+/** Stage 1 of a shell (see above): join, confine, take the terminal, become the user, exec the stub. */
 export function buildShellProgram(o: {
   pidfd: number;
   nsFlags: number;
   peer: number;
   plan: ShellPlan;
+  security: LeaderSecurity;
+  stubInit: number;
 }): SpawnProgram {
   const { user } = o.plan;
   const p = new SpawnProgram().waitForParent();
-  p.setns(o.pidfd, o.nsFlags);
+  p.setns(o.pidfd, o.nsFlags | CLONE.NEWPID);
+  attachTerminal(p, o.peer);
+  confineBeforeUser(p, o.security);
   p.setgroups(user.groups, { ignoreErrno: user.groups.length === 0 });
   p.setresgid(user.gid).setresuid(user.uid);
+  confineAfterUser(p, o.security, user.uid);
   p.chdir(user.home, { ignoreErrno: true });
-  attachTerminal(p, o.peer);
   p.closeOnExecFrom(3).resetSignals();
-  p.execve(o.plan.path, o.plan.argv, o.plan.envp);
+  execStubInit(p, o.stubInit, o.plan.path, o.plan.argv, o.plan.envp);
   return p;
 }
 
-/** Runs a program in the machine on `peer`; resolves once it has exec'd. */
+/** Runs a program in the machine on `peer`; resolves once stage 1 has exec'd the stub. */
 export async function spawnInMachine(t: MachineTarget, peer: number, plan: ShellPlan): Promise<ChildProcess> {
-  const program = buildShellProgram({ pidfd: t.pidfd, nsFlags: namespacesToJoin(t.leader), peer, plan });
-  return spawn(program, {
-    pidNamespaceOf: t.pidfd,
-    beforeRun: (child) => t.cgroup?.attach(child.pid),
-  });
+  const security = leaderSecurity(t.leader, t.pidfd);
+  const stubInit = createStubInitMemfd();
+  try {
+    const program = buildShellProgram({
+      pidfd: t.pidfd,
+      nsFlags: namespacesToJoin(t.leader),
+      peer,
+      plan,
+      security,
+      stubInit,
+    });
+    return await spawn(program, {
+      shareMemory: false,
+      beforeRun: (child) => t.cgroup?.attach(child.pid),
+    });
+  } finally {
+    closeQuietly(stubInit);
+  }
 }
 
 /**
@@ -140,19 +177,16 @@ export async function openMachineShell(
   t: MachineTarget,
   req: ShellRequest,
 ): Promise<{ master: number; path: string; child: ChildProcess }> {
-  const root = openRoot(`/proc/${t.leader}/root`);
   let pty: Pty | undefined;
   try {
-    const user = lookupMachineUser(root, req.user);
+    const user = await lookupMachineUser(t, req.user);
     const plan = planShell(req, user);
-    pty = openMachinePty(root);
+    pty = await openMachinePty(t);
     const child = await spawnInMachine(t, pty.peer, plan);
     closeQuietly(pty.peer);
     return { master: pty.master, path: pty.path, child };
   } catch (e) {
     if (pty) closePty(pty);
     throw e;
-  } finally {
-    closeQuietly(root);
   }
 }

@@ -1,5 +1,5 @@
 import { SdError } from '@sd/sys';
-import { readFileInRoot } from '../inspect/os-release.js';
+import { type MachineRef, readFilesInMachine } from '../inspect/read-in-machine.js';
 
 /** A user of a machine, from its own /etc/passwd and /etc/group (read inside its root). */
 export interface MachineUser {
@@ -10,6 +10,9 @@ export interface MachineUser {
   home: string;
   shell: string;
 }
+
+/** passwd and group files larger than this are refused (a machine's own are a few KiB). */
+const MAX_PASSWD = 1 << 20;
 
 const VALID_USER = /^[a-z_][a-z0-9_-]{0,30}\$?$/i;
 
@@ -43,18 +46,22 @@ export function parseGroups(text: string, user: string): number[] {
   return out;
 }
 
-/** Looks a user up inside the machine; root works without a passwd file. */
-export function lookupMachineUser(rootFd: number, user: string): MachineUser {
+/**
+ * Looks a user up inside the machine (its passwd and group read by a reader
+ * the daemon can abandon); root works without a passwd file.
+ */
+export async function lookupMachineUser(m: MachineRef, user: string): Promise<MachineUser> {
   const name = user === '' ? 'root' : user;
   if (!isValidUserName(name) && !/^\d+$/.test(name))
     throw new SdError('EINVAL', `Invalid user name: ${JSON.stringify(user)}`);
-  const passwd = readFileInRoot(rootFd, '/etc/passwd', 4 << 20) ?? '';
-  const entry = parsePasswd(passwd, name);
+  // Both files with one reader: one process less for every shell.
+  const [passwd, group] = await readFilesInMachine(m, ['/etc/passwd', '/etc/group'], { max: MAX_PASSWD });
+  const entry = parsePasswd(passwd ?? '', name);
   if (!entry) {
     if (name === 'root' || name === '0')
       return { name: 'root', uid: 0, gid: 0, groups: [], home: '/root', shell: '/bin/sh' };
     throw new SdError('ENOENT', `No user '${name}' in the machine`);
   }
-  const groups = parseGroups(readFileInRoot(rootFd, '/etc/group', 4 << 20) ?? '', entry.name);
+  const groups = parseGroups(group ?? '', entry.name);
   return { ...entry, groups: [...new Set([entry.gid, ...groups])] };
 }

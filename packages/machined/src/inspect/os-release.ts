@@ -1,22 +1,12 @@
 import { readFileSync } from 'node:fs';
-import {
-  AT,
-  closeQuietly,
-  O,
-  openInRoot,
-  openRoot,
-  read,
-  S_IF,
-  SdError,
-  SyscallError,
-  statAt,
-} from '@sd/sys';
+import { SdError } from '@sd/sys';
+import { type MachineRef, readFileInMachine } from './read-in-machine.js';
 
 /**
- * os-release of a machine, read from its root (/proc/PID/root) with every
- * lookup inside it (openat2 RESOLVE_IN_ROOT): /etc/os-release, else
- * /usr/lib/os-release. Only a regular file of sane size is read, opened
- * non-blocking, so a FIFO planted there cannot hang the daemon.
+ * os-release of a machine: /etc/os-release, else /usr/lib/os-release, read
+ * inside the machine by a reader the daemon can abandon (read-in-machine.ts):
+ * only a regular file of sane size, and a FIFO, device node or FUSE file
+ * planted there cannot hang the daemon.
  */
 
 const MAX_SIZE = 64 * 1024;
@@ -42,43 +32,8 @@ export function parseEnvFile(text: string): Record<string, string> {
   return out;
 }
 
-/** Reads a small regular file inside a root fd; undefined when it does not exist. */
-export function readFileInRoot(rootFd: number, path: string, max = MAX_SIZE): string | undefined {
-  let fd: number;
-  try {
-    fd = openInRoot(rootFd, path, O.RDONLY | O.NONBLOCK | O.NOCTTY);
-  } catch (e) {
-    if (e instanceof SyscallError && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) return undefined;
-    throw e;
-  }
-  try {
-    const st = statAt(fd, '', AT.EMPTY_PATH);
-    if ((st.mode & S_IF.MT) !== S_IF.REG) throw new SdError('EBADF', `${path} is not a regular file`);
-    if (st.size > BigInt(max)) throw new SdError('EFBIG', `${path} is larger than ${max} bytes`);
-    const buf = Buffer.alloc(Number(st.size) + 1);
-    let n = 0;
-    for (;;) {
-      const r = read(fd, buf.subarray(n));
-      if (r <= 0) break;
-      n += r;
-      if (n >= buf.length) throw new SdError('EFBIG', `${path} is larger than ${max} bytes`);
-    }
-    return buf.toString('utf8', 0, n);
-  } finally {
-    closeQuietly(fd);
-  }
-}
-
-export function osReleaseInRoot(rootFd: number): Record<string, string> {
-  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
-    const text = readFileInRoot(rootFd, p);
-    if (text !== undefined) return parseEnvFile(text);
-  }
-  throw new SdError('ENOENT', 'No os-release information in the machine');
-}
-
-/** os-release of the machine whose leader is `pid` (of the host itself for `.host`). */
-export function machineOsRelease(pid: number, isHost = false): Record<string, string> {
+/** os-release of the machine (`m`), or of the host itself for `.host`. */
+export async function machineOsRelease(m: MachineRef, isHost = false): Promise<Record<string, string>> {
   if (isHost) {
     for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
       try {
@@ -87,10 +42,9 @@ export function machineOsRelease(pid: number, isHost = false): Record<string, st
     }
     throw new SdError('ENOENT', 'No os-release information on the host');
   }
-  const root = openRoot(`/proc/${pid}/root`);
-  try {
-    return osReleaseInRoot(root);
-  } finally {
-    closeQuietly(root);
+  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
+    const text = await readFileInMachine(m, p, { max: MAX_SIZE });
+    if (text !== undefined) return parseEnvFile(text);
   }
+  throw new SdError('ENOENT', 'No os-release information in the machine');
 }

@@ -60,3 +60,24 @@ describe('SpawnProgram', () => {
     expect(p.build({ reportFd: 3, syncReadFd: 4, syncWriteFd: 5 }).memory.length).toBeGreaterThan(0);
   });
 });
+
+describe('memory sharing', () => {
+  it('never for a program that joins another namespace or makes a user namespace', () => {
+    expect(new SpawnProgram(x86_64).execve('/bin/true', ['true'], []).canShareMemory).toBe(true);
+    expect(new SpawnProgram(x86_64).setns(5, 0x20000 /* CLONE_NEWNS */).canShareMemory).toBe(false);
+    expect(new SpawnProgram(x86_64).setns(5, 0x10000000 /* CLONE_NEWUSER */).canShareMemory).toBe(false);
+    expect(new SpawnProgram(x86_64).unshare(0x10000000).canShareMemory).toBe(false);
+    expect(new SpawnProgram(x86_64).unshare(0x20000).canShareMemory).toBe(true);
+  });
+
+  it('places one Data once when several steps pass it', async () => {
+    const { Data } = await import('./program.js');
+    const p = new SpawnProgram(x86_64);
+    const buf = new Data(Buffer.alloc(16), 'buf');
+    p.syscall('read', x86_64.read, [3, buf, 16]);
+    p.syscall('write', x86_64.write, [4, buf, 16]);
+    const built = p.build({ reportFd: 9 });
+    const arg = (step: number) => built.memory.readBigUInt64LE(HEADER_SIZE + step * STEP_SIZE + 16);
+    expect(arg(0)).toBe(arg(1));
+  });
+});

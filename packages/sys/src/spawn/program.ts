@@ -109,17 +109,17 @@ export class SpawnProgram {
 
   /**
    * Whether the child can run in its parent's memory (CLONE_VM) until its
-   * execve: not when it joins or makes a user namespace by itself (setns,
-   * unshare), which the kernel refuses to a task that shares its memory.
+   * execve: never when it joins another process's namespaces (setns) or
+   * makes a user namespace (unshare). The kernel refuses a user namespace
+   * to a task that shares its memory, and a process that enters a running
+   * container must not share a daemon's memory whatever it joins: once it
+   * is visible there, root inside could write into the daemon through it.
    */
   get canShareMemory(): boolean {
     const NEWUSER = 0x10000000;
     return !this.steps.some((s) => {
       if (s.name === 'unshare') return typeof s.args[0] !== 'number' || (s.args[0] & NEWUSER) !== 0;
-      // setns with nstype 0 (any kind) may be a user namespace too.
-      if (s.name === 'setns')
-        return typeof s.args[1] !== 'number' || s.args[1] === 0 || (s.args[1] & NEWUSER) !== 0;
-      return false;
+      return s.name === 'setns';
     });
   }
 
@@ -414,10 +414,16 @@ export class SpawnProgram {
     type Resolved = { offset: number } | { value: bigint } | { slot: number };
     const arrays: Array<{ at: number; items: number[] }> = [];
     const fixups: Array<{ at: number; target: number }> = [];
+    // One Data object is placed once: steps that pass the same Data share
+    // its memory (a buffer one step fills and a later step writes out).
+    const placed = new Map<Data, number>();
     const placeData = (d: Data): number => {
+      const known = placed.get(d);
+      if (known !== undefined) return known;
       const targets = d.pointers.map((p) => placeData(p.target));
       const at = place(d.bytes);
       d.pointers.forEach((p, i) => fixups.push({ at: at + p.offset, target: targets[i]! }));
+      placed.set(d, at);
       return at;
     };
     const resolve = (a: Arg): Resolved => {

@@ -28,7 +28,9 @@ export class SpawnError extends SyscallError {
 export interface SpawnOptions {
   /**
    * Run the child in our memory until its execve (CLONE_VM): much cheaper.
-   * Default: SpawnProgram.canShareMemory (no setns/unshare steps).
+   * Default: SpawnProgram.canShareMemory (no setns steps, no user
+   * namespace). A child that joins another process's namespaces never
+   * shares memory: asking for it is an error. Daemons pass `false`.
    */
   shareMemory?: boolean;
   /** CLONE_NEW* flags for the child's namespaces. */
@@ -136,7 +138,9 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     // stack of its own and touches nothing but it and the program memory.
     // Joining a user namespace needs a memory of its own (the kernel refuses
     // setns/unshare of one to a task that shares its mm).
-    if (options.shareMemory ?? program.canShareMemory) {
+    if (options.shareMemory && (!program.canShareMemory || options.pidNamespaceOf !== undefined))
+      throw new SdError('EINVAL', 'spawn: a child that joins other namespaces cannot share our memory');
+    if (options.shareMemory ?? (program.canShareMemory && options.pidNamespaceOf === undefined)) {
       stack = mapStack();
       flags |= BigInt(CLONE.VM);
       args.writeBigUInt64LE(stack, 40);
