@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { closeQuietly, O, openInRoot, symlinkat, unlinkat, writeAll } from '@sd/sys';
+import { closeQuietly, O, openInRoot, SdError, symlinkat, unlinkat, writeRegularInRoot } from '@sd/sys';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
 
 /**
@@ -44,17 +44,27 @@ function isSymlinkInTree(rootFd: number, path: string): boolean {
   }
 }
 
-/** Writes `content` to `path` inside the tree (replacing a symlink only when asked). */
-function writeInTree(rootFd: number, path: string, content: Buffer, replaceSymlink: boolean): boolean {
+/**
+ * Writes `content` to `path` inside the tree (replacing a symlink only when
+ * asked). Only a regular file is written (writeRegularInRoot): a device node
+ * or FIFO planted there is refused with a notice, never opened.
+ */
+function writeInTree(
+  rootFd: number,
+  path: string,
+  content: Buffer,
+  replaceSymlink: boolean,
+  notices: string[],
+): boolean {
   if (isSymlinkInTree(rootFd, path)) {
     if (!replaceSymlink) return false;
     unlinkInEtc(rootFd, path.replace(/^\/etc\//, ''));
   }
-  const fd = openInRoot(rootFd, path, O.WRONLY | O.CREAT | O.TRUNC | O.NOFOLLOW | O.CLOEXEC, 0o644);
   try {
-    writeAll(fd, content);
-  } finally {
-    closeQuietly(fd);
+    writeRegularInRoot(rootFd, path, content, 0o644);
+  } catch (e) {
+    if (!(e instanceof SdError)) throw e;
+    notices.push(`Not writing ${path} in the container: ${e.message}`);
   }
   return true;
 }
@@ -92,7 +102,9 @@ export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
       if (!existsSync(source))
         plan.notices.push(`${source} does not exist on the host, not setting up /etc/resolv.conf (${mode}).`);
       else if ((action === 'copy' || action === 'replace') && treeWritable(settings)) {
-        if (!writeInTree(rootFd, '/etc/resolv.conf', readFileSync(source), action === 'replace'))
+        if (
+          !writeInTree(rootFd, '/etc/resolv.conf', readFileSync(source), action === 'replace', plan.notices)
+        )
           plan.notices.push(
             '/etc/resolv.conf in the container is a symlink, not copying (use --resolv-conf=replace-host).',
           );
@@ -115,7 +127,7 @@ export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
         plan.localtimeBind = '/etc/localtime';
       }
     } else if (tz === 'copy' && treeWritable(settings)) {
-      writeInTree(rootFd, '/etc/localtime', readFileSync('/etc/localtime'), true);
+      writeInTree(rootFd, '/etc/localtime', readFileSync('/etc/localtime'), true, plan.notices);
     } else plan.localtimeBind = '/etc/localtime';
   }
   return plan;

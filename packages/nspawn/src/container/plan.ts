@@ -9,6 +9,7 @@ import {
   MOVE_MOUNT,
   MS,
   O,
+  S_IF,
   type Slot,
   SpawnProgram,
 } from '@sd/sys';
@@ -334,10 +335,13 @@ function attach(p: SpawnProgram, fd: number | Slot, target: string, o?: { ignore
   p.moveMount(fd, '', AT.FDCWD, target, MOVE_MOUNT.F_EMPTY_PATH, o);
 }
 
-/** Creates an empty file to mount on (O_NOFOLLOW: a planted symlink is not followed). */
+/**
+ * Creates an empty file to mount on. mknod, not open(O_CREAT): whatever the
+ * tree has there already (a FIFO that would block, a device node whose open
+ * has effects, a symlink) is never opened; EEXIST is then ignored when asked.
+ */
 function touch(p: SpawnProgram, path: string, o?: { ignoreErrno: boolean }): void {
-  const fd = p.openat(AT.FDCWD, path, O.CREAT | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0o644, o);
-  p.close(fd, ignore);
+  p.mknod(path, S_IF.REG | 0o644, 0, o);
 }
 
 function writeFile(p: SpawnProgram, path: string, content: string): void {
