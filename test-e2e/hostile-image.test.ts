@@ -162,7 +162,11 @@ describe('a device node shipped in an image', () => {
       victimUntouched();
 
       // Outside, while it runs: the image's mount under /run/sd-nspawn/images.
-      const child = spawn(process.execPath, [NSPAWN_CLI, ...args, 'sh', '-c', 'trap "exit 0" TERM; sleep 30 & wait'], { stdio: 'ignore' });
+      const child = spawn(
+        process.execPath,
+        [NSPAWN_CLI, ...args, 'sh', '-c', 'trap "exit 0" TERM; sleep 30 & wait'],
+        { stdio: 'ignore' },
+      );
       try {
         const images = '/run/sd-nspawn/images';
         let mounted: string | undefined;

@@ -1,5 +1,16 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { closeQuietly, O, openInRoot, SdError, symlinkat, unlinkat, writeRegularInRoot } from '@sd/sys';
+import {
+  AT,
+  closeQuietly,
+  O,
+  openInRoot,
+  S_IF,
+  SdError,
+  statAt,
+  symlinkat,
+  unlinkat,
+  writeRegularInRoot,
+} from '@sd/sys';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
 
 /**
@@ -31,16 +42,17 @@ function treeWritable(settings: Settings): boolean {
 }
 
 function isSymlinkInTree(rootFd: number, path: string): boolean {
+  // O_PATH: nothing is opened for I/O (a FIFO would block a real open).
+  let fd: number;
   try {
-    closeQuietly(openInRoot(rootFd, path, O.PATH | O.NOFOLLOW | O.CLOEXEC));
+    fd = openInRoot(rootFd, path, O.PATH | O.NOFOLLOW | O.CLOEXEC);
   } catch {
     return false;
   }
   try {
-    closeQuietly(openInRoot(rootFd, path, O.RDONLY | O.NOFOLLOW | O.CLOEXEC));
-    return false;
-  } catch (e) {
-    return (e as { code?: string }).code === 'ELOOP';
+    return (statAt(fd, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.LNK;
+  } finally {
+    closeQuietly(fd);
   }
 }
 
