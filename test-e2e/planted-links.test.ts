@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeBusyboxTree, NSPAWN_CLI } from './lib/trees.js';
 
 // A hostile tree against the host: symlinks planted where sd-nspawn reads,
@@ -82,6 +82,10 @@ function replaceWithLink(dir: string, path: string, target: string): void {
   symlinkSync(target, join(dir, path));
 }
 
+function resetVictim(): void {
+  writeFileSync(victimFile, Buffer.concat([Buffer.from(SECRET), Buffer.alloc(MiB - SECRET.length)]));
+}
+
 function victimUntouched(): void {
   expect(readFileSync(victimFile, 'utf8').startsWith(SECRET)).toBe(true);
 }
@@ -106,10 +110,13 @@ beforeAll(() => {
   cpSync(join(base.dir, 'bin/busybox'), join(canary, 'usr/bin/busybox'));
   symlinkSync('busybox', join(canary, 'usr/bin/sh'));
   victimFile = join(work, 'victim.img');
-  writeFileSync(victimFile, Buffer.concat([Buffer.from(SECRET), Buffer.alloc(MiB - SECRET.length)]));
+  resetVictim();
   victimLoop = sh('losetup', ['--find', '--show', victimFile]).trim();
   victimMinor = Number(/loop(\d+)$/.exec(victimLoop)![1]);
 }, 60_000);
+
+// Each test starts from the secret: one test's failure must not fail the next.
+beforeEach(() => resetVictim());
 
 afterAll(() => {
   base?.remove();
@@ -207,7 +214,7 @@ describe('symlinks to a host canary directory', () => {
         replaceWithLink(d, 'etc/localtime', `../../../../../../../..${canary}/localtime`);
         replaceWithLink(d, 'etc/passwd', join(canary, 'etc/CANARY-MARK'));
         replaceWithLink(d, 'etc/hostname', join(canary, 'CANARY-MARK'));
-        replaceWithLink(d, 'usr', canary);
+        replaceWithLink(d, 'usr', join(canary, 'usr'));
       },
       runs: true,
     },
