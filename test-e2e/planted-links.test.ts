@@ -35,6 +35,8 @@ let base: ReturnType<typeof makeBusyboxTree>;
 let victimFile: string;
 let victimLoop: string;
 let victimMinor: number;
+// A machine name per run: a run that fails (a hang, killed) cannot make the next one fail.
+let machines = 0;
 
 /** sd-nspawn with stdin closed; one that hangs is SIGKILLed (a hang blocks in a syscall, deaf to SIGTERM). */
 function sdNspawn(args: string[], timeout = 60_000) {
@@ -171,7 +173,7 @@ describe('device nodes and FIFOs where sd-nspawn copies or mounts files', () => 
           const r = sdNspawn(
             [
               '-q',
-              `--machine=paths-node${userns ? '-u' : ''}`,
+              `--machine=paths-node-${++machines}`,
               ...(userns ? ['-U'] : []),
               ...args,
               '-D',
@@ -232,7 +234,7 @@ describe('symlinks to a host canary directory', () => {
             const r = sdNspawn(
               [
                 '-q',
-                '--machine=paths-links',
+                `--machine=paths-links-${++machines}`,
                 `--volatile=${volatile}`,
                 `--console=${console}`,
                 ...extra,

@@ -98,7 +98,16 @@ describe('container plan', () => {
 
   it('joins the user namespace as its root first, and ends in the $PATH search', () => {
     const n = names(plan({ userNamespace: true }));
-    expect(n.slice(0, 7)).toEqual(['prctl', 'close', 'read', 'close', 'setresgid', 'setresuid', 'setgroups']);
+    expect(n.slice(0, 8)).toEqual([
+      'prctl',
+      'close',
+      'read',
+      'close',
+      'setresgid',
+      'setresuid',
+      'setgroups',
+      'prctl',
+    ]);
     expect(n.slice(-2)).toEqual(['execve', 'execve']);
     const p = buildContainerProgram(plan());
     expect(p.steps.at(-2)?.ignoreErrno).toBe(true);

@@ -106,7 +106,12 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   // The container must not outlive a killed sd-nspawn: nothing would supervise or clean up after it.
   p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
   p.waitForParent();
-  if (plan.userNamespace) p.setresgid(0).setresuid(0).setgroups([]);
+  if (plan.userNamespace) {
+    p.setresgid(0).setresuid(0).setgroups([]);
+    // A change of credentials clears the parent-death signal: set it again, or a
+    // container of a killed sd-nspawn blocked in its setup lives on unsupervised.
+    p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  }
   // The parent has moved us into the container's cgroup by now: a cgroup
   // namespace made here has that cgroup as its root.
   if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
