@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SdError } from '@sd/sys';
@@ -263,6 +263,60 @@ describe('dissecting real images', () => {
     expect(() => mountImage(path, dir, { mkdir: true })).toThrow(
       /no directory \/home in the image to mount partition 2 \(home, ext4\) on, and it cannot be made/,
     );
+    noLeftovers(dir);
+  });
+});
+
+describe('mount points symlinked inside a hostile image', () => {
+  it('a /home and /srv that link to host directories are never mounted over on the host', () => {
+    // Host directories the image's links aim at, absolute and climbing out with ../
+    const canaries = [join(s.dir, 'canary-home'), join(s.dir, 'canary-srv')];
+    for (const c of canaries) {
+      mkdirSync(c, { recursive: true });
+      writeFileSync(join(c, 'mark'), 'host\n');
+    }
+    const path = join(s.dir, 'planted-mountpoints.raw');
+    makeImage(
+      path,
+      'gpt',
+      [
+        {
+          type: T.root,
+          sizeMiB: 16,
+          fs: 'ext4',
+          files: {
+            'etc/os-release': 'ID=planted\n',
+            home: `->${canaries[0]}`,
+            srv: `->../../../../../../..${canaries[1]}`,
+          },
+        },
+        { type: T.home, sizeMiB: 16, fs: 'ext4', files: { 'alice/hello': 'hi\n' } },
+        { type: T.srv, sizeMiB: 16, fs: 'ext4', files: { 'www/index.html': 'srv\n' } },
+      ],
+      s.dir,
+    );
+    const dir = join(s.dir, 'mnt-planted');
+    let mounted: MountedImage | undefined;
+    let error: unknown;
+    try {
+      mounted = mountImage(path, dir, { mkdir: true });
+      live.push(mounted);
+    } catch (e) {
+      error = e;
+    }
+    // Resolved inside the image, the links name directories it lacks: a clear error, or
+    // (were the directories there) mounts inside it; never the host's directories.
+    if (error) expect(String(error)).toMatch(/no directory \/(home|srv) in the image/);
+    for (const m of mounted?.mounts ?? [])
+      expect(m.path === dir || m.path.startsWith(`${dir}/`), m.path).toBe(true);
+    for (const c of canaries) {
+      expect(mountsOf(c)).toEqual([]);
+      expect(readdirSync(c)).toEqual(['mark']);
+    }
+    if (mounted) {
+      live.pop();
+      mounted.release();
+    }
     noLeftovers(dir);
   });
 });

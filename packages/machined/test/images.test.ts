@@ -280,12 +280,48 @@ describe.skipIf(!root)('image pool on ext4', () => {
     expect((await pool.machineId('tree')).toString('hex')).toBe('0123456789abcdef0123456789abcdef');
     expect(await pool.machineInfo('tree')).toEqual({ PRETTY_HOSTNAME: 'My Image' });
     expect((await pool.osRelease('tree')).VERSION_ID).toBe('12');
-    // /etc/os-release -> /etc/shadow inside the image must not reach the host's shadow.
+    // Links to a host file that parses (ID=LEAK), absolute and climbing: both resolve inside the image.
+    const leak = join(top, 'paths-leak-os-release');
+    writeFileSync(leak, 'ID=LEAK\nVERSION_ID=666\n');
     rmSync(join(machines, 'tree/etc/os-release'));
-    symlinkSync('/etc/shadow', join(machines, 'tree/etc/os-release'));
+    symlinkSync(leak, join(machines, 'tree/etc/os-release'));
     rmSync(join(machines, 'tree/usr/lib/os-release'));
-    symlinkSync('../../../../../../../etc/shadow', join(machines, 'tree/usr/lib/os-release'));
+    symlinkSync(`../../../../../../../../..${leak}`, join(machines, 'tree/usr/lib/os-release'));
     expect(await pool.osRelease('tree')).toEqual({});
+    rmSync(join(machines, 'tree/etc/machine-info'));
+    symlinkSync(leak, join(machines, 'tree/etc/machine-info'));
+    expect(await pool.machineInfo('tree')).toEqual({});
+  });
+
+  it('reads no device node or FIFO at a metadata path: a host loop device stays unread', async () => {
+    const secret = 'ID=LEAK\nHOSTNAME=paths-secret\n';
+    const victim = join(top, 'paths-victim.img');
+    writeFileSync(victim, Buffer.concat([Buffer.from(secret), Buffer.alloc((1 << 20) - secret.length)]));
+    const loop = execFileSync('losetup', ['--find', '--show', victim], { encoding: 'utf8' }).trim();
+    try {
+      const minor = /loop(\d+)$/.exec(loop)![1]!;
+      const etc = join(machines, 'tree/etc');
+      const usrLib = join(machines, 'tree/usr/lib');
+      for (const f of [
+        `${etc}/os-release`,
+        `${usrLib}/os-release`,
+        `${etc}/machine-info`,
+        `${etc}/hostname`,
+      ]) {
+        rmSync(f, { force: true });
+        execFileSync('mknod', ['-m', '0666', f, 'b', '7', minor]);
+      }
+      rmSync(`${etc}/machine-id`, { force: true });
+      execFileSync('mkfifo', [`${etc}/machine-id`]);
+      const started = Date.now();
+      expect(await pool.osRelease('tree')).toEqual({});
+      expect(await pool.machineInfo('tree')).toEqual({});
+      expect(await pool.hostname('tree')).toBe('');
+      expect((await pool.machineId('tree')).length).toBe(0);
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      execFileSync('losetup', ['-d', loop]);
+    }
   });
 
   it('refuses bad names, naming them', async () => {

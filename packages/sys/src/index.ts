@@ -10,6 +10,7 @@ export * from './copy/index.js';
 export * from './errors.js';
 export * from './fd/fd.js';
 export * from './fs/at.js';
+export * from './fs/regular.js';
 export * from './fs/resolve.js';
 export * from './ioctl/index.js';
 export * from './loop/loop.js';

@@ -1,5 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unmountOrFail } from '../../../../tools/test/unmount.js';
@@ -91,7 +99,11 @@ function populate(dir: string, files: Record<string, string> = {}): void {
   for (const [path, content] of Object.entries(files)) {
     const p = join(dir, path);
     if (path.endsWith('/')) mkdirSync(p, { recursive: true });
-    else {
+    else if (content.startsWith('->')) {
+      // '->TARGET': a symlink (hostile images plant them where mount points go).
+      mkdirSync(join(p, '..'), { recursive: true });
+      symlinkSync(content.slice(2), p);
+    } else {
       mkdirSync(join(p, '..'), { recursive: true });
       writeFileSync(p, content);
     }

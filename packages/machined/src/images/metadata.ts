@@ -1,40 +1,32 @@
-import { closeQuietly, O, openInRoot, openRoot, read, SyscallError } from '@sd/sys';
+import { closeQuietly, NotRegularFileError, openRoot, readRegularInRoot } from '@sd/sys';
 import { ImageNotSupportedError } from './errors.js';
 import type { ImageInfo } from './types.js';
 
 /**
  * What an image says about itself — hostname, machine id, machine-info,
- * os-release — read from inside it with openat2(RESOLVE_IN_ROOT): the
- * image's symlinks resolve inside the image, never to the host's files.
+ * os-release — read from inside it by the one rule for files in a tree
+ * (@sd/sys readRegularInRoot): links resolve inside the image, only a
+ * regular file is opened (never a device node, whose data could be a
+ * root-only host device's, handed to any caller of these open bus calls),
+ * nothing blocks, and at most 64 KiB is read.
  */
 
-const ENOENT = 2;
 const MAX_FILE = 64 * 1024;
 
-/** The contents of `path` inside the tree at `root`, or undefined when it does not exist. */
+/**
+ * The contents of `path` inside the tree at `root`, or undefined when it
+ * does not exist or is not a regular file (systemd reads image metadata the
+ * same way: what cannot be read is absent).
+ */
 export function readInRoot(root: string, path: string): string | undefined {
   const rootFd = openRoot(root);
-  let fd: number | undefined;
   try {
-    try {
-      fd = openInRoot(rootFd, path, O.RDONLY | O.NOCTTY | O.NONBLOCK);
-    } catch (e) {
-      if (e instanceof SyscallError && e.errno === ENOENT) return undefined;
-      throw e;
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    const buf = Buffer.alloc(16 * 1024);
-    for (;;) {
-      const n = read(fd, buf);
-      if (n <= 0) break;
-      chunks.push(Buffer.from(buf.subarray(0, n)));
-      total += n;
-      if (total > MAX_FILE) throw new SyscallError('read', 27 /* EFBIG */, `${root}${path}`);
-    }
-    return Buffer.concat(chunks).toString('utf8');
+    return readRegularInRoot(rootFd, path, { maxBytes: MAX_FILE })?.toString('utf8');
+  } catch (e) {
+    if (e instanceof NotRegularFileError) return undefined;
+    throw e;
   } finally {
-    closeQuietly(fd, rootFd);
+    closeQuietly(rootFd);
   }
 }
 

@@ -304,6 +304,7 @@ export async function startContainer(
       resolvConf: etc.resolvConfBind,
       localtime: etc.localtimeBind,
       tree,
+      rootFd,
       volatile: settings.volatile,
       readOnly: settings.readOnly,
       osRelease: hostOsReleasePath(),

@@ -1,4 +1,4 @@
-import { AT, MOUNT_ATTR, MOVE_MOUNT, MS, O, type Slot, type SpawnProgram } from '@sd/sys';
+import { AT, MOUNT_ATTR, MOVE_MOUNT, MS, S_IF, type Slot, type SpawnProgram } from '@sd/sys';
 
 /**
  * --bind, --bind-ro, --tmpfs, --overlay(-ro) and --inaccessible inside the
@@ -30,10 +30,8 @@ export function mkdirParents(p: SpawnProgram, path: string, includeLast: boolean
 
 function mountPoint(p: SpawnProgram, path: string, file: boolean): void {
   mkdirParents(p, path, !file);
-  if (file) {
-    const fd = p.openat(AT.FDCWD, path, O.CREAT | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0o644, ignore);
-    p.close(fd, ignore);
-  }
+  // mknod makes an empty file and never opens what is there (a FIFO, a device node).
+  if (file) p.mknod(path, S_IF.REG | 0o644, 0, ignore);
 }
 
 /** Before pivot_root: the overlay file systems (their options are host paths). */

@@ -1,5 +1,16 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { closeQuietly, O, openInRoot, symlinkat, unlinkat, writeAll } from '@sd/sys';
+import {
+  AT,
+  closeQuietly,
+  O,
+  openInRoot,
+  S_IF,
+  SdError,
+  statAt,
+  symlinkat,
+  unlinkat,
+  writeRegularInRoot,
+} from '@sd/sys';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
 
@@ -32,30 +43,41 @@ function treeWritable(settings: Settings): boolean {
 }
 
 function isSymlinkInTree(rootFd: number, path: string): boolean {
+  // O_PATH: nothing is opened for I/O (a FIFO would block a real open).
+  let fd: number;
   try {
-    closeQuietly(openInRoot(rootFd, path, O.PATH | O.NOFOLLOW | O.CLOEXEC));
+    fd = openInRoot(rootFd, path, O.PATH | O.NOFOLLOW | O.CLOEXEC);
   } catch {
     return false;
   }
   try {
-    closeQuietly(openInRoot(rootFd, path, O.RDONLY | O.NOFOLLOW | O.CLOEXEC));
-    return false;
-  } catch (e) {
-    return (e as { code?: string }).code === 'ELOOP';
+    return (statAt(fd, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.LNK;
+  } finally {
+    closeQuietly(fd);
   }
 }
 
-/** Writes `content` to `path` inside the tree (replacing a symlink only when asked). */
-function writeInTree(rootFd: number, path: string, content: Buffer, replaceSymlink: boolean): boolean {
+/**
+ * Writes `content` to `path` inside the tree (replacing a symlink only when
+ * asked). Only a regular file is written (writeRegularInRoot): a device node
+ * or FIFO planted there is refused with a notice, never opened.
+ */
+function writeInTree(
+  rootFd: number,
+  path: string,
+  content: Buffer,
+  replaceSymlink: boolean,
+  notices: string[],
+): boolean {
   if (isSymlinkInTree(rootFd, path)) {
     if (!replaceSymlink) return false;
     unlinkInEtc(rootFd, path.replace(/^\/etc\//, ''));
   }
-  const fd = openInRoot(rootFd, path, O.WRONLY | O.CREAT | O.TRUNC | O.NOFOLLOW | O.CLOEXEC, 0o644);
   try {
-    writeAll(fd, content);
-  } finally {
-    closeQuietly(fd);
+    writeRegularInRoot(rootFd, path, content, 0o644);
+  } catch (e) {
+    if (!(e instanceof SdError)) throw e;
+    notices.push(`Not writing ${path} in the container: ${e.message}`);
   }
   return true;
 }
@@ -93,7 +115,9 @@ export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
       if (!existsSync(source))
         plan.notices.push(`${source} does not exist on the host, not setting up /etc/resolv.conf (${mode}).`);
       else if ((action === 'copy' || action === 'replace') && treeWritable(settings)) {
-        if (!writeInTree(rootFd, '/etc/resolv.conf', readFileSync(source), action === 'replace'))
+        if (
+          !writeInTree(rootFd, '/etc/resolv.conf', readFileSync(source), action === 'replace', plan.notices)
+        )
           plan.notices.push(
             '/etc/resolv.conf in the container is a symlink, not copying (use --resolv-conf=replace-host).',
           );
@@ -116,7 +140,7 @@ export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
         plan.localtimeBind = '/etc/localtime';
       }
     } else if (tz === 'copy' && treeWritable(settings)) {
-      writeInTree(rootFd, '/etc/localtime', readFileSync('/etc/localtime'), true);
+      writeInTree(rootFd, '/etc/localtime', readFileSync('/etc/localtime'), true, plan.notices);
     } else plan.localtimeBind = '/etc/localtime';
   }
   return plan;

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { closeQuietly, O, openInRoot, openRoot, read } from '@sd/sys';
+import { closeQuietly, O, openInRoot, openRoot, readRegularInRoot, SdError, SyscallError } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 
 /** What to execve in the container and as whom. */
@@ -18,29 +18,22 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 /** systemd-nspawn's search order for init with --boot. */
 export const INIT_CANDIDATES = ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'];
 
-/** Reads a small file of the tree, resolving every component inside it; undefined if missing. */
+/**
+ * Reads a small file of the tree, resolving every component inside it;
+ * undefined if missing. Regular files only, never blocking, capped
+ * (readRegularInRoot): a FIFO or device node there is refused.
+ */
 export function readTreeFile(rootFd: number, path: string, limit = 1 << 20): string | undefined {
-  let fd: number;
   try {
-    fd = openInRoot(rootFd, path, O.RDONLY | O.CLOEXEC);
-  } catch {
-    return undefined;
-  }
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const buf = Buffer.allocUnsafe(65536);
-      const n = read(fd, buf);
-      if (n <= 0) break;
-      chunks.push(buf.subarray(0, n));
-      total += n;
-      if (total > limit)
-        throw new NspawnError('EFBIG', `${path} in the container is larger than ${limit} bytes`);
-    }
-    return Buffer.concat(chunks).toString('utf8');
-  } finally {
-    closeQuietly(fd);
+    return readRegularInRoot(rootFd, path, { maxBytes: limit })?.toString('utf8');
+  } catch (e) {
+    // Unreachable (ENOTDIR, ELOOP...) counts as missing, as before.
+    if (e instanceof SyscallError) return undefined;
+    if (e instanceof SdError && e.code === 'EFBIG')
+      throw new NspawnError('EFBIG', `${path} in the container is larger than ${limit} bytes`, { cause: e });
+    if (e instanceof SdError)
+      throw new NspawnError(e.code, `Cannot read ${path} in the container: ${e.message}`, { cause: e });
+    throw e;
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmdirSync } from 'node:fs';
 import { ImageError, mountImage } from '@sd/gpt';
 import { closeQuietly, LOCK, O, open, SdError, tryFlock, umountTree } from '@sd/sys';
 import { NspawnError } from '../errors.js';
@@ -41,7 +41,10 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
   const images = `${runtimeDir}/images`;
   let held: HeldDir | undefined;
   try {
-    mkdirSync(images, { recursive: true, mode: 0o755 });
+    // Root's only: the mounted images below must not be reachable by host
+    // users (a setuid binary or a file of the image they could not read otherwise).
+    mkdirSync(images, { recursive: true, mode: 0o700 });
+    chmodSync(images, 0o700);
     pruneStaleImageDirs(images);
     // Held while the image is mounted: the next start can tell a killed run's mounts.
     held = holdNewDir(images, `${machine}.${randomSuffix()}`, (p) => mkdirSync(p, { mode: 0o755 }));

@@ -16,6 +16,7 @@ import {
   NLM_F,
   O,
   RTM,
+  S_IF,
   type Slot,
   SOCK,
   SpawnProgram,
@@ -114,7 +115,12 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   // The container must not outlive a killed sd-nspawn: nothing would supervise or clean up after it.
   p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
   p.waitForParent();
-  if (plan.userNamespace) p.setresgid(0).setresuid(0).setgroups([]);
+  if (plan.userNamespace) {
+    p.setresgid(0).setresuid(0).setgroups([]);
+    // A change of credentials clears the parent-death signal: set it again, or a
+    // container of a killed sd-nspawn blocked in its setup lives on unsupervised.
+    p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  }
   // The parent has moved us into the container's cgroup by now: a cgroup
   // namespace made here has that cgroup as its root.
   if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
@@ -291,8 +297,8 @@ function privileges(p: SpawnProgram, plan: ContainerPlan): void {
     p.prctl(24 /* PR_CAPBSET_DROP */, cap, 0, 0, 0, ignore);
   }
   // The filter goes in while we still hold CAP_SYS_ADMIN, so that it needs no
-  // no_new_privs (which would break setuid programs in a booted guest); it
-  // denies only what no container should do, so the steps below still run.
+  // no_new_privs (which would break setuid programs in a booted guest); the
+  // allow-list has every call the steps below make.
   if (plan.seccomp) loadFilterStep(p, plan.seccomp);
   if (plan.gid !== 0 || plan.groups.length) p.setgroups(plan.groups).setresgid(plan.gid);
   if (plan.uid !== 0) p.setresuid(plan.uid);
@@ -342,10 +348,13 @@ function attach(p: SpawnProgram, fd: number | Slot, target: string, o?: { ignore
   p.moveMount(fd, '', AT.FDCWD, target, MOVE_MOUNT.F_EMPTY_PATH, o);
 }
 
-/** Creates an empty file to mount on (O_NOFOLLOW: a planted symlink is not followed). */
+/**
+ * Creates an empty file to mount on. mknod, not open(O_CREAT): whatever the
+ * tree has there already (a FIFO that would block, a device node whose open
+ * has effects, a symlink) is never opened; EEXIST is then ignored when asked.
+ */
 function touch(p: SpawnProgram, path: string, o?: { ignoreErrno: boolean }): void {
-  const fd = p.openat(AT.FDCWD, path, O.CREAT | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0o644, o);
-  p.close(fd, ignore);
+  p.mknod(path, S_IF.REG | 0o644, 0, o);
 }
 
 function writeFile(p: SpawnProgram, path: string, content: string): void {

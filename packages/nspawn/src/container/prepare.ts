@@ -107,8 +107,33 @@ function detach(path: string, recursive: boolean, readOnly: boolean): number {
   return fd;
 }
 
+/**
+ * A detached copy of the mount tree at `path` inside the tree, resolved in
+ * its root: a /usr that is a symlink to / (or to a host path) names a
+ * directory of the tree, never one of the host.
+ */
+function detachInTree(rootFd: number, path: string, recursive: boolean, readOnly: boolean): number {
+  let at: number;
+  try {
+    at = openInRoot(rootFd, path, O.PATH | O.DIRECTORY);
+  } catch (e) {
+    throw new NspawnError('ENOENT', `${path} in the container tree is missing or not a directory`, {
+      cause: e,
+    });
+  }
+  try {
+    const fd = openTree(at, '', OPEN_TREE.CLONE | AT.EMPTY_PATH | (recursive ? AT.RECURSIVE : 0));
+    if (readOnly) mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.RDONLY });
+    return fd;
+  } finally {
+    closeQuietly(at);
+  }
+}
+
 export interface HostObjects {
   tree: string;
+  /** An O_PATH fd of the tree's root: paths inside the tree are resolved in it. */
+  rootFd: number;
   volatile: Settings['volatile'];
   readOnly: boolean;
   consolePeer?: string;
@@ -131,9 +156,13 @@ export function openDetachedMounts(h: HostObjects): DetachedMounts {
     return fd;
   };
   try {
-    const rootPath = h.volatile === 'yes' ? `${h.tree}/usr` : h.tree;
+    const readOnlyRoot = h.readOnly || h.volatile === 'yes' || h.volatile === 'state';
     const m: DetachedMounts = {
-      root: track(detach(rootPath, true, h.readOnly || h.volatile === 'yes' || h.volatile === 'state')),
+      root: track(
+        h.volatile === 'yes'
+          ? detachInTree(h.rootFd, '/usr', true, readOnlyRoot)
+          : detach(h.tree, true, readOnlyRoot),
+      ),
       devices: {},
     };
     for (const name of DEVICE_NODES) {

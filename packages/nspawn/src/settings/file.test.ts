@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { NspawnError } from '../errors.js';
 import { parseArgv } from './argv.js';
 import { mergeSettingsFile, parseSettingsFile, SettingsFileError, splitWords } from './file.js';
+import type { Settings } from './settings.js';
 
 const FILE = `# a comment
 [Exec]
@@ -56,12 +57,16 @@ describe('.nspawn files', () => {
   });
 
   it('let the command line win and ignore privileged settings of an untrusted file', () => {
-    const cli = parseArgv(
-      ['-D', '/var/lib/machines/web', '--read-only=no'].filter((a) => a !== '--read-only=no'),
-    );
+    const cli = parseArgv(['-D', '/var/lib/machines/web']);
     const parsed = parseSettingsFile(FILE, '/var/lib/machines/web.nspawn');
     const untrusted = mergeSettingsFile(cli.settings, cli.explicit, parsed, false);
     expect(untrusted.settings.boot).toBe(true);
+    expect(untrusted.settings.readOnly).toBe(true);
+    // The command line wins over the file (ReadOnly=true there), trusted or not.
+    const ro = parseArgv(['-D', '/var/lib/machines/web', '--volatile=no', '--read-only']);
+    const withVolatile = parseSettingsFile('[Files]\nVolatile=yes\n', 'v.nspawn');
+    expect(mergeSettingsFile(ro.settings, ro.explicit, withVolatile, true).settings.volatile).toBe('no');
+    expect(mergeSettingsFile(cli.settings, cli.explicit, withVolatile, false).settings.volatile).toBe('yes');
     expect(untrusted.settings.binds).toEqual([]);
     expect(untrusted.settings.capabilities).toEqual([]);
     expect(untrusted.settings.privateNetwork).toBe(false);
@@ -78,6 +83,66 @@ describe('.nspawn files', () => {
     const merged = mergeSettingsFile(withCli.settings, withCli.explicit, parsed, true);
     expect(merged.settings.tmpfs).toEqual([{ destination: '/other', options: 'mode=0755' }]);
     expect(merged.settings.parameters).toEqual(['echo', 'hi']);
+  });
+
+  // What systemd-nspawn 252 ignores in an untrusted file, and Template= (ours alone).
+  const PRIVILEGED: Array<[string, string, keyof Settings]> = [
+    ['Exec', 'Capability=CAP_SYS_MODULE', 'capabilities'],
+    ['Exec', 'MachineID=0123456789abcdef0123456789abcdef', 'uuid'],
+    ['Exec', 'PrivateUsers=pick', 'privateUsers'],
+    ['Exec', 'SystemCallFilter=open_by_handle_at', 'systemCallFilter'],
+    ['Files', 'Bind=/:/host', 'binds'],
+    ['Files', 'BindReadOnly=/etc:/host-etc', 'binds'],
+    ['Files', 'TemporaryFileSystem=/tmp2', 'tmpfs'],
+    ['Files', 'Inaccessible=/etc/hostname', 'inaccessible'],
+    ['Files', 'Overlay=/etc:/srv/upper:/overlay', 'overlays'],
+    ['Files', 'OverlayReadOnly=/etc:/overlay', 'overlays'],
+    ['Files', 'PrivateUsersOwnership=chown', 'privateUsersOwnership'],
+    ['Files', 'PrivateUsersChown=yes', 'privateUsersOwnership'],
+    ['Files', 'Template=/var/lib/secret-tree', 'template'],
+    ['Network', 'Private=yes', 'privateNetwork'],
+  ];
+  for (const [section, line, field] of PRIVILEGED) {
+    it(`ignore ${line} from an untrusted file, apply it from a trusted one`, () => {
+      const cli = parseArgv(['-D', '/var/lib/machines/web']);
+      const parsed = parseSettingsFile(`[${section}]\n${line}\n`, '/var/lib/machines/web.nspawn');
+      const key = line.slice(0, line.indexOf('='));
+      const untrusted = mergeSettingsFile(cli.settings, cli.explicit, parsed, false);
+      expect(untrusted.settings[field]).toEqual(cli.settings[field]);
+      expect(untrusted.notices).toContain(
+        `Ignoring ${key}= setting, file /var/lib/machines/web.nspawn is not trusted.`,
+      );
+      const trusted = mergeSettingsFile(cli.settings, cli.explicit, parsed, true);
+      expect(trusted.settings[field]).toEqual(parsed.settings[field]);
+      expect(trusted.settings[field]).not.toEqual(cli.settings[field]);
+    });
+  }
+
+  it('take a deny-only SystemCallFilter= and the unprivileged keys from an untrusted file', () => {
+    const cli = parseArgv(['-D', '/x']);
+    const parsed = parseSettingsFile(
+      '[Exec]\nSystemCallFilter=~open_by_handle_at\nEphemeral=yes\nHostname=h\n[Files]\nVolatile=state\n',
+      'x.nspawn',
+    );
+    const m = mergeSettingsFile(cli.settings, cli.explicit, parsed, false);
+    expect(m.settings.systemCallFilter).toEqual(['~open_by_handle_at']);
+    // systemd 252 takes Ephemeral=, Volatile= and Hostname= from any file.
+    expect(m.settings).toMatchObject({ ephemeral: true, volatile: 'state', hostname: 'h' });
+    expect(m.notices).toEqual([]);
+  });
+
+  it('only add drops from DropCapability=, also with --settings=override', () => {
+    const cli = parseArgv(['-D', '/x', '--drop-capability=CAP_SYS_ADMIN', '--settings=override']);
+    const parsed = parseSettingsFile('[Exec]\nDropCapability=CAP_NET_RAW\n', 'x.nspawn');
+    for (const trusted of [false, true]) {
+      const m = mergeSettingsFile(cli.settings, cli.explicit, parsed, trusted);
+      expect(m.settings.dropCapabilities).toEqual(['CAP_SYS_ADMIN', 'CAP_NET_RAW']);
+    }
+    // An empty assignment in the file clears its own list, not the command line's.
+    const empty = parseSettingsFile('[Exec]\nDropCapability=\n', 'x.nspawn');
+    expect(mergeSettingsFile(cli.settings, cli.explicit, empty, true).settings.dropCapabilities).toEqual([
+      'CAP_SYS_ADMIN',
+    ]);
   });
 
   it('split words like systemd', () => {

@@ -220,8 +220,14 @@ const KNOWN_UNSUPPORTED: Record<string, string[]> = {
 };
 
 /**
- * Settings an untrusted file (one found next to the image) may not change:
- * they could open the host to the container (systemd's rule).
+ * Settings an untrusted file (one found next to the tree or image) may not
+ * change: what systemd-nspawn 252 ignores in such files (Capability=,
+ * MachineID=, Bind=, BindReadOnly=, TemporaryFileSystem=, Inaccessible=,
+ * Overlay=, OverlayReadOnly=, the [Network] settings, PrivateUsers=,
+ * PrivateUsersOwnership=/PrivateUsersChown=), plus every key of ours that
+ * systemd lacks (Template=, which copies a host directory). Two more follow
+ * systemd's finer rules in mergeSettingsFile(): SystemCallFilter= only when
+ * it allows nothing, and DropCapability= only ever adds drops.
  */
 export const PRIVILEGED_FIELDS: ReadonlySet<keyof Settings> = new Set<keyof Settings>([
   'capabilities',
@@ -242,7 +248,13 @@ export const PRIVILEGED_FIELDS: ReadonlySet<keyof Settings> = new Set<keyof Sett
   'networkMacvlan',
   'networkIpvlan',
   'ports',
+  'template',
 ]);
+
+/** A SystemCallFilter= list that only denies (every word starts with ~): what an untrusted file may set. */
+function onlyDenies(words: readonly string[]): boolean {
+  return words.every((w) => w.startsWith('~'));
+}
 
 const MAX_SIZE = 1 << 20;
 
@@ -317,12 +329,25 @@ export function mergeSettingsFile(
 ): MergeResult {
   const settings: Settings = { ...defaultSettings(), ...base };
   const notices = [...parsed.warnings];
+  const ignore = (field: keyof Settings) =>
+    notices.push(`Ignoring ${parsed.keyNames[field] ?? field}= setting, file ${parsed.file} is not trusted.`);
   for (const field of parsed.keys) {
     if (explicit.has(field) && mode !== 'override') continue;
     if (!trusted && PRIVILEGED_FIELDS.has(field)) {
-      notices.push(
-        `Ignoring ${parsed.keyNames[field] ?? field}= setting, file ${parsed.file} is not trusted.`,
-      );
+      ignore(field);
+      continue;
+    }
+    if (field === 'systemCallFilter' && !trusted && !onlyDenies(parsed.settings.systemCallFilter ?? [])) {
+      ignore(field);
+      continue;
+    }
+    if (field === 'dropCapabilities') {
+      // A file adds drops to the command line's, never replaces them (systemd
+      // masks the retained set with the file's drops): --settings=override
+      // must not bring back a capability the command line dropped.
+      const drops = [...settings.dropCapabilities];
+      for (const c of parsed.settings.dropCapabilities ?? []) if (!drops.includes(c)) drops.push(c);
+      settings.dropCapabilities = drops;
       continue;
     }
     (settings as unknown as Record<string, unknown>)[field] = parsed.settings[field];
