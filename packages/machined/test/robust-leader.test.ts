@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { MachineCgroup, type MessageBus } from '../src/index.js';
 import {
+  callOn,
   canRun,
   connectBus,
   errorOf,
@@ -105,19 +106,11 @@ describe.skipIf(skip)('sd-machined machine leaders', () => {
     containers.push(n);
     await waitFor('robkill9', async () => (await listNames(client)).includes('robkill9'), 30_000);
     const [path] = await manager(client, 'GetMachine', 's', ['robkill9']);
-    const [leader] = (await (async () => {
-      const r = await client.call(
-        new (await import('../src/index.js')).dbus.Message({
-          destination: 'org.freedesktop.machine1',
-          path: String(path),
-          interface: 'org.freedesktop.DBus.Properties',
-          member: 'Get',
-          signature: 'ss',
-          body: ['org.freedesktop.machine1.Machine', 'Leader'],
-        }),
-      );
-      return [(r?.body[0] as { value: number }).value];
-    })()) as [number];
+    const [v] = await callOn(client, String(path), 'org.freedesktop.DBus.Properties', 'Get', 'ss', [
+      'org.freedesktop.machine1.Machine',
+      'Leader',
+    ]);
+    const leader = (v as { value: number }).value;
     const cg = MachineCgroup.ofProcess(leader)!;
     expect(cg.mainPath).toMatch(/machine\.slice\/machine-robkill9\.scope$/);
     n.proc.kill('SIGKILL');

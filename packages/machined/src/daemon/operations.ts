@@ -9,6 +9,7 @@ import { machineOsRelease } from '../inspect/os-release.js';
 import { mapIn, mapOut, readIdMap, uidShift } from '../inspect/uid-map.js';
 import type { Machine } from '../registry/machine.js';
 import { bindMountIntoMachine } from '../transfer/bind.js';
+import { checkPaths } from '../transfer/copy.js';
 import { type Operation, OperationPool } from '../worker/client.js';
 
 /**
@@ -149,6 +150,8 @@ export async function copy(
   const to = dest === undefined || dest === '' ? source : dest;
   checkCopyPath('Source', source);
   checkCopyPath('Destination', to);
+  // Checked here too: a call that cannot work does not cost a worker process.
+  checkPaths(source, to);
   if (m.state === 'closing') throw new SdError('ESHUTDOWN', `Machine '${m.name}' is terminating`);
   const replace = (flags & COPY_REPLACE) !== 0n;
   const op = await withRoot(m, (rootFd) => {

@@ -319,9 +319,12 @@ class Copier {
   }
 }
 
-function checkPaths(source: string, dest: string): void {
+/** What can be checked before a copy starts: absolute paths, a destination that names a file. */
+export function checkPaths(source: string, dest: string): void {
   if (!source.startsWith('/') || !dest.startsWith('/'))
     throw new SdError('EINVAL', 'Source and destination paths must be absolute');
+  if (source.includes('\0') || dest.includes('\0')) throw new SdError('EINVAL', 'Paths must not contain NUL');
+  splitPath(dest);
 }
 
 /**

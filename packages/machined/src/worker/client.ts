@@ -1,3 +1,4 @@
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   type ChildProcess,
@@ -17,8 +18,6 @@ import {
   encode,
   errorFromWire,
   WORKER_CANCEL_FD,
-  WORKER_RESULT_FD,
-  WORKER_ROOT_FD,
   type WorkerReply,
   type WorkerRequest,
 } from './protocol.js';
@@ -35,6 +34,8 @@ import {
  */
 
 const F_DUPFD_CLOEXEC = 1030;
+/** The workers' nice value. */
+const WORKER_NICE = 10;
 
 /** systemd's machined refuses more than 64 operations at once (OPERATIONS_MAX). */
 export const OPERATIONS_MAX = 64;
@@ -120,6 +121,10 @@ export class OperationPool {
           .resetSignals()
           .execve(process.execPath, argv, env);
         child = await spawn(p);
+        // Background work: the daemon's own answers come first when the CPUs are busy.
+        try {
+          setPriority(child.pid, WORKER_NICE);
+        } catch {}
         this.#running.delete(slot);
         this.#running.add(child);
         closeQuietly(...fds);
