@@ -75,36 +75,39 @@ export async function listLatencyDuring(
   bus: MessageBus,
   until: Promise<unknown>,
   everyMs = 20,
-): Promise<{ maxMs: number; calls: number; result: PromiseSettledResult<unknown> }> {
+): Promise<{ maxMs: number; p95Ms: number; calls: number; result: PromiseSettledResult<unknown> }> {
   let done = false;
   const settled = until.then(
     (value) => ({ status: 'fulfilled', value }) as const,
     (reason) => ({ status: 'rejected', reason }) as const,
   );
   void settled.then(() => (done = true));
-  let maxMs = 0;
-  let calls = 0;
+  const samples: number[] = [];
   while (!done) {
     const t = performance.now();
     await manager(bus, 'ListMachines');
-    maxMs = Math.max(maxMs, performance.now() - t);
-    calls++;
+    samples.push(performance.now() - t);
     await sleep(everyMs);
   }
-  return { maxMs, calls, result: await settled };
+  samples.sort((a, b) => a - b);
+  return {
+    maxMs: samples.at(-1) ?? 0,
+    p95Ms: samples[Math.floor(samples.length * 0.95)] ?? 0,
+    calls: samples.length,
+    result: await settled,
+  };
 }
 
 /**
- * The latency bound for "answers within 50 ms": 50 ms over the slowest
- * answer of the idle daemon in the same conditions (measured here for
- * `ms`). On a quiet machine that is ~52 ms; on a shared 2-core box under a
- * load of 20 the idle daemon itself takes up to ~35 ms, which is not what
- * these tests are about — a blocked loop takes seconds.
+ * Whether the daemon kept answering during an operation: 95 % of the
+ * ListMachines calls within 50 ms, and none slower than 250 ms. A loop
+ * blocked by the operation answers nothing for its whole length (seconds
+ * here); the single slowest answer alone is not the test on a shared
+ * 2-core box where even the idle daemon's slowest answer (measured
+ * alongside and printed) reaches 30–60 ms under a load of 20.
  */
-export async function latencyBound(
-  bus: MessageBus,
-  ms = 1500,
-): Promise<{ bound: number; idleMaxMs: number }> {
-  const idle = await listLatencyDuring(bus, sleep(ms), 5);
-  return { bound: 50 + idle.maxMs, idleMaxMs: idle.maxMs };
+export const LATENCY = { p95Ms: 50, maxMs: 250 } as const;
+
+export async function idleLatency(bus: MessageBus, ms = 1500) {
+  return listLatencyDuring(bus, sleep(ms), 5);
 }
