@@ -20,7 +20,11 @@ export async function startRobustDaemon(
   bus: MessageBus,
   ms = 15_000,
 ): Promise<RobustDaemon> {
-  const proc = spawn(process.execPath, [...TS_ARGS, MACHINED, '--root', root, '--terminate-timeout=1'], {
+  // SD_ROBUST_DIST=1: the built daemon (dist/), as installed, for figures without tsx in them.
+  const entry = process.env.SD_ROBUST_DIST
+    ? [MACHINED.replace('/src/machined.ts', '/dist/machined.js')]
+    : [...TS_ARGS, MACHINED];
+  const proc = spawn(process.execPath, [...entry, '--root', root, '--terminate-timeout=1'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
