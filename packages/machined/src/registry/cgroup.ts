@@ -5,6 +5,7 @@ import {
   type CgroupLayout,
   type CgroupPlacement,
   detectCgroups,
+  escapeUnitName,
   machineScopeName,
   parseProcCgroup,
   SIG,
@@ -125,15 +126,24 @@ export class MachineCgroup {
   }
 }
 
-/**
- * Whether `path` (a cgroup path) is the scope a machine called `machine`
- * lives in: machine.slice/machine-NAME.scope below wherever its manager
- * runs, as systemd and sd-nspawn name it. Anything else (the root, a
- * user's session, a service) is not a machine's to be killed as one.
- */
+/** Whether `path` (a cgroup path) is machine.slice/machine-NAME.scope, below wherever its manager runs. */
 export function isMachineScopePath(path: string, machine: string): boolean {
   const parts = path.split('/').filter(Boolean);
   return parts.length >= 2 && parts.at(-1) === machineScopeName(machine) && parts.at(-2) === 'machine.slice';
+}
+
+/**
+ * Whether `path` is a unit made for the machine called `machine`: its scope
+ * (sd-nspawn's, systemd's machined's), or the systemd-nspawn@NAME.service
+ * (systemd-vmspawn@) that systemd runs a machine in (nspawn --keep-unit).
+ * Anything else (the root, a user's session, another service) is not a
+ * machine's to be killed as one.
+ */
+export function isMachineUnitPath(path: string, machine: string): boolean {
+  if (isMachineScopePath(path, machine)) return true;
+  const last = path.split('/').filter(Boolean).at(-1);
+  const escaped = escapeUnitName(machine);
+  return last === `systemd-nspawn@${escaped}.service` || last === `systemd-vmspawn@${escaped}.service`;
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   SdError,
   SIG,
 } from '@sd/sys';
-import { findMachineScopes, isMachineScopePath, MachineCgroup } from './cgroup.js';
+import { findMachineScopes, isMachineScopePath, isMachineUnitPath, MachineCgroup } from './cgroup.js';
 import { type ForbiddenLeaders, LeaderWatch, leaderRefusal, parentPid } from './leader.js';
 import { Machine } from './machine.js';
 import { assertValidMachineName, MACHINE_CLASSES, type MachineClass } from './names.js';
@@ -213,7 +213,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
         continue;
       }
       const cgroup = owned ? this.#ownedCgroup(rec.CGROUP!) : MachineCgroup.ofProcess(leader, this.#layout);
-      if (!cgroup || !isMachineScopePath(cgroup.mainPath, file)) {
+      if (!cgroup || !isMachineUnitPath(cgroup.mainPath, file)) {
         watch.close();
         report.skipped.push({ file, reason: `leader ${leader} is not in the machine's scope` });
         continue;
@@ -386,7 +386,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
    */
   #registeredCgroup(name: string, leader: number): MachineCgroup | undefined {
     const cg = MachineCgroup.ofProcess(leader, this.#layout);
-    if (!cg || !isMachineScopePath(cg.mainPath, name))
+    if (!cg || !isMachineUnitPath(cg.mainPath, name))
       throw new InvalidArgumentError(
         `Leader PID ${leader} is not in a scope of machine '${name}' (cgroup ${JSON.stringify(cg?.mainPath ?? '/')}): refusing to register it`,
       );

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isMachineScopePath } from './cgroup.js';
+import { isMachineScopePath, isMachineUnitPath } from './cgroup.js';
 import { formatState, parseState, STATE_FILE_MAX, StateStore, stateProblem } from './state.js';
 
 // State files are input a restarted daemon must survive whatever they hold.
@@ -63,6 +63,10 @@ describe('state files (property tests)', () => {
   it('knows a machine scope from any other cgroup', () => {
     expect(isMachineScopePath('machine.slice/machine-a.scope', 'a')).toBe(true);
     expect(isMachineScopePath('/user.slice/x/machine.slice/machine-a.scope', 'a')).toBe(true);
+    expect(isMachineScopePath('system.slice/systemd-nspawn@a.service', 'a')).toBe(false);
+    expect(
+      isMachineUnitPath('system.slice/system-systemd\\x2dnspawn.slice/systemd-nspawn@a.service', 'a'),
+    ).toBe(true);
     for (const p of [
       '',
       '/',
@@ -71,6 +75,6 @@ describe('state files (property tests)', () => {
       'machine.slice/machine-b.scope',
       'user.slice/machine-a.scope',
     ])
-      expect([p, isMachineScopePath(p, 'a')]).toEqual([p, false]);
+      expect([p, isMachineUnitPath(p, 'a')]).toEqual([p, false]);
   });
 });
