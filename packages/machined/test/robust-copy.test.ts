@@ -80,8 +80,8 @@ beforeAll(async () => {
     '-c',
     'trap "exit 0" TERM; while :; do sleep 0.1; done',
   ]);
-  await waitFor(NAME, async () => (await listNames(client)).includes(NAME), 30_000);
-}, 60_000);
+  await waitFor(NAME, async () => (await listNames(client)).includes(NAME), 60_000);
+}, 120_000);
 
 afterAll(async () => {
   if (skip) return;

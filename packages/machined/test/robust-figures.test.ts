@@ -58,9 +58,9 @@ describe.skipIf(skip)('sd-machined footprint', () => {
         'trap "exit 0" TERM; while :; do sleep 0.1; done',
       ]);
       try {
-        await waitFor(name, async () => (await listNames(client)).includes(name), 30_000);
+        await waitFor(name, async () => (await listNames(client)).includes(name), 60_000);
         await manager(client, 'TerminateMachine', 's', [name]);
-        await waitFor(`${name} to go`, async () => !(await listNames(client)).includes(name), 30_000);
+        await waitFor(`${name} to go`, async () => !(await listNames(client)).includes(name), 60_000);
         await waitFor(
           'sd-nspawn to exit',
           () => n.proc.exitCode !== null || n.proc.signalCode !== null,

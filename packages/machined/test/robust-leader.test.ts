@@ -104,7 +104,7 @@ describe.skipIf(skip)('sd-machined machine leaders', () => {
       'trap "exit 0" TERM; while :; do sleep 0.1; done',
     ]);
     containers.push(n);
-    await waitFor('robkill9', async () => (await listNames(client)).includes('robkill9'), 30_000);
+    await waitFor('robkill9', async () => (await listNames(client)).includes('robkill9'), 60_000);
     const [path] = await manager(client, 'GetMachine', 's', ['robkill9']);
     const [v] = await callOn(client, String(path), 'org.freedesktop.DBus.Properties', 'Get', 'ss', [
       'org.freedesktop.machine1.Machine',
@@ -121,5 +121,5 @@ describe.skipIf(skip)('sd-machined machine leaders', () => {
     await waitFor('the scope to go', () => cg.dirs.every((d) => !existsSync(d)), 3000).catch(() => {
       throw new Error(`left behind: ${cg.dirs.filter((d) => existsSync(d)).join(', ')}`);
     });
-  });
+  }, 120_000);
 });

@@ -111,7 +111,7 @@ describe.skipIf(skip)('sd-machined state directory', () => {
       '-c',
       'trap "exit 0" TERM; while :; do sleep 0.1; done',
     ]);
-    await waitFor('robnspawn', async () => (await listNames(client)).includes('robnspawn'), 30_000);
+    await waitFor('robnspawn', async () => (await listNames(client)).includes('robnspawn'), 60_000);
     const created = sleeper();
     const trunc = sleeper();
     procs.push(created, trunc);
@@ -150,5 +150,5 @@ describe.skipIf(skip)('sd-machined state directory', () => {
     await waitFor('robcreated to go', async () => !(await listNames(client)).includes('robcreated'));
     await stopNspawn(container);
     await waitFor('robnspawn to go', async () => !(await listNames(client)).includes('robnspawn'));
-  });
+  }, 120_000);
 });
