@@ -60,6 +60,16 @@ function workerEntry(): string {
   );
 }
 
+/** Node's options for the worker: ours; from source, with what runs TypeScript (a test runner may lack it). */
+function nodeArgs(entry: string): string[] {
+  const args = [...process.execArgv];
+  if (entry.endsWith('.ts')) {
+    if (!args.some((a) => a.startsWith('--conditions=sd-source'))) args.push('--conditions=sd-source');
+    if (!args.includes('tsx')) args.push('--import', 'tsx');
+  }
+  return args;
+}
+
 /** An fd number above the ones a worker is given (0–5), so that placing them cannot clobber another. */
 function high(fd: number): number {
   if (fd > WORKER_CANCEL_FD) return fd;
@@ -112,7 +122,8 @@ export class OperationPool {
         fds.push(high(cr));
         const devnull = high(open('/dev/null', O.RDWR));
         fds.push(devnull);
-        const argv = [process.execPath, ...process.execArgv, workerEntry(), encode(req)];
+        const entry = workerEntry();
+        const argv = [process.execPath, ...nodeArgs(entry), entry, encode(req)];
         const env = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
         const p = new SpawnProgram();
         p.setsid()
