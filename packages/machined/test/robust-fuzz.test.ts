@@ -316,72 +316,80 @@ async function call(m: Method, a: unknown[]): Promise<{ error?: string; timedOut
 }
 
 describe.skipIf(skip)('sd-machined under fuzzed calls', () => {
-  it(`survives ${CALLS} typed, hostile calls of every method (seed ${SEED})`, async () => {
-    const pool: ChildProcess[] = [];
-    for (let i = 0; i < 6; i++) pool.push(chrootedLeader());
-    await waitFor('the leaders', () => pool.every((p) => p.pid !== undefined));
-    await sleep(200);
-    // One machine to copy to and from, whose "/" is the busybox tree.
-    await manager(client, 'CreateMachine', 'sayssusa(sv)', [
-      'robfuzz',
-      [],
-      'fuzz',
-      'container',
-      pool[0]!.pid,
-      '',
-      [],
-    ]);
-    let next = 1;
-    const k = kinds({
-      daemon: daemon.pid,
-      bus: bus.pid,
-      ours: () => pool[next++ % pool.length]!.pid!,
-    });
-    const gen = fc.oneof(
-      ...METHODS.map((m) =>
-        fc.tuple(fc.constant(m), fc.tuple(...(m.args.map((a) => k[a]) as [fc.Arbitrary<unknown>]))),
-      ),
-    );
-    const samples = fc.sample(gen, { numRuns: CALLS, seed: SEED });
-    const fdsBefore = fdCount(daemon.pid);
-    const rssBefore = rssMb(daemon.pid);
-    const errors = new Map<string, number>();
-    const bad: string[] = [];
-    let done = 0;
-    const t0 = Date.now();
-    for (const [m, a] of samples) {
-      const r = await call(m, a);
-      done++;
-      if (r.timedOut) bad.push(`${m.member}(${JSON.stringify(a)}) hung`);
-      if (r.error) {
-        errors.set(r.error, (errors.get(r.error) ?? 0) + 1);
-        if (process.env.SD_ROBUST_FUZZ_TRACE === r.error)
+  it(
+    `survives ${CALLS} typed, hostile calls of every method (seed ${SEED})`,
+    async () => {
+      const pool: ChildProcess[] = [];
+      for (let i = 0; i < 6; i++) pool.push(chrootedLeader());
+      await waitFor('the leaders', () => pool.every((p) => p.pid !== undefined));
+      await sleep(200);
+      // One machine to copy to and from, whose "/" is the busybox tree.
+      await manager(client, 'CreateMachine', 'sayssusa(sv)', [
+        'robfuzz',
+        [],
+        'fuzz',
+        'container',
+        pool[0]!.pid,
+        '',
+        [],
+      ]);
+      let next = 1;
+      const k = kinds({
+        daemon: daemon.pid,
+        bus: bus.pid,
+        ours: () => pool[next++ % pool.length]!.pid!,
+      });
+      const gen = fc.oneof(
+        ...METHODS.map((m) =>
+          fc.tuple(fc.constant(m), fc.tuple(...(m.args.map((a) => k[a]) as [fc.Arbitrary<unknown>]))),
+        ),
+      );
+      const samples = fc.sample(gen, { numRuns: CALLS, seed: SEED });
+      const fdsBefore = fdCount(daemon.pid);
+      const rssBefore = rssMb(daemon.pid);
+      const errors = new Map<string, number>();
+      const bad: string[] = [];
+      let done = 0;
+      const t0 = Date.now();
+      for (const [m, a] of samples) {
+        const r = await call(m, a);
+        done++;
+        if (r.timedOut) bad.push(`${m.member}(${JSON.stringify(a)}) hung`);
+        if (r.error) {
+          errors.set(r.error, (errors.get(r.error) ?? 0) + 1);
+          if (process.env.SD_ROBUST_FUZZ_TRACE === r.error)
+            console.log(
+              m.member,
+              JSON.stringify(a, (_, x) => (typeof x === 'bigint' ? String(x) : x)),
+            );
+          if (!ERROR_NAME.test(r.error)) bad.push(`${m.member}: ${r.error}`);
+        }
+        if (daemon.proc.exitCode !== null || daemon.proc.signalCode !== null) {
+          bad.push(`daemon died after ${m.member}(${JSON.stringify(a)}): ${daemon.log().slice(-2000)}`);
+          break;
+        }
+        if (bad.length > 10) break;
+        if (done % 10_000 === 0)
           console.log(
-            m.member,
-            JSON.stringify(a, (_, x) => (typeof x === 'bigint' ? String(x) : x)),
+            `fuzz progress: ${done} calls, ${((Date.now() - t0) / 1000).toFixed(0)} s, fds ${fdCount(daemon.pid)}, RSS ${rssMb(daemon.pid)} MB`,
           );
-        if (!ERROR_NAME.test(r.error)) bad.push(`${m.member}: ${r.error}`);
+        // Replace leaders that a Kill or Terminate ended.
+        for (let i = 0; i < pool.length; i++)
+          if (pool[i]!.exitCode !== null || pool[i]!.signalCode !== null) pool[i] = chrootedLeader();
       }
-      if (daemon.proc.exitCode !== null || daemon.proc.signalCode !== null) {
-        bad.push(`daemon died after ${m.member}(${JSON.stringify(a)}): ${daemon.log().slice(-2000)}`);
-        break;
-      }
-      if (bad.length > 10) break;
-      // Replace leaders that a Kill or Terminate ended.
-      for (let i = 0; i < pool.length; i++)
-        if (pool[i]!.exitCode !== null || pool[i]!.signalCode !== null) pool[i] = chrootedLeader();
-    }
-    expect(bad).toEqual([]);
-    // The machines the fuzzer made go; the daemon is back where it started.
-    for (const n of await listNames(client))
-      if (n !== '.host') await manager(client, 'TerminateMachine', 's', [n]).catch(() => undefined);
-    await waitFor('the fuzzed machines to go', async () => (await listNames(client)).length === 1, 30_000);
-    await sleep(1000);
-    const fdsAfter = fdCount(daemon.pid);
-    console.log(
-      `fuzz: ${done} calls in ${((Date.now() - t0) / 1000).toFixed(1)} s; fds ${fdsBefore} → ${fdsAfter}; RSS ${rssBefore} → ${rssMb(daemon.pid)} MB; errors ${JSON.stringify(Object.fromEntries([...errors].sort((x, y) => y[1] - x[1])))}`,
-    );
-    expect(fdsAfter).toBeLessThanOrEqual(fdsBefore + 2);
-    expect(daemon.log()).not.toMatch(/TypeError|RangeError|ReferenceError|at file:/);
-  }, 1_800_000);
+      expect(bad).toEqual([]);
+      // The machines the fuzzer made go; the daemon is back where it started.
+      for (const n of await listNames(client))
+        if (n !== '.host') await manager(client, 'TerminateMachine', 's', [n]).catch(() => undefined);
+      await waitFor('the fuzzed machines to go', async () => (await listNames(client)).length === 1, 30_000);
+      await sleep(1000);
+      const fdsAfter = fdCount(daemon.pid);
+      console.log(
+        `fuzz: ${done} calls in ${((Date.now() - t0) / 1000).toFixed(1)} s; fds ${fdsBefore} → ${fdsAfter}; RSS ${rssBefore} → ${rssMb(daemon.pid)} MB; errors ${JSON.stringify(Object.fromEntries([...errors].sort((x, y) => y[1] - x[1])))}`,
+      );
+      expect(fdsAfter).toBeLessThanOrEqual(fdsBefore + 2);
+      expect(daemon.log()).not.toMatch(/TypeError|RangeError|ReferenceError|at file:/);
+    },
+    Math.max(1_800_000, CALLS * 200),
+  );
 });
