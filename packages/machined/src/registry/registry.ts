@@ -9,10 +9,11 @@ import {
   SdError,
   SIG,
 } from '@sd/sys';
-import { findMachineScopes, isMachineScopePath, isMachineUnitPath, MachineCgroup } from './cgroup.js';
-import { type ForbiddenLeaders, LeaderWatch, leaderRefusal, parentPid } from './leader.js';
+import { isMachineScopePath, isMachineUnitPath, MachineCgroup } from './cgroup.js';
+import { type ForbiddenLeaders, LeaderWatch, leaderRefusal } from './leader.js';
 import { Machine } from './machine.js';
 import { assertValidMachineName, MACHINE_CLASSES, type MachineClass } from './names.js';
+import { machineFromState, recoverByScope } from './recover.js';
 import { CgroupfsScopeBackend, type ScopeBackend } from './scope.js';
 import { StateStore } from './state.js';
 
@@ -218,23 +219,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
         report.skipped.push({ file, reason: `leader ${leader} is not in the machine's scope` });
         continue;
       }
-      const cls = (MACHINE_CLASSES as readonly string[]).includes(rec.CLASS ?? '')
-        ? (rec.CLASS as MachineClass)
-        : 'container';
-      const m = new Machine({
-        name: file,
-        id: /^[0-9a-f]{32}$/.test(rec.ID ?? '') ? Buffer.from(rec.ID!, 'hex') : Buffer.alloc(16),
-        service: rec.SERVICE ?? '',
-        class: cls === 'host' ? 'container' : cls,
-        leader,
-        leaderStartTime: watch.startTime,
-        rootDirectory: rec.ROOT ?? '',
-        netif: (rec.NETIF ?? '').split(/\s+/).filter(Boolean).map(Number).filter(Number.isInteger),
-        timestamp: /^[0-9]+$/.test(rec.REALTIME ?? '') ? BigInt(rec.REALTIME!) : 0n,
-        timestampMonotonic: /^[0-9]+$/.test(rec.MONOTONIC ?? '') ? BigInt(rec.MONOTONIC!) : 0n,
-        cgroup,
-        scopeOwned: owned,
-      });
+      const m = machineFromState(file, rec, watch, cgroup);
       m.state = rec.STATE === 'closing' ? 'closing' : 'running';
       this.#machines.set(file, m);
       this.#watch(m, watch);
@@ -273,43 +258,13 @@ export class Registry extends EventEmitter<RegistryEvents> {
       return false;
     }
     if (file === '.host' || this.#machines.has(file)) return false;
-    for (const path of findMachineScopes(file, this.#layout)) {
-      const probe = new Cgroup(path, { layout: this.#layout });
-      let pids: number[];
-      try {
-        pids = probe.pids();
-      } catch {
-        continue;
-      }
-      const inside = new Set(pids);
-      const tops = pids.filter((p) => !inside.has(parentPid(p) ?? -1));
-      if (tops.length !== 1 || leaderRefusal(tops[0]!, this.forbidden)) continue;
-      const leader = tops[0]!;
-      const cgroup = MachineCgroup.ofProcess(leader, this.#layout);
-      if (!cgroup || !isMachineScopePath(cgroup.mainPath, file)) continue;
-      const watch = LeaderWatch.open(leader);
-      if (!watch) continue;
-      const m = new Machine({
-        name: file,
-        id: Buffer.alloc(16),
-        service: '',
-        class: 'container',
-        leader,
-        leaderStartTime: watch.startTime,
-        rootDirectory: '',
-        netif: [],
-        timestamp: BigInt(Date.now()) * 1000n,
-        timestampMonotonic: process.hrtime.bigint() / 1000n,
-        cgroup,
-        scopeOwned: false,
-      });
-      m.state = 'running';
-      this.#machines.set(file, m);
-      this.#watch(m, watch);
-      this.#save(m);
-      return true;
-    }
-    return false;
+    const found = recoverByScope(file, this.#layout, this.forbidden);
+    if (!found) return false;
+    found.machine.state = 'running';
+    this.#machines.set(file, found.machine);
+    this.#watch(found.machine, found.watch);
+    this.#save(found.machine);
+    return true;
   }
 
   /** Sends a signal to the leader or to every process of the machine. */
