@@ -5,7 +5,12 @@ import { defineConfig } from 'tsup';
 // line of their sources, which esbuild keeps in entry files (a tsup banner
 // would land on the library too).
 export default defineConfig({
-  entry: { index: 'src/index.ts', machined: 'src/machined.ts', machinectl: 'src/machinectl.ts' },
+  entry: {
+    index: 'src/index.ts',
+    machined: 'src/machined.ts',
+    machinectl: 'src/machinectl.ts',
+    'machined-worker': 'src/machined-worker.ts',
+  },
   format: ['esm'],
   dts: { entry: { index: 'src/index.ts' } },
   clean: true,

@@ -67,6 +67,14 @@ async function main(argv: string[]): Promise<number> {
   daemon.on('warning', (m, e) => log(e ? `${m}: ${describe(e)}` : m));
   daemon.on('machineNew', (m) => log(`New machine ${m.name}.`));
   daemon.on('machineRemoved', (m) => log(`Machine ${m.name} terminated.`));
+  const loaded = daemon.registry.lastLoad;
+  log(
+    `State: ${loaded.restored.length + loaded.recovered.length} machines restored` +
+      `${loaded.recovered.length ? ` (${loaded.recovered.length} found again by their scope)` : ''}, ` +
+      `${loaded.skipped.length} skipped, ${loaded.ended.length} ended while away.`,
+  );
+  for (const { file, reason } of loaded.skipped)
+    log(`Skipped state file '${file}': ${reason} (left in place).`);
   log(
     `Serving org.freedesktop.machine1 (${daemon.registry.list().length} machines from ${paths.machinesStateDir}).`,
   );

@@ -15,6 +15,7 @@ import type { ScopeBackend } from '../registry/scope.js';
 import { imageInterface } from './image-object.js';
 import { machineInterface } from './machine-object.js';
 import { MANAGER_INTERFACE, managerInterface } from './manager-object.js';
+import { cancelOperations, workers } from './operations.js';
 import { MachineRunner, runnerInterface } from './runner.js';
 
 export const MACHINE1_BUS_NAME = 'org.freedesktop.machine1';
@@ -117,6 +118,8 @@ export class Machined extends EventEmitter<MachinedEvents> {
     });
     const d = new Machined(registry, bus, paths, runner);
     try {
+      // The bus daemon may not lead a machine (Terminate would signal its cgroup).
+      registry.forbidden.busPid = await d.#pidOf('org.freedesktop.DBus').catch(() => undefined);
       const pool =
         opts.pool === null
           ? undefined
@@ -124,6 +127,14 @@ export class Machined extends EventEmitter<MachinedEvents> {
             new PoolLibrary({
               paths: imagePoolPathsFrom(paths, opts.root ?? '/'),
               isInUse: (name) => registry.get(name) !== undefined,
+              // Removal, clones and quota run in worker processes: the loop keeps answering.
+              offload: (method, args) =>
+                workers.start({
+                  op: 'pool',
+                  paths: imagePoolPathsFrom(paths, opts.root ?? '/'),
+                  method,
+                  args,
+                }).result,
             }));
       d.#setup(pool);
       const reply = await bus.requestName(MACHINE1_BUS_NAME, dbus.NameFlag.DO_NOT_QUEUE);
@@ -180,7 +191,9 @@ export class Machined extends EventEmitter<MachinedEvents> {
       service.emitSignal(MACHINE1_PATH, MANAGER_INTERFACE, 'MachineNew', 'so', [m.name, m.objectPath]);
       this.emit('machineNew', m);
     });
+    registry.on('machineClosing', (m) => cancelOperations(m, `Machine '${m.name}' is terminating`));
     registry.on('machineRemoved', (m) => {
+      cancelOperations(m, `Machine '${m.name}' is gone`);
       service.emitSignal(MACHINE1_PATH, MANAGER_INTERFACE, 'MachineRemoved', 'so', [m.name, m.objectPath]);
       this.emit('machineRemoved', m);
     });

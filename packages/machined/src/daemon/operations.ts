@@ -1,4 +1,4 @@
-import { closeQuietly, O, open, openRoot, SdError, SyscallError } from '@sd/sys';
+import { closeQuietly, O, open, openRoot, SdError } from '@sd/sys';
 import { BusError, MACHINE_ERROR } from '../bus/errors.js';
 import type { CallContext } from '../bus/types.js';
 import { openMachineLogin } from '../enter/login.js';
@@ -9,7 +9,8 @@ import { machineOsRelease } from '../inspect/os-release.js';
 import { mapIn, mapOut, readIdMap, uidShift } from '../inspect/uid-map.js';
 import type { Machine } from '../registry/machine.js';
 import { bindMountIntoMachine } from '../transfer/bind.js';
-import { copyFromMachine, copyToMachine } from '../transfer/copy.js';
+import { checkPaths } from '../transfer/copy.js';
+import { type Operation, OperationPool } from '../worker/client.js';
 
 /**
  * What the Manager's …Machine methods and the Machine object's methods do,
@@ -123,6 +124,24 @@ export async function bindMount(
 
 export const COPY_REPLACE = 1n;
 
+/** The worker processes of this daemon's long operations (copies here; image operations through the pool). */
+export const workers = new OperationPool();
+
+/** The operations running for each machine: cancelled when it is terminated or goes. */
+const machineOps = new Map<Machine, Set<Operation<unknown>>>();
+
+/** Stops every operation of `m` (its workers remove what they had written). */
+export function cancelOperations(m: Machine, why: string): void {
+  for (const op of machineOps.get(m) ?? []) op.cancel(why);
+}
+
+const PATH_MAX = 4096;
+
+function checkCopyPath(what: string, p: string): void {
+  if (!p.startsWith('/')) throw new SdError('EINVAL', `${what} path must be absolute: ${JSON.stringify(p)}`);
+  if (Buffer.byteLength(p) >= PATH_MAX) throw new SdError('EINVAL', `${what} path is too long`);
+}
+
 export async function copy(
   m: Machine,
   direction: 'to' | 'from',
@@ -134,30 +153,36 @@ export async function copy(
   if ((flags & ~COPY_REPLACE) !== 0n)
     throw new SdError('EINVAL', `Invalid copy flags 0x${flags.toString(16)}`);
   const to = dest === undefined || dest === '' ? source : dest;
+  checkCopyPath('Source', source);
+  checkCopyPath('Destination', to);
+  // Checked here too: a call that cannot work does not cost a worker process.
+  checkPaths(source, to);
+  if (m.state === 'closing') throw new SdError('ESHUTDOWN', `Machine '${m.name}' is terminating`);
   const replace = (flags & COPY_REPLACE) !== 0n;
-  await withRoot(m, (rootFd) => {
+  const op = await withRoot(m, (rootFd) => {
     const uids = readIdMap(m.leader, 'uid');
-    // Ids are shifted by the machine's map; one it does not cover becomes nobody.
-    const inward = (id: number) => mapOut(uids, id) ?? mapOut(uids, 65534) ?? 65534;
-    const outward = (id: number) => mapIn(uids, id) ?? 65534;
-    try {
-      const root = mapOut(uids, 0) ?? 0;
-      const rootGid = mapOut(readIdMap(m.leader, 'gid'), 0) ?? 0;
-      if (direction === 'to')
-        copyToMachine(rootFd, source, to, { replace, mapId: inward, creator: { uid: root, gid: rootGid } });
-      else copyFromMachine(rootFd, source, to, { replace, mapId: outward });
-    } catch (e) {
-      if (e instanceof SyscallError && e.code === 'EEXIST')
-        throw new SdError(
-          'EEXIST',
-          `Failed to copy: '${e.path ?? to}' exists already (replace not requested)`,
-          {
-            cause: e,
-          },
-        );
-      throw e;
-    }
+    const creator = { uid: mapOut(uids, 0) ?? 0, gid: mapOut(readIdMap(m.leader, 'gid'), 0) ?? 0 };
+    return workers.start<void>({ op: 'copy', direction, source, dest: to, replace, uids, creator }, rootFd);
   });
+  const set = machineOps.get(m) ?? new Set();
+  machineOps.set(m, set);
+  set.add(op);
+  try {
+    await op.result;
+  } catch (e) {
+    // A file the copy could not read or write is not the caller being refused: the
+    // caller is root. Say what failed where, under the errno's own name.
+    if (e instanceof SdError && !(e instanceof BusError) && (e.code === 'EACCES' || e.code === 'EPERM'))
+      throw new BusError(
+        `System.Error.${e.code}`,
+        `Failed to copy '${source}' ${direction} machine '${m.name}' (${to}): ${e.message}`,
+        { cause: e },
+      );
+    throw e;
+  } finally {
+    set.delete(op);
+    if (set.size === 0 && machineOps.get(m) === set) machineOps.delete(m);
+  }
 }
 
 /** MapFromMachineUser/Group: an id inside → the host's. */

@@ -37,7 +37,16 @@ export interface ImagePoolOptions {
   root?: string;
   /** Whether a machine by this name is running (remove/rename/clean then refuse with EBUSY). */
   isInUse?: (name: string) => boolean;
+  /**
+   * Runs a long method (remove, clone, quota limits) elsewhere — the
+   * daemon's worker processes — once this pool has checked the call: the
+   * daemon's loop must not wait for a multi-GB unlink or copy. The
+   * receiver runs the same method of a pool without `offload`.
+   */
+  offload?: (method: OffloadedMethod, args: unknown[]) => Promise<unknown>;
 }
+
+export type OffloadedMethod = 'remove' | 'clone' | 'setLimit' | 'setPoolLimit';
 
 const BLKROSET = 0x125d;
 const EEXIST = 17;
@@ -51,10 +60,12 @@ const EEXIST = 17;
 export class ImagePool implements ImagePoolApi {
   readonly paths: ImagePoolPaths;
   readonly #isInUse: (name: string) => boolean;
+  readonly #offload: ImagePoolOptions['offload'];
 
   constructor(options: ImagePoolOptions = {}) {
     this.paths = options.paths ?? imagePoolPaths(options.root ?? '/');
     this.#isInUse = options.isInUse ?? (() => false);
+    this.#offload = options.offload;
   }
 
   get poolPath(): string {
@@ -90,6 +101,10 @@ export class ImagePool implements ImagePoolApi {
     this.#notBusy(name);
     if (img.type === 'block')
       throw new ImageNotSupportedError(name, 'Removing block device images is not supported');
+    if (this.#offload) {
+      await this.#offload('remove', [name]);
+      return;
+    }
     removeTree(img.path, true);
     removeAuxiliary(img, this.paths);
   }
@@ -140,6 +155,7 @@ export class ImagePool implements ImagePoolApi {
       throw new ImageNotSupportedError(name, 'Cloning the host image is not supported');
     const existing = findImage(newName, this.paths);
     if (existing) throw new ImageExistsError(newName, existing.path);
+    if (this.#offload) return (await this.#offload('clone', [name, newName, readOnly])) as CloneMethod;
     const method = await cloneImage(img, newName, readOnly, this.paths.poolDir);
     if (readOnly && method !== 'snapshot' && method !== 'subvolume+copy')
       await this.markReadOnly(newName, true);
@@ -192,6 +208,11 @@ export class ImagePool implements ImagePoolApi {
     const img = this.#mutable(name, 'limited');
     if (img.type !== 'subvolume')
       throw new ImageNotSupportedError(name, 'Quota is only supported on btrfs subvolume images');
+    // Enabling quota starts a rescan of the whole file system.
+    if (this.#offload) {
+      await this.#offload('setLimit', [name, bytes]);
+      return;
+    }
     const fd = openat(AT.FDCWD, img.path, O.RDONLY | O.DIRECTORY);
     try {
       if (!quotaEnabled(fd, img.path)) enableQuota(fd, img.path);
@@ -217,6 +238,10 @@ export class ImagePool implements ImagePoolApi {
 
   /** Limits the pool directory's subvolume (btrfs quota); EOPNOTSUPP elsewhere. */
   async setPoolLimit(bytes: bigint): Promise<void> {
+    if (this.#offload) {
+      await this.#offload('setPoolLimit', [bytes]);
+      return;
+    }
     const pool = this.paths.poolDir;
     const done = this.#withPoolFd((fd) => {
       if (!isBtrfsFd(fd)) return false;

@@ -1,10 +1,12 @@
-import { readFileSync, rmdirSync } from 'node:fs';
+import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import {
   Cgroup,
   type CgroupHierarchy,
   type CgroupLayout,
   type CgroupPlacement,
   detectCgroups,
+  escapeUnitName,
+  machineScopeName,
   parseProcCgroup,
   SIG,
 } from '@sd/sys';
@@ -122,4 +124,56 @@ export class MachineCgroup {
         } catch {}
     }
   }
+}
+
+/** Whether `path` (a cgroup path) is machine.slice/machine-NAME.scope, below wherever its manager runs. */
+export function isMachineScopePath(path: string, machine: string): boolean {
+  const parts = path.split('/').filter(Boolean);
+  return parts.length >= 2 && parts.at(-1) === machineScopeName(machine) && parts.at(-2) === 'machine.slice';
+}
+
+/**
+ * Whether `path` is a unit made for the machine called `machine`: its scope
+ * (sd-nspawn's, systemd's machined's), or the systemd-nspawn@NAME.service
+ * (systemd-vmspawn@) that systemd runs a machine in (nspawn --keep-unit).
+ * Anything else (the root, a user's session, another service) is not a
+ * machine's to be killed as one.
+ */
+export function isMachineUnitPath(path: string, machine: string): boolean {
+  if (isMachineScopePath(path, machine)) return true;
+  const last = path.split('/').filter(Boolean).at(-1);
+  const escaped = escapeUnitName(machine);
+  return last === `systemd-nspawn@${escaped}.service` || last === `systemd-vmspawn@${escaped}.service`;
+}
+
+/**
+ * The cgroup directories named like `machine`'s scope in the unified (or
+ * name=systemd) hierarchy: a bounded walk for the machines whose state
+ * file could not be read. Paths relative to the hierarchy's root.
+ */
+export function findMachineScopes(machine: string, layout: CgroupLayout, maxDirs = 20_000): string[] {
+  const root =
+    layout.unifiedRoot ?? layout.hierarchies.find((h) => h.controllers.includes('name=systemd'))?.mountPoint;
+  if (!root) return [];
+  const want = machineScopeName(machine);
+  const found: string[] = [];
+  const queue: Array<[string, number]> = [['', 0]];
+  let seen = 0;
+  while (queue.length && seen < maxDirs) {
+    const [rel, depth] = queue.shift()!;
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(rel ? `${root}/${rel}` : root, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      seen++;
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name === want && rel.endsWith('machine.slice')) found.push(p);
+      else if (depth < 8 && !e.name.endsWith('.scope')) queue.push([p, depth + 1]);
+    }
+  }
+  return found;
 }

@@ -72,3 +72,34 @@ export class LeaderWatch {
     return this.#closed;
   }
 }
+
+/** The parent pid of `pid` (field 4 of /proc/PID/stat), or undefined when it is gone. */
+export function parentPid(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const v = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Processes that may never lead a machine: Terminate signals the leader's whole cgroup. */
+export interface ForbiddenLeaders {
+  /** The bus daemon's pid, when known. */
+  busPid?: number;
+}
+
+/**
+ * Why `pid` may not be a machine's leader, or undefined when it may: PID 1,
+ * the daemon itself (and the process that started it) and the bus daemon
+ * are refused, as systemd refuses them.
+ */
+export function leaderRefusal(pid: number, forbidden: ForbiddenLeaders = {}): string | undefined {
+  if (!Number.isInteger(pid) || pid <= 0) return `Invalid leader PID ${pid}`;
+  if (pid === 1) return 'Refusing PID 1 as machine leader';
+  if (pid === process.pid) return `Refusing sd-machined itself (PID ${pid}) as machine leader`;
+  if (forbidden.busPid !== undefined && pid === forbidden.busPid)
+    return `Refusing the bus daemon (PID ${pid}) as machine leader`;
+  return undefined;
+}

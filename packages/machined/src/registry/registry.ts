@@ -9,10 +9,11 @@ import {
   SdError,
   SIG,
 } from '@sd/sys';
-import { MachineCgroup } from './cgroup.js';
-import { LeaderWatch } from './leader.js';
+import { isMachineScopePath, isMachineUnitPath, MachineCgroup } from './cgroup.js';
+import { type ForbiddenLeaders, LeaderWatch, leaderRefusal } from './leader.js';
 import { Machine } from './machine.js';
 import { assertValidMachineName, MACHINE_CLASSES, type MachineClass } from './names.js';
+import { machineFromState, recoverByScope } from './recover.js';
 import { CgroupfsScopeBackend, type ScopeBackend } from './scope.js';
 import { StateStore } from './state.js';
 
@@ -33,6 +34,8 @@ export interface MachineRequest {
 export interface RegistryEvents {
   machineNew: [machine: Machine];
   machineRemoved: [machine: Machine];
+  /** Terminate was asked for: what runs for the machine (copies) should stop. */
+  machineClosing: [machine: Machine];
   /** Something went wrong in the background (a cgroup that would not go away...). */
   warning: [message: string, error?: unknown];
 }
@@ -45,6 +48,17 @@ export interface RegistryOptions {
   layout?: CgroupLayout;
   /** How long Terminate waits after SIGTERM before SIGKILL (systemd's TimeoutStopSec: 90 s). */
   terminateTimeoutMs?: number;
+}
+
+/** What load() found in the state directory. */
+export interface LoadReport {
+  restored: string[];
+  /** Machines whose file was unusable but that were found again by their scope. */
+  recovered: string[];
+  /** Files not used, with the reason; they are left where they are. */
+  skipped: Array<{ file: string; reason: string }>;
+  /** Machines of a previous run whose leader has exited: their state file is removed. */
+  ended: string[];
 }
 
 export class MachineExistsError extends SdError {
@@ -66,6 +80,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
   readonly #scopes: ScopeBackend;
   readonly #layout: CgroupLayout;
   readonly #terminateTimeoutMs: number;
+  /** Processes no machine may have as leader (the bus daemon, once known). */
+  readonly forbidden: ForbiddenLeaders = {};
+  /** What the last load() found. */
+  lastLoad: LoadReport = { restored: [], recovered: [], skipped: [], ended: [] };
 
   constructor(opts: RegistryOptions) {
     super();
@@ -113,8 +131,8 @@ export class Registry extends EventEmitter<RegistryEvents> {
     for (const i of req.netif ?? [])
       if (!Number.isInteger(i) || i <= 0)
         throw new InvalidArgumentError(`Invalid network interface index ${i}`);
-    if (!Number.isInteger(req.leader) || req.leader <= 1)
-      throw new InvalidArgumentError(`Invalid leader PID ${req.leader}`);
+    const refusal = leaderRefusal(req.leader, this.forbidden);
+    if (refusal) throw new InvalidArgumentError(refusal);
     if (this.#machines.has(name)) throw new MachineExistsError(name);
     if (this.byPid(req.leader)?.leader === req.leader)
       throw new SdError(
@@ -129,7 +147,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
       cgroup =
         mode === 'create'
           ? await this.#scopes.createScope(name, req.leader, req.scopeProperties ?? [])
-          : MachineCgroup.ofProcess(req.leader, this.#layout);
+          : this.#registeredCgroup(name, req.leader);
     } catch (e) {
       watch.close();
       throw e;
@@ -162,44 +180,94 @@ export class Registry extends EventEmitter<RegistryEvents> {
     return m;
   }
 
-  /** Finds the machines of a previous run in the state directory; dead ones are dropped. */
-  async load(): Promise<void> {
-    for (const [file, rec] of this.#store.loadAll()) {
-      const leader = Number(rec.LEADER);
-      const start = rec.LEADER_STARTTIME ? BigInt(rec.LEADER_STARTTIME) : undefined;
-      const owned = rec.SCOPE_OWNED === 'yes';
-      const ownCgroup = owned && rec.CGROUP ? this.#ownedCgroup(rec.CGROUP) : undefined;
-      const watch = Number.isInteger(leader) && leader > 1 ? LeaderWatch.open(leader, start) : undefined;
-      if (!watch || rec.NAME !== file || this.#machines.has(file)) {
-        watch?.close();
-        this.#store.remove(file);
-        await ownCgroup
-          ?.destroy()
-          .catch((e) => this.emit('warning', `Failed to remove the cgroup of ${file}`, e));
+  /**
+   * Finds the machines of a previous run in the state directory. A machine
+   * whose leader is still the process that was registered is back; one
+   * whose leader has exited is dropped (and its own scope removed). A file
+   * that cannot be used (a link, a FIFO, garbage, truncated, too big) is
+   * reported in lastLoad and left alone — and when a scope named for that
+   * machine still holds a process tree, the machine is found again from it.
+   */
+  async load(): Promise<LoadReport> {
+    const report: LoadReport = { restored: [], recovered: [], skipped: [], ended: [] };
+    for (const entry of this.#store.loadAll()) {
+      const { file } = entry;
+      if (entry.problem !== undefined) {
+        if (this.#recover(file)) report.recovered.push(file);
+        else report.skipped.push({ file, reason: entry.problem });
         continue;
       }
-      const cls = (MACHINE_CLASSES as readonly string[]).includes(rec.CLASS ?? '')
-        ? (rec.CLASS as MachineClass)
-        : 'container';
-      const m = new Machine({
-        name: file,
-        id: /^[0-9a-f]{32}$/.test(rec.ID ?? '') ? Buffer.from(rec.ID!, 'hex') : Buffer.alloc(16),
-        service: rec.SERVICE ?? '',
-        class: cls,
-        leader,
-        leaderStartTime: watch.startTime,
-        rootDirectory: rec.ROOT ?? '',
-        netif: (rec.NETIF ?? '').split(/\s+/).filter(Boolean).map(Number).filter(Number.isInteger),
-        timestamp: BigInt(rec.REALTIME ?? '0'),
-        timestampMonotonic: BigInt(rec.MONOTONIC ?? '0'),
-        cgroup: ownCgroup ?? MachineCgroup.ofProcess(leader, this.#layout),
-        scopeOwned: owned,
-      });
+      const rec = entry.fields;
+      const leader = Number(rec.LEADER);
+      const owned = rec.SCOPE_OWNED === 'yes';
+      const problem = this.#restoreProblem(file, rec);
+      if (problem) {
+        report.skipped.push({ file, reason: problem });
+        continue;
+      }
+      const watch = LeaderWatch.open(leader, BigInt(rec.LEADER_STARTTIME!));
+      if (!watch) {
+        // The machine ended while we were away: what it left is ours to clean.
+        report.ended.push(file);
+        this.#store.remove(file);
+        if (owned && rec.CGROUP)
+          await this.#ownedCgroup(rec.CGROUP)
+            ?.destroy()
+            .catch((e) => this.emit('warning', `Failed to remove the cgroup of ${file}`, e));
+        continue;
+      }
+      const cgroup = owned ? this.#ownedCgroup(rec.CGROUP!) : MachineCgroup.ofProcess(leader, this.#layout);
+      if (!cgroup || !isMachineUnitPath(cgroup.mainPath, file)) {
+        watch.close();
+        report.skipped.push({ file, reason: `leader ${leader} is not in the machine's scope` });
+        continue;
+      }
+      const m = machineFromState(file, rec, watch, cgroup);
       m.state = rec.STATE === 'closing' ? 'closing' : 'running';
       this.#machines.set(file, m);
       this.#watch(m, watch);
       this.#save(m);
+      report.restored.push(file);
     }
+    this.lastLoad = report;
+    return report;
+  }
+
+  /** Why a well-formed state file may still not become a machine. */
+  #restoreProblem(file: string, rec: Record<string, string>): string | undefined {
+    try {
+      assertValidMachineName(file);
+    } catch {
+      return 'not a valid machine name';
+    }
+    if (this.#machines.has(file)) return 'a machine of that name exists';
+    const refusal = leaderRefusal(Number(rec.LEADER), this.forbidden);
+    if (refusal) return refusal;
+    if (rec.SCOPE_OWNED === 'yes' && !(rec.CGROUP && isMachineScopePath(rec.CGROUP, file)))
+      return `cgroup ${JSON.stringify(rec.CGROUP ?? '')} is not the machine's scope`;
+    return undefined;
+  }
+
+  /**
+   * A machine whose state file was unusable, found again by its scope: the
+   * one process in machine-NAME.scope whose parent is outside it is the
+   * leader (the container's init). Registered as a manager's machine (not
+   * owned): we do not know that we made the scope.
+   */
+  #recover(file: string): boolean {
+    try {
+      assertValidMachineName(file);
+    } catch {
+      return false;
+    }
+    if (file === '.host' || this.#machines.has(file)) return false;
+    const found = recoverByScope(file, this.#layout, this.forbidden);
+    if (!found) return false;
+    found.machine.state = 'running';
+    this.#machines.set(file, found.machine);
+    this.#watch(found.machine, found.watch);
+    this.#save(found.machine);
+    return true;
   }
 
   /** Sends a signal to the leader or to every process of the machine. */
@@ -230,6 +298,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
     if (m.class === 'host') throw new SdError('EOPNOTSUPP', 'Refusing to terminate the host');
     m.state = 'closing';
     this.#save(m);
+    this.emit('machineClosing', m);
     if (m.cgroup && !m.cgroup.isEmpty()) {
       await m.cgroup.kill(SIG.TERM);
       await m.cgroup.kill(SIG.CONT).catch(() => undefined);
@@ -267,6 +336,21 @@ export class Registry extends EventEmitter<RegistryEvents> {
     this.#machines.clear();
   }
 
+  /**
+   * RegisterMachine's cgroup: the leader's own, which must be the machine's
+   * scope (machine.slice/machine-NAME.scope, made by sd-nspawn or systemd
+   * for it): Terminate signals every process in it, so a leader in the
+   * root, a session or a service would take its neighbours along.
+   */
+  #registeredCgroup(name: string, leader: number): MachineCgroup | undefined {
+    const cg = MachineCgroup.ofProcess(leader, this.#layout);
+    if (!cg || !isMachineUnitPath(cg.mainPath, name))
+      throw new InvalidArgumentError(
+        `Leader PID ${leader} is not in a scope of machine '${name}' (cgroup ${JSON.stringify(cg?.mainPath ?? '/')}): refusing to register it`,
+      );
+    return cg;
+  }
+
   #ownedCgroup(path: string): MachineCgroup | undefined {
     try {
       return new MachineCgroup([new Cgroup(path, { layout: this.#layout })], path);
@@ -302,9 +386,12 @@ export class Registry extends EventEmitter<RegistryEvents> {
     const t = this.#killTimers.get(m);
     if (t) clearTimeout(t);
     this.#killTimers.delete(m);
-    if (leaderGone && m.scopeOwned && m.cgroup) {
+    if (leaderGone && m.cgroup && (m.scopeOwned || isMachineScopePath(m.cgroup.mainPath, m.name))) {
       try {
-        await m.cgroup.destroy();
+        // Our own scope goes with what is left in it; a manager's (sd-nspawn
+        // killed with SIGKILL) only once it is empty, never killing in it.
+        if (m.scopeOwned) await m.cgroup.destroy();
+        else for (const g of m.cgroup.groups) await g.remove({ timeoutMs: 5000 });
       } catch (e) {
         this.emit('warning', `Failed to remove the cgroup of machine ${m.name}`, e);
       }

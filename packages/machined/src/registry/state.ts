@@ -1,16 +1,17 @@
-import {
-  closeSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { getRandom } from '@sd/sys';
+import {
+  AT,
+  closeQuietly,
+  getRandom,
+  O,
+  openat,
+  read,
+  readDirFd,
+  S_IF,
+  SyscallError,
+  statxFull,
+} from '@sd/sys';
 
 /**
  * machined's state files: one a machine in the state directory, KEY=VALUE
@@ -79,6 +80,59 @@ export function writeFileAtomic(path: string, data: string, mode = 0o644): void 
   }
 }
 
+/** Largest state file read back: ours are a few hundred bytes. */
+export const STATE_FILE_MAX = 64 * 1024;
+
+/** One entry of the state directory at start: its fields, or why it was not used. */
+export type StateEntry =
+  | { file: string; fields: Record<string, string>; problem?: undefined }
+  | { file: string; fields?: Record<string, string>; problem: string };
+
+const ELOOP = 40;
+
+/**
+ * Reads one state file below `dirFd` without leaving the directory: no
+ * symlink is followed (O_NOFOLLOW), a FIFO or device cannot block us
+ * (O_NONBLOCK, then regular files only) and the size is capped. Returns
+ * the text or why it was refused.
+ */
+function readStateFile(dirFd: number, name: string): { text: string } | { problem: string } {
+  let fd: number;
+  try {
+    fd = openat(dirFd, name, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY | O.CLOEXEC);
+  } catch (e) {
+    if (e instanceof SyscallError && e.errno === ELOOP) return { problem: 'a symbolic link, not followed' };
+    return { problem: `cannot be opened: ${(e as Error).message}` };
+  }
+  try {
+    const st = statxFull(fd, '', AT.EMPTY_PATH);
+    if ((st.mode & S_IF.MT) !== S_IF.REG) return { problem: 'not a regular file' };
+    if (st.size > BigInt(STATE_FILE_MAX)) return { problem: `too large (${st.size} bytes)` };
+    const buf = Buffer.alloc(STATE_FILE_MAX + 1);
+    let n = 0;
+    for (;;) {
+      const r = read(fd, buf.subarray(n));
+      if (r <= 0) break;
+      n += r;
+      if (n > STATE_FILE_MAX) return { problem: 'grew beyond the size limit while read' };
+    }
+    return { text: buf.toString('utf8', 0, n) };
+  } catch (e) {
+    return { problem: `cannot be read: ${(e as Error).message}` };
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** Why a parsed state file cannot describe a machine, or undefined when it can. */
+export function stateProblem(file: string, rec: Record<string, string>): string | undefined {
+  if (Object.keys(rec).length === 0) return 'empty or not a state file';
+  if (rec.NAME !== file) return `names another machine (${JSON.stringify(rec.NAME ?? '')})`;
+  if (!/^[0-9]+$/.test(rec.LEADER ?? '')) return 'no leader';
+  if (!/^[0-9]+$/.test(rec.LEADER_STARTTIME ?? '')) return 'no leader start time (truncated?)';
+  return undefined;
+}
+
 export class StateStore {
   readonly dir: string;
   constructor(dir: string) {
@@ -89,28 +143,42 @@ export class StateStore {
     writeFileAtomic(join(this.dir, rec.NAME), formatState(rec));
   }
 
+  /** Removes the state file of a machine that ended (only a regular file or a link: never what it points to). */
   remove(name: string): void {
     rmSync(join(this.dir, name), { force: true });
   }
 
-  /** Every saved machine: [file name, fields]; temp files and unreadable files are skipped. */
-  loadAll(): Array<[string, Record<string, string>]> {
-    let names: string[];
+  /**
+   * Every entry of the state directory: the machines saved there, and the
+   * files that could not be used with the reason. Nothing is deleted here
+   * and nothing outside the directory is opened.
+   */
+  loadAll(): StateEntry[] {
+    let dirFd: number;
     try {
-      names = readdirSync(this.dir);
-    } catch {
-      return [];
+      dirFd = openat(AT.FDCWD, this.dir, O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC);
+    } catch (e) {
+      if (e instanceof SyscallError && e.code === 'ENOENT') return [];
+      return [{ file: this.dir, problem: `state directory cannot be opened: ${(e as Error).message}` }];
     }
-    const out: Array<[string, Record<string, string>]> = [];
-    for (const n of names) {
-      if (n.startsWith('.#')) {
-        rmSync(join(this.dir, n), { force: true });
-        continue;
+    const out: StateEntry[] = [];
+    try {
+      for (const { name } of readDirFd(dirFd, this.dir)) {
+        // Our own half-written files (a crash between write and rename) and other hidden names.
+        if (name.startsWith('.')) continue;
+        const r = readStateFile(dirFd, name);
+        if ('problem' in r) {
+          out.push({ file: name, problem: r.problem });
+          continue;
+        }
+        const fields = parseState(r.text);
+        const problem = stateProblem(name, fields);
+        out.push(problem ? { file: name, fields, problem } : { file: name, fields });
       }
-      if (n.startsWith('.') || n.includes(':')) continue;
-      try {
-        out.push([n, parseState(readFileSync(join(this.dir, n), 'utf8'))]);
-      } catch {}
+    } catch (e) {
+      out.push({ file: this.dir, problem: `state directory cannot be read: ${(e as Error).message}` });
+    } finally {
+      closeQuietly(dirFd);
     }
     return out;
   }

@@ -1,18 +1,23 @@
 import {
   AT,
   closeQuietly,
+  copyFileRange,
   DataCopier,
   fchmod,
   fchown,
   fchownat,
   futimens,
+  getRandom,
   mkdirat,
   mknodat,
   O,
   openat,
   openInRoot,
+  RENAME,
+  read,
   readDirFd,
   readlinkat,
+  renameat2,
   S_IF,
   SdError,
   SyscallError,
@@ -20,18 +25,26 @@ import {
   symlinkat,
   unlinkat,
   withFsIds,
+  writeAll,
 } from '@sd/sys';
 
 /**
- * CopyToMachine / CopyFromMachine. Every path inside the machine is
- * resolved by the kernel inside its root (openat2 RESOLVE_IN_ROOT on an fd
- * of /proc/PID/root): a symlink planted there leads somewhere else inside,
- * never to the host. Below the top, trees are walked by directory fds with
- * O_NOFOLLOW and links are copied as links. Existing directories are
- * merged into (systemd's COPY_MERGE); an existing file or link is an error
- * unless `replace`, which removes it first — a link is never written
- * through. Modes and times are kept; owners are shifted by the machine's
- * UID shift (in: +shift, out: −shift).
+ * CopyToMachine / CopyFromMachine, run in a worker process (worker/) so
+ * that the daemon's loop never waits for them. Every path inside the
+ * machine is resolved by the kernel inside its root (openat2
+ * RESOLVE_IN_ROOT on an fd of /proc/PID/root): a symlink planted there
+ * leads somewhere else inside, never to the host. Below the top, trees are
+ * walked by directory fds with O_NOFOLLOW, links are copied as links, and
+ * the walk stays on the source's file system (the machine's /proc, /sys or
+ * a bind mount are not entered: their mount points are copied empty).
+ *
+ * Each new entry is written under a hidden temporary name next to its
+ * destination and renamed into place when complete, so a failed or
+ * cancelled copy leaves nothing half-written behind: the temporary tree is
+ * removed. Existing directories are merged into (systemd's COPY_MERGE),
+ * entry by entry; an existing file or link is an error unless `replace`,
+ * which replaces it — a link is never written through. Modes and times are
+ * kept; owners are shifted by the machine's UID map.
  */
 
 export interface CopyOptions {
@@ -45,18 +58,31 @@ export interface CopyOptions {
    * idmapped mount maps the new inode (root of the host it would not).
    */
   creator?: { uid: number; gid: number };
+  /** Enter other file systems below the source (default false, as systemd's copies). */
+  crossFileSystems?: boolean;
+  /** Polled between files and data chunks: true stops the copy (CopyCancelledError) and cleans up. */
+  cancelled?: () => boolean;
 }
 
-/** An existing directory, and a name in it to create. */
+export class CopyCancelledError extends SdError {
+  constructor(path: string) {
+    super('ECANCELED', `Copy to '${path}' cancelled`);
+  }
+}
+
+/** An existing directory, and a name in it. */
 interface Place {
   dirFd: number;
   name: string;
   /** For messages. */
   path: string;
+  /** The source itself, already open (the top of a copy, whose path was followed). */
+  fd?: number;
 }
 
 const EEXIST = 17;
 const ENOENT = 2;
+const CHUNK = 64 * 1024 * 1024;
 
 function splitPath(path: string): { parent: string; name: string } {
   const trimmed = path.replace(/\/+$/, '');
@@ -67,24 +93,53 @@ function splitPath(path: string): { parent: string; name: string } {
   return { parent: slash <= 0 ? '/' : trimmed.slice(0, slash), name };
 }
 
-function removeAt(dirFd: number, name: string, path: string): void {
-  const st = statxFull(dirFd, name, AT.SYMLINK_NOFOLLOW);
+/** Runs `fn`, naming `path` in a syscall error that lacks it (or names only the last component). */
+function on<T>(path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof SyscallError && e.path !== path)
+      throw new SyscallError(e.syscall, e.errno, path, { cause: e });
+    throw e;
+  }
+}
+
+const tempName = (name: string) => `.#sd-copy-${name.slice(0, 64)}-${getRandom(6).toString('hex')}`;
+
+/** Removes `name` in `dirFd` and, for a directory, everything below it (never following links). */
+export function removeAt(dirFd: number, name: string, path: string): void {
+  const st = on(path, () => statxFull(dirFd, name, AT.SYMLINK_NOFOLLOW));
   if ((st.mode & S_IF.MT) !== S_IF.DIR) {
-    unlinkat(dirFd, name);
+    on(path, () => unlinkat(dirFd, name));
     return;
   }
-  const fd = openat(dirFd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+  const fd = on(path, () => openat(dirFd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
   try {
     for (const e of readDirFd(fd, path)) removeAt(fd, e.name, `${path}/${e.name}`);
   } finally {
     closeQuietly(fd);
   }
-  unlinkat(dirFd, name, AT.REMOVEDIR);
+  on(path, () => unlinkat(dirFd, name, AT.REMOVEDIR));
+}
+
+function tryStat(dirFd: number, name: string, path: string) {
+  try {
+    return statxFull(dirFd, name, AT.SYMLINK_NOFOLLOW);
+  } catch (e) {
+    if (e instanceof SyscallError && e.errno === ENOENT) return undefined;
+    throw new SyscallError('statx', (e as SyscallError).errno ?? 0, path, { cause: e });
+  }
 }
 
 class Copier {
   readonly data = new DataCopier('auto');
+  readonly statBuf = Buffer.alloc(256);
+  rootDev = '';
   constructor(readonly opts: CopyOptions) {}
+
+  check(path: string): void {
+    if (this.opts.cancelled?.()) throw new CopyCancelledError(path);
+  }
 
   /** Creates a directory entry as `creator`. */
   create<T>(fn: () => T): T {
@@ -92,105 +147,253 @@ class Copier {
     return c && (c.uid !== 0 || c.gid !== 0) ? withFsIds(c.uid, c.gid, fn) : fn();
   }
 
-  /** Copies the object `src` (an O_PATH fd of it, not followed) to `dst`. */
-  copy(src: number, srcPath: string, dst: Place): void {
-    const st = statxFull(src, '', AT.EMPTY_PATH);
+  /**
+   * Copies `src` (a name in a directory fd; '.' for the directory itself)
+   * to `dst`, merging into an existing directory, else through a
+   * temporary name renamed into place.
+   */
+  copyTop(src: Place, dst: Place): void {
+    const st = on(src.path, () =>
+      src.fd !== undefined
+        ? statxFull(src.fd, '', AT.EMPTY_PATH)
+        : statxFull(src.dirFd, src.name, AT.SYMLINK_NOFOLLOW),
+    );
+    this.rootDev = `${st.devMajor}:${st.devMinor}`;
+    this.place(src, st, dst);
+  }
+
+  place(src: Place, st: ReturnType<typeof statxFull>, dst: Place): void {
+    this.check(dst.path);
     const type = st.mode & S_IF.MT;
-    const exists = (() => {
-      try {
-        return statxFull(dst.dirFd, dst.name, AT.SYMLINK_NOFOLLOW);
-      } catch (e) {
-        if (e instanceof SyscallError && e.errno === ENOENT) return undefined;
-        throw e;
-      }
-    })();
-    if (exists) {
-      const bothDirs = type === S_IF.DIR && (exists.mode & S_IF.MT) === S_IF.DIR;
-      if (!bothDirs) {
-        if (!this.opts.replace) throw new SyscallError('copy', EEXIST, dst.path);
-        removeAt(dst.dirFd, dst.name, dst.path);
-      }
+    const exists = tryStat(dst.dirFd, dst.name, dst.path);
+    const existsType = exists ? exists.mode & S_IF.MT : undefined;
+    if (exists && type === S_IF.DIR && existsType === S_IF.DIR) {
+      this.mergeDir(src, st, dst);
+      return;
     }
+    if (exists && !this.opts.replace)
+      throw new SdError('EEXIST', `Failed to copy: '${dst.path}' exists already (replace not requested)`, {
+        cause: new SyscallError('copy', EEXIST, dst.path),
+      });
+    const tmp = tempName(dst.name);
+    const tmpPlace = { dirFd: dst.dirFd, name: tmp, path: `${dst.path.slice(0, -dst.name.length)}${tmp}` };
+    try {
+      this.make(src, st, tmpPlace);
+      // A file or link is replaced atomically; a directory on either side must go first.
+      // As the creator: on an idmapped mount host root may not rename or unlink (EOVERFLOW).
+      if (exists && (type === S_IF.DIR || existsType === S_IF.DIR))
+        this.create(() => removeAt(dst.dirFd, dst.name, dst.path));
+      this.create(() =>
+        on(dst.path, () => renameat2(dst.dirFd, tmp, dst.dirFd, dst.name, exists ? 0 : RENAME.NOREPLACE)),
+      );
+    } catch (e) {
+      try {
+        if (tryStat(dst.dirFd, tmp, tmpPlace.path))
+          this.create(() => removeAt(dst.dirFd, tmp, tmpPlace.path));
+      } catch {}
+      throw e;
+    }
+  }
+
+  /** Copies the entries of directory `src` into the existing directory `dst`, then its metadata. */
+  mergeDir(src: Place, st: ReturnType<typeof statxFull>, dst: Place): void {
+    const out = on(dst.path, () => openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
+    try {
+      this.children(src, out, dst.path, (child, cst, to) => this.place(child, cst, to));
+      this.finish(out, st, dst.path);
+    } finally {
+      closeQuietly(out);
+    }
+  }
+
+  /** Walks the entries of directory `src`, calling `each` for the ones to copy into `outFd`. */
+  children(
+    src: Place,
+    outFd: number,
+    outPath: string,
+    each: (child: Place, st: ReturnType<typeof statxFull>, to: Place) => void,
+  ): void {
+    const dir = on(src.path, () =>
+      openat(src.fd ?? src.dirFd, src.fd !== undefined ? '.' : src.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW),
+    );
+    try {
+      const base = src.path === '/' ? '' : src.path;
+      for (const e of readDirFd(dir, src.path)) {
+        const path = `${base}/${e.name}`;
+        const cst = on(path, () => statxFull(dir, e.name, AT.SYMLINK_NOFOLLOW));
+        const child = { dirFd: dir, name: e.name, path };
+        const to = { dirFd: outFd, name: e.name, path: `${outPath === '/' ? '' : outPath}/${e.name}` };
+        // Another file system below the source (the machine's /proc, /sys, a bind mount):
+        // its mount point is copied as an empty directory, its contents are not.
+        if (!this.opts.crossFileSystems && `${cst.devMajor}:${cst.devMinor}` !== this.rootDev) {
+          if ((cst.mode & S_IF.MT) === S_IF.DIR && !tryStat(outFd, e.name, to.path)) {
+            this.create(() => on(to.path, () => mkdirat(outFd, e.name, 0o700)));
+            const fd = on(to.path, () => openat(outFd, e.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
+            try {
+              this.finish(fd, cst, to.path);
+            } finally {
+              closeQuietly(fd);
+            }
+          }
+          continue;
+        }
+        each(child, cst, to);
+      }
+    } finally {
+      closeQuietly(dir);
+    }
+  }
+
+  finish(fd: number, st: ReturnType<typeof statxFull>, path: string): void {
+    fchown(fd, this.opts.mapId(st.uid), this.opts.mapId(st.gid), path);
+    fchmod(fd, st.mode & 0o7777, path);
+    futimens(fd, st.atime, st.mtime, path);
+  }
+
+  /** Creates `dst` (which does not exist) as a copy of `src`. */
+  make(src: Place, st: ReturnType<typeof statxFull>, dst: Place): void {
+    this.check(dst.path);
+    const type = st.mode & S_IF.MT;
     const uid = this.opts.mapId(st.uid);
     const gid = this.opts.mapId(st.gid);
-    const perm = st.mode & 0o7777;
     if (type === S_IF.DIR) {
-      if (!exists || (exists.mode & S_IF.MT) !== S_IF.DIR)
-        this.create(() => mkdirat(dst.dirFd, dst.name, 0o700));
-      const out = openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-      const dir = openat(src, '.', O.RDONLY | O.DIRECTORY);
+      this.create(() => on(dst.path, () => mkdirat(dst.dirFd, dst.name, 0o700)));
+      const out = on(dst.path, () => openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
       try {
-        for (const e of readDirFd(dir, srcPath)) {
-          const child = openat(dir, e.name, O.PATH | O.NOFOLLOW);
-          try {
-            this.copy(child, `${srcPath}/${e.name}`, {
-              dirFd: out,
-              name: e.name,
-              path: `${dst.path}/${e.name}`,
-            });
-          } finally {
-            closeQuietly(child);
-          }
-        }
-        fchown(out, uid, gid, dst.path);
-        fchmod(out, perm, dst.path);
-        futimens(out, st.atime, st.mtime, dst.path);
+        this.children(src, out, dst.path, (child, cst, to) => this.make(child, cst, to));
+        this.finish(out, st, dst.path);
       } finally {
-        closeQuietly(out, dir);
+        closeQuietly(out);
       }
     } else if (type === S_IF.REG) {
-      // Re-open the O_PATH fd for reading: our own fd, so the magic link is fine here.
-      const input = openat(AT.FDCWD, `/proc/self/fd/${src}`, O.RDONLY | O.NOCTTY | O.NONBLOCK);
+      // O_NONBLOCK and the type check after open: a FIFO swapped in cannot hang the copy.
+      const input =
+        src.fd ??
+        on(src.path, () => openat(src.dirFd, src.name, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY));
       let out: number | undefined;
       try {
-        out = this.create(() => openat(dst.dirFd, dst.name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600));
-        this.data.copySync(input, out, dst.path);
-        fchown(out, uid, gid, dst.path);
-        fchmod(out, perm, dst.path);
-        futimens(out, st.atime, st.mtime, dst.path);
+        const real = on(src.path, () => statxFull(input, '', AT.EMPTY_PATH));
+        if ((real.mode & S_IF.MT) !== S_IF.REG)
+          throw new SdError('EAGAIN', `Refusing to copy '${src.path}': it changed while being copied`);
+        out = this.create(() =>
+          on(dst.path, () => openat(dst.dirFd, dst.name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600)),
+        );
+        this.copyData(input, out, src.path, dst.path);
+        this.finish(out, st, dst.path);
       } finally {
-        closeQuietly(input, out);
+        closeQuietly(src.fd === undefined ? input : undefined, out);
       }
     } else if (type === S_IF.LNK) {
-      const target = readlinkat(src, '');
-      this.create(() => symlinkat(target, dst.dirFd, dst.name));
-      fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW);
+      const target = on(src.path, () => readlinkat(src.dirFd, src.name));
+      this.create(() => on(dst.path, () => symlinkat(target, dst.dirFd, dst.name)));
+      on(dst.path, () => fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW));
     } else if (type === S_IF.FIFO) {
-      this.create(() => mknodat(dst.dirFd, dst.name, S_IF.FIFO | perm));
-      fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW);
+      this.create(() => on(dst.path, () => mknodat(dst.dirFd, dst.name, S_IF.FIFO | (st.mode & 0o7777))));
+      on(dst.path, () => fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW));
     } else {
       // Device nodes and sockets are not copied between host and machine.
-      throw new SdError('EOPNOTSUPP', `Refusing to copy '${srcPath}': not a file, directory, link or fifo`);
+      throw new SdError('EOPNOTSUPP', `Refusing to copy '${src.path}': not a file, directory, link or fifo`);
+    }
+  }
+
+  /** The bytes: a reflink, else copy_file_range, else read/write — in chunks, checking for cancellation. */
+  copyData(input: number, out: number, srcPath: string, dstPath: string): void {
+    if (this.data.tryClone(input, out, dstPath)) return;
+    try {
+      for (;;) {
+        this.check(dstPath);
+        if (copyFileRange(input, out, CHUNK, dstPath) <= 0) return;
+      }
+    } catch (e) {
+      // Not supported between these two (another kind of file system): copy through memory.
+      if (!(e instanceof SyscallError) || ![18, 22, 38, 95, 9].includes(e.errno)) throw e;
+    }
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    for (let i = 0; ; i++) {
+      if (i % 64 === 0) this.check(dstPath);
+      const n = on(srcPath, () => read(input, buf));
+      if (n === 0) return;
+      if (n < 0) throw new SdError('EAGAIN', `Reading '${srcPath}' would block: not a regular file`);
+      on(dstPath, () => writeAll(out, buf.subarray(0, n)));
     }
   }
 }
 
-/** Copies host `source` to `dest` inside the machine whose root is `rootFd`. */
-export function copyToMachine(rootFd: number, source: string, dest: string, opts: CopyOptions): void {
+/** What can be checked before a copy starts: absolute paths, a destination that names a file. */
+export function checkPaths(source: string, dest: string): void {
   if (!source.startsWith('/') || !dest.startsWith('/'))
     throw new SdError('EINVAL', 'Source and destination paths must be absolute');
-  const src = openat(AT.FDCWD, source, O.PATH);
+  if (source.includes('\0') || dest.includes('\0')) throw new SdError('EINVAL', 'Paths must not contain NUL');
+  splitPath(dest);
+}
+
+/**
+ * The top of the source: its path is followed (a link named as the source
+ * is copied as what it points to, resolved in the machine's root), then
+ * a directory or regular file is opened for reading — after an O_PATH look
+ * at what it is, so that a device node is never opened.
+ */
+function openSource(openPath: (path: string, flags: number) => number, path: string): Place {
+  const p = on(path, () => openPath(path, O.PATH));
+  let fd: number | undefined;
+  try {
+    const st = on(path, () => statxFull(p, '', AT.EMPTY_PATH));
+    const type = st.mode & S_IF.MT;
+    if (type === S_IF.DIR) fd = on(path, () => openat(p, '.', O.RDONLY | O.DIRECTORY));
+    else if (type === S_IF.REG) {
+      fd = on(path, () => openPath(path, O.RDONLY | O.NONBLOCK | O.NOCTTY));
+      const again = on(path, () => statxFull(fd!, '', AT.EMPTY_PATH));
+      if (again.ino !== st.ino || again.devMajor !== st.devMajor || again.devMinor !== st.devMinor)
+        throw new SdError('EAGAIN', `Refusing to copy '${path}': it changed while being opened`);
+    } else if (type === S_IF.FIFO) fd = p;
+    else throw new SdError('EOPNOTSUPP', `Refusing to copy '${path}': not a file, directory, link or fifo`);
+  } catch (e) {
+    closeQuietly(p, fd);
+    throw e;
+  }
+  if (fd !== p) closeQuietly(p);
+  return { dirFd: fd, fd, name: '.', path: path.replace(/\/+$/, '') || '/' };
+}
+
+function run(
+  source: string,
+  dest: string,
+  opts: CopyOptions,
+  openSrc: (path: string, flags: number) => number,
+  openDst: (dir: string) => number,
+): void {
+  checkPaths(source, dest);
   const { parent, name } = splitPath(dest);
+  const src = openSource(openSrc, source);
   let dirFd: number | undefined;
   try {
-    dirFd = openInRoot(rootFd, parent, O.RDONLY | O.DIRECTORY);
-    new Copier(opts).copy(src, source, { dirFd, name, path: dest });
+    dirFd = on(parent, () => openDst(parent));
+    new Copier(opts).copyTop(src, { dirFd, name, path: dest.replace(/\/+$/, '') });
   } finally {
-    closeQuietly(src, dirFd);
+    closeQuietly(src.fd, dirFd);
   }
+}
+
+const DIR = O.RDONLY | O.DIRECTORY;
+
+/** Copies host `source` to `dest` inside the machine whose root is `rootFd`. */
+export function copyToMachine(rootFd: number, source: string, dest: string, opts: CopyOptions): void {
+  run(
+    source,
+    dest,
+    opts,
+    (path, flags) => openat(AT.FDCWD, path, flags),
+    (dir) => openInRoot(rootFd, dir, DIR),
+  );
 }
 
 /** Copies `source` inside the machine to host `dest`. */
 export function copyFromMachine(rootFd: number, source: string, dest: string, opts: CopyOptions): void {
-  if (!source.startsWith('/') || !dest.startsWith('/'))
-    throw new SdError('EINVAL', 'Source and destination paths must be absolute');
-  const src = openInRoot(rootFd, source, O.PATH);
-  const { parent, name } = splitPath(dest);
-  let dirFd: number | undefined;
-  try {
-    dirFd = openat(AT.FDCWD, parent, O.RDONLY | O.DIRECTORY);
-    new Copier(opts).copy(src, source, { dirFd, name, path: dest });
-  } finally {
-    closeQuietly(src, dirFd);
-  }
+  run(
+    source,
+    dest,
+    opts,
+    (path, flags) => openInRoot(rootFd, path, flags),
+    (dir) => openat(AT.FDCWD, dir, DIR),
+  );
 }
