@@ -5,13 +5,14 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { closeQuietly } from '@sd/sys';
+import { closeQuietly, detectCgroups } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { MachineCgroup, type MessageBus, machineObjectPath } from '../src/index.js';
@@ -130,8 +131,15 @@ describe.skipIf(skip)('registration over the bus', () => {
 
   it('RegisterMachine keeps the cgroup its manager made; UnregisterMachine forgets it and leaves the processes', async () => {
     const p = leader();
-    // A cgroup of the caller's own making, as a service manager would have put the leader in.
+    // A scope of the caller's own making for this machine, as a service manager would have put the
+    // leader in (a leader anywhere else is refused: it could name a cgroup full of other processes).
+    const unified = detectCgroups().unifiedRoot;
+    if (unified === undefined) throw new Error('this test needs the unified cgroup hierarchy');
+    const scope = join(unified, 'machine.slice', 'machine-tstreg.scope');
+    mkdirSync(scope, { recursive: true });
+    writeFileSync(join(scope, 'cgroup.procs'), String(p.pid));
     const cg = MachineCgroup.ofProcess(p.pid!);
+    expect(cg?.mainPath).toMatch(/machine\.slice\/machine-tstreg\.scope$/);
     const [path] = await manager(client, 'RegisterMachine', 'sayssus', [
       'tstreg',
       [],
@@ -154,6 +162,9 @@ describe.skipIf(skip)('registration over the bus', () => {
     expect(await errorOf(manager(client, 'UnregisterMachine', 's', ['tstreg']))).toBe(
       'org.freedesktop.machine1.NoSuchMachine',
     );
+    p.kill('SIGKILL');
+    await waitFor('the leader to die', () => !alive(p));
+    rmdirSync(scope);
   });
 });
 
