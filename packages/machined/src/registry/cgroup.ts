@@ -133,17 +133,20 @@ export function isMachineScopePath(path: string, machine: string): boolean {
 }
 
 /**
- * Whether `path` is a unit made for the machine called `machine`: its scope
- * (sd-nspawn's, systemd's machined's), or the systemd-nspawn@NAME.service
- * (systemd-vmspawn@) that systemd runs a machine in (nspawn --keep-unit).
- * Anything else (the root, a user's session, another service) is not a
- * machine's to be killed as one.
+ * Whether `path` lies in a unit made for the machine called `machine`: its
+ * scope (sd-nspawn's, systemd's machined's), or the systemd-nspawn@NAME.service
+ * (systemd-vmspawn@) that systemd runs a machine in (nspawn --keep-unit), or
+ * a cgroup below one (a booted guest's systemd moves itself to init.scope
+ * inside its scope before it is registered). Anything else (the root, a
+ * user's session, another service) is not a machine's to be killed as one.
  */
 export function isMachineUnitPath(path: string, machine: string): boolean {
-  if (isMachineScopePath(path, machine)) return true;
-  const last = path.split('/').filter(Boolean).at(-1);
+  const parts = path.split('/').filter(Boolean);
   const escaped = escapeUnitName(machine);
-  return last === `systemd-nspawn@${escaped}.service` || last === `systemd-vmspawn@${escaped}.service`;
+  const services = [`systemd-nspawn@${escaped}.service`, `systemd-vmspawn@${escaped}.service`];
+  return parts.some(
+    (p, i) => (p === machineScopeName(machine) && parts[i - 1] === 'machine.slice') || services.includes(p),
+  );
 }
 
 /**

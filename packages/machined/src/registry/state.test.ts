@@ -67,8 +67,11 @@ describe('state files (property tests)', () => {
     expect(
       isMachineUnitPath('system.slice/system-systemd\\x2dnspawn.slice/systemd-nspawn@a.service', 'a'),
     ).toBe(true);
+    // A booted guest's systemd sits in init.scope inside its machine's scope when it is registered.
+    expect(isMachineUnitPath('machine.slice/machine-a.scope/init.scope', 'a')).toBe(true);
     for (const p of [
       '',
+      'machine.slice/machine-b.scope/machine-a.scope',
       '/',
       'machine.slice',
       'machine-a.scope',
