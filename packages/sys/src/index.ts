@@ -16,6 +16,8 @@ export * from './mount/mount.js';
 export * from './mount/mountinfo.js';
 export * from './mount/userns.js';
 export * from './net/cmsg.js';
+export * from './net/device.js';
+export * from './net/ipv4conf.js';
 export * from './net/netlink.js';
 export * from './net/rtnetlink.js';
 export * from './net/sockaddr.js';

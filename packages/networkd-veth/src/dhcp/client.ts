@@ -1,0 +1,589 @@
+import { EventEmitter } from 'node:events';
+import {
+  AF,
+  addIPv4Address,
+  addIPv4Route,
+  attachSocketFilter,
+  BPF,
+  bind,
+  bindToDevice,
+  bpfJump,
+  bpfStmt,
+  closeQuietly,
+  ETH_P,
+  getRandom,
+  htons,
+  listIPv4Addresses,
+  poller,
+  RT_SCOPE,
+  RTPROT,
+  recvfrom,
+  removeIPv4Address,
+  removeIPv4Route,
+  SO,
+  SOCK,
+  SOL,
+  sendto,
+  setsockopt,
+  sockaddrIn,
+  sockaddrLl,
+  socket,
+} from '@sd/sys';
+import { type Ipv4ll, type Ipv4llOptions, startIpv4ll } from '../ipv4ll/ipv4ll.js';
+import { type ClientLease, leaseFromReply } from './client-lease.js';
+import {
+  BOOTREQUEST,
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  type DhcpMessage,
+  DhcpType,
+  encodeDhcp,
+  messageType,
+  Opt,
+  opt,
+  optionIp,
+  parseDhcp,
+} from './codec.js';
+import { buildUdp4, parseUdp4 } from './frame.js';
+import { ipToInt } from './ipv4.js';
+import { type NetnsLink, openNetnsLink } from './netns-link.js';
+
+/**
+ * A DHCP client (RFC 2131 §4.4) for a container's host0, run by the
+ * supervisor on the host: its sockets are opened inside the container's
+ * network namespace and read through the host's poller, and the lease is
+ * applied with rtnetlink on a socket made in that namespace.
+ */
+
+export type DhcpClientState =
+  | 'init'
+  | 'selecting'
+  | 'requesting'
+  | 'bound'
+  | 'renewing'
+  | 'rebinding'
+  | 'stopped'
+  | 'standby';
+
+export interface DhcpClientOptions {
+  ifname: string;
+  /** The container's network namespace (ns fd or pidfd); default the caller's. */
+  netnsFd?: number;
+  /** Option 61; default 0x01 + the MAC. */
+  clientId?: Buffer;
+  hostname?: string;
+  /** Set address and default route (default true); false only reports the lease. */
+  configure?: boolean;
+  /** Send RELEASE on stop() (default true, as networkd's SendRelease=). */
+  sendRelease?: boolean;
+  /** First retransmission delay in ms, doubled up to 64 s (default 1000). */
+  retransmitMs?: number;
+  /** Route metric of the default route (default 1024, networkd's). */
+  routeMetric?: number;
+  /**
+   * The guest runs its own DHCP client: ours does nothing (state 'standby').
+   * The supervisor decides; nothing of ours touches host0 then.
+   */
+  guestClient?: boolean;
+  /** Start IPv4 link-local after this many ms without a lease; false for never (default). */
+  linkLocalFallbackMs?: number | false;
+  linkLocalOptions?: Omit<Ipv4llOptions, 'ifname' | 'netnsFd'>;
+}
+
+export interface DhcpClientEvents {
+  bound: [ClientLease];
+  renewed: [ClientLease];
+  /** The lease ran out or the server refused it; address and route are gone. */
+  lost: [{ lease: ClientLease; reason: 'expired' | 'nak' | 'stopped' }];
+  state: [DhcpClientState];
+  /** IPv4 link-local fallback took an address. */
+  linkLocal: [{ address: string }];
+  /** Another agent (the guest's own client) configured host0, so we stood down. */
+  yielded: [{ address: string }];
+  drop: [{ reason: string }];
+  warning: [{ error: Error }];
+}
+
+// Accepts IPv4 UDP to port 68 that is not a fragment; the packet socket wakes us for nothing else.
+const DHCP_CLIENT_FILTER = [
+  bpfStmt(BPF.LD | BPF.B | BPF.ABS, 9),
+  bpfJump(BPF.JMP | BPF.JEQ | BPF.K, 17, 0, 6),
+  bpfStmt(BPF.LD | BPF.H | BPF.ABS, 6),
+  bpfJump(BPF.JMP | BPF.JSET | BPF.K, 0x1fff, 4, 0),
+  bpfStmt(BPF.LDX | BPF.B | 0xa0 /* BPF_MSH */, 0),
+  bpfStmt(BPF.LD | BPF.H | BPF.IND, 2),
+  bpfJump(BPF.JMP | BPF.JEQ | BPF.K, DHCP_CLIENT_PORT, 0, 1),
+  bpfStmt(BPF.RET | BPF.K, 0xffff),
+  bpfStmt(BPF.RET | BPF.K, 0),
+];
+
+const MAX_RETRANSMIT_MS = 64_000;
+const REQUEST_TRIES = 4;
+
+export class DhcpClient extends EventEmitter<DhcpClientEvents> {
+  state: DhcpClientState = 'init';
+  lease: ClientLease | undefined;
+  private packetFd = -1;
+  private udpFd = -1;
+  private xid = 0;
+  private offer: ClientLease | undefined;
+  private tries = 0;
+  private started = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private leaseTimers: NodeJS.Timeout[] = [];
+  private fallbackTimer: NodeJS.Timeout | undefined;
+  private ll: Ipv4ll | undefined;
+  private readonly clientId: Buffer;
+
+  constructor(
+    private readonly link: NetnsLink,
+    private readonly options: DhcpClientOptions,
+  ) {
+    super();
+    this.clientId = options.clientId ?? Buffer.concat([Buffer.of(1), link.mac]);
+  }
+
+  private setState(s: DhcpClientState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  /** Starts from INIT (called by startDhcpClient). */
+  begin(): void {
+    if (this.options.guestClient) {
+      this.setState('standby');
+      return;
+    }
+    const fb = this.options.linkLocalFallbackMs;
+    if (typeof fb === 'number') this.fallbackTimer = setTimeout(() => void this.startLinkLocal(), fb);
+    this.init();
+  }
+
+  private openPacket(): void {
+    if (this.packetFd >= 0) return;
+    const fd = this.link.inside(() => socket(AF.PACKET, SOCK.DGRAM, htons(ETH_P.IP)));
+    try {
+      attachSocketFilter(fd, DHCP_CLIENT_FILTER);
+      bind(fd, sockaddrLl({ protocol: ETH_P.IP, ifindex: this.link.ifindex }));
+    } catch (e) {
+      closeQuietly(fd);
+      throw e;
+    }
+    this.packetFd = fd;
+    poller().add(fd, () => this.readPacket());
+  }
+
+  private closePacket(): void {
+    if (this.packetFd < 0) return;
+    poller().remove(this.packetFd);
+    closeQuietly(this.packetFd);
+    this.packetFd = -1;
+  }
+
+  private openUdp(): void {
+    if (this.udpFd >= 0) return;
+    const fd = this.link.inside(() => socket(AF.INET, SOCK.DGRAM, 0));
+    try {
+      setsockopt(fd, SOL.SOCKET, SO.REUSEADDR, 1);
+      setsockopt(fd, SOL.SOCKET, SO.BROADCAST, 1);
+      bindToDevice(fd, this.link.ifname);
+      bind(fd, sockaddrIn('0.0.0.0', DHCP_CLIENT_PORT));
+    } catch (e) {
+      closeQuietly(fd);
+      throw e;
+    }
+    this.udpFd = fd;
+    poller().add(fd, () => this.readUdp());
+  }
+
+  private closeUdp(): void {
+    if (this.udpFd < 0) return;
+    poller().remove(this.udpFd);
+    closeQuietly(this.udpFd);
+    this.udpFd = -1;
+  }
+
+  private schedule(ms: number, fn: () => void): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      fn();
+    }, ms);
+  }
+
+  private backoff(): number {
+    const base = Math.min(
+      MAX_RETRANSMIT_MS,
+      (this.options.retransmitMs ?? 1000) * 2 ** Math.min(this.tries, 10),
+    );
+    // RFC 2131 §4.1: randomized by ±1 s (scaled down with short delays).
+    return Math.max(50, base + (Math.random() * 2 - 1) * Math.min(1000, base / 4));
+  }
+
+  private secs(): number {
+    return Math.min(0xffff, Math.floor((Date.now() - this.started) / 1000));
+  }
+
+  private message(type: number, extra: Array<[number, Buffer]>, ciaddr?: string): Buffer {
+    const options: Array<[number, Buffer]> = [
+      opt.u8(Opt.MESSAGE_TYPE, type),
+      opt.bytes(Opt.CLIENT_ID, this.clientId),
+      ...extra,
+    ];
+    if (type === DhcpType.DISCOVER || type === DhcpType.REQUEST) {
+      options.push(opt.u16(Opt.MAX_MESSAGE_SIZE, 1500));
+      options.push(
+        opt.bytes(
+          Opt.PARAMETER_REQUEST_LIST,
+          Buffer.of(Opt.SUBNET_MASK, Opt.ROUTER, Opt.DNS, Opt.DOMAIN_NAME, Opt.BROADCAST),
+        ),
+      );
+      if (this.options.hostname) options.push(opt.bytes(Opt.HOSTNAME, Buffer.from(this.options.hostname)));
+    }
+    return encodeDhcp({
+      op: BOOTREQUEST,
+      xid: this.xid,
+      secs: this.secs(),
+      ciaddr: ciaddr ?? '0.0.0.0',
+      chaddr: this.link.mac,
+      options,
+    });
+  }
+
+  /** Broadcast from 0.0.0.0 through the packet socket (no address yet). */
+  private sendRaw(payload: Buffer): void {
+    const packet = buildUdp4({
+      src: 0,
+      dst: 0xffffffff,
+      srcPort: DHCP_CLIENT_PORT,
+      dstPort: DHCP_SERVER_PORT,
+      payload,
+    });
+    try {
+      sendto(
+        this.packetFd,
+        packet,
+        sockaddrLl({ protocol: ETH_P.IP, ifindex: this.link.ifindex, addr: Buffer.alloc(6, 0xff) }),
+      );
+    } catch (e) {
+      this.emit('warning', { error: e as Error });
+    }
+  }
+
+  private sendUdp(payload: Buffer, to: string): void {
+    try {
+      sendto(this.udpFd, payload, sockaddrIn(to, DHCP_SERVER_PORT));
+    } catch (e) {
+      this.emit('warning', { error: e as Error });
+    }
+  }
+
+  private init(): void {
+    this.closeUdp();
+    this.openPacket();
+    this.xid = getRandom(4).readUInt32BE(0);
+    this.tries = 0;
+    this.offer = undefined;
+    this.started = Date.now();
+    this.setState('selecting');
+    this.discover();
+  }
+
+  private discover(): void {
+    this.sendRaw(this.message(DhcpType.DISCOVER, []));
+    this.schedule(this.backoff(), () => {
+      this.tries++;
+      this.discover();
+    });
+  }
+
+  private request(): void {
+    const o = this.offer;
+    if (!o) return;
+    this.sendRaw(
+      this.message(DhcpType.REQUEST, [
+        opt.ip(Opt.REQUESTED_IP, [ipToInt(o.address)]),
+        opt.ip(Opt.SERVER_ID, [ipToInt(o.serverId)]),
+      ]),
+    );
+    this.schedule(this.backoff(), () => {
+      if (++this.tries >= REQUEST_TRIES) this.init();
+      else this.request();
+    });
+  }
+
+  private renewOrRebind(): void {
+    const l = this.lease;
+    if (!l) return;
+    const payload = this.message(DhcpType.REQUEST, [], l.address);
+    this.sendUdp(payload, this.state === 'renewing' ? l.serverId : '255.255.255.255');
+  }
+
+  private readPacket(): void {
+    for (let i = 0; i < 64 && this.packetFd >= 0; i++) {
+      let r: ReturnType<typeof recvfrom>;
+      try {
+        r = recvfrom(this.packetFd, 2048);
+      } catch (e) {
+        this.emit('warning', { error: e as Error });
+        return;
+      }
+      if (!r) return;
+      this.handlePacket(r.data);
+    }
+  }
+
+  private readUdp(): void {
+    for (let i = 0; i < 64 && this.udpFd >= 0; i++) {
+      let r: ReturnType<typeof recvfrom>;
+      try {
+        r = recvfrom(this.udpFd, 2048);
+      } catch (e) {
+        this.emit('warning', { error: e as Error });
+        return;
+      }
+      if (!r) return;
+      this.handleDhcp(r.data);
+    }
+  }
+
+  /** One IPv4 packet from the packet socket; public for property tests. */
+  handlePacket(data: Buffer): void {
+    const udp = parseUdp4(data);
+    if (typeof udp === 'string') return void this.emit('drop', { reason: udp });
+    if (udp.dstPort !== DHCP_CLIENT_PORT || udp.srcPort !== DHCP_SERVER_PORT)
+      return void this.emit('drop', { reason: 'not DHCP server to client' });
+    this.handleDhcp(udp.payload);
+  }
+
+  /** One DHCP message; public for property tests. */
+  handleDhcp(data: Buffer): void {
+    let m: DhcpMessage;
+    try {
+      m = parseDhcp(data);
+    } catch (e) {
+      return void this.emit('drop', { reason: (e as Error).message });
+    }
+    const type = messageType(m);
+    const base = { xid: this.xid, chaddr: this.link.mac };
+    if (type === DhcpType.NAK) {
+      if (m.xid !== this.xid || !m.chaddr.equals(this.link.mac)) return;
+      const from = optionIp(m, Opt.SERVER_ID);
+      const expected = this.state === 'requesting' ? this.offer?.serverId : this.lease?.serverId;
+      if (this.state === 'selecting' || this.state === 'bound' || (expected && from && from !== expected))
+        return;
+      void this.lose('nak').then(() => this.init());
+      return;
+    }
+    if (this.state === 'selecting') {
+      const l = leaseFromReply(m, { ...base, type: DhcpType.OFFER });
+      if (typeof l === 'string') return void this.emit('drop', { reason: l });
+      this.offer = l;
+      this.tries = 0;
+      this.setState('requesting');
+      this.request();
+      return;
+    }
+    if (this.state === 'requesting' || this.state === 'renewing' || this.state === 'rebinding') {
+      const serverId =
+        this.state === 'requesting'
+          ? this.offer?.serverId
+          : this.state === 'renewing'
+            ? this.lease?.serverId
+            : undefined;
+      const l = leaseFromReply(m, { ...base, type: DhcpType.ACK, ...(serverId ? { serverId } : {}) });
+      if (typeof l === 'string') return void this.emit('drop', { reason: l });
+      if (this.state !== 'requesting' && l.address !== this.lease?.address)
+        return void this.emit('drop', {
+          reason: `ACK for ${l.address} while renewing ${this.lease?.address}`,
+        });
+      void this.bind(l);
+    }
+  }
+
+  private async bind(l: ClientLease): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const renewed = this.state === 'renewing' || this.state === 'rebinding';
+    this.setState('bound');
+    const prev = this.lease;
+    this.lease = l;
+    if (this.options.configure ?? true) {
+      try {
+        if (!renewed) {
+          const foreign = (await listIPv4Addresses(this.link.ifindex, this.link.netlink)).find(
+            (a) => a.scope === RT_SCOPE.UNIVERSE && a.address !== l.address && a.address !== prev?.address,
+          );
+          if (foreign) {
+            this.emit('yielded', { address: foreign.address });
+            await this.standDown();
+            return;
+          }
+        }
+        await this.apply(l);
+      } catch (e) {
+        this.emit('warning', { error: e as Error });
+      }
+    }
+    this.closePacket();
+    this.openUdp();
+    this.armLeaseTimers(l);
+    if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
+    this.fallbackTimer = undefined;
+    if (this.ll) {
+      const ll = this.ll;
+      this.ll = undefined;
+      await ll.stop();
+    }
+    this.emit(renewed ? 'renewed' : 'bound', l);
+  }
+
+  private async apply(l: ClientLease): Promise<void> {
+    const ifindex = this.link.ifindex;
+    await addIPv4Address(
+      { ifindex, address: l.address, prefixLength: l.prefixLength, validLifetime: l.leaseTime },
+      this.link.netlink,
+    );
+    if (l.router)
+      await addIPv4Route(
+        {
+          ifindex,
+          gateway: l.router,
+          source: l.address,
+          protocol: RTPROT.DHCP,
+          metric: this.options.routeMetric ?? 1024,
+        },
+        this.link.netlink,
+      );
+  }
+
+  private armLeaseTimers(l: ClientLease): void {
+    for (const t of this.leaseTimers) clearTimeout(t);
+    const at = (s: number, fn: () => void) => this.leaseTimers.push(setTimeout(fn, s * 1000));
+    this.leaseTimers = [];
+    at(l.t1, () => {
+      this.setState('renewing');
+      this.xid = getRandom(4).readUInt32BE(0);
+      const step = () => {
+        if (this.state !== 'renewing') return;
+        this.renewOrRebind();
+        // RFC 2131 §4.4.5: half the time left to T2, at least 60 s (scaled for short leases).
+        this.schedule(Math.max(Math.min(60_000, l.t2 * 100), ((l.t2 - l.t1) * 1000) / 2), step);
+      };
+      step();
+    });
+    at(l.t2, () => {
+      this.setState('rebinding');
+      const step = () => {
+        if (this.state !== 'rebinding') return;
+        this.renewOrRebind();
+        this.schedule(Math.max(Math.min(60_000, l.leaseTime * 100), ((l.leaseTime - l.t2) * 1000) / 2), step);
+      };
+      step();
+    });
+    at(l.leaseTime, () => void this.lose('expired').then(() => this.init()));
+  }
+
+  private async lose(reason: 'expired' | 'nak' | 'stopped'): Promise<void> {
+    for (const t of this.leaseTimers) clearTimeout(t);
+    this.leaseTimers = [];
+    const l = this.lease;
+    this.lease = undefined;
+    if (!l) return;
+    if (this.options.configure ?? true) await this.unapply(l);
+    this.emit('lost', { lease: l, reason });
+  }
+
+  private async unapply(l: ClientLease): Promise<void> {
+    const ifindex = this.link.ifindex;
+    try {
+      if (l.router)
+        await removeIPv4Route(
+          { ifindex, gateway: l.router, protocol: RTPROT.DHCP, metric: this.options.routeMetric ?? 1024 },
+          this.link.netlink,
+        );
+      await removeIPv4Address(
+        { ifindex, address: l.address, prefixLength: l.prefixLength },
+        this.link.netlink,
+      );
+    } catch (e) {
+      this.emit('warning', { error: e as Error });
+    }
+  }
+
+  private async startLinkLocal(): Promise<void> {
+    this.fallbackTimer = undefined;
+    if (this.lease || this.ll || this.state === 'stopped' || this.state === 'standby') return;
+    try {
+      const ll = await startIpv4ll({
+        ...this.options.linkLocalOptions,
+        ifname: this.link.ifname,
+        ...(this.options.netnsFd === undefined ? {} : { netnsFd: this.options.netnsFd }),
+      });
+      if ((this.state as DhcpClientState) === 'stopped' || this.lease) return void (await ll.stop());
+      this.ll = ll;
+      ll.on('bound', (e) => this.emit('linkLocal', e));
+      ll.on('warning', (e) => this.emit('warning', e));
+    } catch (e) {
+      this.emit('warning', { error: e as Error });
+    }
+  }
+
+  /** The link-local fallback, when it runs. */
+  get linkLocal(): Ipv4ll | undefined {
+    return this.ll;
+  }
+
+  private halt(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
+    for (const t of this.leaseTimers) clearTimeout(t);
+    this.timer = this.fallbackTimer = undefined;
+    this.leaseTimers = [];
+    this.closePacket();
+    this.closeUdp();
+  }
+
+  /** Stops without touching host0 (the guest's own client took over): no RELEASE, addresses left as they are. */
+  async standDown(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.halt();
+    this.lease = undefined;
+    this.setState('standby');
+    if (this.ll) await this.ll.stop();
+    this.ll = undefined;
+  }
+
+  /** Sends RELEASE (unless disabled), removes address and route, closes the sockets. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const l = this.lease;
+    if (l && (this.options.sendRelease ?? true) && this.udpFd >= 0) {
+      this.xid = getRandom(4).readUInt32BE(0);
+      this.sendUdp(
+        this.message(DhcpType.RELEASE, [opt.ip(Opt.SERVER_ID, [ipToInt(l.serverId)])], l.address),
+        l.serverId,
+      );
+    }
+    this.halt();
+    await this.lose('stopped');
+    if (this.ll) await this.ll.stop();
+    this.ll = undefined;
+    this.setState('stopped');
+    this.link.close();
+  }
+}
+
+/** Starts a DHCP client on `options.ifname`; resolves once the first DISCOVER is out. */
+export async function startDhcpClient(options: DhcpClientOptions): Promise<DhcpClient> {
+  const link = await openNetnsLink(options.ifname, options.netnsFd);
+  const client = new DhcpClient(link, options);
+  try {
+    client.begin();
+  } catch (e) {
+    await client.stop().catch(() => {});
+    throw e;
+  }
+  return client;
+}
