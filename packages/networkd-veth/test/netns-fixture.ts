@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { CLONE, closeQuietly, openNamespace, SpawnProgram, spawn } from '@sd/sys';
 
 /**
@@ -18,6 +19,8 @@ export interface NsPair {
   ifB: string;
   /** Runs a command inside a namespace; returns stdout. */
   run(ns: number, cmd: string[], timeoutMs?: number): string;
+  /** The same, without blocking the event loop. */
+  runAsync(ns: number, cmd: string[], timeoutMs?: number): Promise<string>;
   /** `ip ARGS` inside a namespace. */
   ip(ns: number, ...args: string[]): string;
   /** IPv4 addresses (a.b.c.d/len) of a link in a namespace. */
@@ -37,6 +40,18 @@ export function nsRun(pid: number, cmd: string[], timeoutMs = 20_000): string {
     timeout: timeoutMs,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+}
+
+/**
+ * Runs a command in a namespace without blocking the event loop (our server
+ * and client in this process must keep answering meanwhile).
+ */
+export async function nsRunAsync(pid: number, cmd: string[], timeoutMs = 30_000): Promise<string> {
+  const r = await promisify(execFile)('nsenter', ['-t', String(pid), '-n', ...cmd], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  return r.stdout;
 }
 
 /** A network namespace held by a sleeping process (no /run/netns entry, no mount). */
@@ -100,6 +115,7 @@ export async function makeNsPair(options: { up?: boolean } = {}): Promise<NsPair
     ifA,
     ifB,
     run: nsRun,
+    runAsync: nsRunAsync,
     ip: (ns, ...args) => nsRun(ns, ['ip', ...args]),
     addresses: (ns, ifname) => {
       const out = JSON.parse(nsRun(ns, ['ip', '-j', '-4', 'addr', 'show', 'dev', ifname])) as Array<{
