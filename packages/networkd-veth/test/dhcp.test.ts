@@ -58,4 +58,67 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     expect(pair.addresses(pair.nsB, pair.ifB)).toEqual([]);
     expect(pair.ip(pair.nsB, 'route', 'show', 'default')).toBe('');
   });
+
+  it('renews with the server at T1 (unicast), and the lifetime of the address follows', async () => {
+    pair = await makeNsPair();
+    server = serve(pair, { leaseTime: 4 });
+    client = await startDhcpClient({ netnsFd: pair.fdB, ifname: pair.ifB });
+    const lease = await once<{ address: string; t1: number; leaseTime: number }>(client, 'bound');
+    expect(lease.leaseTime).toBe(4);
+    expect(lease.t1).toBe(2);
+    const renewedOnServer = once<{ renewed: boolean; lease: { address: string } }>(server, 'lease');
+    const states: string[] = [];
+    client.on('state', (s) => states.push(s));
+    const renewed = await once<{ address: string }>(client, 'renewed', 5000);
+    expect(renewed.address).toBe(lease.address);
+    expect(states).toEqual(['renewing', 'bound']);
+    const onServer = await renewedOnServer;
+    expect(onServer.renewed).toBe(true);
+    expect(onServer.lease.address).toBe(lease.address);
+    expect(pair.ip(pair.nsB, '-4', 'addr', 'show', 'dev', pair.ifB)).toMatch(/valid_lft [0-4]sec/);
+  });
+
+  it('rebinds by broadcast when its server is gone, with a new server that has no record of it', async () => {
+    pair = await makeNsPair();
+    server = serve(pair, { leaseTime: 6 });
+    client = await startDhcpClient({ netnsFd: pair.fdB, ifname: pair.ifB });
+    const lease = await once<{ address: string }>(client, 'bound');
+    server.removeLink(pair.ifA);
+    await once(client, 'state', 5000).then((s) => expect(s).toBe('renewing'));
+    await once(client, 'state', 5000).then((s) => expect(s).toBe('rebinding'));
+    const p = pair;
+    server.stop();
+    server = startDhcpServer({
+      netnsFd: p.fdA,
+      links: [{ ifname: p.ifA, serverAddress: '10.77.0.1', prefixLength: 28, leaseTime: 6 }],
+    });
+    const renewed = await once<{ address: string }>(client, 'renewed', 5000);
+    expect(renewed.address).toBe(lease.address);
+    expect(server.leases(p.ifA).map((l) => l.address)).toEqual([lease.address]);
+  });
+
+  it('is refused (NAK) when rebinding into a subnet that changed, drops the address and starts over', async () => {
+    pair = await makeNsPair();
+    server = serve(pair, { leaseTime: 4 });
+    client = await startDhcpClient({ netnsFd: pair.fdB, ifname: pair.ifB });
+    const first = await once<{ address: string }>(client, 'bound');
+    // The host side moves to another subnet: the old lease is foreign to it now.
+    server.stop();
+    const p = pair;
+    p.ip(p.nsA, 'addr', 'flush', 'dev', p.ifA);
+    p.ip(p.nsA, 'addr', 'add', '10.79.0.1/24', 'dev', p.ifA);
+    server = startDhcpServer({
+      netnsFd: p.fdA,
+      links: [{ ifname: p.ifA, serverAddress: '10.79.0.1', prefixLength: 24, leaseTime: 60 }],
+    });
+    const naks: string[] = [];
+    server.on('nak', (n) => naks.push(n.reason));
+    const lost = await once<{ lease: { address: string }; reason: string }>(client, 'lost', 8000);
+    expect(lost).toMatchObject({ reason: 'nak', lease: { address: first.address } });
+    expect(naks).toEqual(['address is on another network']);
+    const second = await once<{ address: string; router?: string }>(client, 'bound', 8000);
+    expect(second.address).toMatch(/^10\.79\.0\./);
+    expect(second.router).toBe('10.79.0.1');
+    expect(p.addresses(p.nsB, p.ifB)).toEqual([`${second.address}/24`]);
+  });
 });

@@ -370,7 +370,13 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     if (type === DhcpType.NAK) {
       if (m.xid !== this.xid || !m.chaddr.equals(this.link.mac)) return;
       const from = optionIp(m, Opt.SERVER_ID);
-      const expected = this.state === 'requesting' ? this.offer?.serverId : this.lease?.serverId;
+      // While rebinding any server may answer; otherwise only the one we talk to.
+      const expected =
+        this.state === 'requesting'
+          ? this.offer?.serverId
+          : this.state === 'renewing'
+            ? this.lease?.serverId
+            : undefined;
       if (this.state === 'selecting' || this.state === 'bound' || (expected && from && from !== expected))
         return;
       void this.lose('nak').then(() => this.init());
