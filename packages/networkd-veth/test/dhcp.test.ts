@@ -121,4 +121,43 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     expect(second.router).toBe('10.79.0.1');
     expect(p.addresses(p.nsB, p.ifB)).toEqual([`${second.address}/24`]);
   });
+
+  it('probes the offered address with ARP and DECLINEs it when another host has it', async () => {
+    pair = await makeNsPair();
+    const p = pair;
+    p.ip(p.nsA, 'addr', 'add', '10.77.0.1/28', 'dev', p.ifA);
+    // A one-address pool whose address someone on the link already uses.
+    p.ip(p.nsA, 'addr', 'add', '10.77.0.9/28', 'dev', p.ifA);
+    server = startDhcpServer({
+      netnsFd: p.fdA,
+      links: [
+        {
+          ifname: p.ifA,
+          serverAddress: '10.77.0.1',
+          prefixLength: 28,
+          poolStart: '10.77.0.9',
+          poolEnd: '10.77.0.9',
+        },
+      ],
+    });
+    const declinedOnServer = once<{ address: string }>(server, 'decline');
+    client = await startDhcpClient({
+      netnsFd: p.fdB,
+      ifname: p.ifB,
+      checkAddress: 300,
+      declineBackoffMs: 200,
+    });
+    const declined = await once<{ address: string; mac: string }>(client, 'declined');
+    expect(declined.address).toBe('10.77.0.9');
+    expect(declined.mac).toBe(JSON.parse(p.ip(p.nsA, '-j', 'link', 'show', p.ifA))[0].address);
+    expect((await declinedOnServer).address).toBe('10.77.0.9');
+    // The server keeps the address out of the pool: nothing more is offered.
+    const drops: string[] = [];
+    server.on('drop', (d) => drops.push(d.reason));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(drops).toContain('pool exhausted');
+    expect(server.leases(p.ifA)).toEqual([]);
+    expect(client.lease).toBeUndefined();
+    expect(p.addresses(p.nsB, p.ifB)).toEqual([]);
+  });
 });

@@ -30,6 +30,7 @@ import {
   socket,
 } from '@sd/sys';
 import { type Ipv4ll, type Ipv4llOptions, startIpv4ll } from '../ipv4ll/ipv4ll.js';
+import { probeAddressInUse } from '../ipv4ll/probe.js';
 import { type ClientLease, leaseFromReply } from './client-lease.js';
 import {
   BOOTREQUEST,
@@ -88,6 +89,14 @@ export interface DhcpClientOptions {
   /** Start IPv4 link-local after this many ms without a lease; false for never (default). */
   linkLocalFallbackMs?: number | false;
   linkLocalOptions?: Omit<Ipv4llOptions, 'ifname' | 'netnsFd'>;
+  /**
+   * Probe the offered address with ARP before taking it (RFC 2131 §4.4.1,
+   * RFC 5227) and DECLINE it when another host answers; the number is how
+   * long to wait for an answer (ms; `true` is 200).
+   */
+  checkAddress?: boolean | number;
+  /** Wait after a DECLINE before starting over (ms, default 10 s as RFC 2131 §3.1 asks). */
+  declineBackoffMs?: number;
 }
 
 export interface DhcpClientEvents {
@@ -98,6 +107,8 @@ export interface DhcpClientEvents {
   state: [DhcpClientState];
   /** IPv4 link-local fallback took an address. */
   linkLocal: [{ address: string }];
+  /** The offered address was in use (another host answered an ARP probe); we sent DECLINE. */
+  declined: [{ address: string; mac: string }];
   /** Another agent (the guest's own client) configured host0, so we stood down. */
   yielded: [{ address: string }];
   drop: [{ reason: string }];
@@ -415,6 +426,12 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.setState('bound');
     const prev = this.lease;
     this.lease = l;
+    const check = this.options.checkAddress;
+    if (check && !renewed) {
+      const holder = await probeAddressInUse(this.link, ipToInt(l.address), check === true ? 200 : check);
+      if (this.state !== 'bound' || this.lease !== l) return;
+      if (holder) return this.decline(l, holder);
+    }
     if (this.options.configure ?? true) {
       try {
         if (!renewed) {
@@ -443,6 +460,19 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       await ll.stop();
     }
     this.emit(renewed ? 'renewed' : 'bound', l);
+  }
+
+  private decline(l: ClientLease, mac: string): void {
+    this.lease = undefined;
+    this.sendRaw(
+      this.message(DhcpType.DECLINE, [
+        opt.ip(Opt.REQUESTED_IP, [ipToInt(l.address)]),
+        opt.ip(Opt.SERVER_ID, [ipToInt(l.serverId)]),
+      ]),
+    );
+    this.setState('init');
+    this.emit('declined', { address: l.address, mac });
+    this.schedule(this.options.declineBackoffMs ?? 10_000, () => this.init());
   }
 
   private async apply(l: ClientLease): Promise<void> {

@@ -1,26 +1,22 @@
 import { EventEmitter } from 'node:events';
 import {
-  AF,
   addIPv4Address,
-  bind,
   closeQuietly,
   ETH_P,
-  htons,
   PACKET,
   parseSockaddr,
   poller,
   RT_SCOPE,
   recvfrom,
   removeIPv4Address,
-  SOCK,
   sendto,
   sockaddrLl,
-  socket,
 } from '@sd/sys';
 import { intToIp } from '../dhcp/ipv4.js';
 import { type NetnsLink, openNetnsLink } from '../dhcp/netns-link.js';
 import { siphash24 } from '../siphash.js';
 import { arpAnnounce, arpProbe, parseArp } from './arp.js';
+import { openArpSocket } from './probe.js';
 
 /**
  * IPv4 link-local addresses (RFC 3927): pick a 169.254.x.y from a sequence
@@ -277,12 +273,10 @@ export class Ipv4ll extends EventEmitter<Ipv4llEvents> {
 /** Starts IPv4 link-local addressing on `options.ifname`. */
 export async function startIpv4ll(options: Ipv4llOptions): Promise<Ipv4ll> {
   const link = await openNetnsLink(options.ifname, options.netnsFd);
-  let fd = -1;
+  let fd: number;
   try {
-    fd = link.inside(() => socket(AF.PACKET, SOCK.DGRAM, htons(ETH_P.ARP)));
-    bind(fd, sockaddrLl({ protocol: ETH_P.ARP, ifindex: link.ifindex }));
+    fd = openArpSocket(link);
   } catch (e) {
-    closeQuietly(fd < 0 ? undefined : fd);
     link.close();
     throw e;
   }
