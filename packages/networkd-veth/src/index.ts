@@ -19,5 +19,5 @@ export {
 export type { ArpPacket } from './ipv4ll/arp.js';
 export { ArpParseError, encodeArp, parseArp } from './ipv4ll/arp.js';
 export type { Ipv4llEvents, Ipv4llOptions, Ipv4llState, Ipv4llTimings } from './ipv4ll/ipv4ll.js';
-export { Ipv4ll, RFC3927_TIMINGS, startIpv4ll } from './ipv4ll/ipv4ll.js';
+export { Ipv4ll, ipv4llCandidate, RFC3927_TIMINGS, startIpv4ll } from './ipv4ll/ipv4ll.js';
 export { siphash24 } from './siphash.js';

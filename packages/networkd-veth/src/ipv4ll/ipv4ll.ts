@@ -12,7 +12,7 @@ import {
   sendto,
   sockaddrLl,
 } from '@sd/sys';
-import { intToIp } from '../dhcp/ipv4.js';
+import { intToIp, ipToInt } from '../dhcp/ipv4.js';
 import { type NetnsLink, openNetnsLink } from '../dhcp/netns-link.js';
 import { siphash24 } from '../siphash.js';
 import { arpAnnounce, arpProbe, parseArp } from './arp.js';
@@ -82,6 +82,14 @@ const LL_COUNT = 0xfe00; // 169.254.1.0 .. 169.254.254.255
 const BROADCAST_MAC = Buffer.alloc(6, 0xff);
 const KEY = Buffer.from('sd-ipv4ll-seed-1');
 
+/** The `attempt`-th address (from 0) of the sequence `seed` gives: 169.254.1.0 to 169.254.254.255. */
+export function ipv4llCandidate(seed: Buffer, attempt: number): string {
+  const b = Buffer.alloc(seed.length + 4);
+  seed.copy(b);
+  b.writeUInt32BE(attempt >>> 0, seed.length);
+  return intToIp((LL_FIRST + Number(siphash24(b, KEY) % BigInt(LL_COUNT))) >>> 0);
+}
+
 export class Ipv4ll extends EventEmitter<Ipv4llEvents> {
   state: Ipv4llState = 'probing';
   /** The candidate or bound address as a number. */
@@ -122,10 +130,7 @@ export class Ipv4ll extends EventEmitter<Ipv4llEvents> {
   }
 
   private pickNext(): void {
-    const b = Buffer.alloc(this.seed.length + 4);
-    this.seed.copy(b);
-    b.writeUInt32BE(this.attempt++, this.seed.length);
-    this.candidate = (LL_FIRST + Number(siphash24(b, KEY) % BigInt(LL_COUNT))) >>> 0;
+    this.candidate = ipToInt(ipv4llCandidate(this.seed, this.attempt++));
   }
 
   private schedule(ms: number, fn: () => void): void {
