@@ -154,6 +154,11 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.clientId = options.clientId ?? Buffer.concat([Buffer.of(1), link.mac]);
   }
 
+  /** The xid of the exchange in progress (tests and logs). */
+  get transactionId(): number {
+    return this.xid;
+  }
+
   private setState(s: DhcpClientState): void {
     if (this.state === s) return;
     this.state = s;
@@ -450,7 +455,12 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       }
     }
     this.closePacket();
-    this.openUdp();
+    try {
+      this.openUdp();
+    } catch (e) {
+      // Renewal then cannot be heard; the lease still runs out and we start over.
+      this.emit('warning', { error: e as Error });
+    }
     this.armLeaseTimers(l);
     if (this.fallbackTimer) clearTimeout(this.fallbackTimer);
     this.fallbackTimer = undefined;

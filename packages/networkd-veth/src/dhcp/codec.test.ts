@@ -129,7 +129,7 @@ describe('IPv4/UDP frames for packet sockets', () => {
     badIp[8] = 1;
     expect(parseUdp4(badIp)).toBe('bad-header-checksum');
     const badUdp = Buffer.from(f);
-    badUdp[30] ^= 1;
+    badUdp[30] = badUdp[30]! ^ 1;
     expect(parseUdp4(badUdp)).toBe('bad-udp-checksum');
     expect(parseUdp4(f.subarray(0, 27))).toBe('short');
     expect(parseUdp4(f.subarray(0, 30))).toBe('bad-total-length');

@@ -78,13 +78,13 @@ describe('DHCP server lease pool', () => {
     const pool = new LeasePool({ ...cfg, poolStart: '10.0.0.5', poolEnd: '10.0.0.5', declineHoldMs: 1000 });
     const a = pool.handle(req(DhcpType.DISCOVER, 1), 0).reply!.message.yiaddr!;
     expect(a).toBe('10.0.0.5');
-    // Another client is not offered the address reserved for client 1.
-    expect(pool.handle(req(DhcpType.DISCOVER, 2), 0)).toMatchObject({ ignored: 'pool exhausted' });
     // Client 2 cannot decline client 1's address.
     expect(pool.handle(req(DhcpType.DECLINE, 2, { requested: a, server: '10.0.0.1' }), 0).ignored).toMatch(
       /not given/,
     );
     pool.handle(req(DhcpType.REQUEST, 1, { requested: a, server: '10.0.0.1' }), 0);
+    // Leased: nothing left for another client.
+    expect(pool.handle(req(DhcpType.DISCOVER, 2), 0)).toMatchObject({ ignored: 'pool exhausted' });
     expect(pool.handle(req(DhcpType.RELEASE, 2, { ciaddr: a }), 0).ignored).toMatch(
       /not leased to this client/,
     );
@@ -100,6 +100,25 @@ describe('DHCP server lease pool', () => {
     expect(pool.handle(req(DhcpType.DISCOVER, 4), 1001).reply!.message.yiaddr).toBe(a);
     pool.handle(req(DhcpType.REQUEST, 4, { requested: a, server: '10.0.0.1' }), 1001);
     expect(pool.expire(1001 + 3_600_000).map((l) => l.address)).toEqual([a]);
+  });
+
+  it('offers are no commitment: a newcomer gets the oldest offered address when nothing else is free', () => {
+    const pool = new LeasePool({ ...cfg, poolStart: '10.0.0.5', poolEnd: '10.0.0.6' });
+    const a1 = pool.handle(req(DhcpType.DISCOVER, 1), 0).reply!.message.yiaddr!;
+    const a2 = pool.handle(req(DhcpType.DISCOVER, 2), 1).reply!.message.yiaddr!;
+    expect(a1).not.toBe(a2);
+    expect(pool.handle(req(DhcpType.DISCOVER, 3), 2).reply!.message.yiaddr).toBe(a1);
+    // Client 1 comes back too late: refused, and it starts over.
+    expect(
+      pool.handle(req(DhcpType.REQUEST, 1, { requested: a1, server: '10.0.0.1' }), 3).events[0],
+    ).toMatchObject({
+      type: 'nak',
+    });
+    expect(
+      pool.handle(req(DhcpType.REQUEST, 3, { requested: a1, server: '10.0.0.1' }), 3).events[0],
+    ).toMatchObject({
+      type: 'lease',
+    });
   });
 
   it('refuses pools that do not fit the subnet, by name', () => {

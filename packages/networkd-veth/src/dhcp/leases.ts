@@ -153,11 +153,12 @@ export class LeasePool {
   }
 
   /** The one gate every address we hand out passes. */
-  private assignable(a: number, key: string, now: number): boolean {
+  private assignable(a: number, key: string, now: number, overOffers = false): boolean {
     if (!this.inPool(a) || this.declined.has(a)) return false;
     const holder = this.byAddress.get(a);
     if (holder !== undefined && holder !== key) return false;
-    for (const [k, o] of this.offers) if (k !== key && o.address === a && o.until > now) return false;
+    if (!overOffers)
+      for (const [k, o] of this.offers) if (k !== key && o.address === a && o.until > now) return false;
     return true;
   }
 
@@ -174,7 +175,19 @@ export class LeasePool {
       const a = this.start + ((first + i) % size);
       if (this.assignable(a, key, now)) return a;
     }
-    return undefined;
+    // Only offers left: an offer is no commitment (RFC 2131 §4.3.1), so a flood of
+    // DISCOVERs cannot starve the link; the oldest offer goes to the newcomer.
+    let oldest: [string, Offer] | undefined;
+    for (const e of this.offers)
+      if (
+        e[0] !== key &&
+        this.assignable(e[1].address, key, now, true) &&
+        (!oldest || e[1].until < oldest[1].until)
+      )
+        oldest = e;
+    if (!oldest) return undefined;
+    this.offers.delete(oldest[0]);
+    return oldest[1].address;
   }
 
   private clientKey(m: DhcpMessage): string {
