@@ -121,7 +121,7 @@ async function withSocket<T>(
 }
 
 /** Adds the address, or updates its lifetimes when it is there already (a DHCP renewal). */
-export function addIPv4Address(spec: IPv4AddressSpec, sock?: NetlinkSocket): Promise<void> {
+export async function addIPv4Address(spec: IPv4AddressSpec, sock?: NetlinkSocket): Promise<void> {
   const payload = addressPayload(spec, true);
   return withSocket(sock, async (s) => {
     await s.request(RTM.NEWADDR, NLM_F.CREATE | NLM_F.REPLACE, payload);
@@ -129,7 +129,7 @@ export function addIPv4Address(spec: IPv4AddressSpec, sock?: NetlinkSocket): Pro
 }
 
 /** Removes the address; `missingOk` (default) makes an already missing one not an error. */
-export function removeIPv4Address(
+export async function removeIPv4Address(
   spec: Pick<IPv4AddressSpec, 'ifindex' | 'address' | 'prefixLength'>,
   sock?: NetlinkSocket,
   missingOk = true,
@@ -161,7 +161,7 @@ export function parseIPv4Address(m: NlMsg): IPv4AddressInfo | undefined {
 }
 
 /** The IPv4 addresses of one link (or of all links when `ifindex` is omitted). */
-export function listIPv4Addresses(ifindex?: number, sock?: NetlinkSocket): Promise<IPv4AddressInfo[]> {
+export async function listIPv4Addresses(ifindex?: number, sock?: NetlinkSocket): Promise<IPv4AddressInfo[]> {
   return withSocket(sock, async (s) => {
     const msgs = await s.dump(RTM.GETADDR, ifaddrmsg(0, 0, 0));
     return msgs
@@ -205,7 +205,7 @@ function routePayload(spec: IPv4RouteSpec): Buffer {
 }
 
 /** Adds (or replaces) a route. */
-export function addIPv4Route(spec: IPv4RouteSpec, sock?: NetlinkSocket): Promise<void> {
+export async function addIPv4Route(spec: IPv4RouteSpec, sock?: NetlinkSocket): Promise<void> {
   const payload = routePayload(spec);
   return withSocket(sock, async (s) => {
     await s.request(RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE, payload);
@@ -213,7 +213,11 @@ export function addIPv4Route(spec: IPv4RouteSpec, sock?: NetlinkSocket): Promise
 }
 
 /** Removes a route; a missing one is not an error unless `missingOk` is false. */
-export function removeIPv4Route(spec: IPv4RouteSpec, sock?: NetlinkSocket, missingOk = true): Promise<void> {
+export async function removeIPv4Route(
+  spec: IPv4RouteSpec,
+  sock?: NetlinkSocket,
+  missingOk = true,
+): Promise<void> {
   const payload = routePayload(spec);
   return withSocket(sock, async (s) => {
     try {

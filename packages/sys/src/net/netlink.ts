@@ -222,7 +222,7 @@ export class NetlinkSocket {
     setsockopt(this.fd, SOL.NETLINK, NETLINK_OPT.ADD_MEMBERSHIP, group);
   }
 
-  /** Receives multicast notifications (messages with sequence 0) until close(). */
+  /** Receives multicast notifications (sequence 0, or caused by another socket's request) until close(). */
   onNotification(listener: (m: NlMsg) => void): void {
     this.listener = listener;
     this.watch();
@@ -308,9 +308,12 @@ export class NetlinkSocket {
   }
 
   private dispatch(m: NlMsg): void {
-    const p = m.seq === 0 ? undefined : this.pending.get(m.seq);
+    // A notification carries sequence 0, or the port id and sequence of the
+    // request (of another socket) that caused it: only ours are replies.
+    const notification = m.seq === 0 || m.pid !== this.portId;
+    const p = notification ? undefined : this.pending.get(m.seq);
     if (!p) {
-      if (m.seq === 0 && this.listener) this.listener({ ...m, payload: Buffer.from(m.payload) });
+      if (notification && this.listener) this.listener({ ...m, payload: Buffer.from(m.payload) });
       return;
     }
     const finish = (e?: Error) => {
