@@ -16,7 +16,7 @@ import { LinkHandle, makeNs, type Ns, nsExec, startNetworkd } from './lab.js';
  * systemd-networkd runs by hand in the namespaces. Runs of the clients are
  * interleaved so the machine's noise hits all alike.
  *
- *   npx tsx tools/bench/net/bench.ts [--runs 20]
+ *   npm run bench:net -- [--runs 20]
  */
 
 const { values } = parseArgs({
@@ -142,23 +142,31 @@ const networkFile = (name: string, body: string) =>
   `[Match]\nName=${name}\n\n[Network]\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n${body}`;
 
 async function networkdClientRuns(b: LinkHandle, server: string): Promise<void> {
+  // Down before networkd starts: every measured run begins with the link coming up.
+  await b.setUp(false);
+  await b.flush();
   const nd = await startNetworkd(b.ns, join(dir, 'nd-client'), {
     '10-b.network': networkFile(IF_B, 'DHCP=ipv4\n'),
   });
   try {
-    for (let i = 0; i < runs; i++) {
-      await b.setUp(false);
-      await b.flush();
-      await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i <= runs; i++) {
       const got = b.nextAddress();
       const start = process.hrtime.bigint();
       await b.setUp(true);
-      await got;
-      record("systemd-networkd's client", server, elapsedMs(start));
+      await got.catch((e: Error) => {
+        throw new Error(`${e.message}; systemd-networkd (client) said:\n${nd.log()}`);
+      });
+      // The first run is the warm-up.
+      if (i > 0) record("systemd-networkd's client", server, elapsedMs(start));
+      // Let it finish configuring (routes) before the link goes away again.
+      await new Promise((r) => setTimeout(r, 300));
+      await b.setUp(false);
+      await new Promise((r) => setTimeout(r, 200));
+      await b.flush();
     }
   } finally {
-    nd.kill('SIGTERM');
-    await waitExit(nd);
+    nd.child.kill('SIGTERM');
+    await waitExit(nd.child);
     await b.setUp(true);
     await b.flush();
   }
@@ -210,8 +218,8 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, 20));
         await new Promise((r) => setTimeout(r, 200));
         return async () => {
-          nd.kill('SIGTERM');
-          await waitExit(nd);
+          nd.child.kill('SIGTERM');
+          await waitExit(nd.child);
           nsExec(A, ['ip', 'addr', 'flush', 'dev', IF_A]);
         };
       },
@@ -221,7 +229,10 @@ async function main(): Promise<void> {
     const stop = await server.start();
     try {
       // One warm-up run each (first-use costs: module loads, ARP caches).
-      for (const c of clients) await c.run(b);
+      for (const c of clients) {
+        process.stderr.write(`warm-up: ${c.name} against ${server.name}\n`);
+        await c.run(b);
+      }
       for (let i = 0; i < runs; i++) for (const c of clients) record(c.name, server.name, await c.run(b));
       if (haveNetworkd) await networkdClientRuns(b, server.name);
     } finally {
@@ -256,3 +267,5 @@ try {
   for (const c of cleanups.reverse()) await c();
   rmSync(dir, { recursive: true, force: true });
 }
+// Child processes' pipes (networkd's stderr) can outlive them; the bench is done.
+process.exit(process.exitCode ?? 0);

@@ -121,11 +121,16 @@ export class LinkHandle {
 }
 
 /** systemd-networkd, by hand, in `ns`, with `.network` files given by name → content. */
+export interface Networkd {
+  child: ChildProcess;
+  log(): string;
+}
+
 export async function startNetworkd(
   ns: Ns,
   dir: string,
   networks: Record<string, string>,
-): Promise<ChildProcess> {
+): Promise<Networkd> {
   mkdirSync(dir, { recursive: true });
   const conf = join(dir, 'network');
   mkdirSync(conf, { recursive: true });
@@ -162,5 +167,5 @@ export async function startNetworkd(
     if (Date.now() - start > 10_000) throw new Error(`systemd-networkd did not start: ${log}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-  return child;
+  return { child, log: () => log };
 }

@@ -1,37 +1,22 @@
 import { EventEmitter } from 'node:events';
 import {
-  AF,
   addIPv4Address,
   addIPv4Route,
-  attachSocketFilter,
-  BPF,
-  bind,
-  bindToDevice,
-  bpfJump,
-  bpfStmt,
-  closeQuietly,
-  ETH_P,
   getRandom,
-  htons,
   listIPv4Addresses,
-  poller,
   RT_SCOPE,
   RTPROT,
-  recvfrom,
   removeIPv4Address,
   removeIPv4Route,
-  SO,
-  SOCK,
-  SOL,
-  sendto,
-  setsockopt,
-  sockaddrIn,
-  sockaddrLl,
-  socket,
 } from '@sd/sys';
-import { type Ipv4ll, type Ipv4llOptions, startIpv4ll } from '../ipv4ll/ipv4ll.js';
+import { type Ipv4ll, startIpv4ll } from '../ipv4ll/ipv4ll.js';
 import { probeAddressInUse } from '../ipv4ll/probe.js';
 import { type ClientLease, leaseFromReply } from './client-lease.js';
+import { ClientSockets } from './client-sockets.js';
+import type { DhcpClientEvents, DhcpClientOptions, DhcpClientState } from './client-types.js';
+
+export type { DhcpClientEvents, DhcpClientOptions, DhcpClientState } from './client-types.js';
+
 import {
   BOOTREQUEST,
   DHCP_CLIENT_PORT,
@@ -45,7 +30,7 @@ import {
   optionIp,
   parseDhcp,
 } from './codec.js';
-import { buildUdp4, parseUdp4 } from './frame.js';
+import { parseUdp4 } from './frame.js';
 import { ipToInt } from './ipv4.js';
 import { type NetnsLink, openNetnsLink } from './netns-link.js';
 
@@ -56,86 +41,12 @@ import { type NetnsLink, openNetnsLink } from './netns-link.js';
  * applied with rtnetlink on a socket made in that namespace.
  */
 
-export type DhcpClientState =
-  | 'init'
-  | 'selecting'
-  | 'requesting'
-  | 'bound'
-  | 'renewing'
-  | 'rebinding'
-  | 'stopped'
-  | 'standby';
-
-export interface DhcpClientOptions {
-  ifname: string;
-  /** The container's network namespace (ns fd or pidfd); default the caller's. */
-  netnsFd?: number;
-  /** Option 61; default 0x01 + the MAC. */
-  clientId?: Buffer;
-  hostname?: string;
-  /** Set address and default route (default true); false only reports the lease. */
-  configure?: boolean;
-  /** Send RELEASE on stop() (default true, as networkd's SendRelease=). */
-  sendRelease?: boolean;
-  /** First retransmission delay in ms, doubled up to 64 s (default 1000). */
-  retransmitMs?: number;
-  /** Route metric of the default route (default 1024, networkd's). */
-  routeMetric?: number;
-  /**
-   * The guest runs its own DHCP client: ours does nothing (state 'standby').
-   * The supervisor decides; nothing of ours touches host0 then.
-   */
-  guestClient?: boolean;
-  /** Start IPv4 link-local after this many ms without a lease; false for never (default). */
-  linkLocalFallbackMs?: number | false;
-  linkLocalOptions?: Omit<Ipv4llOptions, 'ifname' | 'netnsFd'>;
-  /**
-   * Probe the offered address with ARP before taking it (RFC 2131 §4.4.1,
-   * RFC 5227) and DECLINE it when another host answers; the number is how
-   * long to wait for an answer (ms; `true` is 200).
-   */
-  checkAddress?: boolean | number;
-  /** Wait after a DECLINE before starting over (ms, default 10 s as RFC 2131 §3.1 asks). */
-  declineBackoffMs?: number;
-}
-
-export interface DhcpClientEvents {
-  bound: [ClientLease];
-  renewed: [ClientLease];
-  /** The lease ran out or the server refused it; address and route are gone. */
-  lost: [{ lease: ClientLease; reason: 'expired' | 'nak' | 'stopped' }];
-  state: [DhcpClientState];
-  /** IPv4 link-local fallback took an address. */
-  linkLocal: [{ address: string }];
-  /** The offered address was in use (another host answered an ARP probe); we sent DECLINE. */
-  declined: [{ address: string; mac: string }];
-  /** Another agent (the guest's own client) configured host0, so we stood down. */
-  yielded: [{ address: string }];
-  drop: [{ reason: string }];
-  warning: [{ error: Error }];
-}
-
-// Accepts IPv4 UDP to port 68 that is not a fragment; the packet socket wakes us for nothing else.
-const DHCP_CLIENT_FILTER = [
-  bpfStmt(BPF.LD | BPF.B | BPF.ABS, 9),
-  bpfJump(BPF.JMP | BPF.JEQ | BPF.K, 17, 0, 6),
-  bpfStmt(BPF.LD | BPF.H | BPF.ABS, 6),
-  bpfJump(BPF.JMP | BPF.JSET | BPF.K, 0x1fff, 4, 0),
-  bpfStmt(BPF.LDX | BPF.B | 0xa0 /* BPF_MSH */, 0),
-  bpfStmt(BPF.LD | BPF.H | BPF.IND, 2),
-  bpfJump(BPF.JMP | BPF.JEQ | BPF.K, DHCP_CLIENT_PORT, 0, 1),
-  bpfStmt(BPF.RET | BPF.K, 0xffff),
-  bpfStmt(BPF.RET | BPF.K, 0),
-];
-
 const MAX_RETRANSMIT_MS = 64_000;
 const REQUEST_TRIES = 4;
 
 export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   state: DhcpClientState = 'init';
   lease: ClientLease | undefined;
-  private packetFd = -1;
-  private udpFd = -1;
   private xid = 0;
   private offer: ClientLease | undefined;
   private tries = 0;
@@ -145,6 +56,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   private fallbackTimer: NodeJS.Timeout | undefined;
   private ll: Ipv4ll | undefined;
   private readonly clientId: Buffer;
+  private readonly io: ClientSockets;
 
   constructor(
     private readonly link: NetnsLink,
@@ -152,6 +64,11 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   ) {
     super();
     this.clientId = options.clientId ?? Buffer.concat([Buffer.of(1), link.mac]);
+    this.io = new ClientSockets(link, {
+      packet: (b) => this.handlePacket(b),
+      datagram: (b) => this.handleDhcp(b),
+      error: (error) => this.emit('warning', { error }),
+    });
   }
 
   /** The xid of the exchange in progress (tests and logs). */
@@ -174,50 +91,6 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     const fb = this.options.linkLocalFallbackMs;
     if (typeof fb === 'number') this.fallbackTimer = setTimeout(() => void this.startLinkLocal(), fb);
     this.init();
-  }
-
-  private openPacket(): void {
-    if (this.packetFd >= 0) return;
-    const fd = this.link.inside(() => socket(AF.PACKET, SOCK.DGRAM, htons(ETH_P.IP)));
-    try {
-      attachSocketFilter(fd, DHCP_CLIENT_FILTER);
-      bind(fd, sockaddrLl({ protocol: ETH_P.IP, ifindex: this.link.ifindex }));
-    } catch (e) {
-      closeQuietly(fd);
-      throw e;
-    }
-    this.packetFd = fd;
-    poller().add(fd, () => this.readPacket());
-  }
-
-  private closePacket(): void {
-    if (this.packetFd < 0) return;
-    poller().remove(this.packetFd);
-    closeQuietly(this.packetFd);
-    this.packetFd = -1;
-  }
-
-  private openUdp(): void {
-    if (this.udpFd >= 0) return;
-    const fd = this.link.inside(() => socket(AF.INET, SOCK.DGRAM, 0));
-    try {
-      setsockopt(fd, SOL.SOCKET, SO.REUSEADDR, 1);
-      setsockopt(fd, SOL.SOCKET, SO.BROADCAST, 1);
-      bindToDevice(fd, this.link.ifname);
-      bind(fd, sockaddrIn('0.0.0.0', DHCP_CLIENT_PORT));
-    } catch (e) {
-      closeQuietly(fd);
-      throw e;
-    }
-    this.udpFd = fd;
-    poller().add(fd, () => this.readUdp());
-  }
-
-  private closeUdp(): void {
-    if (this.udpFd < 0) return;
-    poller().remove(this.udpFd);
-    closeQuietly(this.udpFd);
-    this.udpFd = -1;
   }
 
   private schedule(ms: number, fn: () => void): void {
@@ -267,37 +140,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     });
   }
 
-  /** Broadcast from 0.0.0.0 through the packet socket (no address yet). */
-  private sendRaw(payload: Buffer): void {
-    const packet = buildUdp4({
-      src: 0,
-      dst: 0xffffffff,
-      srcPort: DHCP_CLIENT_PORT,
-      dstPort: DHCP_SERVER_PORT,
-      payload,
-    });
-    try {
-      sendto(
-        this.packetFd,
-        packet,
-        sockaddrLl({ protocol: ETH_P.IP, ifindex: this.link.ifindex, addr: Buffer.alloc(6, 0xff) }),
-      );
-    } catch (e) {
-      this.emit('warning', { error: e as Error });
-    }
-  }
-
-  private sendUdp(payload: Buffer, to: string): void {
-    try {
-      sendto(this.udpFd, payload, sockaddrIn(to, DHCP_SERVER_PORT));
-    } catch (e) {
-      this.emit('warning', { error: e as Error });
-    }
-  }
-
   private init(): void {
-    this.closeUdp();
-    this.openPacket();
+    this.io.closeUdp();
+    this.io.openPacket();
     this.xid = getRandom(4).readUInt32BE(0);
     this.tries = 0;
     this.offer = undefined;
@@ -307,7 +152,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   }
 
   private discover(): void {
-    this.sendRaw(this.message(DhcpType.DISCOVER, []));
+    this.io.sendRaw(this.message(DhcpType.DISCOVER, []));
     this.schedule(this.backoff(), () => {
       this.tries++;
       this.discover();
@@ -317,7 +162,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   private request(): void {
     const o = this.offer;
     if (!o) return;
-    this.sendRaw(
+    this.io.sendRaw(
       this.message(DhcpType.REQUEST, [
         opt.ip(Opt.REQUESTED_IP, [ipToInt(o.address)]),
         opt.ip(Opt.SERVER_ID, [ipToInt(o.serverId)]),
@@ -333,35 +178,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     const l = this.lease;
     if (!l) return;
     const payload = this.message(DhcpType.REQUEST, [], l.address);
-    this.sendUdp(payload, this.state === 'renewing' ? l.serverId : '255.255.255.255');
-  }
-
-  private readPacket(): void {
-    for (let i = 0; i < 64 && this.packetFd >= 0; i++) {
-      let r: ReturnType<typeof recvfrom>;
-      try {
-        r = recvfrom(this.packetFd, 2048);
-      } catch (e) {
-        this.emit('warning', { error: e as Error });
-        return;
-      }
-      if (!r) return;
-      this.handlePacket(r.data);
-    }
-  }
-
-  private readUdp(): void {
-    for (let i = 0; i < 64 && this.udpFd >= 0; i++) {
-      let r: ReturnType<typeof recvfrom>;
-      try {
-        r = recvfrom(this.udpFd, 2048);
-      } catch (e) {
-        this.emit('warning', { error: e as Error });
-        return;
-      }
-      if (!r) return;
-      this.handleDhcp(r.data);
-    }
+    this.io.sendUdp(payload, this.state === 'renewing' ? l.serverId : '255.255.255.255');
   }
 
   /** One IPv4 packet from the packet socket; public for property tests. */
@@ -454,9 +271,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
         this.emit('warning', { error: e as Error });
       }
     }
-    this.closePacket();
+    this.io.closePacket();
     try {
-      this.openUdp();
+      this.io.openUdp();
     } catch (e) {
       // Renewal then cannot be heard; the lease still runs out and we start over.
       this.emit('warning', { error: e as Error });
@@ -474,7 +291,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
 
   private decline(l: ClientLease, mac: string): void {
     this.lease = undefined;
-    this.sendRaw(
+    this.io.sendRaw(
       this.message(DhcpType.DECLINE, [
         opt.ip(Opt.REQUESTED_IP, [ipToInt(l.address)]),
         opt.ip(Opt.SERVER_ID, [ipToInt(l.serverId)]),
@@ -587,8 +404,8 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     for (const t of this.leaseTimers) clearTimeout(t);
     this.timer = this.fallbackTimer = undefined;
     this.leaseTimers = [];
-    this.closePacket();
-    this.closeUdp();
+    this.io.closePacket();
+    this.io.closeUdp();
   }
 
   /** Stops without touching host0 (the guest's own client took over): no RELEASE, addresses left as they are. */
@@ -605,9 +422,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     const l = this.lease;
-    if (l && (this.options.sendRelease ?? true) && this.udpFd >= 0) {
+    if (l && (this.options.sendRelease ?? true) && this.io.hasUdp) {
       this.xid = getRandom(4).readUInt32BE(0);
-      this.sendUdp(
+      this.io.sendUdp(
         this.message(DhcpType.RELEASE, [opt.ip(Opt.SERVER_ID, [ipToInt(l.serverId)])], l.address),
         l.serverId,
       );
