@@ -160,4 +160,22 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     expect(client.lease).toBeUndefined();
     expect(p.addresses(p.nsB, p.ifB)).toEqual([]);
   });
+
+  it('starts before host0 is up and binds soon after it comes up', async () => {
+    pair = await makeNsPair();
+    const p = pair;
+    p.ip(p.nsB, 'link', 'set', p.ifB, 'down');
+    server = serve(p);
+    client = await startDhcpClient({ netnsFd: p.fdB, ifname: p.ifB });
+    const warnings: string[] = [];
+    client.on('warning', (w) => warnings.push((w.error as { code?: string }).code ?? w.error.message));
+    await new Promise((r) => setTimeout(r, 200));
+    const bound = once(client, 'bound');
+    const up = Date.now();
+    p.ip(p.nsB, 'link', 'set', p.ifB, 'up');
+    await bound;
+    // Well inside the 1 s first retransmission: the DISCOVERs refused by the down link were retried at once.
+    expect(Date.now() - up).toBeLessThan(600);
+    expect(warnings).toContain('ENETDOWN');
+  });
 });

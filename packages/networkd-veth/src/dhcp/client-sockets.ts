@@ -114,8 +114,8 @@ export class ClientSockets {
     this.closeUdp();
   }
 
-  /** Broadcast from 0.0.0.0 through the packet socket (no address yet). */
-  sendRaw(payload: Buffer): void {
+  /** Broadcast from 0.0.0.0 through the packet socket (no address yet); false when it could not be sent. */
+  sendRaw(payload: Buffer): boolean {
     const packet = buildUdp4({
       src: 0,
       dst: 0xffffffff,
@@ -129,8 +129,10 @@ export class ClientSockets {
         packet,
         sockaddrLl({ protocol: ETH_P.IP, ifindex: this.link.ifindex, addr: Buffer.alloc(6, 0xff) }),
       );
+      return true;
     } catch (e) {
       this.on.error(e as Error);
+      return false;
     }
   }
 

@@ -43,6 +43,7 @@ import { type NetnsLink, openNetnsLink } from './netns-link.js';
 
 const MAX_RETRANSMIT_MS = 64_000;
 const REQUEST_TRIES = 4;
+const LINK_DOWN_RETRY_MS = 50;
 
 export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   state: DhcpClientState = 'init';
@@ -152,9 +153,11 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   }
 
   private discover(): void {
-    this.io.sendRaw(this.message(DhcpType.DISCOVER, []));
-    this.schedule(this.backoff(), () => {
-      this.tries++;
+    const sent = this.io.sendRaw(this.message(DhcpType.DISCOVER, []));
+    // A link that is not up yet (ENETDOWN) is tried again soon, not after the backoff:
+    // the container's host0 may come up a moment after we start.
+    this.schedule(sent ? this.backoff() : LINK_DOWN_RETRY_MS, () => {
+      if (sent) this.tries++;
       this.discover();
     });
   }
