@@ -64,7 +64,7 @@ describe.skipIf(!isRoot)('IPv4 addresses and routes over rtnetlink, in a namespa
         expect.objectContaining({ address: '169.254.7.7', prefixLength: 16, scope: RT_SCOPE.LINK }),
       ]);
       expect(inNs(holder.pid, '-4', 'addr', 'show', 'dev', 'sddhcpsys0')).toMatch(
-        /inet 10\.91\.0\.5\/24 brd 10\.91\.0\.255 scope global[^]*valid_lft (300|29\d)sec/,
+        /inet 10\.91\.0\.5\/24 brd 10\.91\.0\.255 scope global[\s\S]*valid_lft (300|29\d)sec/,
       );
       await addIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: RTPROT.DHCP, metric: 1024 }, nl);
       expect(inNs(holder.pid, 'route', 'show', 'default')).toBe(
