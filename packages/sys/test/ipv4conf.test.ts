@@ -15,9 +15,7 @@ import {
   NETLINK,
   NetlinkSocket,
   parseIPv4Address,
-  RT_SCOPE,
   RTM,
-  RTPROT,
   removeIPv4Address,
   removeIPv4Route,
   SOCK,
@@ -55,25 +53,25 @@ describe.skipIf(!isRoot)('IPv4 addresses and routes over rtnetlink, in a namespa
       });
       const { ifindex } = made;
       await addIPv4Address({ ifindex, address: '10.91.0.5', prefixLength: 24, validLifetime: 300 }, nl);
-      await addIPv4Address({ ifindex, address: '169.254.7.7', prefixLength: 16, scope: RT_SCOPE.LINK }, nl);
+      await addIPv4Address({ ifindex, address: '169.254.7.7', prefixLength: 16, scope: 'link' }, nl);
       const listed = (await listIPv4Addresses(ifindex, nl)).sort((a, b) =>
         a.address.localeCompare(b.address),
       );
       expect(listed).toEqual([
-        expect.objectContaining({ address: '10.91.0.5', prefixLength: 24, scope: RT_SCOPE.UNIVERSE }),
-        expect.objectContaining({ address: '169.254.7.7', prefixLength: 16, scope: RT_SCOPE.LINK }),
+        expect.objectContaining({ address: '10.91.0.5', prefixLength: 24, global: true }),
+        expect.objectContaining({ address: '169.254.7.7', prefixLength: 16, global: false }),
       ]);
       expect(inNs(holder.pid, '-4', 'addr', 'show', 'dev', 'sddhcpsys0')).toMatch(
         /inet 10\.91\.0\.5\/24 brd 10\.91\.0\.255 scope global[\s\S]*valid_lft (300|29\d)sec/,
       );
-      await addIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: RTPROT.DHCP, metric: 1024 }, nl);
+      await addIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: 'dhcp', metric: 1024 }, nl);
       expect(inNs(holder.pid, 'route', 'show', 'default')).toBe(
         'default via 10.91.0.1 dev sddhcpsys0 proto dhcp metric 1024 \n',
       );
-      await removeIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: RTPROT.DHCP, metric: 1024 }, nl);
-      await removeIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: RTPROT.DHCP, metric: 1024 }, nl);
+      await removeIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: 'dhcp', metric: 1024 }, nl);
+      await removeIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: 'dhcp', metric: 1024 }, nl);
       await expect(
-        removeIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: RTPROT.DHCP, metric: 1024 }, nl, false),
+        removeIPv4Route({ ifindex, gateway: '10.91.0.1', protocol: 'dhcp', metric: 1024 }, nl, false),
       ).rejects.toMatchObject({ code: 'ESRCH' });
       await removeIPv4Address({ ifindex, address: '10.91.0.5', prefixLength: 24 }, nl);
       await removeIPv4Address({ ifindex, address: '10.91.0.5', prefixLength: 24 }, nl);

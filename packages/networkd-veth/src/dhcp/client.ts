@@ -4,8 +4,6 @@ import {
   addIPv4Route,
   getRandom,
   listIPv4Addresses,
-  RT_SCOPE,
-  RTPROT,
   removeIPv4Address,
   removeIPv4Route,
 } from '@sd/sys';
@@ -261,7 +259,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       try {
         if (!renewed) {
           const foreign = (await listIPv4Addresses(this.link.ifindex, this.link.netlink)).find(
-            (a) => a.scope === RT_SCOPE.UNIVERSE && a.address !== l.address && a.address !== prev?.address,
+            (a) => a.global && a.address !== l.address && a.address !== prev?.address,
           );
           if (foreign) {
             this.emit('yielded', { address: foreign.address });
@@ -317,7 +315,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
           ifindex,
           gateway: l.router,
           source: l.address,
-          protocol: RTPROT.DHCP,
+          protocol: 'dhcp',
           metric: this.options.routeMetric ?? 1024,
         },
         this.link.netlink,
@@ -366,7 +364,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     try {
       if (l.router)
         await removeIPv4Route(
-          { ifindex, gateway: l.router, protocol: RTPROT.DHCP, metric: this.options.routeMetric ?? 1024 },
+          { ifindex, gateway: l.router, protocol: 'dhcp', metric: this.options.routeMetric ?? 1024 },
           this.link.netlink,
         );
       await removeIPv4Address(

@@ -6,7 +6,6 @@ import {
   PACKET,
   parseSockaddr,
   poller,
-  RT_SCOPE,
   recvfrom,
   removeIPv4Address,
   sendto,
@@ -174,7 +173,7 @@ export class Ipv4ll extends EventEmitter<Ipv4llEvents> {
     if (this.options.configure ?? true) {
       try {
         await addIPv4Address(
-          { ifindex: this.link.ifindex, address, prefixLength: 16, scope: RT_SCOPE.LINK },
+          { ifindex: this.link.ifindex, address, prefixLength: 16, scope: 'link' },
           this.link.netlink,
         );
         this.configured = true;

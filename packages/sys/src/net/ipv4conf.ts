@@ -33,9 +33,11 @@ const RTA_PREFSRC = 7;
 const RTA_TABLE = 15;
 const INFINITY_LIFE = 0xffffffff;
 
-export const RT_SCOPE = { UNIVERSE: 0, LINK: 253, HOST: 254 } as const;
-export const RTPROT = { KERNEL: 2, BOOT: 3, STATIC: 4, DHCP: 16 } as const;
-export const RT_TABLE_MAIN = 254;
+// Module-private: the general rtnetlink constants live with the link/route code of @sd/sys.
+const RT_SCOPE = { UNIVERSE: 0, LINK: 253 } as const;
+const RT_TABLE_MAIN = 254;
+const ROUTE_PROTOCOLS = { kernel: 2, boot: 3, static: 4, dhcp: 16 } as const;
+export type IPv4RouteProtocol = keyof typeof ROUTE_PROTOCOLS;
 const RTN_UNICAST = 1;
 
 export interface IPv4AddressSpec {
@@ -45,8 +47,8 @@ export interface IPv4AddressSpec {
   /** Seconds; the kernel removes the address when it runs out (default: forever). */
   validLifetime?: number;
   preferredLifetime?: number;
-  /** RT_SCOPE.LINK for 169.254/16 (default universe). */
-  scope?: number;
+  /** 'link' for 169.254/16 (default 'global'). */
+  scope?: 'global' | 'link';
   /** Adds the directed broadcast address (default true). */
   broadcast?: boolean;
 }
@@ -55,7 +57,10 @@ export interface IPv4AddressInfo {
   ifindex: number;
   address: string;
   prefixLength: number;
+  /** RT_SCOPE_*: 0 global, 253 link, 254 host. */
   scope: number;
+  /** Scope global: an address the link can be reached at from off the link. */
+  global: boolean;
   flags: number;
 }
 
@@ -103,7 +108,7 @@ function addressPayload(spec: IPv4AddressSpec, withInfo: boolean): Buffer {
     attrs.push(attr.u32(IFA_FLAGS, 0));
   }
   return Buffer.concat([
-    ifaddrmsg(spec.ifindex, spec.prefixLength, spec.scope ?? RT_SCOPE.UNIVERSE),
+    ifaddrmsg(spec.ifindex, spec.prefixLength, spec.scope === 'link' ? RT_SCOPE.LINK : RT_SCOPE.UNIVERSE),
     encodeAttrs(attrs),
   ]);
 }
@@ -156,6 +161,7 @@ export function parseIPv4Address(m: NlMsg): IPv4AddressInfo | undefined {
     address: formatIPv4(a),
     prefixLength: m.payload.readUInt8(1),
     scope: m.payload.readUInt8(3),
+    global: m.payload.readUInt8(3) === RT_SCOPE.UNIVERSE,
     flags: flags && flags.length >= 4 ? flags.readUInt32LE(0) : m.payload.readUInt8(2),
   };
 }
@@ -180,8 +186,8 @@ export interface IPv4RouteSpec {
   /** Preferred source address. */
   source?: string;
   metric?: number;
-  protocol?: number;
-  scope?: number;
+  /** Who made the route (default 'static'); 'dhcp' for a lease's routes. */
+  protocol?: IPv4RouteProtocol;
   table?: number;
 }
 
@@ -193,8 +199,8 @@ function routePayload(spec: IPv4RouteSpec): Buffer {
   m.writeUInt8(AF.INET, 0);
   m.writeUInt8(dstLen, 1);
   m.writeUInt8(table < 256 ? table : 0, 4);
-  m.writeUInt8(spec.protocol ?? RTPROT.STATIC, 5);
-  m.writeUInt8(spec.scope ?? (spec.gateway ? RT_SCOPE.UNIVERSE : RT_SCOPE.LINK), 6);
+  m.writeUInt8(ROUTE_PROTOCOLS[spec.protocol ?? 'static'], 5);
+  m.writeUInt8(spec.gateway ? RT_SCOPE.UNIVERSE : RT_SCOPE.LINK, 6);
   m.writeUInt8(RTN_UNICAST, 7);
   const attrs = [attr.u32(RTA_OIF, spec.ifindex), attr.u32(RTA_TABLE, table)];
   if (spec.destination !== undefined) attrs.push({ type: RTA_DST, value: ipv4Bytes(spec.destination) });

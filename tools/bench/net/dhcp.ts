@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { startDhcpClient, startDhcpServer } from '../../../packages/networkd-veth/src/index.js';
 import { elapsedMs } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
-import { LinkHandle, makeNs, type Ns, nsExec, startNetworkd } from './lab.js';
+import { LinkHandle, makeNs, type Ns, nsExec, startNetworkd } from './dhcp-lab.js';
 
 /**
  * Time from "client starts on a link that is up" to "the link has its
@@ -16,14 +16,14 @@ import { LinkHandle, makeNs, type Ns, nsExec, startNetworkd } from './lab.js';
  * systemd-networkd runs by hand in the namespaces. Runs of the clients are
  * interleaved so the machine's noise hits all alike.
  *
- *   npm run bench:net -- [--runs 20]
+ *   npm run bench:dhcp -- [--runs 20]
  */
 
 const { values } = parseArgs({
   options: { runs: { type: 'string', default: '20' }, help: { type: 'boolean', short: 'h', default: false } },
 });
 if (values.help) {
-  process.stdout.write('Usage: npx tsx tools/bench/net/bench.ts [--runs N]\n');
+  process.stdout.write('Usage: npm run bench:dhcp -- [--runs N]\n');
   process.exit(0);
 }
 const runs = Number(values.runs);
