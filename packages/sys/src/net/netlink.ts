@@ -222,7 +222,7 @@ export class NetlinkSocket {
     setsockopt(this.fd, SOL.NETLINK, NETLINK_OPT.ADD_MEMBERSHIP, group);
   }
 
-  /** Receives multicast notifications (sequence 0, or caused by another socket's request) until close(). */
+  /** Receives multicast notifications (messages with sequence 0) until close(). */
   onNotification(listener: (m: NlMsg) => void): void {
     this.listener = listener;
     this.watch();
@@ -308,12 +308,11 @@ export class NetlinkSocket {
   }
 
   private dispatch(m: NlMsg): void {
-    // A notification carries sequence 0, or the port id and sequence of the
-    // request (of another socket) that caused it: only ours are replies.
-    const notification = m.seq === 0 || m.pid !== this.portId;
-    const p = notification ? undefined : this.pending.get(m.seq);
+    // Replies carry our port id; a notification carries the port id and
+    // sequence number of whoever caused it (0 when the kernel did).
+    const p = m.seq === 0 || m.pid !== this.portId ? undefined : this.pending.get(m.seq);
     if (!p) {
-      if (notification && this.listener) this.listener({ ...m, payload: Buffer.from(m.payload) });
+      if (this.listener) this.listener({ ...m, payload: Buffer.from(m.payload) });
       return;
     }
     const finish = (e?: Error) => {
