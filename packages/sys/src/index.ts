@@ -19,6 +19,8 @@ export * from './mount/mountinfo.js';
 export * from './mount/userns.js';
 export * from './net/address.js';
 export * from './net/cmsg.js';
+export * from './net/device.js';
+export * from './net/ipv4conf.js';
 export * from './net/link.js';
 export * from './net/monitor.js';
 export * from './net/netlink.js';
