@@ -1,5 +1,5 @@
 import { createReadStream, fstatSync, write, writeSync } from 'node:fs';
-import { ftruncate } from '@sd/sys';
+import { ftruncate, SyscallError } from '@sd/sys';
 import { CanceledError } from './errors.js';
 
 /**
@@ -10,6 +10,17 @@ import { CanceledError } from './errors.js';
  */
 
 export const CHUNK = 1024 * 1024;
+
+/** fs.writeSync with the failure as a SyscallError (ENOSPC, EIO...), like every other syscall here. */
+export function writeSyncErrno(fd: number, buf: Buffer, off: number, len: number, pos: number | null, path?: string): number {
+  try {
+    return writeSync(fd, buf, off, len, pos);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).errno;
+    if (typeof errno === 'number') throw new SyscallError('write', Math.abs(errno), path, { cause: e });
+    throw e;
+  }
+}
 
 export function fdSource(fd: number, start?: number): AsyncIterable<Buffer> {
   return createReadStream('', { fd, autoClose: false, highWaterMark: CHUNK, start }) as AsyncIterable<Buffer>;
@@ -83,7 +94,7 @@ export async function writeSparse(
           end += m;
         }
         let w = off;
-        while (w < end) w += writeSync(fd, chunk, w, end - w, pos + (w - off));
+        while (w < end) w += writeSyncErrno(fd, chunk, w, end - w, pos + (w - off));
         pos += end - off;
         off = end;
         continue;

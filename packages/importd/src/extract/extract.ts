@@ -1,4 +1,3 @@
-import { writeSync } from 'node:fs';
 import {
   AT,
   closeQuietly,
@@ -25,6 +24,7 @@ import {
   utimensat,
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
+import { writeSyncErrno } from '../io.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
 import { entryComponents } from './paths.js';
@@ -259,7 +259,7 @@ export class Extractor implements TarSink {
     const f = this.#file;
     if (!f) return;
     let off = 0;
-    while (off < chunk.length) off += writeSync(f.fd, chunk, off, chunk.length - off);
+    while (off < chunk.length) off += writeSyncErrno(f.fd, chunk, off, chunk.length - off, null, f.e.path);
     this.stats.bytes += chunk.length;
   }
 
