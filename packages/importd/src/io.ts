@@ -12,7 +12,14 @@ import { CanceledError } from './errors.js';
 export const CHUNK = 1024 * 1024;
 
 /** fs.writeSync with the failure as a SyscallError (ENOSPC, EIO...), like every other syscall here. */
-export function writeSyncErrno(fd: number, buf: Buffer, off: number, len: number, pos: number | null, path?: string): number {
+export function writeSyncErrno(
+  fd: number,
+  buf: Buffer,
+  off: number,
+  len: number,
+  pos: number | null,
+  path?: string,
+): number {
   try {
     return writeSync(fd, buf, off, len, pos);
   } catch (e) {

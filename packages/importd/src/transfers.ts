@@ -32,6 +32,8 @@ export interface ImportOptions {
   log?: (message: string) => void;
   devices?: DevicePolicy;
   uidShift?: number;
+  /** Runs after all data is in, before the rename: a throw (a failed verification) discards the image. */
+  beforeCommit?: () => Promise<void>;
 }
 
 export interface ImportResult {
@@ -57,6 +59,8 @@ async function withTemp<T>(
   const t = createTempImage(opts.pool.poolPath, name, kind);
   try {
     const value = await body(t);
+    cancelCheck(opts.signal);
+    await opts.beforeCommit?.();
     cancelCheck(opts.signal);
     const path = await commitTempImage(opts.pool, t, opts);
     return { value, path };

@@ -58,7 +58,16 @@ describe('hostile archives: refused or contained, nothing outside the target', (
   });
 
   it('contains absolute paths inside the image', async () => {
-    const r = await importTar(chunks(archive([{ path: '/imp-abs', data: 'x' }, { path: `${outside}/evil`, data: 'y' }])), 'imp-abs', { pool });
+    const r = await importTar(
+      chunks(
+        archive([
+          { path: '/imp-abs', data: 'x' },
+          { path: `${outside}/evil`, data: 'y' },
+        ]),
+      ),
+      'imp-abs',
+      { pool },
+    );
     expect(existsSync(`${r.path}/imp-abs`)).toBe(true);
     expect(existsSync(`${r.path}${outside}/evil`)).toBe(true);
     assertContained();
@@ -66,7 +75,12 @@ describe('hostile archives: refused or contained, nothing outside the target', (
 
   it('creates absolute and escaping symlinks as links, never following them', async () => {
     const r = await importTar(
-      chunks(archive([{ path: 'abs', type: 'symlink', linkname: outside }, { path: 'up', type: 'symlink', linkname: '../../../../..' }])),
+      chunks(
+        archive([
+          { path: 'abs', type: 'symlink', linkname: outside },
+          { path: 'up', type: 'symlink', linkname: '../../../../..' },
+        ]),
+      ),
       'imp-links',
       { pool },
     );
@@ -77,21 +91,30 @@ describe('hostile archives: refused or contained, nothing outside the target', (
 
   it('refuses a file written through an absolute symlink', async () => {
     await refused(
-      archive([{ path: 'abs', type: 'symlink', linkname: outside }, { path: 'abs/evil', data: 'x' }]),
+      archive([
+        { path: 'abs', type: 'symlink', linkname: outside },
+        { path: 'abs/evil', data: 'x' },
+      ]),
       /through a symlink/,
     );
   });
 
   it('refuses a file written through an escaping relative symlink', async () => {
     await refused(
-      archive([{ path: 'up', type: 'symlink', linkname: `../../../../../../..${outside}` }, { path: 'up/evil', data: 'x' }]),
+      archive([
+        { path: 'up', type: 'symlink', linkname: `../../../../../../..${outside}` },
+        { path: 'up/evil', data: 'x' },
+      ]),
       /through a symlink/,
     );
   });
 
   it('refuses a directory and a symlink created through a symlink', async () => {
     await refused(
-      archive([{ path: 'abs', type: 'symlink', linkname: outside }, { path: 'abs/d', type: 'directory' }]),
+      archive([
+        { path: 'abs', type: 'symlink', linkname: outside },
+        { path: 'abs/d', type: 'directory' },
+      ]),
       /through a symlink/,
     );
     await refused(
@@ -104,8 +127,14 @@ describe('hostile archives: refused or contained, nothing outside the target', (
   });
 
   it('refuses hard links out of the tree', async () => {
-    await refused(archive([{ path: 'hl', type: 'hardlink', linkname: `${outside}/sentinel` }]), /not in the tree/);
-    await refused(archive([{ path: 'hl', type: 'hardlink', linkname: '../../outside/sentinel' }]), /"\.\." component/);
+    await refused(
+      archive([{ path: 'hl', type: 'hardlink', linkname: `${outside}/sentinel` }]),
+      /not in the tree/,
+    );
+    await refused(
+      archive([{ path: 'hl', type: 'hardlink', linkname: '../../outside/sentinel' }]),
+      /"\.\." component/,
+    );
     await refused(
       archive([
         { path: 'abs', type: 'symlink', linkname: outside },
@@ -116,16 +145,30 @@ describe('hostile archives: refused or contained, nothing outside the target', (
   });
 
   it('makes hard links to entries inside the tree', async () => {
-    const r = await importTar(chunks(archive([{ path: 'a', data: 'x' }, { path: 'b', type: 'hardlink', linkname: './a' }])), 'imp-hl', { pool });
+    const r = await importTar(
+      chunks(
+        archive([
+          { path: 'a', data: 'x' },
+          { path: 'b', type: 'hardlink', linkname: './a' },
+        ]),
+      ),
+      'imp-hl',
+      { pool },
+    );
     expect(lstatSync(`${r.path}/a`).ino).toBe(lstatSync(`${r.path}/b`).ino);
   });
 
   it('leaves device nodes out unless allowed', async () => {
-    const dev = archive([{ path: 'null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 }, { path: 'f', data: 'x' }]);
+    const dev = archive([
+      { path: 'null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+      { path: 'f', data: 'x' },
+    ]);
     const r = await importTar(chunks(dev), 'imp-dev', { pool });
     expect(existsSync(`${r.path}/null`)).toBe(false);
     expect(existsSync(`${r.path}/f`)).toBe(true);
-    await expect(importTar(chunks(dev), 'imp-dev2', { pool, devices: 'refuse' })).rejects.toThrow(/device nodes are not allowed/);
+    await expect(importTar(chunks(dev), 'imp-dev2', { pool, devices: 'refuse' })).rejects.toThrow(
+      /device nodes are not allowed/,
+    );
     assertContained();
     const ok = await importTar(chunks(dev), 'imp-dev3', { pool, devices: 'allow' });
     expect(lstatSync(`${ok.path}/null`).isCharacterDevice()).toBe(true);
@@ -135,8 +178,14 @@ describe('hostile archives: refused or contained, nothing outside the target', (
     const huge = Buffer.alloc(12, 0xff);
     huge[0] = 0x80;
     await refused(Buffer.concat([headerWithSize('f', huge), Buffer.alloc(1024)]), /size .* out of range/);
-    await refused(Buffer.concat([headerWithSize('f', Buffer.alloc(12, 0xff)), Buffer.alloc(1024)]), /Negative size/);
-    await refused(Buffer.concat([headerWithSize('f', Buffer.from('-0000000001\0')), Buffer.alloc(1024)]), /Invalid octal size/);
+    await refused(
+      Buffer.concat([headerWithSize('f', Buffer.alloc(12, 0xff)), Buffer.alloc(1024)]),
+      /Negative size/,
+    );
+    await refused(
+      Buffer.concat([headerWithSize('f', Buffer.from('-0000000001\0')), Buffer.alloc(1024)]),
+      /Invalid octal size/,
+    );
     await refused(paxThen(paxRecord('size', '-5')), /Invalid PAX size/);
     await refused(paxThen(paxRecord('size', '99999999999999999')), /Invalid PAX size|out of range/);
     // A size larger than the data that follows: a truncated archive.
@@ -144,7 +193,10 @@ describe('hostile archives: refused or contained, nothing outside the target', (
   });
 
   it('refuses truncated streams, plain and compressed', async () => {
-    const a = archive([{ path: 'f', data: Buffer.alloc(100_000, 1) }, { path: 'g', data: 'x' }]);
+    const a = archive([
+      { path: 'f', data: Buffer.alloc(100_000, 1) },
+      { path: 'g', data: 'x' },
+    ]);
     await refused(a.subarray(0, 50_000), /truncated/);
     await refused(a.subarray(0, a.length - 1024), /truncated/);
     await refused(a.subarray(0, 300), /truncated/);
@@ -163,7 +215,9 @@ describe('hostile archives: refused or contained, nothing outside the target', (
     await refused(paxThen(Buffer.from('11 pathxxx\n')), /no key/);
     await refused(paxThen(Buffer.from('10 path=xx!')), /no newline/);
     await refused(paxThen(paxRecord('path', '../../outside/evil')), /"\.\." component/);
-    const abs = await importTar(chunks(paxThen(paxRecord('path', `${outside}/pax`))), 'imp-pax-abs', { pool });
+    const abs = await importTar(chunks(paxThen(paxRecord('path', `${outside}/pax`))), 'imp-pax-abs', {
+      pool,
+    });
     expect(existsSync(`${abs.path}${outside}/pax`)).toBe(true);
     assertContained();
     await refused(paxThen(paxRecord('GNU.sparse.map', '0,1')), /GNU sparse/);
@@ -186,11 +240,21 @@ describe('hostile archives: refused or contained, nothing outside the target', (
     b[156] = 'S'.charCodeAt(0);
     fixChecksum(b, 0);
     await refused(b, /Unsupported tar entry type "S"/);
-    await refused(Buffer.from('this is not an archive at all, not even close'.repeat(20)), /checksum|truncated/);
+    await refused(
+      Buffer.from('this is not an archive at all, not even close'.repeat(20)),
+      /checksum|truncated/,
+    );
   });
 
   it('refuses a file that would replace a directory', async () => {
-    await refused(archive([{ path: 'd', type: 'directory' }, { path: 'd/x', data: 'x' }, { path: 'd', data: 'y' }]), /replace a directory/);
+    await refused(
+      archive([
+        { path: 'd', type: 'directory' },
+        { path: 'd/x', data: 'x' },
+        { path: 'd', data: 'y' },
+      ]),
+      /replace a directory/,
+    );
   });
 });
 

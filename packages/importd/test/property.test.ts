@@ -5,7 +5,7 @@ import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { SdError } from '@sd/sys';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeHeader, END_OF_ARCHIVE, type EntryType, importTar, paddingFor } from '../src/index.js';
+import { END_OF_ARCHIVE, type EntryType, encodeHeader, importTar, paddingFor } from '../src/index.js';
 import { chunks, entry, fixChecksum, type Spec } from './archive.js';
 
 let root: string;
@@ -95,13 +95,17 @@ describe('property: mutated archives are refused or imported, never escape', () 
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ pos: fc.nat(data.length - 1), byte: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.record({ pos: fc.nat(data.length - 1), byte: fc.integer({ min: 0, max: 255 }) }), {
+          minLength: 1,
+          maxLength: 8,
+        }),
         fc.boolean(),
         fc.option(fc.nat(data.length), { nil: undefined }),
         async (edits, fix, cut) => {
           const m = Buffer.from(data);
           for (const { pos, byte } of edits) m[pos] = byte;
-          if (fix) for (const h of headers) if (m.subarray(h, h + 512).some((b) => b !== 0)) fixChecksum(m, h);
+          if (fix)
+            for (const h of headers) if (m.subarray(h, h + 512).some((b) => b !== 0)) fixChecksum(m, h);
           await check(cut === undefined ? m : m.subarray(0, cut), `imp-m${n++}`);
         },
       ),
@@ -112,7 +116,15 @@ describe('property: mutated archives are refused or imported, never escape', () 
   const component = fc.constantFrom('a', 'b', '..', '.', '', 'etc', 'x'.repeat(3));
   const pathArb = fc.oneof(
     fc.array(component, { minLength: 1, maxLength: 4 }).map((c) => c.join('/')),
-    fc.constantFrom('/', '/etc/passwd', '../outside/evil', 'a/../../outside', '/tmp/imp-escape', 'OUT', 'OUT/evil'),
+    fc.constantFrom(
+      '/',
+      '/etc/passwd',
+      '../outside/evil',
+      'a/../../outside',
+      '/tmp/imp-escape',
+      'OUT',
+      'OUT/evil',
+    ),
   );
   const typeArb = fc.constantFrom<EntryType>('file', 'directory', 'symlink', 'hardlink', 'fifo', 'char');
 
@@ -120,13 +132,17 @@ describe('property: mutated archives are refused or imported, never escape', () 
     let n = 0;
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ path: pathArb, type: typeArb, link: pathArb, data: fc.uint8Array({ maxLength: 700 }) }), { maxLength: 8 }),
+        fc.array(
+          fc.record({ path: pathArb, type: typeArb, link: pathArb, data: fc.uint8Array({ maxLength: 700 }) }),
+          { maxLength: 8 },
+        ),
         async (list) => {
           const out = (p: string) => p.replace(/^OUT/, outside);
           const specs: Spec[] = list.map((e) => ({
             path: e.path === '' ? 'empty' : out(e.path),
             type: e.type,
-            linkname: e.type === 'symlink' || e.type === 'hardlink' ? (e.link === '' ? 'a' : out(e.link)) : '',
+            linkname:
+              e.type === 'symlink' || e.type === 'hardlink' ? (e.link === '' ? 'a' : out(e.link)) : '',
             data: e.type === 'file' ? Buffer.from(e.data) : undefined,
             devmajor: 1,
             devminor: 3,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { ImageExistsError, type ImagePool } from '@sd/machined';
 import {
   AT,
@@ -36,6 +37,42 @@ export interface TempImage {
 
 const EEXIST = 17;
 
+/** `.#import-<pid>-`: hidden from machined, and tells whose import it was after a crash. */
+const TEMP_PREFIX = '.#import-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes temporary images of imports whose process is gone (a daemon killed
+ * with SIGKILL cannot clean up): called when sd-importd starts. Returns the
+ * names removed.
+ */
+export function removeStaleTempImages(poolDir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(poolDir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    const m = /^\.#import-(\d+)-/.exec(n);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      removeTree(`${poolDir}/${n}`);
+      removed.push(n);
+    } catch {}
+  }
+  return removed;
+}
+
 export function ensurePool(poolDir: string): void {
   const rootFd = openRoot('/');
   try {
@@ -57,7 +94,7 @@ export async function checkFree(pool: ImagePool, name: string, force: boolean): 
 
 export function createTempImage(poolDir: string, name: string, kind: TargetKind): TempImage {
   ensurePool(poolDir);
-  const temp = `.#${name}${randomBytes(8).toString('hex')}${kind === 'raw' ? '.raw' : ''}`;
+  const temp = `${TEMP_PREFIX}${process.pid}-${name}${randomBytes(8).toString('hex')}${kind === 'raw' ? '.raw' : ''}`;
   const path = `${poolDir}/${temp}`;
   const poolFd = openat(AT.FDCWD, poolDir, O.RDONLY | O.DIRECTORY);
   try {
