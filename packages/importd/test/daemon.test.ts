@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   closeSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -23,6 +24,27 @@ import { makeTree, snapshotTree } from './tree.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 const IMPORTD = join(repo, 'packages/importd/src/importd.ts');
+const IMPORTCTL = join(repo, 'packages/importd/src/importctl.ts');
+const MACHINECTL = join(repo, 'packages/machined/src/machinectl.ts');
+
+function cli(entry: string, ...args: string[]) {
+  return spawnSync(process.execPath, ['--conditions=sd-source', '--import', 'tsx', entry, ...args], {
+    env: privateBus.env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
+
+/** Debian's machinectl refuses to run unless /run/systemd/system exists: a private mount namespace gives it one. */
+function debianMachinectl(...args: string[]) {
+  const script =
+    'mkdir -p /run/systemd && mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /usr/bin/machinectl --no-pager "$@"';
+  return spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', ...args], {
+    env: privateBus.env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+}
 const M = 'org.freedesktop.import1.Manager';
 
 let root: string;
@@ -225,4 +247,48 @@ describe('sd-importd on a private bus', () => {
     expect(signals.some((s) => s.member === 'TransferRemoved' && s.body[0] === id)).toBe(false);
     expect(await call('ListTransfers')).toEqual([[]]);
   });
+
+  it('importctl and our machinectl import, list and export through the daemon', async () => {
+    const file = `${root}/imp-cli.tar.gz`;
+    const e1 = cli(IMPORTCTL, 'export-tar', 'imp-src', file);
+    expect(e1.stderr).toContain('Operation completed successfully');
+    expect(e1.status).toBe(0);
+    expect(
+      readFileSync(file)
+        .subarray(0, 2)
+        .equals(Buffer.from([0x1f, 0x8b])),
+    ).toBe(true);
+    const i1 = cli(IMPORTCTL, 'import-tar', file);
+    expect(i1.status, i1.stderr).toBe(0);
+    expect(snapshotTree(`${pool.poolPath}/imp-cli`)).toEqual(snapshotTree(`${pool.poolPath}/imp-src`));
+    const i2 = cli(MACHINECTL, 'import-tar', '--read-only', file, 'imp-mctl');
+    expect(i2.status, i2.stderr).toBe(0);
+    expect((await pool.get('imp-mctl'))?.readOnly).toBe(true);
+    const again = cli(MACHINECTL, 'import-tar', file, 'imp-mctl');
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/already exists/);
+    const l = cli(MACHINECTL, 'list-transfers');
+    expect(l.status).toBe(0);
+    expect(l.stdout).toContain('No transfers.');
+    const c = cli(IMPORTCTL, 'cancel-transfer', '4242');
+    expect(c.status).toBe(1);
+    expect(c.stderr).toMatch(/No transfer/);
+    const bad = cli(IMPORTCTL, 'pull-tar', '--verify=maybe', 'http://127.0.0.1/x.tar');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/verification mode/);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/machinectl'))(
+    "Debian's machinectl import-tar and export-tar work against sd-importd",
+    async () => {
+      const file = `${root}/imp-deb.tar.xz`;
+      const e = debianMachinectl('export-tar', 'imp-src', file);
+      expect(e.status, e.stderr).toBe(0);
+      const r = debianMachinectl('import-tar', file, 'imp-debian');
+      expect(r.status, r.stderr).toBe(0);
+      expect(snapshotTree(`${pool.poolPath}/imp-debian`)).toEqual(snapshotTree(`${pool.poolPath}/imp-src`));
+      const l = debianMachinectl('list-transfers');
+      expect(l.status, l.stderr).toBe(0);
+    },
+  );
 });

@@ -25,6 +25,10 @@ export interface Options {
   uid: string | undefined;
   setenv: string[];
   host: string | undefined;
+  /** Transfer verbs (verbs-transfers.ts). */
+  verify?: string;
+  format?: string;
+  keepDownload?: boolean;
 }
 
 export interface ParsedArgs {
@@ -78,6 +82,12 @@ const withValue: Record<string, Setter> = {
   host: (o, v) => {
     o.host = v;
   },
+  verify: (o, v) => {
+    o.verify = v;
+  },
+  format: (o, v) => {
+    o.format = v;
+  },
 };
 const flags: Record<string, (o: Options) => void> = {
   help: (o) => {
@@ -113,6 +123,9 @@ const flags: Record<string, (o: Options) => void> = {
   },
   force: (o) => {
     o.force = true;
+  },
+  'keep-download': (o) => {
+    o.keepDownload = true;
   },
 };
 const shortFlags: Record<string, string> = { h: 'help', a: 'all', l: 'full', q: 'quiet' };
@@ -205,6 +218,15 @@ export const VERBS: Record<string, [number, number]> = {
   'read-only': [1, 2],
   'set-limit': [1, 2],
   clean: [0, 0],
+  'pull-tar': [1, 2],
+  'pull-raw': [1, 2],
+  'import-tar': [0, 2],
+  'import-raw': [0, 2],
+  'import-fs': [1, 2],
+  'export-tar': [1, 2],
+  'export-raw': [1, 2],
+  'list-transfers': [0, 0],
+  'cancel-transfer': [1, Infinity],
 };
 
 export function checkVerb(p: ParsedArgs): void {
