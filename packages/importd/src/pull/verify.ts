@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createMessage, readKeys, readSignature, verify } from 'openpgp';
 import { VerificationError } from '../errors.js';
 
 /**
@@ -30,6 +29,8 @@ export function readKeyring(paths: readonly string[] = KEYRINGS): Buffer {
 
 /** Throws VerificationError unless `signature` (binary or armored) is a good signature of `data` by a key in `keyring`. */
 export async function verifySignature(data: Buffer, signature: Buffer, keyring: Buffer): Promise<void> {
+  // Loaded on first use: most transfers never check a signature, and openpgp costs ~40 ms to load.
+  const { createMessage, readKeys, readSignature, verify } = await import('openpgp');
   let keys: Awaited<ReturnType<typeof readKeys>>;
   let sig: Awaited<ReturnType<typeof readSignature>>;
   try {
