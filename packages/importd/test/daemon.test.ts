@@ -10,6 +10,8 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -291,4 +293,38 @@ describe('sd-importd on a private bus', () => {
       expect(l.status, l.stderr).toBe(0);
     },
   );
+
+  it('ImportFileSystem copies a directory passed as an fd; PullTar downloads over loopback HTTP', async () => {
+    const dfd = openSync(`${pool.poolPath}/imp-src`, 'r');
+    const [id] = (await call('ImportFileSystem', 'hsbb', [dfd, 'imp-fs', false, false])) as [number];
+    closeSync(dfd);
+    expect(await removed(id)).toBe('done');
+    expect(snapshotTree(`${pool.poolPath}/imp-fs`)).toEqual(snapshotTree(`${pool.poolPath}/imp-src`));
+
+    const parts: Buffer[] = [];
+    for await (const c of await exportTar('imp-src', { pool, format: 'gzip' })) parts.push(Buffer.from(c));
+    const data = Buffer.concat(parts);
+    const server = createServer((req, res) => {
+      if (req.url === '/imp-web.tar.gz') res.end(data);
+      else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/imp-web.tar.gz`;
+      const [pid] = (await call('PullTar', 'sssb', [url, '', 'no', false])) as [number];
+      expect(await removed(pid)).toBe('done');
+      expect(snapshotTree(`${pool.poolPath}/imp-web`)).toEqual(snapshotTree(`${pool.poolPath}/imp-src`));
+      // checksum mode with no SHA256SUMS on the server: refused, nothing in the pool.
+      const [bad] = (await call('PullTar', 'sssb', [url, 'imp-web2', 'checksum', false])) as [number];
+      expect(await removed(bad)).toBe('failed');
+      expect(await pool.get('imp-web2')).toBeUndefined();
+      expect(temps()).toEqual([]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

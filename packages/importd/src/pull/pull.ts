@@ -33,12 +33,18 @@ export function imageNameFromUrl(url: string): string {
   return name;
 }
 
+interface Expected {
+  digest: string;
+  /** The (verified) SHA256SUMS, reused for the .nspawn file. */
+  sums?: Buffer;
+}
+
 async function expectedSha256(
   url: URL,
   file: string,
   verify: ImportVerify,
   opts: PullOptions,
-): Promise<string | undefined> {
+): Promise<Expected | undefined> {
   if (verify === 'no') return undefined;
   const sumsUrl = new URL('SHA256SUMS', url).href;
   const sums = await fetchSmall(sumsUrl, SMALL, opts.signal);
@@ -48,14 +54,14 @@ async function expectedSha256(
     if (!sig) throw new VerificationError(`${sumsUrl}.gpg is missing: cannot verify the signature`);
     await verifySignature(sums, sig, readKeyring(opts.keyrings ?? KEYRINGS));
     opts.log?.('Signature of SHA256SUMS verified.');
-    return expectedDigest(sums, file, sumsUrl);
+    return { digest: expectedDigest(sums, file, sumsUrl), sums };
   }
-  if (sums) return expectedDigest(sums, file, sumsUrl);
+  if (sums) return { digest: expectedDigest(sums, file, sumsUrl), sums };
   const one = await fetchSmall(`${url.href}.sha256`, SMALL, opts.signal);
   if (!one) throw new VerificationError(`Neither ${sumsUrl} nor ${url.href}.sha256 exists: cannot verify`);
   const m = /^([0-9a-fA-F]{64})\b/.exec(one.toString('utf8').trim());
   if (!m) throw new VerificationError(`${url.href}.sha256 holds no SHA-256 checksum`);
-  return m[1]!.toLowerCase();
+  return { digest: m[1]!.toLowerCase() };
 }
 
 async function pull(
@@ -66,7 +72,8 @@ async function pull(
 ): Promise<ImportResult> {
   const u = parseUrl(url);
   const file = decodeURIComponent(u.pathname.split('/').pop() ?? '');
-  const want = await expectedSha256(u, file, opts.verify, opts);
+  const expected = await expectedSha256(u, file, opts.verify, opts);
+  const want = expected?.digest;
   const res = await httpGet(u.href, { signal: opts.signal });
   const length = Number(res.headers['content-length']);
   opts.onSize?.(Number.isFinite(length) ? length : undefined);
@@ -95,7 +102,7 @@ async function pull(
   };
   const importer = kind === 'tar' ? importTar : importRaw;
   const r = await importer(body(), name, { ...opts, beforeCommit });
-  await pullSettings(u, file, name, want !== undefined, opts).catch((e) =>
+  await pullSettings(u, file, name, expected, opts).catch((e) =>
     opts.log?.(`Cannot fetch the .nspawn file: ${(e as Error).message}`),
   );
   return r;
@@ -106,16 +113,16 @@ async function pullSettings(
   u: URL,
   file: string,
   name: string,
-  verifying: boolean,
+  expected: Expected | undefined,
   opts: PullOptions,
 ): Promise<void> {
   const base = file.replace(/(\.(xz|gz|bz2|zst))$/, '').replace(/\.(tar|raw)$/, '');
   const nspawnName = `${base}.nspawn`;
   const data = await fetchSmall(new URL(nspawnName, u).href, SMALL, opts.signal);
   if (!data) return;
-  if (verifying) {
-    const sums = await fetchSmall(new URL('SHA256SUMS', u).href, SMALL, opts.signal);
-    const want = sums ? expectedDigest(sums, nspawnName, 'SHA256SUMS') : undefined;
+  if (expected) {
+    // Checked against the SHA256SUMS already fetched (and verified), not a second download of it.
+    const want = expected.sums ? expectedDigest(expected.sums, nspawnName, 'SHA256SUMS') : undefined;
     if (createHash('sha256').update(data).digest('hex') !== want)
       throw new VerificationError(`${nspawnName} does not match SHA256SUMS`);
   }
