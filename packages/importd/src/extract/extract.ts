@@ -146,6 +146,17 @@ export class Extractor implements TarSink {
     unlinkat(dirFd, name);
   }
 
+  /** Creates a non-directory entry; an older one by that name is replaced (looked at only on EEXIST: the common case costs no stat). */
+  #create(dirFd: number, name: string, path: string, make: () => void): void {
+    try {
+      make();
+    } catch (err) {
+      if (!(err instanceof SyscallError && err.errno === EEXIST)) throw err;
+      this.#clear(dirFd, name, path);
+      make();
+    }
+  }
+
   entry(e: TarEntry): void {
     if (this.#file) throw new ArchiveError('Internal: a file entry was not finished');
     this.stats.entries++;
@@ -188,8 +199,7 @@ export class Extractor implements TarSink {
       case 'symlink': {
         if (e.linkname === '')
           throw new ArchiveError(`Symlink ${JSON.stringify(e.path)} has an empty target`);
-        this.#clear(dirFd, name, e.path);
-        symlinkat(e.linkname, dirFd, name);
+        this.#create(dirFd, name, e.path, () => symlinkat(e.linkname, dirFd, name));
         fchownat(
           dirFd,
           name,
@@ -212,9 +222,9 @@ export class Extractor implements TarSink {
           this.#log(`Skipping device node ${e.path}`);
           return;
         }
-        this.#clear(dirFd, name, e.path);
         const type = e.type === 'char' ? S_IF.CHR : e.type === 'block' ? S_IF.BLK : S_IF.FIFO;
-        mknodat(dirFd, name, type | 0o600, e.type === 'fifo' ? 0 : makedev(e.devmajor, e.devminor));
+        const dev = e.type === 'fifo' ? 0 : makedev(e.devmajor, e.devminor);
+        this.#create(dirFd, name, e.path, () => mknodat(dirFd, name, type | 0o600, dev));
         fchownat(
           dirFd,
           name,
@@ -248,8 +258,7 @@ export class Extractor implements TarSink {
     try {
       const st = statAt(src, '', AT.EMPTY_PATH);
       if ((st.mode & S_IF.MT) === S_IF.DIR) throw new UnsafeEntryError(e.path, 'a hard link to a directory');
-      this.#clear(dirFd, name, e.path);
-      linkat(src, '', dirFd, name, AT.EMPTY_PATH);
+      this.#create(dirFd, name, e.path, () => linkat(src, '', dirFd, name, AT.EMPTY_PATH));
     } finally {
       closeQuietly(src);
     }
