@@ -70,25 +70,32 @@ function cstr(b: Buffer, off: number, len: number): Buffer {
   return nul < 0 ? f : f.subarray(0, nul);
 }
 
-/** A numeric field: octal (space/NUL padded) or GNU base-256; negative values are refused. */
-export function parseNumber(b: Buffer, off: number, len: number, what: string): bigint {
+/**
+ * A numeric field: octal (space/NUL padded) or GNU base-256; negative values
+ * are refused. Plain numbers, not BigInt: twelve octal digits fit a double
+ * exactly, and BigInt arithmetic per digit is slow on every header.
+ */
+export function parseNumber(b: Buffer, off: number, len: number, what: string): number {
   const first = b[off]!;
   if (first & 0x80) {
     if (first === 0xff) throw new ArchiveError(`Negative ${what} in tar header`);
     if (first !== 0x80) throw new ArchiveError(`Invalid base-256 ${what} in tar header`);
-    let v = 0n;
-    for (let i = 1; i < len; i++) v = (v << 8n) | BigInt(b[off + i]!);
+    let v = 0;
+    for (let i = 1; i < len; i++) {
+      v = v * 256 + b[off + i]!;
+      if (v > Number.MAX_SAFE_INTEGER) throw new ArchiveError(`${what} in tar header is out of range`);
+    }
     return v;
   }
   let i = off;
   const end = off + len;
   while (i < end && (b[i] === 0x20 || b[i] === 0)) i++;
-  let v = 0n;
+  let v = 0;
   let digits = 0;
   for (; i < end; i++) {
     const ch = b[i]!;
     if (ch >= 0x30 && ch <= 0x37) {
-      v = v * 8n + BigInt(ch - 0x30);
+      v = v * 8 + (ch - 0x30);
       digits++;
     } else if (ch === 0x20 || ch === 0) {
       break;
@@ -107,14 +114,15 @@ export function parseNumber(b: Buffer, off: number, len: number, what: string): 
   return v;
 }
 
-function small(v: bigint, max: bigint, what: string): number {
+function small(v: number, max: number, what: string): number {
   if (v > max) throw new ArchiveError(`${what} ${v} in tar header is out of range`);
-  return Number(v);
+  return v;
 }
 
+const ZERO_BLOCK = Buffer.alloc(BLOCK);
+
 export function isZeroBlock(b: Buffer, off = 0): boolean {
-  for (let i = off; i < off + BLOCK; i += 8) if (b.readBigUInt64LE(i) !== 0n) return false;
-  return true;
+  return ZERO_BLOCK.compare(b, off, off + BLOCK) === 0;
 }
 
 /** Decodes one header block (which must not be all zeros). */
@@ -128,7 +136,7 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
     unsigned += c;
     signed += c > 127 ? c - 256 : c;
   }
-  if (BigInt(unsigned) !== want && BigInt(signed) !== want)
+  if (unsigned !== want && signed !== want)
     throw new ArchiveError(
       `Bad tar header checksum (${want}, computed ${unsigned}): not a tar archive or corrupt`,
     );
@@ -145,13 +153,13 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
     typeflag: type,
     name,
     linkname: decodeName(cstr(h, 157, 100), 'Link target'),
-    mode: small(parseNumber(h, 100, 8, 'mode'), 0o7777777n, 'mode') & 0o7777,
-    uid: small(parseNumber(h, 108, 8, 'uid'), 0xfffffffen, 'uid'),
-    gid: small(parseNumber(h, 116, 8, 'gid'), 0xfffffffen, 'gid'),
-    size: small(size, BigInt(MAX_SIZE), 'size'),
-    mtime: parseNumber(h, 136, 12, 'mtime'),
-    devmajor: ustar ? small(parseNumber(h, 329, 8, 'devmajor'), 0xfffffn, 'devmajor') : 0,
-    devminor: ustar ? small(parseNumber(h, 337, 8, 'devminor'), 0xfffffn, 'devminor') : 0,
+    mode: small(parseNumber(h, 100, 8, 'mode'), 0o7777777, 'mode') & 0o7777,
+    uid: small(parseNumber(h, 108, 8, 'uid'), 0xfffffffe, 'uid'),
+    gid: small(parseNumber(h, 116, 8, 'gid'), 0xfffffffe, 'gid'),
+    size: small(size, MAX_SIZE, 'size'),
+    mtime: BigInt(parseNumber(h, 136, 12, 'mtime')),
+    devmajor: ustar ? small(parseNumber(h, 329, 8, 'devmajor'), 0xfffff, 'devmajor') : 0,
+    devminor: ustar ? small(parseNumber(h, 337, 8, 'devminor'), 0xfffff, 'devminor') : 0,
   };
 }
 
