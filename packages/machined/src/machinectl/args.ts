@@ -36,6 +36,10 @@ export interface Options {
   json: JsonMode;
   uid: string | undefined;
   setenv: string[];
+  /** Transfer verbs (verbs-transfers.ts). */
+  verify?: string;
+  format?: string;
+  keepDownload?: boolean;
 }
 
 export interface ParsedArgs {
@@ -149,6 +153,15 @@ export const OPTIONS: OptionDef<Options>[] = [
     },
     'q',
   ),
+  value('verify', (o, v) => {
+    o.verify = v;
+  }),
+  value('format', (o, v) => {
+    o.format = v;
+  }),
+  flag('keep-download', (o) => {
+    o.keepDownload = true;
+  }),
   value('json', (o, v) => {
     o.json = parseJsonMode(v);
   }),
@@ -217,6 +230,15 @@ export const VERBS: Record<string, [number, number]> = {
   'read-only': [1, 2],
   'set-limit': [1, 2],
   clean: [0, 0],
+  'pull-tar': [1, 2],
+  'pull-raw': [1, 2],
+  'import-tar': [0, 2],
+  'import-raw': [0, 2],
+  'import-fs': [1, 2],
+  'export-tar': [1, 2],
+  'export-raw': [1, 2],
+  'list-transfers': [0, 0],
+  'cancel-transfer': [1, Infinity],
 };
 
 export function checkVerb(p: ParsedArgs): void {

@@ -5,6 +5,7 @@ import type { Verb, VerbContext } from './context.js';
 import { useColor } from './format.js';
 import * as images from './verbs-images.js';
 import * as machines from './verbs-machines.js';
+import * as transfers from './verbs-transfers.js';
 
 /**
  * machinectl: parses argv, connects to org.freedesktop.machine1 and runs a
@@ -36,6 +37,15 @@ const VERB_TABLE: Record<string, Verb> = {
   'read-only': images.readOnly,
   'set-limit': images.setLimit,
   clean: images.clean,
+  'pull-tar': transfers.pullTar,
+  'pull-raw': transfers.pullRaw,
+  'import-tar': transfers.importTar,
+  'import-raw': transfers.importRaw,
+  'import-fs': transfers.importFs,
+  'export-tar': transfers.exportTar,
+  'export-raw': transfers.exportRaw,
+  'list-transfers': transfers.listTransfers,
+  'cancel-transfer': transfers.cancelTransfer,
 };
 
 export const HELP = `machinectl [OPTIONS...] COMMAND ...
@@ -72,6 +82,17 @@ Image Commands:
   set-limit [NAME] BYTES      Set image or pool size limit (disk quota)
   clean                       Remove hidden (or all) images
 
+Image Transfer Commands (through sd-importd, org.freedesktop.import1):
+  pull-tar URL [NAME]         Download a TAR container image
+  pull-raw URL [NAME]         Download a RAW container or VM image
+  import-tar FILE [NAME]      Import a local TAR container image
+  import-raw FILE [NAME]      Import a local RAW container or VM image
+  import-fs DIRECTORY [NAME]  Import a local directory container image
+  export-tar NAME [FILE]      Export a TAR container image locally
+  export-raw NAME [FILE]      Export a RAW container or VM image locally
+  list-transfers              Show list of downloads in progress
+  cancel-transfer             Cancel a download
+
 Options:
   -h --help                   Show this help
      --version                Show package version
@@ -90,6 +111,10 @@ Options:
      --read-only              Create read-only bind mount or clone
      --mkdir                  Create directory before bind mounting, if missing
      --force                  Replace target file when copying, if necessary
+                              (and an existing image on import/pull)
+     --verify=MODE            Verification mode for downloaded images (no, checksum, signature)
+     --format=FORMAT          Compression of exported images (uncompressed, xz, gzip, bzip2, zstd)
+     --keep-download          Keep the original download (not implemented: accepted and ignored)
   -q --quiet                  Suppress output
      --json=pretty|short|off  Generate JSON output
 

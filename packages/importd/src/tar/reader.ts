@@ -1,0 +1,260 @@
+import { ArchiveError } from '../errors.js';
+import {
+  BLOCK,
+  decodeHeader,
+  decodeName,
+  type EntryType,
+  isZeroBlock,
+  MAX_SIZE,
+  parsePax,
+  paxInteger,
+  paxTime,
+  type RawHeader,
+  type TarEntry,
+} from './header.js';
+
+/**
+ * A small synchronous tar reader: push() decompressed bytes in, and it
+ * calls the sink for each entry and its data as they complete, without
+ * copying file data (the sink sees slices of the pushed chunks and must use
+ * them before returning). Measured 1.5× faster than tar-stream on a plain
+ * .tar, and PAX values stay bytes (tar-stream decoded them as UTF-8,
+ * corrupting binary xattrs).
+ */
+
+export interface TarSink {
+  /** A new entry; for files, its data follows through data() and then end(). */
+  entry(e: TarEntry): void;
+  data(chunk: Buffer): void;
+  /** The end of the current entry (every entry, files or not). */
+  end(): void;
+}
+
+export interface TarReaderOptions {
+  /** Largest PAX or GNU long-name header accepted (default 1 MiB). */
+  maxMetaSize?: number;
+}
+
+const TYPES: Record<string, EntryType> = {
+  '0': 'file',
+  '7': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'char',
+  '4': 'block',
+  '5': 'directory',
+  '6': 'fifo',
+  D: 'directory',
+};
+
+type Meta = 'x' | 'g' | 'L' | 'K';
+
+export class TarReader {
+  readonly #sink: TarSink;
+  readonly #maxMeta: number;
+  readonly #hdr = Buffer.alloc(BLOCK);
+  #hdrFill = 0;
+  /** Bytes of entry data still to come; #meta set: they go into the meta buffer. */
+  #remaining = 0;
+  /** Padding to the next block boundary. */
+  #pad = 0;
+  /** Data of a non-file entry (directory, link with a size): read past, not used. */
+  #skip = false;
+  #inEntry = false;
+  /** The sink was told about the current entry (volume labels are not passed on). */
+  #announced = false;
+  #meta: { kind: Meta; buf: Buffer; fill: number } | undefined;
+  #pax = new Map<string, Buffer>();
+  #global = new Map<string, Buffer>();
+  #longName: string | undefined;
+  #longLink: string | undefined;
+  #ended = false;
+  #offset = 0;
+
+  constructor(sink: TarSink, options: TarReaderOptions = {}) {
+    this.#sink = sink;
+    this.#maxMeta = options.maxMetaSize ?? 1024 * 1024;
+  }
+
+  /** Bytes of archive consumed so far. */
+  get offset(): number {
+    return this.#offset;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  push(chunk: Buffer): void {
+    let off = 0;
+    const len = chunk.length;
+    while (off < len) {
+      if (this.#ended) {
+        // Padding after the end-of-archive blocks (blocking factor) is ignored.
+        break;
+      }
+      if (this.#remaining > 0) {
+        const n = Math.min(this.#remaining, len - off);
+        const slice = chunk.subarray(off, off + n);
+        if (this.#meta) {
+          slice.copy(this.#meta.buf, this.#meta.fill);
+          this.#meta.fill += n;
+        } else if (!this.#skip) {
+          this.#sink.data(slice);
+        }
+        off += n;
+        this.#remaining -= n;
+        if (this.#remaining === 0) this.#dataDone();
+        continue;
+      }
+      if (this.#pad > 0) {
+        const n = Math.min(this.#pad, len - off);
+        off += n;
+        this.#pad -= n;
+        continue;
+      }
+      if (this.#hdrFill === 0 && len - off >= BLOCK) {
+        this.#header(chunk, off);
+        off += BLOCK;
+        continue;
+      }
+      const n = Math.min(BLOCK - this.#hdrFill, len - off);
+      chunk.copy(this.#hdr, this.#hdrFill, off, off + n);
+      this.#hdrFill += n;
+      off += n;
+      if (this.#hdrFill === BLOCK) {
+        this.#hdrFill = 0;
+        this.#header(this.#hdr, 0);
+      }
+    }
+    this.#offset += off;
+  }
+
+  /** The end of the input: throws unless the archive ended properly. */
+  finish(): void {
+    if (this.#ended) return;
+    if (this.#remaining > 0 || this.#inEntry || this.#meta)
+      throw new ArchiveError(`The archive is truncated (in an entry, at byte ${this.#offset})`);
+    throw new ArchiveError(`The archive is truncated (no end-of-archive marker, at byte ${this.#offset})`);
+  }
+
+  #setPadding(size: number): void {
+    this.#pad = (BLOCK - (size % BLOCK)) % BLOCK;
+  }
+
+  #header(b: Buffer, off: number): void {
+    if (isZeroBlock(b, off)) {
+      if (this.#meta || this.#pax.size > 0 || this.#longName !== undefined || this.#longLink !== undefined)
+        throw new ArchiveError('The archive ends after an extended header, without its entry');
+      this.#ended = true;
+      return;
+    }
+    const h = decodeHeader(b, off);
+    if (h.typeflag === 'x' || h.typeflag === 'g' || h.typeflag === 'L' || h.typeflag === 'K') {
+      if (h.size > this.#maxMeta)
+        throw new ArchiveError(
+          `Extended header of ${h.size} bytes is larger than the limit (${this.#maxMeta})`,
+        );
+      this.#meta = { kind: h.typeflag, buf: Buffer.alloc(h.size), fill: 0 };
+      this.#remaining = h.size;
+      this.#setPadding(h.size);
+      if (h.size === 0) this.#dataDone();
+      return;
+    }
+    this.#startEntry(h);
+  }
+
+  #dataDone(): void {
+    const m = this.#meta;
+    if (m) {
+      this.#meta = undefined;
+      if (m.kind === 'x') for (const [k, v] of parsePax(m.buf)) this.#pax.set(k, v);
+      else if (m.kind === 'g') for (const [k, v] of parsePax(m.buf)) this.#global.set(k, v);
+      else {
+        const nul = m.buf.indexOf(0);
+        const text = decodeName(nul < 0 ? m.buf : m.buf.subarray(0, nul), 'GNU long name');
+        if (m.kind === 'L') this.#longName = text;
+        else this.#longLink = text;
+      }
+      return;
+    }
+    const announced = this.#announced;
+    this.#inEntry = false;
+    this.#skip = false;
+    this.#announced = false;
+    if (announced) this.#sink.end();
+  }
+
+  #value(key: string): Buffer | undefined {
+    return this.#pax.get(key) ?? this.#global.get(key);
+  }
+
+  #startEntry(h: RawHeader): void {
+    let type = TYPES[h.typeflag];
+    if (h.typeflag === 'V') type = undefined;
+    else if (type === undefined)
+      throw new ArchiveError(
+        `Unsupported tar entry type ${JSON.stringify(h.typeflag)} for ${JSON.stringify(h.name)}` +
+          (h.typeflag === 'S' ? ' (GNU sparse files)' : ''),
+      );
+    const pathV = this.#value('path');
+    const linkV = this.#value('linkpath');
+    const path = pathV !== undefined ? decodeName(pathV, 'PAX path') : (this.#longName ?? h.name);
+    const linkname = linkV !== undefined ? decodeName(linkV, 'PAX linkpath') : (this.#longLink ?? h.linkname);
+    if (type === 'file' && h.typeflag === '0' && path.endsWith('/')) type = 'directory'; // pre-POSIX
+    const sizeV = this.#value('size');
+    const size = sizeV !== undefined ? paxInteger(sizeV, 'size', MAX_SIZE) : h.size;
+    const uidV = this.#value('uid');
+    const gidV = this.#value('gid');
+    const mtimeV = this.#value('mtime');
+    const xattrs = new Map<string, Buffer>();
+    const collect = (m: Map<string, Buffer>) => {
+      for (const [k, v] of m) {
+        if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice(13), v);
+        else if (k.startsWith('LIBARCHIVE.xattr.')) {
+          let name: string;
+          try {
+            name = decodeURIComponent(k.slice(17));
+          } catch {
+            throw new ArchiveError(`Invalid PAX key ${JSON.stringify(k)}`);
+          }
+          xattrs.set(name, Buffer.from(v.toString('latin1'), 'base64'));
+        } else if (k.startsWith('GNU.sparse.'))
+          throw new ArchiveError(
+            `Unsupported PAX header ${JSON.stringify(k)} (GNU sparse files) for ${JSON.stringify(path)}`,
+          );
+      }
+    };
+    collect(this.#global);
+    collect(this.#pax);
+    for (const name of xattrs.keys())
+      if (name === '' || name.includes('\0') || !name.includes('.'))
+        throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);
+    if (path.includes('\0') || linkname.includes('\0'))
+      throw new ArchiveError(`NUL byte in the name of ${JSON.stringify(path)}`);
+    const e: TarEntry = {
+      path,
+      type: type ?? 'file',
+      mode: h.mode,
+      uid: uidV !== undefined ? paxInteger(uidV, 'uid', 0xfffffffe) : h.uid,
+      gid: gidV !== undefined ? paxInteger(gidV, 'gid', 0xfffffffe) : h.gid,
+      size: type === 'file' ? size : 0,
+      mtime: mtimeV !== undefined ? paxTime(mtimeV, 'mtime') : { sec: h.mtime, nsec: 0 },
+      linkname,
+      devmajor: h.devmajor,
+      devminor: h.devminor,
+      xattrs,
+    };
+    this.#pax = new Map();
+    this.#longName = undefined;
+    this.#longLink = undefined;
+    this.#remaining = size;
+    this.#setPadding(size);
+    this.#skip = type !== 'file';
+    this.#inEntry = true;
+    this.#announced = type !== undefined;
+    if (type !== undefined) this.#sink.entry(e);
+    else this.#skip = true;
+    if (size === 0) this.#dataDone();
+  }
+}
