@@ -49,6 +49,15 @@ const BAD: Record<string, string[]> = {
   'overlay-ro': ['--overlay-ro=/a'],
   inaccessible: ['--inaccessible=/tst-not-in-the-tree'],
   settings: ['--settings=maybe'],
+  'network-veth': ['--network-veth=yes'],
+  'network-veth-extra': ['--network-veth-extra=a:b:c:d'],
+  'network-bridge': ['--network-bridge='],
+  'network-zone': ['--network-zone=bad/zone'],
+  'network-interface': ['--network-interface=tst-no-such-if'],
+  'network-macvlan': ['--network-macvlan=tst-no-such-if'],
+  'network-ipvlan': ['--network-ipvlan=tst-no-such-if'],
+  'network-namespace-path': ['--network-namespace-path=/tst-no-such-netns'],
+  port: ['--port=tcp:99999'],
 };
 
 let tree: ReturnType<typeof makeBusyboxTree>;

@@ -1,6 +1,7 @@
 import {
   AT,
   closeQuietly,
+  ERRNO,
   fchmod,
   fchmodat,
   fchown,
@@ -57,11 +58,11 @@ interface DirMeta {
   e: TarEntry;
 }
 
-const EEXIST = 17;
-const ENOENT = 2;
-const ELOOP = 40;
-const ENOTDIR = 20;
-const EXDEV = 18;
+const { EEXIST } = ERRNO;
+const { ENOENT } = ERRNO;
+const { ELOOP } = ERRNO;
+const { ENOTDIR } = ERRNO;
+const { EXDEV } = ERRNO;
 const IN_ROOT = { noSymlinks: true, noXdev: true } as const;
 
 const ts = (t: TarEntry['mtime']): Timespec => ({ sec: t.sec, nsec: t.nsec });

@@ -5,6 +5,7 @@ import {
   AT,
   closeQuietly,
   createSubvolume,
+  ERRNO,
   isBtrfsFd,
   mkdirat,
   mkdirInRoot,
@@ -35,7 +36,7 @@ export interface TempImage {
   readonly subvolume: boolean;
 }
 
-const EEXIST = 17;
+const { EEXIST } = ERRNO;
 
 /** `.#import-<pid>-`: hidden from machined, and tells whose import it was after a crash. */
 const TEMP_PREFIX = '.#import-';

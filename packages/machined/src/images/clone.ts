@@ -5,6 +5,7 @@ import {
   copyTree,
   createSubvolume,
   DataCopier,
+  ERRNO,
   FS_MAGIC,
   fchmod,
   fchown,
@@ -34,8 +35,8 @@ import type { ImageInfo } from './types.js';
  * failure leaves nothing behind.
  */
 
-const EEXIST = 17;
-const EXDEV = 18;
+const { EEXIST } = ERRNO;
+const { EXDEV } = ERRNO;
 
 export type CloneMethod = 'snapshot' | 'subvolume+copy' | 'copy' | 'file';
 

@@ -3,6 +3,7 @@ import {
   AT,
   changeInodeFlags,
   closeQuietly,
+  ERRNO,
   FS_FL,
   FS_MAGIC,
   type FullStat,
@@ -32,8 +33,8 @@ import type { ImageInfo } from './types.js';
  */
 
 export const UINT64_MAX = 0xffff_ffff_ffff_ffffn;
-const ENOENT = 2;
-const ENOTDIR = 20;
+const { ENOENT } = ERRNO;
+const { ENOTDIR } = ERRNO;
 const BLKROGET = 0x125e;
 const BLKGETSIZE64 = 0x80081272;
 

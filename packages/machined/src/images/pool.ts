@@ -3,6 +3,7 @@ import { assertImageName, HOST_IMAGE, isHiddenImage } from '@sd/basic';
 import {
   AT,
   closeQuietly,
+  ERRNO,
   enableQuota,
   FS_MAGIC,
   fchmodat,
@@ -49,7 +50,7 @@ export interface ImagePoolOptions {
 export type OffloadedMethod = 'remove' | 'clone' | 'setLimit' | 'setPoolLimit';
 
 const BLKROSET = 0x125d;
-const EEXIST = 17;
+const { EEXIST } = ERRNO;
 
 /**
  * The image pool: the images along the search path and what can be done

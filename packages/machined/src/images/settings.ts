@@ -3,6 +3,7 @@ import {
   AT,
   closeQuietly,
   DataCopier,
+  ERRNO,
   fchmod,
   O,
   openat,
@@ -21,8 +22,8 @@ import type { ImageInfo } from './types.js';
  * their .roothash/.usrhash/.verity companions next to the file.
  */
 
-const ENOENT = 2;
-const EEXIST = 17;
+const { ENOENT } = ERRNO;
+const { EEXIST } = ERRNO;
 
 function settingsDirs(img: ImageInfo, paths: ImagePoolPaths): string[] {
   return [...new Set([...paths.settingsDirs, dirname(img.path)])];

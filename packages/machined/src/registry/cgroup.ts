@@ -73,6 +73,27 @@ export class MachineCgroup {
     return new MachineCgroup(groups, main);
   }
 
+  /**
+   * The cgroups of a machine whose leader is `pid`: where the leader sits,
+   * cut at the machine's unit in every hierarchy (a booted guest's systemd
+   * sits in init.scope below it, sd-nspawn's payload in a child group of the
+   * devices hierarchy), so that the machine is its whole unit, as systemd's
+   * machined sees it. Undefined when the leader is in no unit of that machine.
+   */
+  static ofMachineLeader(
+    pid: number,
+    machine: string,
+    layout: CgroupLayout = detectCgroups(),
+  ): MachineCgroup | undefined {
+    const cg = MachineCgroup.ofProcess(pid, layout);
+    if (!cg || !isMachineUnitPath(cg.mainPath, machine)) return undefined;
+    const cut = (path: string) => cutAtMachineUnit(path, machine);
+    return new MachineCgroup(
+      cg.groups.map((g) => new Cgroup(cut(g.path), { layout: g.layout })),
+      cut(cg.mainPath),
+    );
+  }
+
   /** The unit name systemd would report: the last path component when it is a scope or service. */
   get unit(): string {
     const last = this.mainPath.split('/').pop() ?? '';
@@ -114,7 +135,12 @@ export class MachineCgroup {
   /** Kills what is left and removes the cgroup in every hierarchy. */
   async destroy(): Promise<void> {
     if (!this.isEmpty()) await this.kill(SIG.KILL);
-    for (const g of this.groups) await g.remove();
+    await this.remove();
+  }
+
+  /** Removes the cgroup (empty: rmdir refuses otherwise) in every hierarchy, and machine.slice once no machine is left in it. */
+  async remove(timeoutMs?: number): Promise<void> {
+    for (const g of this.groups) await g.remove(timeoutMs === undefined ? {} : { timeoutMs });
     // The slice goes too once no machine is left in it (busy: another machine's; ours: made on demand).
     for (const d of this.dirs) {
       const parent = d.slice(0, d.lastIndexOf('/'));
@@ -147,6 +173,21 @@ export function isMachineUnitPath(path: string, machine: string): boolean {
   return parts.some(
     (p, i) => (p === machineScopeName(machine) && parts[i - 1] === 'machine.slice') || services.includes(p),
   );
+}
+
+/** `path` up to and including the machine's unit component; `path` itself when it has none. */
+export function cutAtMachineUnit(path: string, machine: string): string {
+  const parts = path.split('/');
+  const escaped = escapeUnitName(machine);
+  const units = [
+    machineScopeName(machine),
+    `systemd-nspawn@${escaped}.service`,
+    `systemd-vmspawn@${escaped}.service`,
+  ];
+  const i = parts.findIndex(
+    (p, j) => units.includes(p) && (p !== units[0] || parts[j - 1] === 'machine.slice'),
+  );
+  return i < 0 ? path : parts.slice(0, i + 1).join('/');
 }
 
 /**

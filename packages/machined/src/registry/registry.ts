@@ -216,7 +216,9 @@ export class Registry extends EventEmitter<RegistryEvents> {
             .catch((e) => this.emit('warning', `Failed to remove the cgroup of ${file}`, e));
         continue;
       }
-      const cgroup = owned ? this.#ownedCgroup(rec.CGROUP!) : MachineCgroup.ofProcess(leader, this.#layout);
+      const cgroup = owned
+        ? this.#ownedCgroup(rec.CGROUP!)
+        : MachineCgroup.ofMachineLeader(leader, file, this.#layout);
       if (!cgroup || !isMachineUnitPath(cgroup.mainPath, file)) {
         watch.close();
         report.skipped.push({ file, reason: `leader ${leader} is not in the machine's scope` });
@@ -343,10 +345,10 @@ export class Registry extends EventEmitter<RegistryEvents> {
    * root, a session or a service would take its neighbours along.
    */
   #registeredCgroup(name: string, leader: number): MachineCgroup | undefined {
-    const cg = MachineCgroup.ofProcess(leader, this.#layout);
-    if (!cg || !isMachineUnitPath(cg.mainPath, name))
+    const cg = MachineCgroup.ofMachineLeader(leader, name, this.#layout);
+    if (!cg)
       throw new InvalidArgumentError(
-        `Leader PID ${leader} is not in a scope of machine '${name}' (cgroup ${JSON.stringify(cg?.mainPath ?? '/')}): refusing to register it`,
+        `Leader PID ${leader} is not in a scope of machine '${name}' (cgroup ${JSON.stringify(MachineCgroup.ofProcess(leader, this.#layout)?.mainPath ?? '/')}): refusing to register it`,
       );
     return cg;
   }
@@ -391,7 +393,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
         // Our own scope goes with what is left in it; a manager's (sd-nspawn
         // killed with SIGKILL) only once it is empty, never killing in it.
         if (m.scopeOwned) await m.cgroup.destroy();
-        else for (const g of m.cgroup.groups) await g.remove({ timeoutMs: 5000 });
+        else await m.cgroup.remove(5000);
       } catch (e) {
         this.emit('warning', `Failed to remove the cgroup of machine ${m.name}`, e);
       }

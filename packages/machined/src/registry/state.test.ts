@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isMachineScopePath, isMachineUnitPath } from './cgroup.js';
+import { cutAtMachineUnit, isMachineScopePath, isMachineUnitPath } from './cgroup.js';
 import { formatState, parseState, STATE_FILE_MAX, StateStore, stateProblem } from './state.js';
 
 // State files are input a restarted daemon must survive whatever they hold.
@@ -79,5 +79,18 @@ describe('state files (property tests)', () => {
       'user.slice/machine-a.scope',
     ])
       expect([p, isMachineUnitPath(p, 'a')]).toEqual([p, false]);
+  });
+
+  it('cuts a leader’s cgroup at its machine’s unit', () => {
+    expect(cutAtMachineUnit('machine.slice/machine-a.scope/init.scope', 'a')).toBe(
+      'machine.slice/machine-a.scope',
+    );
+    expect(cutAtMachineUnit('/x/machine.slice/machine-a.scope/payload', 'a')).toBe(
+      '/x/machine.slice/machine-a.scope',
+    );
+    expect(cutAtMachineUnit('system.slice/systemd-nspawn@a.service/payload', 'a')).toBe(
+      'system.slice/systemd-nspawn@a.service',
+    );
+    expect(cutAtMachineUnit('user.slice/machine-a.scope/x', 'a')).toBe('user.slice/machine-a.scope/x');
   });
 });

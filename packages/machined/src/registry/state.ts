@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import {
   AT,
   closeQuietly,
+  ERRNO,
   getRandom,
   O,
   openat,
@@ -88,7 +89,7 @@ export type StateEntry =
   | { file: string; fields: Record<string, string>; problem?: undefined }
   | { file: string; fields?: Record<string, string>; problem: string };
 
-const ELOOP = 40;
+const { ELOOP } = ERRNO;
 
 /**
  * Reads one state file below `dirFd` without leaving the directory: no

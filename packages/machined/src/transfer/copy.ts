@@ -3,6 +3,7 @@ import {
   closeQuietly,
   copyFileRange,
   DataCopier,
+  ERRNO,
   fchmod,
   fchown,
   fchownat,
@@ -80,8 +81,8 @@ interface Place {
   fd?: number;
 }
 
-const EEXIST = 17;
-const ENOENT = 2;
+const { EEXIST } = ERRNO;
+const { ENOENT } = ERRNO;
 const CHUNK = 64 * 1024 * 1024;
 
 function splitPath(path: string): { parent: string; name: string } {

@@ -1,4 +1,11 @@
-import { closeQuietly, createLink, createNetworkNamespace, openRouteSocket, SyscallError } from '@sd/sys';
+import {
+  closeQuietly,
+  createLink,
+  createNetworkNamespace,
+  ERRNO,
+  openRouteSocket,
+  SyscallError,
+} from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
@@ -43,7 +50,7 @@ async function refuseIpvlan(parent: string): Promise<never> {
     // On lo, which can never be an ipvlan parent: only whether the kind exists is learnt.
     await createLink(sock, { name: 'sdprobe0', kind: 'ipvlan', parent: 1 });
   } catch (e) {
-    missing = e instanceof SyscallError && e.errno === 95; // EOPNOTSUPP: "Unknown device type"
+    missing = e instanceof SyscallError && e.errno === ERRNO.EOPNOTSUPP; // "Unknown device type"
   } finally {
     sock.close();
     closeQuietly(ns);
