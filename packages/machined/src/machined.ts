@@ -1,67 +1,106 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { SdError } from '@sd/sys';
+import {
+  formatHelp,
+  type OptionDef,
+  packageVersion,
+  parseCommandLine,
+  parseTimespan,
+  runMain,
+  UsageError,
+} from '@sd/basic';
 import { Machined } from './daemon/daemon.js';
 import { defaultPaths } from './paths.js';
 
 // sd-machined: parse, start the daemon, log, exit on SIGTERM/SIGINT — the only place that prints or exits.
 
-const HELP = `sd-machined [OPTIONS...]
-
-Manage registrations of local VMs and containers (org.freedesktop.machine1).
-
-  -h --help              Show this help
-     --version           Show the package version
-     --bus-address=ADDR  Bus to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)
-     --root=DIR          Prefix for every path (state in DIR/run/systemd/machines, images in DIR/var/lib/machines)
-     --state-dir=DIR     Where machine state files go (default /run/systemd/machines)
-     --terminate-timeout=SEC  Time between SIGTERM and SIGKILL on terminate (default 90)
-     --nspawn=PATH       The sd-nspawn that machinectl start runs (default: sd-nspawn in $PATH)
-`;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  return `${pkg.name} ${pkg.version}`;
+interface Values {
+  busAddress?: string;
+  root?: string;
+  stateDir?: string;
+  /** Seconds between SIGTERM and SIGKILL on terminate. */
+  terminateTimeout?: number;
+  nspawn?: string;
 }
+
+const OPTIONS: OptionDef<Values>[] = [
+  {
+    long: 'bus-address',
+    arg: 'required',
+    value: 'ADDR',
+    help: 'Bus to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)',
+    apply: (v, a) => {
+      v.busAddress = a;
+    },
+  },
+  {
+    long: 'root',
+    arg: 'required',
+    value: 'DIR',
+    help: 'Prefix for every path (state in DIR/run/systemd/machines, images in DIR/var/lib/machines)',
+    apply: (v, a) => {
+      v.root = a;
+    },
+  },
+  {
+    long: 'state-dir',
+    arg: 'required',
+    value: 'DIR',
+    help: 'Where machine state files go (default /run/systemd/machines)',
+    apply: (v, a) => {
+      v.stateDir = a;
+    },
+  },
+  {
+    long: 'terminate-timeout',
+    arg: 'required',
+    value: 'TIME',
+    help: 'Time between SIGTERM and SIGKILL on terminate (default 90s)',
+    apply: (v, a) => {
+      v.terminateTimeout = Number(parseTimespan(a ?? '', '--terminate-timeout=')) / 1e6;
+    },
+  },
+  {
+    long: 'nspawn',
+    arg: 'required',
+    value: 'PATH',
+    help: 'The sd-nspawn that machinectl start runs (default: sd-nspawn in $PATH)',
+    apply: (v, a) => {
+      v.nspawn = a;
+    },
+  },
+];
+
+const HELP = formatHelp(
+  {
+    usage: ['sd-machined [OPTIONS...]'],
+    summary: 'Manage registrations of local VMs and containers (org.freedesktop.machine1).',
+  },
+  OPTIONS as never,
+);
 
 const log = (msg: string) => process.stderr.write(`sd-machined: ${msg}\n`);
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean' },
-      'bus-address': { type: 'string' },
-      root: { type: 'string' },
-      'state-dir': { type: 'string' },
-      'terminate-timeout': { type: 'string' },
-      nspawn: { type: 'string' },
-    },
-  });
-  if (values.help) {
+  const values: Values = {};
+  const p = parseCommandLine(OPTIONS, argv, values);
+  if (p.help) {
     process.stdout.write(HELP);
     return 0;
   }
-  if (values.version) {
-    process.stdout.write(`${version()}\n`);
+  if (p.version) {
+    process.stdout.write(`${packageVersion(import.meta.url, 'sd-machined')}\n`);
     return 0;
   }
+  if (p.positionals.length) throw new UsageError(`This program takes no arguments: ${p.positionals[0]}`);
   const paths = defaultPaths(values.root ?? '/');
-  if (values['state-dir']) paths.machinesStateDir = values['state-dir'];
-  const timeout = values['terminate-timeout'] === undefined ? undefined : Number(values['terminate-timeout']);
-  if (timeout !== undefined && !(timeout >= 0))
-    throw new SdError('EINVAL', `Invalid --terminate-timeout: ${values['terminate-timeout']}`);
+  if (values.stateDir) paths.machinesStateDir = values.stateDir;
+  const timeout = values.terminateTimeout;
   const daemon = await Machined.start({
     paths,
     root: values.root ?? '/',
     ...(values.nspawn ? { nspawn: values.nspawn } : {}),
-    ...(values['bus-address'] ? { busAddress: values['bus-address'] } : {}),
+    ...(values.busAddress ? { busAddress: values.busAddress } : {}),
     ...(timeout !== undefined ? { terminateTimeoutMs: timeout * 1000 } : {}),
   });
   daemon.on('warning', (m, e) => log(e ? `${m}: ${describe(e)}` : m));
@@ -94,10 +133,4 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    log(e instanceof SdError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e));
-    process.exit(1);
-  },
-);
+runMain('sd-machined', main);

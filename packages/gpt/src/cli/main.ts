@@ -1,5 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import {
+  formatHelp,
+  type OptionDef,
+  packageVersion,
+  parseCommandLine,
+  parseJsonMode,
+  UsageError,
+} from '@sd/basic';
 import { SdError, SyscallError } from '@sd/sys';
 import { dissectImage } from '../dissect/dissect.js';
 import { ImageError } from '../errors.js';
@@ -14,34 +20,80 @@ export const EXIT = {
   OK: 0,
   /** Mounting, unmounting or another operation failed. */
   FAILURE: 1,
-  /** Bad command line. */
-  USAGE: 2,
+  /** Bad command line (systemd's tools exit 1 for it, as for any failure). */
+  USAGE: 1,
   /** The image is broken, hostile or not usable as asked (ImageError). */
   DATAERR: 65,
   /** The image cannot be opened. */
   NOINPUT: 66,
 } as const;
 
-const HELP = `sd-dissect [OPTIONS...] IMAGE
-sd-dissect [OPTIONS...] --mount IMAGE PATH
-sd-dissect --umount PATH
+interface Values {
+  mount: boolean;
+  umount: boolean;
+  readOnly: boolean;
+  mkdir: boolean;
+  suid: boolean;
+  json: 'pretty' | 'short' | 'off';
+  legend: boolean;
+}
 
-Dissect a disk image (GPT, MBR or a bare file system) per the Discoverable
-Partitions Specification, and mount or unmount it.
+const flag = (
+  long: string,
+  short: string | undefined,
+  help: string,
+  set: (v: Values) => void,
+): OptionDef<Values> => ({
+  long,
+  arg: 'none',
+  help,
+  apply: set,
+  ...(short ? { short } : {}),
+});
 
-  -h --help             Show this help
-     --version          Show the package version
-  -m --mount            Mount the image to the specified directory
-  -u --umount           Unmount the image from the specified directory
-  -r --read-only        Mount read-only
-     --mkdir            Make the directory before mounting, if missing
-     --suid             Honour set-user-ID and set-group-ID bits in the image
-                        (mounts are nosuid otherwise; device nodes never work)
-     --json=pretty|short|off
-                        Generate JSON output
-     --no-legend        Do not show the headers and notes
+const OPTIONS: OptionDef<Values>[] = [
+  flag('mount', 'm', 'Mount the image to the specified directory', (v) => {
+    v.mount = true;
+  }),
+  flag('umount', 'u', 'Unmount the image from the specified directory', (v) => {
+    v.umount = true;
+  }),
+  flag('read-only', 'r', 'Mount read-only', (v) => {
+    v.readOnly = true;
+  }),
+  flag('mkdir', undefined, 'Make the directory before mounting, if missing', (v) => {
+    v.mkdir = true;
+  }),
+  flag('suid', undefined, 'Honour set-user-ID bits in the image (mounts are nosuid otherwise)', (v) => {
+    v.suid = true;
+  }),
+  {
+    long: 'json',
+    arg: 'required',
+    value: 'pretty|short|off',
+    help: 'Generate JSON output',
+    apply: (v, a) => {
+      v.json = parseJsonMode(a);
+    },
+  },
+  flag('no-legend', undefined, 'Do not show the headers and notes', (v) => {
+    v.legend = false;
+  }),
+];
 
-Exit status: 0 success, 1 failure, 2 bad usage, 65 broken or unusable image,
+const HELP = `${formatHelp(
+  {
+    usage: [
+      'sd-dissect [OPTIONS...] IMAGE',
+      'sd-dissect [OPTIONS...] --mount IMAGE PATH',
+      'sd-dissect --umount PATH',
+    ],
+    summary:
+      'Dissect a disk image (GPT, MBR or a bare file system) per the Discoverable\nPartitions Specification, and mount or unmount it. Device nodes in an image never work.',
+  },
+  OPTIONS as never,
+)}
+Exit status: 0 success, 1 failure or bad usage, 65 broken or unusable image,
 66 image cannot be opened.
 `;
 
@@ -50,14 +102,6 @@ export interface CliIo {
   stderr: (s: string) => void;
   isTty: boolean;
   env: NodeJS.ProcessEnv;
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  return `${pkg.name} ${pkg.version}`;
 }
 
 function exitCodeOf(e: unknown): number {
@@ -74,44 +118,36 @@ function exitCodeOf(e: unknown): number {
 
 /** Runs sd-dissect with `argv`; returns the exit status. */
 export function main(argv: string[], io: CliIo): number {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean' },
-        mount: { type: 'boolean', short: 'm' },
-        umount: { type: 'boolean', short: 'u' },
-        'read-only': { type: 'boolean', short: 'r' },
-        mkdir: { type: 'boolean' },
-        suid: { type: 'boolean' },
-        json: { type: 'string' },
-        'no-legend': { type: 'boolean' },
-      },
-    }));
-  } catch (e) {
-    io.stderr(`sd-dissect: ${(e as Error).message}\n`);
-    return EXIT.USAGE;
-  }
-  if (values.help) {
-    io.stdout(HELP);
-    return EXIT.OK;
-  }
-  if (values.version) {
-    io.stdout(`${version()}\n`);
-    return EXIT.OK;
-  }
+  const values: Values = {
+    mount: false,
+    umount: false,
+    readOnly: false,
+    mkdir: false,
+    suid: false,
+    json: 'off',
+    legend: true,
+  };
   const usage = (msg: string) => {
     io.stderr(`sd-dissect: ${msg}\n`);
     return EXIT.USAGE;
   };
-  const json = values.json as string | undefined;
-  if (json !== undefined && !['pretty', 'short', 'off'].includes(json)) {
-    return usage(`Unknown --json= mode '${json}': expected pretty, short or off`);
+  let positionals: string[];
+  try {
+    const p = parseCommandLine(OPTIONS, argv, values, { permute: true });
+    if (p.help) {
+      io.stdout(HELP);
+      return EXIT.OK;
+    }
+    if (p.version) {
+      io.stdout(`${packageVersion(import.meta.url, 'sd-dissect')}\n`);
+      return EXIT.OK;
+    }
+    positionals = p.positionals;
+  } catch (e) {
+    if (e instanceof UsageError) return usage(e.message);
+    throw e;
   }
+  const json = values.json;
   if (values.mount && values.umount) return usage('--mount and --umount cannot be combined');
   try {
     if (values.umount) {
@@ -122,10 +158,10 @@ export function main(argv: string[], io: CliIo): number {
     if (values.mount) {
       if (positionals.length !== 2) return usage('--mount needs two arguments: the image and the directory');
       const m = mountImage(positionals[0]!, positionals[1]!, {
-        readOnly: values['read-only'] === true,
-        mkdir: values.mkdir === true,
+        readOnly: values.readOnly,
+        mkdir: values.mkdir,
         // A setuid binary in an image someone handed us must not be a way to root here.
-        nosuid: values.suid !== true,
+        nosuid: !values.suid,
       });
       for (const w of m.image.warnings) io.stderr(`Warning: ${w}\n`);
       m.keep();
@@ -139,7 +175,7 @@ export function main(argv: string[], io: CliIo): number {
     }
     for (const w of img.warnings) io.stderr(`Warning: ${w}\n`);
     const color = io.isTty && io.env.NO_COLOR === undefined;
-    io.stdout(formatTable(img, { legend: values['no-legend'] !== true, color }));
+    io.stdout(formatTable(img, { legend: values.legend, color }));
     return EXIT.OK;
   } catch (e) {
     if (!(e instanceof SdError) && !(e as NodeJS.ErrnoException)?.syscall) throw e;

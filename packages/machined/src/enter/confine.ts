@@ -14,7 +14,7 @@ import {
 
 /**
  * What a process that enters a machine becomes before anything inside can
- * see it (DESIGN.md §7): the privileges of the machine's own processes, read
+ * see it (ARCHITECTURE.md §7): the privileges of the machine's own processes, read
  * from its leader's /proc/PID/status — the capability bounding set
  * (CapBnd), no_new_privs (NoNewPrivs) and whether it runs under a seccomp
  * filter (Seccomp: 2, then it gets the container filter for that bounding

@@ -19,7 +19,7 @@ import { lookupMachineUser, type MachineUser } from './users.js';
 
 /**
  * Entering a running machine, so that root inside never meets a process
- * more privileged than its own (DESIGN.md §7; the review found root inside
+ * more privileged than its own (ARCHITECTURE.md §7; the review found root inside
  * ptrace-attaching a shell that still shared sd-machined's memory). Two
  * stages, as a spawn program cannot branch:
  *

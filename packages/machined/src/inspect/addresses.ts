@@ -5,7 +5,7 @@ import { AF, attrMap, NETLINK, NetlinkSocket, RTM, SdError, withNetworkNamespace
  * A machine's IP addresses, read from its own network namespace: the main
  * thread enters it with setns(pidfd, CLONE_NEWNET) just long enough to
  * create a NETLINK_ROUTE socket and goes back (network namespace changes are
- * per thread, DESIGN.md §2); the socket keeps talking to the namespace it
+ * per thread, ARCHITECTURE.md §2); the socket keeps talking to the namespace it
  * was created in. Like systemd, host-scope (loopback) and deprecated
  * addresses are left out.
  */

@@ -11,7 +11,7 @@ import {
  * One link seen from inside its network namespace: its index and MAC, an
  * rtnetlink socket opened there (so address and route changes land in that
  * namespace), and a way to open more sockets there. The main thread enters
- * the namespace only for the synchronous socket() calls (DESIGN.md §2); the
+ * the namespace only for the synchronous socket() calls (ARCHITECTURE.md §2); the
  * sockets stay in it for life and are driven by the host's poller.
  */
 export interface NetnsLink {

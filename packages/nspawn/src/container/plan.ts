@@ -26,7 +26,7 @@ import type { VolatileMode } from '../settings/settings.js';
 import { attachCustomMounts, type CustomMounts, makeOverlays } from './custom-mounts.js';
 
 /**
- * The container's setup as a spawn program (DESIGN.md §2): everything the
+ * The container's setup as a spawn program (ARCHITECTURE.md §2): everything the
  * child does between clone and execve. The parent has already opened every
  * host object the container gets as a detached mount (open_tree), so that
  * after pivot_root all paths resolve inside the container's own tree and a

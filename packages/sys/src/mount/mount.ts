@@ -7,7 +7,7 @@ import { assertValidPath } from '../fs/at.js';
 
 /**
  * Mount system calls for the calling process's mount namespace. In the Node
- * process that is the host's (DESIGN.md §2: never change it), so these are
+ * process that is the host's (ARCHITECTURE.md §2: never change it), so these are
  * for work on the host side — mounting into a tree before a container starts,
  * detached mounts made with open_tree()/fsmount() and attached later — while
  * everything inside a new mount namespace belongs in a SpawnProgram.

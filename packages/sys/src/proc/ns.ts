@@ -8,7 +8,7 @@ import { check, lazyFunc } from '../ffi/libc.js';
  * the namespaces whose change is per-thread are safe here (network, UTS,
  * IPC, the pid namespace for children); a user namespace refuses a
  * multi-threaded caller, and a mount namespace change would move every
- * thread's root (DESIGN.md §2). Use a spawn program for those.
+ * thread's root (ARCHITECTURE.md §2). Use a spawn program for those.
  */
 
 const c = {
