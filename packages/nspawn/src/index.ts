@@ -1,10 +1,4 @@
-export type { ContainerEvents, ContainerOptions } from './container/container.js';
-export { Container, runContainer, startContainer } from './container/container.js';
-export type { ContainerPlan, DetachedMounts } from './container/plan.js';
-export { buildContainerProgram } from './container/plan.js';
-export { capabilityMask, defaultSeccompFilter } from './container/security.js';
-export { NspawnError } from './errors.js';
-export type { HostnameRules } from './machine-name.js';
+export type { HostnameRules } from '@sd/basic';
 export {
   assertValidMachineName,
   cleanupHostname,
@@ -12,7 +6,13 @@ export {
   isValidHostname,
   isValidMachineName,
   machineNameFromPath,
-} from './machine-name.js';
+} from '@sd/basic';
+export type { ContainerEvents, ContainerOptions } from './container/container.js';
+export { Container, runContainer, startContainer } from './container/container.js';
+export type { ContainerPlan, DetachedMounts } from './container/plan.js';
+export { buildContainerProgram } from './container/plan.js';
+export { capabilityMask, defaultSeccompFilter } from './container/security.js';
+export { NspawnError } from './errors.js';
 export type { RegisterOptions, RegisterRequest, Registration } from './register/register.js';
 export { registerMachine } from './register/register.js';
 export type { ParsedArgs } from './settings/argv.js';

@@ -10,6 +10,7 @@ import {
 } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
+import { assertValidMachineName, machineNameFromPath } from '@sd/basic';
 import {
   AT,
   closeQuietly,
@@ -25,7 +26,6 @@ import {
   tryFlock,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
-import { assertValidMachineName, machineNameFromPath } from '../machine-name.js';
 import type { Settings } from '../settings/settings.js';
 import type { CustomMounts } from './custom-mounts.js';
 import { holdNewDir, pruneDeadDirs, randomSuffix } from './held-dir.js';

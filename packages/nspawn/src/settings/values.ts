@@ -1,6 +1,6 @@
+import { isValidHostname } from '@sd/basic';
 import { parseCapabilityList, SdError } from '@sd/sys';
 import { NspawnError } from '../errors.js';
-import { isValidHostname } from '../machine-name.js';
 import type { PrivateUsers } from './settings.js';
 
 /**
