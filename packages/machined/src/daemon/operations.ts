@@ -7,10 +7,22 @@ import { openMachineShell } from '../enter/shell.js';
 import { machineAddresses } from '../inspect/addresses.js';
 import { machineOsRelease } from '../inspect/os-release.js';
 import { mapIn, mapOut, readIdMap, uidShift } from '../inspect/uid-map.js';
+import { isMachineUnitPath, MachineCgroup } from '../registry/cgroup.js';
 import type { Machine } from '../registry/machine.js';
 import { bindMountIntoMachine } from '../transfer/bind.js';
 import { checkPaths } from '../transfer/copy.js';
 import { type Operation, OperationPool } from '../worker/client.js';
+
+/**
+ * The cgroups a process entering `m` joins: the leader's own (sd-nspawn's
+ * payload group, a guest's init.scope), where the machine's device policy
+ * and cgroup namespace root are, as long as they lie in the machine's unit;
+ * else the unit itself.
+ */
+function enteringCgroup(m: Machine): MachineCgroup | undefined {
+  const at = MachineCgroup.ofProcess(m.leader);
+  return at && isMachineUnitPath(at.mainPath, m.name) ? at : m.cgroup;
+}
 
 /**
  * What the Manager's …Machine methods and the Machine object's methods do,
@@ -56,7 +68,9 @@ export async function getAddresses(m: Machine): Promise<Array<[number, Buffer]>>
 }
 
 export async function getOsRelease(m: Machine): Promise<Record<string, string>> {
-  return withPidfd(m, (pidfd) => machineOsRelease({ leader: m.leader, pidfd, cgroup: m.cgroup }, isHost(m)));
+  return withPidfd(m, (pidfd) =>
+    machineOsRelease({ leader: m.leader, pidfd, cgroup: enteringCgroup(m) }, isHost(m)),
+  );
 }
 
 export async function getUidShift(m: Machine): Promise<number> {
@@ -65,7 +79,9 @@ export async function getUidShift(m: Machine): Promise<number> {
 }
 
 export async function openPty(m: Machine, ctx: CallContext): Promise<[number, string]> {
-  const pty = await withPidfd(m, (pidfd) => openMachinePty({ leader: m.leader, pidfd, cgroup: m.cgroup }));
+  const pty = await withPidfd(m, (pidfd) =>
+    openMachinePty({ leader: m.leader, pidfd, cgroup: enteringCgroup(m) }),
+  );
   closeQuietly(pty.peer);
   ctx.closeAfterReply(pty.master);
   return [pty.master, pty.path];
@@ -73,7 +89,7 @@ export async function openPty(m: Machine, ctx: CallContext): Promise<[number, st
 
 export async function openLogin(m: Machine, ctx: CallContext): Promise<[number, string]> {
   const r = await withPidfd(m, (pidfd) =>
-    openMachineLogin(m.name, { leader: m.leader, pidfd, cgroup: m.cgroup }),
+    openMachineLogin(m.name, { leader: m.leader, pidfd, cgroup: enteringCgroup(m) }),
   );
   ctx.closeAfterReply(r.master);
   return [r.master, r.path];
@@ -88,7 +104,10 @@ export async function openShell(
   env: string[],
 ): Promise<[number, string]> {
   const r = await withPidfd(m, (pidfd) =>
-    openMachineShell({ name: m.name, leader: m.leader, pidfd, cgroup: m.cgroup }, { user, path, args, env }),
+    openMachineShell(
+      { name: m.name, leader: m.leader, pidfd, cgroup: enteringCgroup(m) },
+      { user, path, args, env },
+    ),
   );
   ctx.closeAfterReply(r.master);
   return [r.master, r.path];

@@ -169,7 +169,7 @@ export class Cgroup {
           sendSignal(pid, signal);
         }
       } finally {
-        if (frozen && freezer !== undefined) thaw(freezer);
+        if (frozen && freezer !== undefined) thawUnlessGone(freezer);
       }
       if (signal === SIG.KILL ? this.isEmpty() : fresh === 0) return signalled.size;
       if (Date.now() > deadline) {
@@ -327,5 +327,14 @@ function sendSignal(pid: number, signal: number): void {
         cause: err,
       });
     }
+  }
+}
+
+/** Thaws; a cgroup removed meanwhile (its owner cleaned up after the last process) is nothing to thaw. */
+function thawUnlessGone(f: Parameters<typeof thaw>[0]): void {
+  try {
+    thaw(f);
+  } catch (e) {
+    if (!(e instanceof SyscallError && e.code === 'ENOENT')) throw e;
   }
 }
