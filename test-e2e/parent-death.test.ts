@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBusyboxTree, NSPAWN_CLI } from './lib/trees.js';
+import { makeBusyboxTree, NSPAWN_CLI, sdNspawn } from './lib/trees.js';
 
 // A container never outlives a killed sd-nspawn (nothing would supervise it
 // or clean up after it), whatever credentials its payload runs with: a
@@ -52,5 +52,9 @@ describe('kill -9 of sd-nspawn', () => {
     await new Promise((r) => child.once('exit', r));
     for (let i = 0; i < 100 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(50);
     expect(pids.filter((p) => existsSync(`/proc/${p}`))).toEqual([]);
+    // The next start of the same machine works, and takes over what the killed one left (its empty scope).
+    const next = sdNspawn(['-q', '-D', tree.dir, ...extra, 'true']);
+    expect(next.stderr).toBe('');
+    expect(next.code).toBe(0);
   });
 });
