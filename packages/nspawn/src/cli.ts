@@ -1,18 +1,11 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { exitCodeOf, isatty, SdError } from '@sd/sys';
+import { packageVersion, runMain } from '@sd/basic';
+import { exitCodeOf, isatty } from '@sd/sys';
 import { defaultConsoleMode } from './console/console.js';
 import { runContainer } from './container/container.js';
 import { HELP, parseArgv } from './settings/argv.js';
 
 // sd-nspawn: parse, run, print, exit — the only place of the package that exits.
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return `sd-nspawn ${pkg.version}`;
-}
 
 async function main(argv: string[]): Promise<number> {
   const { settings, explicit, help, version: wantVersion } = parseArgv(argv);
@@ -21,7 +14,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (wantVersion) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion(import.meta.url, 'sd-nspawn')}\n`);
     return 0;
   }
   // systemd-nspawn's default off a terminal is read-only: the guest's console output is shown (the
@@ -55,11 +48,4 @@ async function main(argv: string[]): Promise<number> {
   return exitCodeOf(status);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    const msg = e instanceof SdError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
-    process.stderr.write(`sd-nspawn: ${msg}\n`);
-    process.exit(1);
-  },
-);
+runMain('sd-nspawn', main);

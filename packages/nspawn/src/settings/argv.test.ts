@@ -46,7 +46,7 @@ describe('parseArgv', () => {
   it('names what is wrong', () => {
     expect(() => parseArgv(['--bogus'])).toThrow("unrecognized option '--bogus'");
     expect(() => parseArgv(['-Z'])).toThrow("invalid option -- 'Z'");
-    expect(() => parseArgv(['-D'])).toThrow("option '-D' requires an argument");
+    expect(() => parseArgv(['-D'])).toThrow("option requires an argument -- 'D'");
     expect(() => parseArgv(['--boot=yes'])).toThrow("doesn't allow an argument");
     expect(() => parseArgv(['--console=tty'])).toThrow(/Invalid --console value: tty/);
     expect(() => parseArgv(['--uuid=xyz'])).toThrow(/Invalid UUID/);

@@ -1,5 +1,5 @@
-import { constants } from 'node:os';
-import { parseSystemCallFilter } from '@sd/sys';
+import { type OptionDef, parseCommandLine, parseSignal as parseSignalName, UsageError } from '@sd/basic';
+import { parseSystemCallFilter, SdError } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
 import { parseIfname, parsePortSpec, parseVethExtra, parseZone } from './network.js';
@@ -22,18 +22,13 @@ import {
 } from './values.js';
 
 /**
- * systemd-nspawn's command line: the same option names, `--opt=value`,
- * `--opt value`, `-Dvalue`, `-D value`, grouped short flags, and option
- * parsing that stops at the first non-option (the command) or `--`.
+ * systemd-nspawn's command line on @sd/basic's getopt_long-compatible
+ * parser: the same option names, `--opt=value`, `--opt value`, `-Dvalue`,
+ * `-D value`, grouped short flags, and option parsing that stops at the
+ * first non-option (the command) or `--`.
  */
 
-type Arg = 'none' | 'required' | 'optional';
-interface Option {
-  long: string;
-  short?: string;
-  arg: Arg;
-  apply: (s: Settings, value: string | undefined, name: string) => void;
-}
+type Option = OptionDef<Settings>;
 
 export interface ParsedArgs {
   settings: Settings;
@@ -58,20 +53,13 @@ function oneOf<T extends string>(value: string | undefined, allowed: readonly T[
   );
 }
 
-/** A signal by name (`SIGTERM`, `TERM`, `RTMIN+3`) or number. */
+/** A signal as systemd's signal_from_string() reads it (@sd/basic), as an NspawnError when it is not one. */
 export function parseSignal(value: string): number {
-  if (/^\d+$/.test(value)) {
-    const n = Number(value);
-    if (n >= 1 && n <= 64) return n;
-  } else {
-    const name = value.toUpperCase().replace(/^SIG/, '');
-    const rt = /^RTMIN(?:\+(\d+))?$/.exec(name);
-    // SIGRTMIN is 34 and SIGRTMAX 64 here: RTMIN+30 is the last.
-    if (rt && Number(rt[1] ?? 0) <= 30) return 34 + Number(rt[1] ?? 0);
-    const n = (constants.signals as Record<string, number>)[`SIG${name}`];
-    if (n !== undefined) return n;
+  try {
+    return parseSignalName(value);
+  } catch (e) {
+    throw new NspawnError('EINVAL', (e as Error).message, { cause: e });
   }
-  throw new NspawnError('EINVAL', `Unknown signal: ${value}`);
 }
 
 function parsePrivateUsers(s: Settings, value: string | undefined): void {
@@ -166,7 +154,6 @@ const options: Option[] = [
     apply: (s) => (s.privateUsersOwnership = 'chown'),
   },
   {
-    long: 'U',
     short: 'U',
     arg: 'none',
     apply: (s) => {
@@ -265,12 +252,9 @@ const options: Option[] = [
 ];
 
 /** The option table (names and argument kinds), for tests and help checks. */
-export const OPTIONS: ReadonlyArray<Readonly<Pick<Option, 'long' | 'short' | 'arg'>>> = options.filter(
-  (o) => o.long !== 'U',
-);
-
-const byLong = new Map(options.map((o) => [o.long, o]));
-const byShort = new Map(options.filter((o) => o.short).map((o) => [o.short!, o]));
+/** The long options (for tests that sweep every one); -U is short-only. */
+export const OPTIONS: ReadonlyArray<Readonly<Pick<Option, 'long' | 'short' | 'arg'>> & { long: string }> =
+  options.filter((o): o is Option & { long: string } => o.long !== undefined);
 
 /** Parses sd-nspawn's argv (without the program name). Throws NspawnError on bad input. */
 export function parseArgv(argv: readonly string[]): ParsedArgs {
@@ -287,65 +271,21 @@ export function parseArgv(argv: readonly string[]): ParsedArgs {
       return Reflect.set(target, key, value, receiver);
     },
   });
-  let help = false;
-  let version = false;
-  let i = 0;
-  const next = (name: string): string => {
-    const v = argv[++i];
-    if (v === undefined) throw new NspawnError('EINVAL', `option '${name}' requires an argument`);
-    return v;
-  };
-  for (; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      i++;
-      break;
-    }
-    if (a.startsWith('--')) {
-      const eq = a.indexOf('=');
-      const name = a.slice(2, eq < 0 ? undefined : eq);
-      if (name === 'help') {
-        help = true;
-        continue;
-      }
-      if (name === 'version') {
-        version = true;
-        continue;
-      }
-      const opt = byLong.get(name);
-      if (!opt || name === 'U') throw new NspawnError('EINVAL', `unrecognized option '--${name}'`);
-      let value: string | undefined = eq < 0 ? undefined : a.slice(eq + 1);
-      if (opt.arg === 'none' && value !== undefined)
-        throw new NspawnError('EINVAL', `option '--${name}' doesn't allow an argument`);
-      if (opt.arg === 'required' && value === undefined) value = next(`--${name}`);
-      opt.apply(settings, value, `--${name}`);
-      continue;
-    }
-    if (a.startsWith('-') && a.length > 1) {
-      for (let j = 1; j < a.length; j++) {
-        const ch = a[j]!;
-        if (ch === 'h') {
-          help = true;
-          continue;
-        }
-        const opt = byShort.get(ch);
-        if (!opt) throw new NspawnError('EINVAL', `invalid option -- '${ch}'`);
-        if (opt.arg === 'none') {
-          opt.apply(settings, undefined, `-${ch}`);
-          continue;
-        }
-        const rest = a.slice(j + 1);
-        opt.apply(settings, rest.length ? rest : next(`-${ch}`), `-${ch}`);
-        break;
-      }
-      continue;
-    }
-    break;
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine(options, argv, settings);
+  } catch (e) {
+    if (e instanceof UsageError) throw new NspawnError('EINVAL', e.message, { cause: e });
+    if (e instanceof SdError && !(e instanceof NspawnError))
+      throw new NspawnError(e.code, e.message, { cause: e });
+    throw e;
   }
-  const parameters = argv.slice(i);
-  if (parameters.length) plain.parameters = parameters;
-  if (parameters.length) explicit.add('parameters');
-  return { settings: plain, explicit, help, version };
+  const parameters = parsed.positionals;
+  if (parameters.length) {
+    plain.parameters = parameters;
+    explicit.add('parameters');
+  }
+  return { settings: plain, explicit, help: parsed.help, version: parsed.version };
 }
 
 export const HELP = `sd-nspawn [OPTIONS...] [PATH] [ARGUMENTS...]
