@@ -69,11 +69,14 @@ describe.skipIf(skip)('entering a machine', () => {
   for (const c of cases) {
     describe.skipIf(c.skip)(`${c.name}${c.userns ? ' (-U)' : ''}`, () => {
       let watch: ReturnType<typeof makeWatchDir>;
+      let n: Awaited<ReturnType<typeof startWatchedContainer>>;
+      /** What the container's sd-nspawn said, for a failure's message. */
+      const said = () => `\n--- sd-nspawn of ${c.name}:\n${n?.output() ?? ''}`;
 
       beforeAll(async () => {
         watch = makeWatchDir();
         cleanup.push(() => watch.remove());
-        const n = await startWatchedContainer(bus.env, client, c.name, watch, c.args());
+        n = await startWatchedContainer(bus.env, client, c.name, watch, c.args());
         cleanup.push(() => stopNspawn(n));
       }, 90_000);
 
@@ -84,8 +87,8 @@ describe.skipIf(skip)('entering a machine', () => {
         expect(ptyPath).toMatch(/^\/dev\/pts\/\d+$/);
         await manager(client, 'BindMountMachine', 'sssbb', [c.name, watch.dir, '/mnt/bound', true, true]);
         const out = await runShell(client, c.name, 'ls /mnt/bound; echo started; sleep 2; echo finished');
-        expect(out).toContain('watch.sh');
-        expect(out).toContain('finished');
+        expect(out, said()).toContain('watch.sh');
+        expect(out, said()).toContain('finished');
         // The watcher looks at every process under each name it runs as.
         await new Promise((r) => setTimeout(r, 300));
         const log = watch.log();

@@ -174,8 +174,10 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     const up = Date.now();
     p.ip(p.nsB, 'link', 'set', p.ifB, 'up');
     await bound;
-    // Well inside the 1 s first retransmission: the DISCOVERs refused by the down link were retried at once.
-    expect(Date.now() - up).toBeLessThan(700);
+    // The DISCOVERs refused by the down link were retried at once (ENETDOWN seen), not after a backoff of
+    // seconds; one sent the instant the link is up can still be lost before the veth has carrier, so allow
+    // one first retransmission (after 1 s) on top, never the second (after 3 s).
+    expect(Date.now() - up).toBeLessThan(2_500);
     expect(warnings).toContain('ENETDOWN');
   });
 });
