@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { transferVerb } from '@sd/machined';
+import { packageVersion } from '@sd/basic';
+import { TRANSFER_VERBS, transferVerb } from '@sd/machined';
 import { parseExportFormat, parseVerify } from './types.js';
 
 // importctl: the transfer verbs of sd-importd (the same client as machinectl's); the only place that prints or exits.
@@ -33,26 +33,6 @@ Options:
      --keep-download          Accepted for systemd's compatibility; downloads are imported as they arrive
 `;
 
-const ARITY: Record<string, [number, number]> = {
-  'pull-tar': [1, 2],
-  'pull-raw': [1, 2],
-  'import-tar': [0, 2],
-  'import-raw': [0, 2],
-  'import-fs': [1, 2],
-  'export-tar': [1, 2],
-  'export-raw': [1, 2],
-  'list-transfers': [0, 0],
-  'cancel-transfer': [1, Infinity],
-};
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  return `${pkg.name} ${pkg.version}`;
-}
-
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -74,11 +54,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.version) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion(import.meta.url, '@sd/importd')}\n`);
     return 0;
   }
   const [verb = 'list-transfers', ...args] = positionals;
-  const arity = ARITY[verb];
+  const arity = TRANSFER_VERBS[verb];
   if (!arity) throw new Error(`Unknown command verb '${verb}'.`);
   if (args.length < arity[0]) throw new Error('Too few arguments.');
   if (args.length > arity[1]) throw new Error('Too many arguments.');

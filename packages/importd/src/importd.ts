@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { packageVersion } from '@sd/basic';
 import { Importd } from './daemon/importd.js';
 
 // sd-importd: parse, start the daemon, log, stop on SIGTERM/SIGINT — the only place that prints or exits.
@@ -16,14 +16,6 @@ VM and container image import and export service (org.freedesktop.import1).
      --keyring=FILE      Keyring for --verify=signature (default /etc/systemd/import-pubring.gpg,
                          then /usr/lib/systemd/import-pubring.gpg)
 `;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  return `${pkg.name} ${pkg.version}`;
-}
 
 const log = (msg: string) => process.stderr.write(`sd-importd: ${msg}\n`);
 
@@ -43,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.version) {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion(import.meta.url, '@sd/importd')}\n`);
     return 0;
   }
   const d = await Importd.start({

@@ -16,6 +16,7 @@ export {
 export type { MachinedEvents, MachinedOptions } from './daemon/daemon.js';
 export { MACHINE1_BUS_NAME, Machined } from './daemon/daemon.js';
 export * from './images/index.js';
+export { TRANSFER_VERBS } from './machinectl/args.js';
 export type { TransferIo, TransferOptions } from './machinectl/verbs-transfers.js';
 export { transferVerb } from './machinectl/verbs-transfers.js';
 export type { MachinedPaths } from './paths.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { ImageExistsError, type ImagePool } from '@sd/machined';
+import { ensurePoolDir, ImageExistsError, type ImagePool } from '@sd/machined';
 import {
   AT,
   closeQuietly,
@@ -8,10 +8,8 @@ import {
   ERRNO,
   isBtrfsFd,
   mkdirat,
-  mkdirInRoot,
   O,
   openat,
-  openRoot,
   RENAME,
   removeTree,
   renameat2,
@@ -74,15 +72,6 @@ export function removeStaleTempImages(poolDir: string): string[] {
   return removed;
 }
 
-export function ensurePool(poolDir: string): void {
-  const rootFd = openRoot('/');
-  try {
-    mkdirInRoot(rootFd, poolDir, 0o700, { parents: true });
-  } finally {
-    closeQuietly(rootFd);
-  }
-}
-
 function finalEntry(t: TempImage): string {
   return t.kind === 'raw' ? `${t.name}.raw` : t.name;
 }
@@ -94,7 +83,7 @@ export async function checkFree(pool: ImagePool, name: string, force: boolean): 
 }
 
 export function createTempImage(poolDir: string, name: string, kind: TargetKind): TempImage {
-  ensurePool(poolDir);
+  ensurePoolDir(poolDir);
   const temp = `${TEMP_PREFIX}${process.pid}-${name}${randomBytes(8).toString('hex')}${kind === 'raw' ? '.raw' : ''}`;
   const path = `${poolDir}/${temp}`;
   const poolFd = openat(AT.FDCWD, poolDir, O.RDONLY | O.DIRECTORY);

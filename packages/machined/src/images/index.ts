@@ -1,6 +1,6 @@
 export { assertImageName, HOST_IMAGE, imageNameIsValid, isHiddenImage } from '@sd/basic';
 export type { CloneMethod } from './clone.js';
-export { cloneImage } from './clone.js';
+export { cloneImage, ensurePoolDir } from './clone.js';
 export { discoverImages, findImage, hostImage, makeImage, UINT64_MAX } from './discover.js';
 export {
   ImageBusyError,

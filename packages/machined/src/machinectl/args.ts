@@ -205,6 +205,19 @@ export function parseArgs(argv: string[]): ParsedArgs {
   return { options: o, verb, args };
 }
 
+/** The transfer verbs and their argument counts, shared by machinectl and importctl. */
+export const TRANSFER_VERBS: Record<string, [number, number]> = {
+  'pull-tar': [1, 2],
+  'pull-raw': [1, 2],
+  'import-tar': [0, 2],
+  'import-raw': [0, 2],
+  'import-fs': [1, 2],
+  'export-tar': [1, 2],
+  'export-raw': [1, 2],
+  'list-transfers': [0, 0],
+  'cancel-transfer': [1, Infinity],
+};
+
 /** Verbs, the number of arguments they take (min, max; Infinity for any), like systemd's verb table. */
 export const VERBS: Record<string, [number, number]> = {
   list: [0, 0],
@@ -230,15 +243,7 @@ export const VERBS: Record<string, [number, number]> = {
   'read-only': [1, 2],
   'set-limit': [1, 2],
   clean: [0, 0],
-  'pull-tar': [1, 2],
-  'pull-raw': [1, 2],
-  'import-tar': [0, 2],
-  'import-raw': [0, 2],
-  'import-fs': [1, 2],
-  'export-tar': [1, 2],
-  'export-raw': [1, 2],
-  'list-transfers': [0, 0],
-  'cancel-transfer': [1, Infinity],
+  ...TRANSFER_VERBS,
 };
 
 export function checkVerb(p: ParsedArgs): void {
