@@ -28,7 +28,7 @@ const VALUED: Record<string, string> = {
   'sd-dissect': '--json',
   'sd-importd': '--bus-address',
   importctl: '--verify',
-  'sd-networkd-veth': '--bus-address',
+  'sd-networkd-veth': '--lock',
 };
 
 const run = (b: Bin, args: string[]) =>

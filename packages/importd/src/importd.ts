@@ -1,47 +1,26 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { packageVersion } from '@sd/basic';
+import { packageVersion, runMain } from '@sd/basic';
+import { IMPORTD_HELP, parseImportd } from './cli/importd.js';
 import { Importd } from './daemon/importd.js';
 
 // sd-importd: parse, start the daemon, log, stop on SIGTERM/SIGINT — the only place that prints or exits.
 
-const HELP = `sd-importd [OPTIONS...]
-
-VM and container image import and export service (org.freedesktop.import1).
-
-  -h --help              Show this help
-     --version           Show the package version
-     --bus-address=ADDR  Bus to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)
-     --root=DIR          Prefix for the image pool paths (images in DIR/var/lib/machines)
-     --keyring=FILE      Keyring for --verify=signature (default /etc/systemd/import-pubring.gpg,
-                         then /usr/lib/systemd/import-pubring.gpg)
-`;
-
 const log = (msg: string) => process.stderr.write(`sd-importd: ${msg}\n`);
 
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean' },
-      'bus-address': { type: 'string' },
-      root: { type: 'string' },
-      keyring: { type: 'string', multiple: true },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
+  const { values, help, version } = parseImportd(argv);
+  if (help) {
+    process.stdout.write(IMPORTD_HELP);
     return 0;
   }
-  if (values.version) {
-    process.stdout.write(`${packageVersion(import.meta.url, '@sd/importd')}\n`);
+  if (version) {
+    process.stdout.write(`${packageVersion(import.meta.url, 'sd-importd')}\n`);
     return 0;
   }
   const d = await Importd.start({
-    busAddress: values['bus-address'],
+    busAddress: values.busAddress,
     root: values.root,
-    keyrings: values.keyring,
+    keyrings: values.keyrings.length ? values.keyrings : undefined,
     log,
   });
   log(`serving org.freedesktop.import1, pool ${d.pool.poolPath}`);
@@ -56,10 +35,4 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    log(e instanceof Error ? e.message : String(e));
-    process.exit(1);
-  },
-);
+runMain('sd-importd', main);

@@ -278,6 +278,34 @@ describe('sd-importd on a private bus', () => {
     const bad = cli(IMPORTCTL, 'pull-tar', '--verify=maybe', 'http://127.0.0.1/x.tar');
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/verification mode/);
+    // importctl's options (option-audit.test.ts names this test for them).
+    const q = cli(IMPORTCTL, '-q', '--force', '--read-only', 'import-tar', file, 'imp-cli');
+    expect(q.status, q.stderr).toBe(0);
+    expect(q.stderr).not.toContain('Operation completed');
+    expect((await pool.get('imp-cli'))?.readOnly).toBe(true);
+    const xz = `${root}/imp-cli.tar`;
+    const e2 = cli(IMPORTCTL, 'export-tar', '--format=xz', 'imp-src', xz);
+    expect(e2.status, e2.stderr).toBe(0);
+    expect(readFileSync(xz).subarray(0, 6).toString('latin1')).toBe('\xfd7zXZ\0');
+    expect(cli(IMPORTCTL, '--json=short', 'list-transfers').stdout).toBe('[]\n');
+    expect(cli(IMPORTCTL, '--no-legend', 'list-transfers').stdout).toBe('');
+    expect(cli(MACHINECTL, '--json=short', 'list-transfers').stdout).toBe('[]\n');
+    const same = cli(
+      IMPORTCTL,
+      ...[
+        '-m',
+        '-N',
+        '--class=machine',
+        '--system',
+        '--keep-download=no',
+        '--no-ask-password',
+        '--no-pager',
+        '-j',
+      ],
+      'list-transfers',
+    );
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.stdout).toBe('[]\n');
   });
 
   it.skipIf(!existsSync('/usr/bin/machinectl'))(

@@ -1,53 +1,19 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { packageVersion, runMain } from '@sd/basic';
+import { NETWORKD_VETH_HELP, parseNetworkdVeth } from './cli-options.js';
 import { NetworkdVeth } from './daemon/daemon.js';
 import { formatSubnet } from './pool/ipv4.js';
 
-const USAGE = `sd-networkd-veth [OPTIONS...]
+// sd-networkd-veth: parse, configure, watch until SIGTERM/SIGINT — the only place that prints or exits.
 
-Configures every ve-* veth and vz-* bridge of the network namespace as
-systemd-networkd's 80-container-ve.network and 80-container-vz.network do:
-an address from the pool (/28 for ve-, /24 for vz-), the link up, IPv4
-forwarding and masquerading. Runs until SIGTERM, configuring new links as
-they appear.
-
-  -h --help        Show this help
-     --version     Show the package version
-     --once        Configure the links there are now, then exit
-     --lock=PATH   Lock file shared with sd-nspawn for the nftables table
-`;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-    name: string;
-    version: string;
-  };
-  return `${pkg.name} ${pkg.version}`;
-}
-
-async function main(): Promise<number> {
-  let values: { help?: boolean; version?: boolean; once?: boolean; lock?: string };
-  try {
-    ({ values } = parseArgs({
-      args: process.argv.slice(2),
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean' },
-        once: { type: 'boolean' },
-        lock: { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`sd-networkd-veth: ${(e as Error).message}\n`);
-    return 1;
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
+async function main(argv: string[]): Promise<number> {
+  const { values, help, version } = parseNetworkdVeth(argv);
+  if (help) {
+    process.stdout.write(NETWORKD_VETH_HELP);
     return 0;
   }
-  if (values.version) {
-    process.stdout.write(`${version()}\n`);
+  if (version) {
+    process.stdout.write(`${packageVersion(import.meta.url, 'sd-networkd-veth')}\n`);
     return 0;
   }
   const d = new NetworkdVeth(
@@ -73,12 +39,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e) => {
-    process.stderr.write(`sd-networkd-veth: ${(e as Error).message}\n`);
-    process.exitCode = 1;
-  },
-);
+runMain('sd-networkd-veth', main);

@@ -17,7 +17,8 @@ export function formatOption(
 ): string {
   const value = d.value ?? 'VALUE';
   const arg = d.arg === 'required' ? `=${value}` : d.arg === 'optional' ? `[=${value}]` : '';
-  const left = d.long ? `  ${d.short ? `-${d.short} ` : '   '}--${d.long}${arg}` : `  -${d.short} ${value}`;
+  const shortOnly = d.arg === 'none' ? `  -${d.short}` : `  -${d.short} ${value}`;
+  const left = d.long ? `  ${d.short ? `-${d.short} ` : '   '}--${d.long}${arg}` : shortOnly;
   const help = d.help ?? '';
   return left.length < COLUMN ? `${left.padEnd(COLUMN)}${help}` : `${left}\n${' '.repeat(COLUMN)}${help}`;
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatHelp } from './help.js';
+import { formatHelp, formatOption } from './help.js';
 import { type OptionDef, parseCommandLine, UsageError } from './options.js';
 
 interface Ctx {
@@ -124,5 +124,14 @@ describe('formatHelp', () => {
     expect(text).toContain('     --volatile[=MODE]      Volatile\n');
     expect(text).toContain('  -h --help                 Show this help\n');
     expect(text).not.toContain('--property');
+  });
+});
+
+describe('formatOption', () => {
+  it('lists a short-only flag without a value and a short-only valued option with one', () => {
+    expect(formatOption({ short: 'N', arg: 'none', help: 'No' }).trimEnd()).toBe(`  -N${' '.repeat(24)}No`);
+    expect(formatOption({ short: 'P', arg: 'required', value: 'NAME', help: 'P' })).toMatch(
+      /^ {2}-P NAME +P$/,
+    );
   });
 });

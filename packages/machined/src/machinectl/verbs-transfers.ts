@@ -1,8 +1,10 @@
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
+import { formatJson } from '@sd/basic';
 import { SdError } from '@sd/sys';
 import { connectBus, systemBusAddress } from '../bus/connect.js';
 import { dbus, type Message, type MessageBus } from '../bus/dbus.js';
+import type { JsonMode } from './args.js';
 import type { Verb, VerbContext } from './context.js';
 import { renderTable } from './format.js';
 
@@ -30,6 +32,8 @@ export interface TransferOptions {
   keepDownload: boolean;
   quiet: boolean;
   noLegend: boolean;
+  /** list-transfers as JSON (--json=); off: the table. */
+  json?: JsonMode;
 }
 
 export interface TransferIo {
@@ -221,6 +225,17 @@ export async function transferVerb(
           local,
           remote,
         ]);
+        if (opts.json !== undefined && opts.json !== 'off') {
+          const objects = list.map(([id, type, remote, local, progress]) => ({
+            id,
+            progress,
+            type,
+            local,
+            remote,
+          }));
+          io.out(formatJson(objects, opts.json));
+          return 0;
+        }
         const columns = [
           { header: 'ID', right: true },
           { header: 'PERCENT', right: true },
@@ -260,6 +275,7 @@ const optionsOf = (ctx: VerbContext): TransferOptions => ({
   keepDownload: ctx.options.keepDownload ?? false,
   quiet: ctx.options.quiet,
   noLegend: ctx.options.noLegend,
+  json: ctx.options.json,
 });
 
 const verb =

@@ -1,0 +1,240 @@
+import {
+  formatHelp,
+  type OptionDef,
+  type OutputFlags,
+  outputOptions,
+  parseBoolean,
+  parseCommandLine,
+  UsageError,
+} from '@sd/basic';
+import { TRANSFER_VERBS, type TransferIo, type TransferOptions, transferVerb } from '@sd/machined';
+import { parseExportFormat, parseVerify } from '../types.js';
+
+/**
+ * importctl's command line: systemd's importctl(1) option set and verbs on
+ * @sd/basic's option table. What this importd cannot do (other image
+ * classes, a user-scope manager, remote hosts, keeping the pristine
+ * download, OCI pulls, import1's ListImages) is refused by name, never
+ * parsed and then ignored.
+ */
+
+export interface ImportctlValues {
+  output: OutputFlags;
+  readOnly: boolean;
+  quiet: boolean;
+  verify: string;
+  format: string;
+  force: boolean;
+}
+
+export const defaultImportctlValues = (): ImportctlValues => ({
+  output: { json: 'off', legend: true, pager: true },
+  readOnly: false,
+  quiet: false,
+  verify: '',
+  format: '',
+  force: false,
+});
+
+/** An option we cannot honour: naming it is a usage error that says why. */
+function refused(
+  long: string | undefined,
+  short: string | undefined,
+  arg: OptionDef<ImportctlValues>['arg'],
+  why: string,
+): OptionDef<ImportctlValues> {
+  return {
+    ...(long ? { long } : {}),
+    ...(short ? { short } : {}),
+    arg,
+    apply: (_v, _a, name) => {
+      throw new UsageError(`${name}: ${why}`);
+    },
+  };
+}
+
+const asUsage = <T>(name: string, value: string | undefined, f: () => T): T => {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError(`${name}=${value ?? ''}: ${(e as Error).message}`, { cause: e });
+  }
+};
+
+const OTHER_CLASS = 'only machine images are supported by this sd-importd';
+
+export const IMPORTCTL_OPTIONS: OptionDef<ImportctlValues>[] = [
+  ...outputOptions<ImportctlValues>(),
+  {
+    short: 'j',
+    arg: 'none',
+    help: 'Same as --json=pretty on a terminal, --json=short otherwise',
+    apply: (v) => {
+      v.output.json = process.stdout.isTTY ? 'pretty' : 'short';
+    },
+  },
+  {
+    long: 'no-ask-password',
+    arg: 'none',
+    help: 'Do not ask for system passwords (none is ever asked for)',
+    apply: () => {},
+  },
+  {
+    long: 'read-only',
+    arg: 'none',
+    help: 'Create a read-only image',
+    apply: (v) => {
+      v.readOnly = true;
+    },
+  },
+  {
+    long: 'quiet',
+    short: 'q',
+    arg: 'none',
+    help: 'Suppress output',
+    apply: (v) => {
+      v.quiet = true;
+    },
+  },
+  {
+    long: 'verify',
+    arg: 'required',
+    value: 'MODE',
+    help: 'Verification mode for downloaded images (no, checksum, signature)',
+    apply: (v, a, n) => {
+      v.verify = asUsage(n, a, () => parseVerify(a ?? ''));
+    },
+  },
+  {
+    long: 'format',
+    arg: 'required',
+    value: 'FORMAT',
+    help: 'Compression of exported images (uncompressed, xz, gzip, bzip2, zstd)',
+    apply: (v, a, n) => {
+      v.format = asUsage(n, a, () => parseExportFormat(a ?? ''));
+    },
+  },
+  {
+    long: 'force',
+    arg: 'none',
+    help: 'Install the image even if one by that name exists',
+    apply: (v) => {
+      v.force = true;
+    },
+  },
+  {
+    long: 'class',
+    arg: 'required',
+    value: 'TYPE',
+    help: 'Install as the specified TYPE (only machine)',
+    apply: (_v, a, n) => {
+      if (a === 'machine') return;
+      if (['portable', 'sysext', 'confext'].includes(a ?? ''))
+        throw new UsageError(`${n}=${a}: ${OTHER_CLASS}`);
+      throw new UsageError(`Failed to parse ${n}= parameter: ${a ?? ''}`);
+    },
+  },
+  { short: 'm', arg: 'none', help: 'Same as --class=machine', apply: () => {} },
+  refused(undefined, 'P', 'none', OTHER_CLASS),
+  refused(undefined, 'S', 'none', OTHER_CLASS),
+  refused(undefined, 'C', 'none', OTHER_CLASS),
+  {
+    long: 'keep-download',
+    arg: 'required',
+    value: 'BOOL',
+    help: 'Keep a pristine copy of the download (only no: downloads are imported as they arrive)',
+    apply: (_v, a, n) => {
+      if (asUsage(n, a, () => parseBoolean(a ?? '', `${n}=`)))
+        throw new UsageError(`${n}=${a}: keeping a pristine copy of the download is not supported`);
+    },
+  },
+  { short: 'N', arg: 'none', help: 'Same as --keep-download=no', apply: () => {} },
+  { long: 'system', arg: 'none', help: 'Connect to the system image manager (the default)', apply: () => {} },
+  refused('user', undefined, 'none', 'a per-user image manager is not supported'),
+  refused('host', 'H', 'required', 'operating on a remote host is not supported by this importctl'),
+  refused('machine', 'M', 'required', 'operating inside a container is not supported by this importctl'),
+];
+
+export const IMPORTCTL_HELP = formatHelp(
+  {
+    usage: ['importctl [OPTIONS...] COMMAND ...'],
+    summary: 'Download, import or export disk images (through sd-importd, org.freedesktop.import1).',
+    sections: [
+      {
+        title: 'Commands',
+        lines: [
+          'pull-tar URL [NAME]         Download a TAR container image',
+          'pull-raw URL [NAME]         Download a RAW container or VM image',
+          'import-tar FILE [NAME]      Import a local TAR container image',
+          'import-raw FILE [NAME]      Import a local RAW container or VM image',
+          'import-fs DIRECTORY [NAME]  Import a local directory container image',
+          'export-tar NAME [FILE]      Export a TAR container image locally',
+          'export-raw NAME [FILE]      Export a RAW container or VM image locally',
+          'list-transfers              Show list of transfers in progress',
+          'cancel-transfer [ID...]     Cancel a transfer',
+          'pull-oci, list-images       Not supported by this importctl (they say so)',
+        ],
+      },
+    ],
+  },
+  IMPORTCTL_OPTIONS as never,
+);
+
+/** systemd's verbs that this importd does not serve, each with why. */
+const REFUSED_VERBS: Record<string, string> = {
+  'pull-oci': 'pulling OCI images is not supported by this sd-importd',
+  'list-images': 'import1 has no ListImages here; machinectl list-images lists the machine images',
+};
+
+export interface ParsedImportctl {
+  values: ImportctlValues;
+  help: boolean;
+  version: boolean;
+  verb: string;
+  args: string[];
+}
+
+/** Parses importctl's argv (options may follow the verb, as getopt permutes). Throws UsageError. */
+export function parseImportctl(argv: readonly string[]): ParsedImportctl {
+  const values = defaultImportctlValues();
+  const p = parseCommandLine(IMPORTCTL_OPTIONS, argv, values, { permute: true });
+  // systemd: --json turns the legend off.
+  if (values.output.json !== 'off') values.output.legend = false;
+  const [verb = 'list-transfers', ...args] = p.positionals;
+  if (!p.help && !p.version) {
+    const why = REFUSED_VERBS[verb];
+    if (why) throw new UsageError(`${verb}: ${why}`);
+    const arity = TRANSFER_VERBS[verb];
+    if (!arity) throw new UsageError(`Unknown command verb '${verb}'.`);
+    if (args.length < arity[0]) throw new UsageError('Too few arguments.');
+    if (args.length > arity[1]) throw new UsageError('Too many arguments.');
+  }
+  return { values, help: p.help, version: p.version, verb, args };
+}
+
+export function transferOptions(v: ImportctlValues): TransferOptions {
+  return {
+    force: v.force,
+    readOnly: v.readOnly,
+    verify: v.verify,
+    format: v.format,
+    keepDownload: false,
+    quiet: v.quiet,
+    noLegend: !v.output.legend,
+    json: v.output.json,
+  };
+}
+
+/** importctl as a function: the exit status; prints through `io`. */
+export async function importctl(argv: readonly string[], io: TransferIo, version: string): Promise<number> {
+  const p = parseImportctl(argv);
+  if (p.help) {
+    io.out(IMPORTCTL_HELP);
+    return 0;
+  }
+  if (p.version) {
+    io.out(`${version}\n`);
+    return 0;
+  }
+  return transferVerb(p.verb, p.args, transferOptions(p.values), io);
+}

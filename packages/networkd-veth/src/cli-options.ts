@@ -1,0 +1,55 @@
+import { formatHelp, type OptionDef, parseCommandLine, UsageError } from '@sd/basic';
+
+/** sd-networkd-veth's command line on @sd/basic's option table. */
+
+export interface NetworkdVethValues {
+  once: boolean;
+  lock?: string;
+}
+
+export const NETWORKD_VETH_OPTIONS: OptionDef<NetworkdVethValues>[] = [
+  {
+    long: 'once',
+    arg: 'none',
+    help: 'Configure the links there are now, then exit',
+    apply: (v) => {
+      v.once = true;
+    },
+  },
+  {
+    long: 'lock',
+    arg: 'required',
+    value: 'PATH',
+    help: 'Lock file shared with sd-nspawn for the nftables table',
+    apply: (v, a) => {
+      v.lock = a;
+    },
+  },
+];
+
+export const NETWORKD_VETH_HELP = formatHelp(
+  {
+    usage: ['sd-networkd-veth [OPTIONS...]'],
+    summary: `Configures every ve-* veth and vz-* bridge of the network namespace as
+systemd-networkd's 80-container-ve.network and 80-container-vz.network do:
+an address from the pool (/28 for ve-, /24 for vz-), the link up, IPv4
+forwarding and masquerading. Runs until SIGTERM, configuring new links as
+they appear.`,
+  },
+  NETWORKD_VETH_OPTIONS as never,
+);
+
+export interface ParsedNetworkdVeth {
+  values: NetworkdVethValues;
+  help: boolean;
+  version: boolean;
+}
+
+/** Parses sd-networkd-veth's argv; it takes no positional arguments. Throws UsageError. */
+export function parseNetworkdVeth(argv: readonly string[]): ParsedNetworkdVeth {
+  const values: NetworkdVethValues = { once: false };
+  const p = parseCommandLine(NETWORKD_VETH_OPTIONS, argv, values);
+  if (p.positionals.length && !p.help && !p.version)
+    throw new UsageError(`This program takes no arguments: ${p.positionals[0]}`);
+  return { values, help: p.help, version: p.version };
+}
