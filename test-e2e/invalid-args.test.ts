@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { machineScopeName } from '@sd/sys';
+import { machineScopeName } from '@sd/basic';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPTIONS } from '../packages/nspawn/src/settings/argv.js';
 import { makeBusyboxTree, sdNspawnAsync } from './lib/trees.js';

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { closeQuietly, LOCK, machineScopeName, O, open, tryFlock } from '@sd/sys';
+import { machineScopeName } from '@sd/basic';
+import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { candidateShift } from '../packages/nspawn/src/container/userns.js';
 import { makeBusyboxTree, NSPAWN_CLI, sdNspawn, sdNspawnAsync } from './lib/trees.js';

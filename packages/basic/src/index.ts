@@ -10,14 +10,19 @@ export {
   dbusNext,
   systemBusAddress,
 } from './bus/bus.js';
+export { busAddressOption, refusePositionals } from './cli/daemon.js';
 export { formatHelp, formatOption, type HelpSpec } from './cli/help.js';
 export {
   type ArgKind,
+  flagOption,
   type OptionDef,
+  type OptionSpec,
   type ParseConfig,
   type Parsed,
   parseCommandLine,
+  refusedOption,
   UsageError,
+  valueOption,
 } from './cli/options.js';
 export {
   formatJson,
@@ -50,3 +55,13 @@ export {
   systemdBooted,
   under,
 } from './systemd/paths.js';
+export {
+  cutAtMachineUnit,
+  escapeUnitName,
+  isMachineScopePath,
+  isMachineUnitPath,
+  MACHINE_SLICE,
+  machineScopeName,
+  machineScopePath,
+  removeEmptyMachineSlices,
+} from './systemd/units.js';

@@ -1,82 +1,14 @@
 #!/usr/bin/env node
+import { packageVersion, parseCommandLine, refusePositionals, runMain } from '@sd/basic';
 import {
-  formatHelp,
-  type OptionDef,
-  packageVersion,
-  parseCommandLine,
-  parseTimespan,
-  runMain,
-  UsageError,
-} from '@sd/basic';
+  MACHINED_HELP as HELP,
+  MACHINED_OPTIONS as OPTIONS,
+  type MachinedValues as Values,
+} from './daemon/cli-options.js';
 import { Machined } from './daemon/daemon.js';
 import { defaultPaths } from './paths.js';
 
 // sd-machined: parse, start the daemon, log, exit on SIGTERM/SIGINT — the only place that prints or exits.
-
-interface Values {
-  busAddress?: string;
-  root?: string;
-  stateDir?: string;
-  /** Seconds between SIGTERM and SIGKILL on terminate. */
-  terminateTimeout?: number;
-  nspawn?: string;
-}
-
-const OPTIONS: OptionDef<Values>[] = [
-  {
-    long: 'bus-address',
-    arg: 'required',
-    value: 'ADDR',
-    help: 'Bus to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)',
-    apply: (v, a) => {
-      v.busAddress = a;
-    },
-  },
-  {
-    long: 'root',
-    arg: 'required',
-    value: 'DIR',
-    help: 'Prefix for every path (state in DIR/run/systemd/machines, images in DIR/var/lib/machines)',
-    apply: (v, a) => {
-      v.root = a;
-    },
-  },
-  {
-    long: 'state-dir',
-    arg: 'required',
-    value: 'DIR',
-    help: 'Where machine state files go (default /run/systemd/machines)',
-    apply: (v, a) => {
-      v.stateDir = a;
-    },
-  },
-  {
-    long: 'terminate-timeout',
-    arg: 'required',
-    value: 'TIME',
-    help: 'Time between SIGTERM and SIGKILL on terminate (default 90s)',
-    apply: (v, a) => {
-      v.terminateTimeout = Number(parseTimespan(a ?? '', '--terminate-timeout=')) / 1e6;
-    },
-  },
-  {
-    long: 'nspawn',
-    arg: 'required',
-    value: 'PATH',
-    help: 'The sd-nspawn that machinectl start runs (default: sd-nspawn in $PATH)',
-    apply: (v, a) => {
-      v.nspawn = a;
-    },
-  },
-];
-
-const HELP = formatHelp(
-  {
-    usage: ['sd-machined [OPTIONS...]'],
-    summary: 'Manage registrations of local VMs and containers (org.freedesktop.machine1).',
-  },
-  OPTIONS as never,
-);
 
 const log = (msg: string) => process.stderr.write(`sd-machined: ${msg}\n`);
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -92,7 +24,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${packageVersion(import.meta.url, 'sd-machined')}\n`);
     return 0;
   }
-  if (p.positionals.length) throw new UsageError(`This program takes no arguments: ${p.positionals[0]}`);
+  refusePositionals(p);
   const paths = defaultPaths(values.root ?? '/');
   if (values.stateDir) paths.machinesStateDir = values.stateDir;
   const timeout = values.terminateTimeout;

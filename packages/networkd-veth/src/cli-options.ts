@@ -1,4 +1,11 @@
-import { formatHelp, type OptionDef, parseCommandLine, UsageError } from '@sd/basic';
+import {
+  flagOption,
+  formatHelp,
+  type OptionDef,
+  parseCommandLine,
+  refusePositionals,
+  valueOption,
+} from '@sd/basic';
 
 /** sd-networkd-veth's command line on @sd/basic's option table. */
 
@@ -8,23 +15,15 @@ export interface NetworkdVethValues {
 }
 
 export const NETWORKD_VETH_OPTIONS: OptionDef<NetworkdVethValues>[] = [
-  {
-    long: 'once',
-    arg: 'none',
-    help: 'Configure the links there are now, then exit',
-    apply: (v) => {
-      v.once = true;
-    },
-  },
-  {
-    long: 'lock',
-    arg: 'required',
-    value: 'PATH',
-    help: 'Lock file shared with sd-nspawn for the nftables table',
-    apply: (v, a) => {
+  flagOption({ long: 'once', help: 'Configure the links there are now, then exit' }, (v) => {
+    v.once = true;
+  }),
+  valueOption(
+    { long: 'lock', value: 'PATH', help: 'Lock file shared with sd-nspawn for the nftables table' },
+    (v, a) => {
       v.lock = a;
     },
-  },
+  ),
 ];
 
 export const NETWORKD_VETH_HELP = formatHelp(
@@ -49,7 +48,6 @@ export interface ParsedNetworkdVeth {
 export function parseNetworkdVeth(argv: readonly string[]): ParsedNetworkdVeth {
   const values: NetworkdVethValues = { once: false };
   const p = parseCommandLine(NETWORKD_VETH_OPTIONS, argv, values);
-  if (p.positionals.length && !p.help && !p.version)
-    throw new UsageError(`This program takes no arguments: ${p.positionals[0]}`);
+  refusePositionals(p);
   return { values, help: p.help, version: p.version };
 }

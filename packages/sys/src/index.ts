@@ -4,7 +4,7 @@ export * from './btrfs/index.js';
 export * from './caps/caps.js';
 export * from './cgroup/cgroup.js';
 export * from './cgroup/devices.js';
-export * from './cgroup/units.js';
+export * from './cgroup/set.js';
 export * from './constants.js';
 export * from './copy/index.js';
 export * from './errors.js';

@@ -28,7 +28,41 @@ export interface OptionDef<C> {
   value?: string;
   /** The --help line; an option without one is accepted but not listed. */
   help?: string;
+  /** Set on an option the tool knows but cannot honour (refusedOption): why, as its error says. */
+  refused?: string;
   apply(ctx: C, value: string | undefined, name: string): void;
+}
+
+/** The names and --help text of a table entry; the builders below add its kind and action. */
+export type OptionSpec = Pick<OptionDef<never>, 'long' | 'short' | 'value' | 'help'>;
+
+/** A flag (`--long`, `-s`): no value. */
+export function flagOption<C>(spec: OptionSpec, set: (ctx: C, name: string) => void): OptionDef<C> {
+  return { ...spec, arg: 'none', apply: (c, _v, n) => set(c, n) };
+}
+
+/** An option that needs a value (`--long=V`, `--long V`, `-sV`, `-s V`). */
+export function valueOption<C>(
+  spec: OptionSpec,
+  set: (ctx: C, value: string, name: string) => void,
+): OptionDef<C> {
+  return { ...spec, arg: 'required', apply: (c, v, n) => set(c, v as string, n) };
+}
+
+/**
+ * An option of systemd's tool that this one cannot honour: accepted by the
+ * parser only to fail with one line naming it and why, so that it is never
+ * parsed and then silently ignored.
+ */
+export function refusedOption<C>(spec: OptionSpec & { arg?: ArgKind }, why: string): OptionDef<C> {
+  return {
+    arg: 'none',
+    ...spec,
+    refused: why,
+    apply: (_c, _v, n) => {
+      throw new UsageError(`${n}: ${why}`);
+    },
+  };
 }
 
 export interface ParseConfig {

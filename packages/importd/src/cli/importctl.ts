@@ -1,11 +1,16 @@
 import {
+  type ArgKind,
+  flagOption,
   formatHelp,
   type OptionDef,
+  type OptionSpec,
   type OutputFlags,
   outputOptions,
   parseBoolean,
   parseCommandLine,
+  refusedOption,
   UsageError,
+  valueOption,
 } from '@sd/basic';
 import { TRANSFER_VERBS, type TransferIo, type TransferOptions, transferVerb } from '@sd/machined';
 import { parseExportFormat, parseVerify } from '../types.js';
@@ -36,123 +41,92 @@ export const defaultImportctlValues = (): ImportctlValues => ({
   force: false,
 });
 
-/** An option we cannot honour: naming it is a usage error that says why. */
-function refused(
-  long: string | undefined,
-  short: string | undefined,
-  arg: OptionDef<ImportctlValues>['arg'],
-  why: string,
-): OptionDef<ImportctlValues> {
-  return {
-    ...(long ? { long } : {}),
-    ...(short ? { short } : {}),
-    arg,
-    apply: (_v, _a, name) => {
-      throw new UsageError(`${name}: ${why}`);
-    },
-  };
-}
-
-const asUsage = <T>(name: string, value: string | undefined, f: () => T): T => {
+const asUsage = <T>(name: string, value: string, f: () => T): T => {
   try {
     return f();
   } catch (e) {
-    throw new UsageError(`${name}=${value ?? ''}: ${(e as Error).message}`, { cause: e });
+    throw new UsageError(`${name}=${value}: ${(e as Error).message}`, { cause: e });
   }
 };
 
 const OTHER_CLASS = 'only machine images are supported by this sd-importd';
+type Def = OptionDef<ImportctlValues>;
+const flag = (spec: OptionSpec, set: (v: ImportctlValues) => void): Def => flagOption(spec, set);
+const refused = (spec: OptionSpec & { arg?: ArgKind }, why: string): Def => refusedOption(spec, why);
 
-export const IMPORTCTL_OPTIONS: OptionDef<ImportctlValues>[] = [
+export const IMPORTCTL_OPTIONS: Def[] = [
   ...outputOptions<ImportctlValues>(),
-  {
-    short: 'j',
-    arg: 'none',
-    help: 'Same as --json=pretty on a terminal, --json=short otherwise',
-    apply: (v) => {
-      v.output.json = process.stdout.isTTY ? 'pretty' : 'short';
+  flag({ short: 'j', help: 'Same as --json=pretty on a terminal, --json=short otherwise' }, (v) => {
+    v.output.json = process.stdout.isTTY ? 'pretty' : 'short';
+  }),
+  // Nothing here ever asks for a password: the option's effect is the only behaviour there is.
+  flag(
+    { long: 'no-ask-password', help: 'Do not ask for system passwords (none is ever asked for)' },
+    () => {},
+  ),
+  flag({ long: 'read-only', help: 'Create a read-only image' }, (v) => {
+    v.readOnly = true;
+  }),
+  flag({ long: 'quiet', short: 'q', help: 'Suppress output' }, (v) => {
+    v.quiet = true;
+  }),
+  valueOption(
+    {
+      long: 'verify',
+      value: 'MODE',
+      help: 'Verification mode for downloaded images (no, checksum, signature)',
     },
-  },
-  {
-    long: 'no-ask-password',
-    arg: 'none',
-    help: 'Do not ask for system passwords (none is ever asked for)',
-    apply: () => {},
-  },
-  {
-    long: 'read-only',
-    arg: 'none',
-    help: 'Create a read-only image',
-    apply: (v) => {
-      v.readOnly = true;
+    (v, a, n) => {
+      v.verify = asUsage(n, a, () => parseVerify(a));
     },
-  },
-  {
-    long: 'quiet',
-    short: 'q',
-    arg: 'none',
-    help: 'Suppress output',
-    apply: (v) => {
-      v.quiet = true;
+  ),
+  valueOption(
+    {
+      long: 'format',
+      value: 'FORMAT',
+      help: 'Compression of exported images (uncompressed, xz, gzip, bzip2, zstd)',
     },
-  },
-  {
-    long: 'verify',
-    arg: 'required',
-    value: 'MODE',
-    help: 'Verification mode for downloaded images (no, checksum, signature)',
-    apply: (v, a, n) => {
-      v.verify = asUsage(n, a, () => parseVerify(a ?? ''));
+    (v, a, n) => {
+      v.format = asUsage(n, a, () => parseExportFormat(a));
     },
-  },
-  {
-    long: 'format',
-    arg: 'required',
-    value: 'FORMAT',
-    help: 'Compression of exported images (uncompressed, xz, gzip, bzip2, zstd)',
-    apply: (v, a, n) => {
-      v.format = asUsage(n, a, () => parseExportFormat(a ?? ''));
-    },
-  },
-  {
-    long: 'force',
-    arg: 'none',
-    help: 'Install the image even if one by that name exists',
-    apply: (v) => {
-      v.force = true;
-    },
-  },
-  {
-    long: 'class',
-    arg: 'required',
-    value: 'TYPE',
-    help: 'Install as the specified TYPE (only machine)',
-    apply: (_v, a, n) => {
+  ),
+  flag({ long: 'force', help: 'Install the image even if one by that name exists' }, (v) => {
+    v.force = true;
+  }),
+  valueOption<ImportctlValues>(
+    { long: 'class', value: 'TYPE', help: 'Install as the specified TYPE (only machine)' },
+    (_v, a, n) => {
       if (a === 'machine') return;
-      if (['portable', 'sysext', 'confext'].includes(a ?? ''))
-        throw new UsageError(`${n}=${a}: ${OTHER_CLASS}`);
-      throw new UsageError(`Failed to parse ${n}= parameter: ${a ?? ''}`);
+      if (['portable', 'sysext', 'confext'].includes(a)) throw new UsageError(`${n}=${a}: ${OTHER_CLASS}`);
+      throw new UsageError(`Failed to parse ${n}= parameter: ${a}`);
     },
-  },
-  { short: 'm', arg: 'none', help: 'Same as --class=machine', apply: () => {} },
-  refused(undefined, 'P', 'none', OTHER_CLASS),
-  refused(undefined, 'S', 'none', OTHER_CLASS),
-  refused(undefined, 'C', 'none', OTHER_CLASS),
-  {
-    long: 'keep-download',
-    arg: 'required',
-    value: 'BOOL',
-    help: 'Keep a pristine copy of the download (only no: downloads are imported as they arrive)',
-    apply: (_v, a, n) => {
-      if (asUsage(n, a, () => parseBoolean(a ?? '', `${n}=`)))
+  ),
+  flag({ short: 'm', help: 'Same as --class=machine' }, () => {}),
+  refused({ short: 'P' }, OTHER_CLASS),
+  refused({ short: 'S' }, OTHER_CLASS),
+  refused({ short: 'C' }, OTHER_CLASS),
+  valueOption<ImportctlValues>(
+    {
+      long: 'keep-download',
+      value: 'BOOL',
+      help: 'Keep a pristine copy of the download (only no: downloads are imported as they arrive)',
+    },
+    (_v, a, n) => {
+      if (asUsage(n, a, () => parseBoolean(a, `${n}=`)))
         throw new UsageError(`${n}=${a}: keeping a pristine copy of the download is not supported`);
     },
-  },
-  { short: 'N', arg: 'none', help: 'Same as --keep-download=no', apply: () => {} },
-  { long: 'system', arg: 'none', help: 'Connect to the system image manager (the default)', apply: () => {} },
-  refused('user', undefined, 'none', 'a per-user image manager is not supported'),
-  refused('host', 'H', 'required', 'operating on a remote host is not supported by this importctl'),
-  refused('machine', 'M', 'required', 'operating inside a container is not supported by this importctl'),
+  ),
+  flag({ short: 'N', help: 'Same as --keep-download=no' }, () => {}),
+  flag({ long: 'system', help: 'Connect to the system image manager (the default)' }, () => {}),
+  refused({ long: 'user' }, 'a per-user image manager is not supported'),
+  refused(
+    { long: 'host', short: 'H', arg: 'required' },
+    'operating on a remote host is not supported by this importctl',
+  ),
+  refused(
+    { long: 'machine', short: 'M', arg: 'required' },
+    'operating inside a container is not supported by this importctl',
+  ),
 ];
 
 export const IMPORTCTL_HELP = formatHelp(

@@ -1,4 +1,11 @@
-import { formatHelp, type OptionDef, parseCommandLine, UsageError } from '@sd/basic';
+import {
+  busAddressOption,
+  formatHelp,
+  type OptionDef,
+  parseCommandLine,
+  refusePositionals,
+  valueOption,
+} from '@sd/basic';
 
 /** sd-importd's command line on @sd/basic's option table. */
 
@@ -9,33 +16,23 @@ export interface ImportdValues {
 }
 
 export const IMPORTD_OPTIONS: OptionDef<ImportdValues>[] = [
-  {
-    long: 'bus-address',
-    arg: 'required',
-    value: 'ADDR',
-    help: 'Bus to serve on (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)',
-    apply: (v, a) => {
-      v.busAddress = a;
-    },
-  },
-  {
-    long: 'root',
-    arg: 'required',
-    value: 'DIR',
-    help: 'Prefix for the image pool paths (images in DIR/var/lib/machines)',
-    apply: (v, a) => {
+  busAddressOption(),
+  valueOption(
+    { long: 'root', value: 'DIR', help: 'Prefix for the image pool paths (images in DIR/var/lib/machines)' },
+    (v, a) => {
       v.root = a;
     },
-  },
-  {
-    long: 'keyring',
-    arg: 'required',
-    value: 'FILE',
-    help: 'Keyring for --verify=signature, may be repeated (default /etc/systemd/import-pubring.gpg, then /usr/lib/systemd/import-pubring.gpg)',
-    apply: (v, a) => {
-      v.keyrings.push(a as string);
+  ),
+  valueOption(
+    {
+      long: 'keyring',
+      value: 'FILE',
+      help: 'Keyring for --verify=signature, may be repeated (default /etc/systemd/import-pubring.gpg, then /usr/lib/systemd/import-pubring.gpg)',
     },
-  },
+    (v, a) => {
+      v.keyrings.push(a);
+    },
+  ),
 ];
 
 export const IMPORTD_HELP = formatHelp(
@@ -56,7 +53,6 @@ export interface ParsedImportd {
 export function parseImportd(argv: readonly string[]): ParsedImportd {
   const values: ImportdValues = { keyrings: [] };
   const p = parseCommandLine(IMPORTD_OPTIONS, argv, values);
-  if (p.positionals.length && !p.help && !p.version)
-    throw new UsageError(`This program takes no arguments: ${p.positionals[0]}`);
+  refusePositionals(p);
   return { values, help: p.help, version: p.version };
 }

@@ -6,6 +6,7 @@ import {
   type OptionDef,
   parseCommandLine,
   parseJsonMode,
+  refusedOption,
   UsageError,
 } from '@sd/basic';
 
@@ -39,7 +40,6 @@ export interface Options {
   /** Transfer verbs (verbs-transfers.ts). */
   verify?: string;
   format?: string;
-  keepDownload?: boolean;
 }
 
 export interface ParsedArgs {
@@ -159,9 +159,6 @@ export const OPTIONS: OptionDef<Options>[] = [
   value('format', (o, v) => {
     o.format = v;
   }),
-  flag('keep-download', (o) => {
-    o.keepDownload = true;
-  }),
   value('json', (o, v) => {
     o.json = parseJsonMode(v);
   }),
@@ -175,22 +172,16 @@ export const OPTIONS: OptionDef<Options>[] = [
   ),
   // systemd's machinectl reaches a remote host over ssh (-H) or a container's (-M); ours does
   // neither, and says so rather than quietly talking to the local machined.
-  value(
-    'host',
-    (_o, v) => {
-      throw new UsageError(`-H/--host=${v}: operating on a remote host is not supported by this machinectl`);
-    },
-    'H',
+  refusedOption(
+    { long: 'host', short: 'H', arg: 'required' },
+    'operating on a remote host is not supported by this machinectl',
   ),
-  value(
-    'machine',
-    (_o, v) => {
-      throw new UsageError(
-        `-M/--machine=${v}: operating inside a container is not supported by this machinectl`,
-      );
-    },
-    'M',
+  refusedOption(
+    { long: 'machine', short: 'M', arg: 'required' },
+    'operating inside a container is not supported by this machinectl',
   ),
+  // Our sd-importd imports a download as it arrives and never keeps a pristine copy.
+  refusedOption({ long: 'keep-download' }, 'keeping a pristine copy of the download is not supported'),
 ];
 
 export function parseArgs(argv: string[]): ParsedArgs {

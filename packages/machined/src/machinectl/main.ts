@@ -114,7 +114,6 @@ Options:
                               (and an existing image on import/pull)
      --verify=MODE            Verification mode for downloaded images (no, checksum, signature)
      --format=FORMAT          Compression of exported images (uncompressed, xz, gzip, bzip2, zstd)
-     --keep-download          Keep the original download (not implemented: accepted and ignored)
   -q --quiet                  Suppress output
      --json=pretty|short|off  Generate JSON output
 

@@ -1,34 +1,33 @@
-import { readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cutAtMachineUnit, isMachineUnitPath, machineScopeName, removeEmptyMachineSlices } from '@sd/basic';
 import {
   Cgroup,
-  type CgroupHierarchy,
   type CgroupLayout,
   type CgroupPlacement,
+  CgroupSet,
   detectCgroups,
-  escapeUnitName,
-  machineScopeName,
   parseProcCgroup,
   SIG,
 } from '@sd/sys';
 
 /**
- * The cgroup of a machine, in every mounted hierarchy. A machine registered
- * with RegisterMachine keeps the cgroup its manager made (read from the
- * leader's /proc/PID/cgroup); CreateMachine makes machine.slice/NAME.scope
- * itself (see scope.ts). Either way kill and terminate reach every process
- * in it, not just the leader.
+ * The cgroup of a machine, in every mounted hierarchy (@sd/sys's CgroupSet).
+ * A machine registered with RegisterMachine keeps the cgroup its manager
+ * made (read from the leader's /proc/PID/cgroup); CreateMachine makes
+ * machine.slice/NAME.scope itself (see scope.ts). Either way kill and
+ * terminate reach every process in it, not just the leader.
  */
 
+export { cutAtMachineUnit, isMachineScopePath, isMachineUnitPath } from '@sd/basic';
 /** Where a process sits: the unified path and the path in each v1 hierarchy (by its controller list). */
 export type { CgroupPlacement } from '@sd/sys';
 
-export class MachineCgroup {
-  readonly groups: Cgroup[];
+export class MachineCgroup extends CgroupSet {
   /** The path that names the machine's unit: unified when there is one, else name=systemd's or the first. */
   readonly mainPath: string;
 
-  constructor(groups: Cgroup[], mainPath: string) {
-    this.groups = groups;
+  constructor(groups: readonly Cgroup[], mainPath: string) {
+    super(groups);
     this.mainPath = mainPath;
   }
 
@@ -44,30 +43,7 @@ export class MachineCgroup {
   }
 
   static fromPlacement(p: CgroupPlacement, layout: CgroupLayout): MachineCgroup | undefined {
-    const groups: Cgroup[] = [];
-    if (layout.unifiedRoot !== undefined && p.unified) {
-      groups.push(
-        new Cgroup(p.unified, {
-          layout: { mode: 'v2', unifiedRoot: layout.unifiedRoot, controllers: {}, hierarchies: [] },
-        }),
-      );
-    }
-    if (layout.mode !== 'v2') {
-      const byPath = new Map<string, CgroupHierarchy[]>();
-      for (const h of layout.hierarchies) {
-        const path = p.v1[h.controllers.join(',')];
-        // Root of a hierarchy: nothing of the machine's own there.
-        if (!path) continue;
-        byPath.set(path, [...(byPath.get(path) ?? []), h]);
-      }
-      for (const [path, hierarchies] of byPath) {
-        const controllers: Record<string, string> = {};
-        for (const h of hierarchies) for (const c of h.controllers) controllers[c] = h.mountPoint;
-        groups.push(
-          new Cgroup(path, { layout: { mode: 'v1', unifiedRoot: undefined, controllers, hierarchies } }),
-        );
-      }
-    }
+    const { groups } = CgroupSet.at(p, layout);
     const main = p.unified || p.v1['name=systemd'] || Object.values(p.v1).find(Boolean);
     if (!groups.length || !main) return undefined;
     return new MachineCgroup(groups, main);
@@ -100,94 +76,20 @@ export class MachineCgroup {
     return /\.(scope|service)$/.test(last) ? last : '';
   }
 
-  get dirs(): string[] {
-    return this.groups.flatMap((g) => g.dirs);
-  }
-
-  pids(): number[] {
-    const all = new Set<number>();
-    for (const g of this.groups) for (const pid of g.pids()) all.add(pid);
-    return [...all].sort((a, b) => a - b);
-  }
-
-  contains(pid: number): boolean {
-    return this.pids().includes(pid);
-  }
-
-  isEmpty(): boolean {
-    return this.groups.every((g) => !g.exists() || g.isEmpty());
-  }
-
-  attach(pid: number): void {
-    for (const g of this.groups) g.attach(pid);
-  }
-
-  /** Signals every process in the machine; SIGKILL waits until the cgroup is empty. */
-  async kill(signal: number, timeoutMs = 5000): Promise<number> {
-    let n = 0;
-    for (const g of this.groups) {
-      if (!g.exists()) continue;
-      n = Math.max(n, await g.kill(signal, { timeoutMs }));
-    }
-    return n;
-  }
-
   /** Kills what is left and removes the cgroup in every hierarchy. */
-  async destroy(): Promise<void> {
-    if (!this.isEmpty()) await this.kill(SIG.KILL);
-    await this.remove();
+  override async destroy(): Promise<void> {
+    try {
+      await super.destroy(SIG.KILL);
+    } finally {
+      removeEmptyMachineSlices(this.dirs);
+    }
   }
 
   /** Removes the cgroup (empty: rmdir refuses otherwise) in every hierarchy, and machine.slice once no machine is left in it. */
-  async remove(timeoutMs?: number): Promise<void> {
-    for (const g of this.groups) await g.remove(timeoutMs === undefined ? {} : { timeoutMs });
-    // The slice goes too once no machine is left in it (busy: another machine's; ours: made on demand).
-    for (const d of this.dirs) {
-      const parent = d.slice(0, d.lastIndexOf('/'));
-      if (parent.endsWith('/machine.slice'))
-        try {
-          rmdirSync(parent);
-        } catch {}
-    }
+  override async remove(timeoutMs?: number): Promise<void> {
+    await super.remove(timeoutMs);
+    removeEmptyMachineSlices(this.dirs);
   }
-}
-
-/** Whether `path` (a cgroup path) is machine.slice/machine-NAME.scope, below wherever its manager runs. */
-export function isMachineScopePath(path: string, machine: string): boolean {
-  const parts = path.split('/').filter(Boolean);
-  return parts.length >= 2 && parts.at(-1) === machineScopeName(machine) && parts.at(-2) === 'machine.slice';
-}
-
-/**
- * Whether `path` lies in a unit made for the machine called `machine`: its
- * scope (sd-nspawn's, systemd's machined's), or the systemd-nspawn@NAME.service
- * (systemd-vmspawn@) that systemd runs a machine in (nspawn --keep-unit), or
- * a cgroup below one (a booted guest's systemd moves itself to init.scope
- * inside its scope before it is registered). Anything else (the root, a
- * user's session, another service) is not a machine's to be killed as one.
- */
-export function isMachineUnitPath(path: string, machine: string): boolean {
-  const parts = path.split('/').filter(Boolean);
-  const escaped = escapeUnitName(machine);
-  const services = [`systemd-nspawn@${escaped}.service`, `systemd-vmspawn@${escaped}.service`];
-  return parts.some(
-    (p, i) => (p === machineScopeName(machine) && parts[i - 1] === 'machine.slice') || services.includes(p),
-  );
-}
-
-/** `path` up to and including the machine's unit component; `path` itself when it has none. */
-export function cutAtMachineUnit(path: string, machine: string): string {
-  const parts = path.split('/');
-  const escaped = escapeUnitName(machine);
-  const units = [
-    machineScopeName(machine),
-    `systemd-nspawn@${escaped}.service`,
-    `systemd-vmspawn@${escaped}.service`,
-  ];
-  const i = parts.findIndex(
-    (p, j) => units.includes(p) && (p !== units[0] || parts[j - 1] === 'machine.slice'),
-  );
-  return i < 0 ? path : parts.slice(0, i + 1).join('/');
 }
 
 /**

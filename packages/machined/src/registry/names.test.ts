@@ -1,4 +1,4 @@
-import { escapeUnitName } from '@sd/sys';
+import { escapeUnitName } from '@sd/basic';
 import { describe, expect, it } from 'vitest';
 import { assertValidMachineName, isValidMachineName, scopeUnitName } from './names.js';
 

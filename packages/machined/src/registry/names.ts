@@ -1,4 +1,4 @@
-import { machineScopeName } from '@sd/sys';
+import { machineScopeName } from '@sd/basic';
 
 // Machine names are systemd's hostname rules, kept in @sd/basic for nspawn and machined alike.
 export { assertValidMachineName, HOST_NAME_MAX, isValidMachineName } from '@sd/basic';

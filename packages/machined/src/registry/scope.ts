@@ -1,7 +1,6 @@
-import { statSync } from 'node:fs';
+import { machineScopePath } from '@sd/basic';
 import { Cgroup, type CgroupLayout, detectCgroups, SdError } from '@sd/sys';
 import { MachineCgroup } from './cgroup.js';
-import { scopeUnitName } from './names.js';
 
 /**
  * Where CreateMachine's scope comes from. On a host whose PID 1 is systemd
@@ -31,7 +30,7 @@ export class CgroupfsScopeBackend implements ScopeBackend {
   }
 
   async createScope(machine: string, leader: number): Promise<MachineCgroup> {
-    const path = `machine.slice/${scopeUnitName(machine)}`;
+    const path = machineScopePath(machine);
     const cg = new Cgroup(path, { layout: this.layout });
     if (cg.exists() && !cg.isEmpty())
       throw new SdError('EBUSY', `The cgroup ${path} of machine '${machine}' has processes in it already`);
@@ -57,11 +56,5 @@ export class SystemdScopeBackend implements ScopeBackend {
   }
 }
 
-/** Whether this host runs systemd as PID 1 (systemd's sd_booted() test). */
-export function systemdBooted(): boolean {
-  try {
-    return statSync('/run/systemd/system').isDirectory();
-  } catch {
-    return false;
-  }
-}
+/** Whether this host runs systemd as PID 1: @sd/basic's. */
+export { systemdBooted } from '@sd/basic';

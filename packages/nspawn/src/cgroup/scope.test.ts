@@ -1,6 +1,7 @@
-import { type CgroupLayout, escapeUnitName } from '@sd/sys';
+import { escapeUnitName } from '@sd/basic';
+import type { CgroupLayout } from '@sd/sys';
 import { describe, expect, it } from 'vitest';
-import { ContainerScope, ownCgroupPaths, scopeName } from './scope.js';
+import { ContainerScope, scopeName } from './scope.js';
 
 describe('scope names', () => {
   it('escapes machine names like systemd unit names', () => {
@@ -20,12 +21,6 @@ describe('ContainerScope', () => {
       { mountPoint: '/sys/fs/cgroup/cpu', controllers: ['cpu'], root: '/' },
     ],
   };
-  it('reads our own cgroups', () => {
-    expect(ownCgroupPaths('4:memory:/sup/x\n1:cpu:/\n0::/\n')).toEqual({
-      unified: '',
-      v1: { memory: 'sup/x', cpu: '' },
-    });
-  });
   it('places the scope below our own cgroup in each hierarchy', () => {
     const s = new ContainerScope('m-1', layout, '4:memory:/sup/x\n1:cpu:/\n0::/\n');
     expect(s.dirs).toEqual([

@@ -9,15 +9,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { dirname } from 'node:path';
+import { machineScopeName, machineScopePath, removeEmptyMachineSlices } from '@sd/basic';
 import {
   applyDevicePolicyV1,
   applyDevicePolicyV2,
-  Cgroup,
-  type CgroupHierarchy,
   type CgroupLayout,
+  CgroupSet,
   type DeviceRule,
   detectCgroups,
-  machineScopeName,
   NSPAWN_DEVICE_ALLOW,
   parseProcCgroup,
   SIG,
@@ -36,12 +35,6 @@ import { NspawnError } from '../errors.js';
 /** The scope of a machine: machine-NAME.scope, escaped as systemd does. */
 export const scopeName = machineScopeName;
 
-/** Our own path in each hierarchy, from /proc/self/cgroup ('' for the root). */
-export function ownCgroupPaths(text: string): { unified: string; v1: Record<string, string> } {
-  const p = parseProcCgroup(text);
-  return { unified: p.unified ?? '', v1: p.v1 };
-}
-
 /** The files of a cgroup directory the container's root must own to manage it (as systemd-nspawn chowns them). */
 const DELEGATED_FILES = [
   '.',
@@ -58,50 +51,24 @@ const DELEGATED_FILES = [
 export class ContainerScope {
   readonly name: string;
   /** One Cgroup per distinct parent path; the first holds the unified hierarchy when there is one. */
-  readonly #groups: Cgroup[] = [];
+  readonly #set: CgroupSet;
   #created = false;
   /** The v1 devices cgroup the payload joins, below the scope that holds the policy. */
   #devicesPayload: string | undefined;
 
   constructor(machine: string, layout: CgroupLayout = detectCgroups(), ownCgroups?: string) {
     this.name = scopeName(machine);
-    const own = ownCgroupPaths(ownCgroups ?? readFileSync('/proc/self/cgroup', 'utf8'));
-    const rel = (base: string) => [base, 'machine.slice', this.name].filter(Boolean).join('/');
-    if (layout.unifiedRoot !== undefined) {
-      this.#groups.push(
-        new Cgroup(rel(own.unified), {
-          layout: { mode: 'v2', unifiedRoot: layout.unifiedRoot, controllers: {}, hierarchies: [] },
-        }),
-      );
-    }
-    if (layout.mode !== 'v2') {
-      const byPath = new Map<string, CgroupHierarchy[]>();
-      for (const h of layout.hierarchies) {
-        const key = own.v1[h.controllers.join(',')] ?? '';
-        // A namespaced mount shows only its own subtree: our path is relative to its root.
-        const root = h.root.replace(/^\/+|\/+$/g, '');
-        const base = root && key.startsWith(root) ? key.slice(root.length).replace(/^\/+/, '') : key;
-        byPath.set(base, [...(byPath.get(base) ?? []), h]);
-      }
-      for (const [base, hierarchies] of byPath) {
-        const controllers: Record<string, string> = {};
-        for (const h of hierarchies) for (const c of h.controllers) controllers[c] = h.mountPoint;
-        this.#groups.push(
-          new Cgroup(rel(base), {
-            layout: { mode: 'v1', unifiedRoot: undefined, controllers, hierarchies },
-          }),
-        );
-      }
-    }
+    const own = parseProcCgroup(ownCgroups ?? readFileSync('/proc/self/cgroup', 'utf8'));
+    this.#set = CgroupSet.at(own, layout, { below: machineScopePath(machine) });
   }
 
   /** Every directory of the scope, unified first. */
   get dirs(): string[] {
-    return this.#groups.flatMap((g) => g.dirs);
+    return this.#set.dirs;
   }
 
   get unifiedDir(): string | undefined {
-    return this.#groups[0]?.unifiedDir;
+    return this.#set.unifiedDir;
   }
 
   /**
@@ -110,7 +77,7 @@ export class ContainerScope {
    */
   async create(): Promise<void> {
     for (const d of this.dirs) pruneStaleScopes(dirname(d), this.name);
-    for (const g of this.#groups) {
+    for (const g of this.#set.groups) {
       if (!g.dirs.some((d) => exists(d))) continue;
       if (!g.isEmpty())
         throw new NspawnError(
@@ -122,7 +89,7 @@ export class ContainerScope {
     this.#created = true;
     for (let attempt = 1; ; attempt++) {
       try {
-        for (const g of this.#groups) g.create();
+        this.#set.create();
         return;
       } catch (e) {
         // ENOENT: another container's exit removed an empty machine.slice under us; try again.
@@ -145,7 +112,7 @@ export class ContainerScope {
    */
   restrictDevices(rules: readonly DeviceRule[] = NSPAWN_DEVICE_ALLOW): void {
     try {
-      for (const g of this.#groups) {
+      for (const g of this.#set.groups) {
         const v1 = g.v1Dir('devices');
         if (v1 !== undefined) {
           applyDevicePolicyV1(v1, rules);
@@ -167,7 +134,7 @@ export class ContainerScope {
   }
 
   attach(pid: number): void {
-    for (const g of this.#groups) g.attach(pid);
+    this.#set.attach(pid);
     if (this.#devicesPayload !== undefined) writeFileSync(`${this.#devicesPayload}/cgroup.procs`, `${pid}\n`);
   }
 
@@ -187,23 +154,12 @@ export class ContainerScope {
   /** Kills whatever is left in the scope and removes it from every hierarchy. Safe to call twice. */
   async destroy(): Promise<void> {
     if (!this.#created) return;
-    let error: unknown;
-    for (const g of this.#groups) {
-      try {
-        if (!g.isEmpty()) await g.kill(SIG.KILL);
-        await g.remove();
-      } catch (e) {
-        error ??= e;
-      }
-      // machine.slice goes too once no machine is left in it (busy: another container's).
-      for (const d of g.dirs) {
-        try {
-          rmdirSync(dirname(d));
-        } catch {}
-      }
-    }
     this.#created = false;
-    if (error) throw error;
+    try {
+      await this.#set.destroy(SIG.KILL);
+    } finally {
+      removeEmptyMachineSlices(this.#set.dirs);
+    }
   }
 }
 

@@ -1,4 +1,10 @@
-import { type OptionDef, parseCommandLine, parseSignal as parseSignalName, UsageError } from '@sd/basic';
+import {
+  type OptionDef,
+  parseCommandLine,
+  parseSignal as parseSignalName,
+  refusedOption,
+  UsageError,
+} from '@sd/basic';
 import { parseSystemCallFilter, SdError } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import { parseBind, parseInaccessible, parseOverlay, parseTmpfs } from './mounts.js';
@@ -200,7 +206,12 @@ const options: Option[] = [
   },
   { long: 'port', short: 'p', arg: 'required', apply: (s, v) => s.ports.push(parsePortSpec(v)) },
   { long: 'register', arg: 'required', apply: (s, v, n) => (s.register = bool(v, n)) },
-  { long: 'keep-unit', arg: 'none', apply: (s) => (s.keepUnit = true) },
+  // systemd-nspawn --keep-unit runs the container in the caller's service; ours always makes its own
+  // scope, because that scope carries the device policy, so the option is refused rather than ignored.
+  refusedOption(
+    { long: 'keep-unit' },
+    "running in the calling service's unit is not supported (sd-nspawn's own scope holds the device policy)",
+  ),
   { long: 'kill-signal', arg: 'required', apply: (s, v) => (s.killSignal = parseSignal(v ?? '')) },
   {
     long: 'capability',
@@ -251,7 +262,9 @@ const options: Option[] = [
   },
 ];
 
-/** The option table (names and argument kinds), for tests and help checks. */
+/** The whole option table, short-only -U included (the option audit goes through every entry). */
+export const OPTION_TABLE: readonly Option[] = options;
+
 /** The long options (for tests that sweep every one); -U is short-only. */
 export const OPTIONS: ReadonlyArray<Readonly<Pick<Option, 'long' | 'short' | 'arg'>> & { long: string }> =
   options.filter((o): o is Option & { long: string } => o.long !== undefined);
@@ -308,7 +321,7 @@ Spawn a command or OS in a light-weight container.
      --hostname=NAME        Override the hostname for the container
      --uuid=UUID            Set a specific machine UUID for the container
      --register=BOOLEAN     Register container as machine
-     --keep-unit            Do not register a scope for the machine, reuse the service unit
+     --keep-unit            Not supported: refused (sd-nspawn always makes its own scope)
      --private-users[=UIDBASE[:NUIDS]|yes|pick|identity|no]
                             Run within user namespace, configure UID/GID range
   -U                        Equivalent to --private-users=pick

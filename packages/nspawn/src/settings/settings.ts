@@ -81,7 +81,6 @@ export interface Settings extends NetworkSettings {
   privateUsersOwnership: 'off' | 'chown' | 'map' | 'auto';
   privateNetwork: boolean;
   register: boolean;
-  keepUnit: boolean;
   killSignal?: number;
   /** Capabilities added to / dropped from the default retained set. */
   capabilities: string[];
@@ -117,7 +116,6 @@ export function defaultSettings(): Settings {
     privateUsersOwnership: 'auto',
     privateNetwork: false,
     register: true,
-    keepUnit: false,
     capabilities: [],
     dropCapabilities: [],
     noNewPrivileges: false,
