@@ -10,7 +10,14 @@ export {
   dbusNext,
   systemBusAddress,
 } from './bus/bus.js';
-export { busAddressOption, refusePositionals } from './cli/daemon.js';
+export {
+  busAddressOption,
+  type DaemonArgs,
+  parseDaemonCommandLine,
+  refusedTransportOptions,
+  refusePositionals,
+  storeOption,
+} from './cli/daemon.js';
 export { formatHelp, formatOption, type HelpSpec } from './cli/help.js';
 export {
   type ArgKind,
@@ -32,7 +39,7 @@ export {
   parseJsonMode,
   useColor,
 } from './cli/output.js';
-export { errorLine, packageVersion, runMain } from './cli/run.js';
+export { answerHelpOrVersion, errorLine, packageVersion, runMain } from './cli/run.js';
 export {
   assertValidMachineName,
   cleanupHostname,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { packageVersion, runMain } from '@sd/basic';
+import { answerHelpOrVersion, packageVersion, runMain } from '@sd/basic';
 import { IMPORTD_HELP, parseImportd } from './cli/importd.js';
 import { Importd } from './daemon/importd.js';
 
@@ -8,15 +8,9 @@ import { Importd } from './daemon/importd.js';
 const log = (msg: string) => process.stderr.write(`sd-importd: ${msg}\n`);
 
 async function main(argv: string[]): Promise<number> {
-  const { values, help, version } = parseImportd(argv);
-  if (help) {
-    process.stdout.write(IMPORTD_HELP);
-    return 0;
-  }
-  if (version) {
-    process.stdout.write(`${packageVersion(import.meta.url, 'sd-importd')}\n`);
-    return 0;
-  }
+  const p = parseImportd(argv);
+  const { values } = p;
+  if (answerHelpOrVersion(p, IMPORTD_HELP, packageVersion(import.meta.url, 'sd-importd'))) return 0;
   const d = await Importd.start({
     busAddress: values.busAddress,
     root: values.root,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { packageVersion, parseCommandLine, refusePositionals, runMain } from '@sd/basic';
+import { answerHelpOrVersion, packageVersion, parseDaemonCommandLine, runMain } from '@sd/basic';
 import {
   MACHINED_HELP as HELP,
   MACHINED_OPTIONS as OPTIONS,
@@ -14,17 +14,9 @@ const log = (msg: string) => process.stderr.write(`sd-machined: ${msg}\n`);
 const describe = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 async function main(argv: string[]): Promise<number> {
-  const values: Values = {};
-  const p = parseCommandLine(OPTIONS, argv, values);
-  if (p.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (p.version) {
-    process.stdout.write(`${packageVersion(import.meta.url, 'sd-machined')}\n`);
-    return 0;
-  }
-  refusePositionals(p);
+  const p = parseDaemonCommandLine(OPTIONS, argv, {} as Values);
+  const values = p.values;
+  if (answerHelpOrVersion(p, HELP, packageVersion(import.meta.url, 'sd-machined'))) return 0;
   const paths = defaultPaths(values.root ?? '/');
   if (values.stateDir) paths.machinesStateDir = values.stateDir;
   const timeout = values.terminateTimeout;

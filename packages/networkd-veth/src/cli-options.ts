@@ -1,10 +1,10 @@
 import {
+  type DaemonArgs,
   flagOption,
   formatHelp,
   type OptionDef,
-  parseCommandLine,
-  refusePositionals,
-  valueOption,
+  parseDaemonCommandLine,
+  storeOption,
 } from '@sd/basic';
 
 /** sd-networkd-veth's command line on @sd/basic's option table. */
@@ -18,11 +18,9 @@ export const NETWORKD_VETH_OPTIONS: OptionDef<NetworkdVethValues>[] = [
   flagOption({ long: 'once', help: 'Configure the links there are now, then exit' }, (v) => {
     v.once = true;
   }),
-  valueOption(
+  storeOption(
     { long: 'lock', value: 'PATH', help: 'Lock file shared with sd-nspawn for the nftables table' },
-    (v, a) => {
-      v.lock = a;
-    },
+    'lock',
   ),
 ];
 
@@ -38,16 +36,6 @@ they appear.`,
   NETWORKD_VETH_OPTIONS as never,
 );
 
-export interface ParsedNetworkdVeth {
-  values: NetworkdVethValues;
-  help: boolean;
-  version: boolean;
-}
-
 /** Parses sd-networkd-veth's argv; it takes no positional arguments. Throws UsageError. */
-export function parseNetworkdVeth(argv: readonly string[]): ParsedNetworkdVeth {
-  const values: NetworkdVethValues = { once: false };
-  const p = parseCommandLine(NETWORKD_VETH_OPTIONS, argv, values);
-  refusePositionals(p);
-  return { values, help: p.help, version: p.version };
-}
+export const parseNetworkdVeth = (argv: readonly string[]): DaemonArgs<NetworkdVethValues> =>
+  parseDaemonCommandLine(NETWORKD_VETH_OPTIONS, argv, { once: false });

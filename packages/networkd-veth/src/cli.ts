@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { packageVersion, runMain } from '@sd/basic';
+import { answerHelpOrVersion, packageVersion, runMain } from '@sd/basic';
 import { NETWORKD_VETH_HELP, parseNetworkdVeth } from './cli-options.js';
 import { NetworkdVeth } from './daemon/daemon.js';
 import { formatSubnet } from './pool/ipv4.js';
@@ -7,15 +7,10 @@ import { formatSubnet } from './pool/ipv4.js';
 // sd-networkd-veth: parse, configure, watch until SIGTERM/SIGINT — the only place that prints or exits.
 
 async function main(argv: string[]): Promise<number> {
-  const { values, help, version } = parseNetworkdVeth(argv);
-  if (help) {
-    process.stdout.write(NETWORKD_VETH_HELP);
+  const p = parseNetworkdVeth(argv);
+  const { values } = p;
+  if (answerHelpOrVersion(p, NETWORKD_VETH_HELP, packageVersion(import.meta.url, 'sd-networkd-veth')))
     return 0;
-  }
-  if (version) {
-    process.stdout.write(`${packageVersion(import.meta.url, 'sd-networkd-veth')}\n`);
-    return 0;
-  }
   const d = new NetworkdVeth(
     {
       configured: (c) =>

@@ -47,3 +47,17 @@ export function packageVersion(moduleUrl: string | URL, name: string): string {
     return `${name} unknown`;
   }
 }
+
+/**
+ * --help and --version as every sd tool answers them: the text on stdout.
+ * True when one was asked for (main then returns 0), false to go on.
+ */
+export function answerHelpOrVersion(
+  p: { help: boolean; version: boolean },
+  help: string,
+  version: string,
+): boolean {
+  if (p.help) process.stdout.write(help);
+  else if (p.version) process.stdout.write(`${version}\n`);
+  return p.help || p.version;
+}

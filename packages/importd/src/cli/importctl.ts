@@ -9,6 +9,7 @@ import {
   parseBoolean,
   parseCommandLine,
   refusedOption,
+  refusedTransportOptions,
   UsageError,
   valueOption,
 } from '@sd/basic';
@@ -119,14 +120,7 @@ export const IMPORTCTL_OPTIONS: Def[] = [
   flag({ short: 'N', help: 'Same as --keep-download=no' }, () => {}),
   flag({ long: 'system', help: 'Connect to the system image manager (the default)' }, () => {}),
   refused({ long: 'user' }, 'a per-user image manager is not supported'),
-  refused(
-    { long: 'host', short: 'H', arg: 'required' },
-    'operating on a remote host is not supported by this importctl',
-  ),
-  refused(
-    { long: 'machine', short: 'M', arg: 'required' },
-    'operating inside a container is not supported by this importctl',
-  ),
+  ...refusedTransportOptions<ImportctlValues>('importctl'),
 ];
 
 export const IMPORTCTL_HELP = formatHelp(

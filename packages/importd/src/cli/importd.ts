@@ -1,9 +1,10 @@
 import {
   busAddressOption,
+  type DaemonArgs,
   formatHelp,
   type OptionDef,
-  parseCommandLine,
-  refusePositionals,
+  parseDaemonCommandLine,
+  storeOption,
   valueOption,
 } from '@sd/basic';
 
@@ -17,11 +18,9 @@ export interface ImportdValues {
 
 export const IMPORTD_OPTIONS: OptionDef<ImportdValues>[] = [
   busAddressOption(),
-  valueOption(
+  storeOption(
     { long: 'root', value: 'DIR', help: 'Prefix for the image pool paths (images in DIR/var/lib/machines)' },
-    (v, a) => {
-      v.root = a;
-    },
+    'root',
   ),
   valueOption(
     {
@@ -43,16 +42,6 @@ export const IMPORTD_HELP = formatHelp(
   IMPORTD_OPTIONS as never,
 );
 
-export interface ParsedImportd {
-  values: ImportdValues;
-  help: boolean;
-  version: boolean;
-}
-
 /** Parses sd-importd's argv; it takes no positional arguments. Throws UsageError. */
-export function parseImportd(argv: readonly string[]): ParsedImportd {
-  const values: ImportdValues = { keyrings: [] };
-  const p = parseCommandLine(IMPORTD_OPTIONS, argv, values);
-  refusePositionals(p);
-  return { values, help: p.help, version: p.version };
-}
+export const parseImportd = (argv: readonly string[]): DaemonArgs<ImportdValues> =>
+  parseDaemonCommandLine(IMPORTD_OPTIONS, argv, { keyrings: [] });

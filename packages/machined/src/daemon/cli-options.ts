@@ -1,4 +1,11 @@
-import { busAddressOption, formatHelp, type OptionDef, parseTimespan, valueOption } from '@sd/basic';
+import {
+  busAddressOption,
+  formatHelp,
+  type OptionDef,
+  parseTimespan,
+  storeOption,
+  valueOption,
+} from '@sd/basic';
 
 /** sd-machined's command line (the table the parser, --help and the option audit share). */
 
@@ -13,21 +20,17 @@ export interface MachinedValues {
 
 export const MACHINED_OPTIONS: OptionDef<MachinedValues>[] = [
   busAddressOption(),
-  valueOption(
+  storeOption(
     {
       long: 'root',
       value: 'DIR',
       help: 'Prefix for every path (state in DIR/run/systemd/machines, images in DIR/var/lib/machines)',
     },
-    (v, a) => {
-      v.root = a;
-    },
+    'root',
   ),
-  valueOption(
+  storeOption(
     { long: 'state-dir', value: 'DIR', help: 'Where machine state files go (default /run/systemd/machines)' },
-    (v, a) => {
-      v.stateDir = a;
-    },
+    'stateDir',
   ),
   valueOption(
     {
@@ -39,15 +42,13 @@ export const MACHINED_OPTIONS: OptionDef<MachinedValues>[] = [
       v.terminateTimeout = Number(parseTimespan(a, '--terminate-timeout=')) / 1e6;
     },
   ),
-  valueOption(
+  storeOption(
     {
       long: 'nspawn',
       value: 'PATH',
       help: 'The sd-nspawn that machinectl start runs (default: sd-nspawn in $PATH)',
     },
-    (v, a) => {
-      v.nspawn = a;
-    },
+    'nspawn',
   ),
 ];
 

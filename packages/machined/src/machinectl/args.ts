@@ -7,6 +7,7 @@ import {
   parseCommandLine,
   parseJsonMode,
   refusedOption,
+  refusedTransportOptions,
   UsageError,
 } from '@sd/basic';
 
@@ -172,14 +173,7 @@ export const OPTIONS: OptionDef<Options>[] = [
   ),
   // systemd's machinectl reaches a remote host over ssh (-H) or a container's (-M); ours does
   // neither, and says so rather than quietly talking to the local machined.
-  refusedOption(
-    { long: 'host', short: 'H', arg: 'required' },
-    'operating on a remote host is not supported by this machinectl',
-  ),
-  refusedOption(
-    { long: 'machine', short: 'M', arg: 'required' },
-    'operating inside a container is not supported by this machinectl',
-  ),
+  ...refusedTransportOptions<Options>('machinectl'),
   // Our sd-importd imports a download as it arrives and never keeps a pristine copy.
   refusedOption({ long: 'keep-download' }, 'keeping a pristine copy of the download is not supported'),
 ];
