@@ -290,6 +290,16 @@ describe('sd-importd on a private bus', () => {
     expect(cli(IMPORTCTL, '--json=short', 'list-transfers').stdout).toBe('[]\n');
     expect(cli(IMPORTCTL, '--no-legend', 'list-transfers').stdout).toBe('');
     expect(cli(MACHINECTL, '--json=short', 'list-transfers').stdout).toBe('[]\n');
+    const mbad = cli(MACHINECTL, 'pull-tar', '--verify=maybe', 'http://127.0.0.1/x.tar');
+    expect(mbad.status).toBe(1);
+    expect(mbad.stderr).toMatch(/verification mode/);
+    const gz = `${root}/imp-mctl.tar`;
+    expect(cli(MACHINECTL, 'export-tar', '--format=gzip', 'imp-src', gz).status).toBe(0);
+    expect(
+      readFileSync(gz)
+        .subarray(0, 2)
+        .equals(Buffer.from([0x1f, 0x8b])),
+    ).toBe(true);
     const same = cli(
       IMPORTCTL,
       ...[

@@ -51,7 +51,7 @@ const flag = (
   ...(short ? { short } : {}),
 });
 
-const OPTIONS: OptionDef<Values>[] = [
+export const OPTIONS: OptionDef<Values>[] = [
   flag('mount', 'm', 'Mount the image to the specified directory', (v) => {
     v.mount = true;
   }),

@@ -164,13 +164,13 @@ export const OPTIONS: OptionDef<Options>[] = [
     o.json = parseJsonMode(v);
   }),
   // -j: --json=pretty on a terminal, short otherwise.
-  flag(
-    'json-auto',
-    (o) => {
+  {
+    short: 'j',
+    arg: 'none',
+    apply: (o) => {
       o.json = process.stdout.isTTY ? 'pretty' : 'short';
     },
-    'j',
-  ),
+  },
   // systemd's machinectl reaches a remote host over ssh (-H) or a container's (-M); ours does
   // neither, and says so rather than quietly talking to the local machined.
   ...refusedTransportOptions<Options>('machinectl'),
