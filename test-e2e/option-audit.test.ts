@@ -253,3 +253,21 @@ it('every CLI with options is audited', () => {
   ];
   expect(Object.keys(AUDIT).sort()).toEqual(bins.sort());
 });
+
+it('importctl refuses the values and verbs it cannot honour, by name', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--class=sysext', 'list-transfers'], /--class=sysext: only machine images/],
+    [['--keep-download=yes', 'list-transfers'], /--keep-download=yes: keeping a pristine copy/],
+    [['pull-oci', 'docker.io/library/debian'], /pull-oci: pulling OCI images is not supported/],
+    [['list-images'], /list-images: import1 has no ListImages here/],
+  ];
+  for (const [args, message] of cases) {
+    const r = spawnSync(process.execPath, [bins.get('importctl') as string, ...args], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(r.stderr, args.join(' ')).toMatch(new RegExp(`^importctl: [^\\n]*${message.source}[^\\n]*\\n$`));
+    expect(r.status, args.join(' ')).toBe(1);
+  }
+});
