@@ -31,7 +31,7 @@ interface Cli {
 const E2E = 'test-e2e';
 const NSPAWN_NET = 'packages/nspawn/test/network.test.ts';
 const MCTL_UNIT = 'packages/machined/src/machinectl/machinectl.test.ts';
-const MCTL_OPTS = 'packages/machined/src/machinectl/options.test.ts';
+const MCTL_OPTS = MCTL_UNIT;
 const IMPORTD_DAEMON = 'packages/importd/test/daemon.test.ts';
 const EFFECTS = `${E2E}/option-effects.test.ts`;
 
