@@ -1,4 +1,4 @@
-import { parseProcCgroup } from '@sd/sys';
+import { type CgroupLayout, parseProcCgroup } from '@sd/sys';
 import { describe, expect, it } from 'vitest';
 import { MachineCgroup } from './cgroup.js';
 import { formatState, parseState } from './state.js';
@@ -12,35 +12,16 @@ describe('state files', () => {
   });
 });
 
-describe('cgroups of a process', () => {
-  const text =
-    '9:name=systemd:/machine.slice/machine-a.scope\n4:memory:/user/machine.slice/machine-a.scope\n3:cpuset:/\n0::/machine.slice/machine-a.scope\n';
-  it('parses /proc/PID/cgroup', () => {
-    expect(parseProcCgroup(text)).toEqual({
-      unified: 'machine.slice/machine-a.scope',
-      v1: {
-        'name=systemd': 'machine.slice/machine-a.scope',
-        memory: 'user/machine.slice/machine-a.scope',
-        cpuset: '',
-      },
-    });
-  });
-  it('groups hierarchies by path and names the unit from the unified path', () => {
-    const cg = MachineCgroup.fromPlacement(parseProcCgroup(text), {
-      mode: 'hybrid',
-      unifiedRoot: '/sys/fs/cgroup/unified',
-      controllers: {},
-      hierarchies: [
-        { mountPoint: '/sys/fs/cgroup/systemd', controllers: ['name=systemd'], root: '/' },
-        { mountPoint: '/sys/fs/cgroup/memory', controllers: ['memory'], root: '/' },
-        { mountPoint: '/sys/fs/cgroup/cpuset', controllers: ['cpuset'], root: '/' },
-      ],
-    })!;
-    expect(cg.unit).toBe('machine-a.scope');
-    expect(cg.dirs).toEqual([
-      '/sys/fs/cgroup/unified/machine.slice/machine-a.scope',
-      '/sys/fs/cgroup/systemd/machine.slice/machine-a.scope',
-      '/sys/fs/cgroup/memory/user/machine.slice/machine-a.scope',
+// Parsing /proc/PID/cgroup and grouping hierarchies by path: @sd/sys's set.test.ts.
+describe('the cgroup of a machine', () => {
+  it('names the unit from the unified path, else name=systemd', () => {
+    const v2: CgroupLayout = { mode: 'v2', unifiedRoot: '/sys/fs/cgroup', controllers: {}, hierarchies: [] };
+    const cg = MachineCgroup.fromPlacement(parseProcCgroup('0::/machine.slice/machine-a.scope\n'), v2)!;
+    expect([cg.unit, cg.mainPath, cg.dirs]).toEqual([
+      'machine-a.scope',
+      'machine.slice/machine-a.scope',
+      ['/sys/fs/cgroup/machine.slice/machine-a.scope'],
     ]);
+    expect(MachineCgroup.fromPlacement(parseProcCgroup('0::/\n'), v2)).toBeUndefined();
   });
 });
