@@ -5,8 +5,9 @@ import { defineConfig } from 'tsup';
 // compiles one file instead of walking package exports through the ESM
 // loader (measured: ~30 ms of sd-nspawn's start). Both write to dist/; the
 // build script cleans it first (two configs run in parallel, and one's clean
-// would race the other's output). The CLI keeps the `#!/usr/bin/env node`
-// of its source.
+// would race the other's output). The bin, sd-nspawn.cjs, is a launcher that
+// runs cli.cjs through @sd/basic's V8 code cache (measured: ~14 ms less CPU
+// per start); it keeps the `#!/usr/bin/env node` of its source.
 export default defineConfig([
   {
     entry: { index: 'src/index.ts' },
@@ -17,7 +18,7 @@ export default defineConfig([
     target: 'node20',
   },
   {
-    entry: { cli: 'src/cli.ts' },
+    entry: { cli: 'src/cli.ts', 'sd-nspawn': 'src/bin.ts' },
     format: ['cjs'],
     outExtension: () => ({ js: '.cjs' }),
     clean: false,
