@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbusDaemonAvailable, type PrivateBus, startPrivateBus } from '../../../../tools/dbus/private-bus.js';
-import { dbusNext, type MessageBus } from './bus.js';
+import { dbusNext, type Message, type MessageBus } from './bus.js';
 import { BusCallFailed, BusConnection } from './connection.js';
 import { parseSignature } from './wire.js';
 import { signatures, valueOf } from './wire-arbitraries.js';
@@ -27,8 +27,8 @@ beforeAll(async () => {
     echo!.once('connect', () => resolve());
     echo!.once('error', reject);
   });
-  echoName = echo.name ?? '';
-  echo.addMethodHandler((msg) => {
+  echoName = (echo as unknown as { name: string }).name;
+  echo.addMethodHandler((msg: Message) => {
     if (msg.interface !== 'io.sd.test.Echo') return false;
     if (msg.member === 'Fail') {
       echo!.send(d.Message.newError(msg, 'io.sd.test.Error.Nope', 'it said no'));
