@@ -31,7 +31,8 @@ beforeAll(async () => {
   echo.addMethodHandler((msg: Message) => {
     if (msg.interface !== 'io.sd.test.Echo') return false;
     if (msg.member === 'Fail') {
-      echo!.send(d.Message.newError(msg, 'io.sd.test.Error.Nope', 'it said no'));
+      // dbus-next's typings say string; it takes the call message.
+      echo!.send(d.Message.newError(msg as never, 'io.sd.test.Error.Nope', 'it said no'));
       return true;
     }
     echo!.send(d.Message.newMethodReturn(msg, msg.signature, msg.body));
