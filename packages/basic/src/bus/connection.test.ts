@@ -4,7 +4,7 @@ import { dbusDaemonAvailable, type PrivateBus, startPrivateBus } from '../../../
 import { dbusNext, type Message, type MessageBus } from './bus.js';
 import { BusCallFailed, BusConnection } from './connection.js';
 import { parseSignature } from './wire.js';
-import { signatures, valueOf } from './wire-arbitraries.js';
+import { signatures, valueArb } from './wire-arbitraries.js';
 
 // BusConnection against a real dbus-daemon (tools/dbus/private-bus.ts): it
 // authenticates, says Hello, calls the bus itself, gets error replies as
@@ -90,7 +90,7 @@ describe.skipIf(skip)('BusConnection against dbus-daemon', () => {
         fc.asyncProperty(
           // Dict keys are strings here: dbus-next cannot send back dicts whose keys it decoded from
           // numbers (it makes them strings).
-          stringKeyed.chain((s) => valueOf(parseSignature(s)[0]!, stringKeyed).map((v) => [s, v] as const)),
+          stringKeyed.chain((s) => valueArb(parseSignature(s)[0]!, stringKeyed).map((v) => [s, v] as const)),
           async ([sig, [value, back]]) => {
             const r = await c.call({
               destination: echoName,

@@ -28,11 +28,11 @@ const path = fc
   .map((p) => `/${p.join('/')}`);
 
 /** A value of type `t` and what unmarshal gives back for it. */
-export function valueOf(
+export function valueArb(
   t: BusType,
   sigs: fc.Arbitrary<string> = signatureArb,
 ): fc.Arbitrary<[unknown, unknown]> {
-  const valueOf_ = (u: BusType) => valueOf(u, sigs);
+  const valueArb_ = (u: BusType) => valueArb(u, sigs);
   const same = <T>(a: fc.Arbitrary<T>) => a.map((v) => [v, v] as [unknown, unknown]);
   switch (t.t) {
     case 'y':
@@ -62,7 +62,9 @@ export function valueOf(
     case 'v':
       return sigs
         .filter((s) => s.length < 30)
-        .chain((s) => valueOf_(parseSignature(s)[0]!).map(([v, back]) => [{ signature: s, value: v }, back]));
+        .chain((s) =>
+          valueArb_(parseSignature(s)[0]!).map(([v, back]) => [{ signature: s, value: v }, back]),
+        );
     case 'a': {
       const of = t.of;
       if (of.t === 'y')
@@ -72,7 +74,7 @@ export function valueOf(
       if (of.t === '{') {
         // Keys as unmarshal gives them: strings; distinct after conversion.
         return fc
-          .uniqueArray(fc.tuple(valueOf_(of.key), valueOf_(of.value)), {
+          .uniqueArray(fc.tuple(valueArb_(of.key), valueArb_(of.value)), {
             maxLength: 4,
             selector: ([[, k]]) => String(k),
           })
@@ -81,10 +83,12 @@ export function valueOf(
             Object.fromEntries(entries.map(([[, k], [, v]]) => [String(k), v])),
           ]);
       }
-      return fc.array(valueOf_(of), { maxLength: 4 }).map((xs) => [xs.map((x) => x[0]), xs.map((x) => x[1])]);
+      return fc
+        .array(valueArb_(of), { maxLength: 4 })
+        .map((xs) => [xs.map((x) => x[0]), xs.map((x) => x[1])]);
     }
     case '(':
-      return fc.tuple(...t.of.map(valueOf_)).map((xs) => [xs.map((x) => x[0]), xs.map((x) => x[1])]);
+      return fc.tuple(...t.of.map(valueArb_)).map((xs) => [xs.map((x) => x[0]), xs.map((x) => x[1])]);
     case '{':
       throw new Error('dict entry outside an array');
   }
