@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
+import { sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
 // The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
 // file with @sd/* bundled in and tree-shaken, so that a start resolves and
@@ -27,5 +28,6 @@ export default defineConfig([
     shims: true,
     noExternal: [/^@sd\//],
     external: ['koffi', 'dbus-next'],
+    esbuildPlugins: [sdModulesArePure as never],
   },
 ]);

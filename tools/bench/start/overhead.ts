@@ -18,6 +18,9 @@ import { ms, quantile, table } from '../lib/stats.js';
  * user waits. The children are timed by rusage.py (wait4), so that the timer's
  * own event loop is not in the figures.
  *
+ * The "SD_CODE_CACHE=0" rows are the same runs without @sd/basic's V8 code
+ * cache, to show what the cache alone gives.
+ *
  * The targets (issue 12): sd-nspawn -D TREE /bin/true ≤ 20 ms over node -e 0,
  * machinectl list (against sd-machined on a private bus: a real D-Bus round
  * trip) ≤ 15 ms.
@@ -149,8 +152,18 @@ export async function overheadBench(o: OverheadOptions): Promise<void> {
         argv: [node, nspawn, '-q', '-D', root.rootfs, '--console=pipe', '/bin/true'],
         target: 20,
       },
+      {
+        name: '  same, SD_CODE_CACHE=0',
+        argv: [node, nspawn, '-q', '-D', root.rootfs, '--console=pipe', '/bin/true'],
+        env: { ...process.env, SD_CODE_CACHE: '0' },
+      },
       { name: 'machinectl --help', argv: [node, machinectl, '--help'] },
       { name: 'machinectl list', argv: [node, machinectl, 'list'], env: bus.env, target: 15 },
+      {
+        name: '  same, SD_CODE_CACHE=0',
+        argv: [node, machinectl, 'list'],
+        env: { ...bus.env, SD_CODE_CACHE: '0' },
+      },
     ];
     o.say(`bins: ${rel(nspawn)}, ${rel(machinectl)}`);
     const timer = new Timer();
