@@ -157,6 +157,11 @@ export async function overheadBench(o: OverheadOptions): Promise<void> {
         argv: [node, nspawn, '-q', '-D', root.rootfs, '--console=pipe', '/bin/true'],
         env: { ...process.env, SD_CODE_CACHE: '0' },
       },
+      {
+        name: '  same, registering with sd-machined',
+        argv: [node, nspawn, '-q', '-D', root.rootfs, '--console=pipe', '/bin/true'],
+        env: bus.env,
+      },
       { name: 'machinectl --help', argv: [node, machinectl, '--help'] },
       { name: 'machinectl list', argv: [node, machinectl, 'list'], env: bus.env, target: 15 },
       {
