@@ -34,9 +34,11 @@ describe('D-Bus wire format', () => {
   });
 
   it('takes the length of an array from the bytes only as far as they go', () => {
-    // 0xffffffff bytes announced, 4 there: an error, not a 4 GB loop or allocation.
+    // 2 GB announced, 4 bytes there: an error, not a 2 GB loop or allocation, nor a short array.
     const b = Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0]);
     expect(() => unmarshal('au', b)).toThrow(BusWireError);
+    // 8 bytes of ay announced, 4 there: an error, never the 4 taken as the whole array.
+    expect(() => unmarshal('ay', Buffer.from([8, 0, 0, 0, 1, 2, 3, 4]))).toThrow(/runs past the end/);
   });
 
   it('lays out values as the specification says', () => {
