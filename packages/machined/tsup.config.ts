@@ -1,19 +1,47 @@
 import { defineConfig } from 'tsup';
+import { type Resolver, sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
-// One build for the library and its CLIs, so that one clean cannot race
-// another config's output. The CLIs' `#!/usr/bin/env node` is the first
-// line of their sources, which esbuild keeps in entry files (a tsup banner
-// would land on the library too).
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    machined: 'src/machined.ts',
-    machinectl: 'src/machinectl.ts',
-    'machined-worker': 'src/machined-worker.ts',
+// machinectl's pty forwarder (login, shell) needs koffi: a bundle of its own that the CLI
+// requires only for those verbs (bundled in, it would make esbuild wrap @sd/sys lazily as a
+// whole, and every start would then initialise all of it).
+const ptyApart = {
+  name: 'pty-apart',
+  setup(build: Resolver) {
+    build.onResolve({ filter: /^\.\/pty\.js$/ }, () => ({ path: './machinectl-pty.cjs', external: true }));
   },
-  format: ['esm'],
-  dts: { entry: { index: 'src/index.ts' } },
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-});
+};
+
+export default defineConfig([
+  {
+    entry: {
+      index: 'src/index.ts',
+      machined: 'src/machined.ts',
+      'machined-worker': 'src/machined-worker.ts',
+    },
+    format: ['esm'],
+    dts: { entry: { index: 'src/index.ts' } },
+    clean: false,
+    sourcemap: true,
+    target: 'node20',
+  },
+  {
+    entry: {
+      'machinectl-cli': 'src/machinectl.ts',
+      machinectl: 'src/machinectl-bin.ts',
+      'machinectl-pty': 'src/machinectl/pty.ts',
+    },
+    format: ['cjs'],
+    outExtension: () => ({ js: '.cjs' }),
+    clean: false,
+    sourcemap: true,
+    target: 'node20',
+    shims: true,
+    noExternal: [/^@sd\//],
+    external: ['koffi', 'dbus-next', 'usocket'],
+    esbuildPlugins: [ptyApart as never, sdModulesArePure as never],
+    // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
+    esbuildOptions(o) {
+      o.supported = { ...o.supported, 'dynamic-import': false };
+    },
+  },
+]);

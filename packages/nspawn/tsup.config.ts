@@ -1,12 +1,14 @@
 import { defineConfig } from 'tsup';
+import { sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
 // The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
 // file with @sd/* bundled in and tree-shaken, so that a start resolves and
 // compiles one file instead of walking package exports through the ESM
 // loader (measured: ~30 ms of sd-nspawn's start). Both write to dist/; the
 // build script cleans it first (two configs run in parallel, and one's clean
-// would race the other's output). The CLI keeps the `#!/usr/bin/env node`
-// of its source.
+// would race the other's output). The bin, sd-nspawn.cjs, is a launcher that
+// runs cli.cjs through @sd/basic's V8 code cache (measured: ~14 ms less CPU
+// per start); it keeps the `#!/usr/bin/env node` of its source.
 export default defineConfig([
   {
     entry: { index: 'src/index.ts' },
@@ -17,7 +19,7 @@ export default defineConfig([
     target: 'node20',
   },
   {
-    entry: { cli: 'src/cli.ts' },
+    entry: { cli: 'src/cli.ts', 'sd-nspawn': 'src/bin.ts' },
     format: ['cjs'],
     outExtension: () => ({ js: '.cjs' }),
     clean: false,
@@ -26,5 +28,6 @@ export default defineConfig([
     shims: true,
     noExternal: [/^@sd\//],
     external: ['koffi', 'dbus-next'],
+    esbuildPlugins: [sdModulesArePure as never],
   },
 ]);

@@ -10,6 +10,9 @@ export {
   dbusNext,
   systemBusAddress,
 } from './bus/bus.js';
+export { type BusCall, BusCallFailed, BusConnection } from './bus/connection.js';
+export { type BusType, BusWireError, marshal, parseSignature, unmarshal } from './bus/wire.js';
+export { type CodeCacheOptions, codeCacheFiles, runCached } from './cli/code-cache.js';
 export {
   busAddressOption,
   type DaemonArgs,

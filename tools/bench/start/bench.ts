@@ -13,6 +13,7 @@ import {
   unifiedCgroups,
 } from '../lib/runners.js';
 import { ms, type Summary, summarize, table } from '../lib/stats.js';
+import { overheadBench } from './overhead.js';
 import { cliRunner, debianTree, libraryRunner, loadNspawn, NSPAWN_CLI, startArgs } from './runners.js';
 
 /**
@@ -22,15 +23,17 @@ import { cliRunner, debianTree, libraryRunner, loadNspawn, NSPAWN_CLI, startArgs
  * a finished tree, boot to poweroff with both nspawns.
  *
  *   npm run bench:start -- [--runs 50] [--boot-runs 3] [--install]
+ *   npm run bench:start -- --overhead [--runs 40]   # the CLIs' start over node -e 0 (overhead.ts)
  *   npx tsx --conditions=sd-source tools/bench/start/bench.ts   # the library from src
  */
 
-const USAGE = 'Usage: npm run bench:start -- [--runs N] [--boot-runs N] [--install]\n';
+const USAGE = 'Usage: npm run bench:start -- [--runs N] [--boot-runs N] [--install] [--overhead]\n';
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '50' },
     'boot-runs': { type: 'string', default: '3' },
     install: { type: 'boolean', default: false },
+    overhead: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -208,6 +211,14 @@ async function bootBench(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (values.overhead) {
+    await overheadBench({
+      runs,
+      say,
+      onCleanup: (f) => runners.push({ name: '', note: '', run: async () => 0, cleanup: f }),
+    });
+    return;
+  }
   await startBench();
   await bootBench();
 }

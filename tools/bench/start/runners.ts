@@ -7,7 +7,10 @@ import { type ExternalOptions, elapsedMs, external, type Runner } from '../lib/r
  * each run) and as a library call from this running process.
  */
 
-export const NSPAWN_CLI = fileURLToPath(new URL('../../../packages/nspawn/dist/cli.cjs', import.meta.url));
+/** sd-nspawn's bin (the code-cache launcher of dist/cli.cjs). */
+export const NSPAWN_CLI = fileURLToPath(
+  new URL('../../../packages/nspawn/dist/sd-nspawn.cjs', import.meta.url),
+);
 
 /** The arguments both of ours get for /bin/true, as systemd-nspawn's minus what it alone needs. */
 export const startArgs = (rootfs: string): string[] => ['-q', '-D', rootfs, '--console=pipe', '/bin/true'];

@@ -1,12 +1,16 @@
+import { BusConnection, dbusNext } from '@sd/basic';
 import { SdError } from '@sd/sys';
 import { connectBus, systemBusAddress } from '../bus/connect.js';
-import { dbus, type MessageBus } from '../bus/dbus.js';
+import type { MessageBus } from '../bus/dbus.js';
 
 /**
  * machinectl's only way to the registry: method calls and property reads
  * on org.freedesktop.machine1 over D-Bus (the system bus, or
  * $DBUS_SYSTEM_BUS_ADDRESS). Error replies become BusCallError with the
- * wire name and the daemon's text.
+ * wire name and the daemon's text. Two connections: @sd/basic's small
+ * client (LiteMachine1) for every verb that passes no fds — it loads in a
+ * fraction of dbus-next's time — and dbus-next (BusMachine1) for login and
+ * shell, whose replies carry a pty fd.
  */
 
 export const BUS_NAME = 'org.freedesktop.machine1';
@@ -33,7 +37,49 @@ export interface Machine1 {
 }
 
 const unwrap = (v: unknown): unknown =>
-  v instanceof dbus.Variant ? unwrap(v.value) : Array.isArray(v) ? v.map(unwrap) : v;
+  v instanceof dbusNext().Variant ? unwrap(v.value) : Array.isArray(v) ? v.map(unwrap) : v;
+
+const wireError = (e: unknown): unknown => {
+  const err = e as { type?: string; text?: string; message?: string };
+  return typeof err.type === 'string'
+    ? new BusCallError(err.type, err.text ?? err.message ?? err.type, { cause: e })
+    : e;
+};
+
+/** machine1 through @sd/basic's BusConnection: variants arrive as their values already. */
+export class LiteMachine1 implements Machine1 {
+  readonly #bus: BusConnection;
+  private constructor(bus: BusConnection) {
+    this.#bus = bus;
+  }
+
+  static async connect(address = systemBusAddress()): Promise<LiteMachine1> {
+    return new LiteMachine1(await BusConnection.connect(address));
+  }
+
+  async call(
+    path: string,
+    iface: string,
+    member: string,
+    signature: string,
+    body: unknown[],
+  ): Promise<unknown[]> {
+    try {
+      return await this.#bus.call({ destination: BUS_NAME, path, interface: iface, member, signature, body });
+    } catch (e) {
+      throw wireError(e);
+    }
+  }
+
+  async getAll(path: string, iface: string): Promise<Record<string, unknown>> {
+    const [props] = await this.call(path, 'org.freedesktop.DBus.Properties', 'GetAll', 's', [iface]);
+    return { ...((props ?? {}) as Record<string, unknown>) };
+  }
+
+  close(): void {
+    this.#bus.close();
+  }
+}
 
 export class BusMachine1 implements Machine1 {
   readonly #bus: MessageBus;
@@ -52,15 +98,19 @@ export class BusMachine1 implements Machine1 {
     signature: string,
     body: unknown[],
   ): Promise<unknown[]> {
-    const msg = new dbus.Message({ destination: BUS_NAME, path, interface: iface, member, signature, body });
+    const msg = new (dbusNext().Message)({
+      destination: BUS_NAME,
+      path,
+      interface: iface,
+      member,
+      signature,
+      body,
+    });
     try {
       const reply = await this.#bus.call(msg);
       return reply?.body ?? [];
     } catch (e) {
-      const err = e as { type?: string; text?: string; message?: string };
-      if (typeof err.type === 'string')
-        throw new BusCallError(err.type, err.text ?? err.message ?? err.type, { cause: e });
-      throw e;
+      throw wireError(e);
     }
   }
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { checkVerb, type Options, parseArgs, UsageError } from './args.js';
-import { BusMachine1, type Machine1 } from './client.js';
+import { BusMachine1, LiteMachine1, type Machine1 } from './client.js';
 import type { Verb, VerbContext } from './context.js';
 import { useColor } from './format.js';
 import * as images from './verbs-images.js';
@@ -166,7 +166,9 @@ export async function runMachinectl(argv: string[], run: RunOptions = {}): Promi
   }
   let bus: Machine1;
   try {
-    bus = await (run.connect ?? (() => BusMachine1.connect()))();
+    // login and shell get a pty fd in the reply: dbus-next, which can take fds; the rest the small client.
+    const fds = parsed.verb === 'login' || parsed.verb === 'shell';
+    bus = await (run.connect ?? (() => (fds ? BusMachine1.connect() : LiteMachine1.connect())))();
   } catch (e) {
     err(`Failed to connect to bus: ${(e as Error).message}\n`);
     return 1;

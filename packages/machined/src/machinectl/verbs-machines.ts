@@ -18,7 +18,6 @@ import {
   renderTable,
   tableJson,
 } from './format.js';
-import { attachPty } from './pty.js';
 
 const SIGRTMIN = 34;
 const SIGINT = 2;
@@ -144,6 +143,8 @@ export const login: Verb = async (ctx, args) => {
     const [fd, pty] = await manager(ctx.bus, 'OpenMachineLogin', 's', name);
     if (!ctx.options.quiet)
       ctx.err(`Connected to machine ${name}. Press ^] three times within 1s to exit session.\n`);
+    // Loaded here: the pty forwarder brings koffi, which no other verb needs.
+    const { attachPty } = await import('./pty.js');
     await attachPty(fd as number, ctx, true, true);
     if (!ctx.options.quiet) ctx.err(`\nConnection to machine ${name} terminated.\n`);
     void pty;
@@ -166,6 +167,7 @@ export const shell: Verb = async (ctx, args) => {
     const [fd] = await manager(ctx.bus, 'OpenMachineShell', 'sssasas', name, user, cmd[0] ?? '', cmd, env);
     if (!ctx.options.quiet && cmd.length === 0)
       ctx.err(`Connected to machine ${name}. Press ^] three times within 1s or exit session to exit.\n`);
+    const { attachPty } = await import('./pty.js');
     await attachPty(fd as number, ctx, cmd.length === 0);
     if (!ctx.options.quiet && cmd.length === 0) ctx.err(`\nConnection to machine ${name} terminated.\n`);
     return 0;

@@ -1,9 +1,9 @@
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
-import { formatJson } from '@sd/basic';
+import { dbusNext, formatJson } from '@sd/basic';
 import { SdError } from '@sd/sys';
 import { connectBus, systemBusAddress } from '../bus/connect.js';
-import { dbus, type Message, type MessageBus } from '../bus/dbus.js';
+import type { Message, MessageBus } from '../bus/dbus.js';
 import type { JsonMode } from './args.js';
 import type { Verb, VerbContext } from './context.js';
 import { renderTable } from './format.js';
@@ -63,7 +63,7 @@ class Import1 {
   ): Promise<unknown[]> {
     try {
       const r = await this.bus.call(
-        new dbus.Message({ destination: IMPORT1, path, interface: iface, member, signature, body }),
+        new (dbusNext().Message)({ destination: IMPORT1, path, interface: iface, member, signature, body }),
       );
       return r?.body ?? [];
     } catch (e) {
@@ -75,7 +75,7 @@ class Import1 {
   }
   async match(rule: string): Promise<void> {
     await this.bus.call(
-      new dbus.Message({
+      new (dbusNext().Message)({
         destination: 'org.freedesktop.DBus',
         path: '/org/freedesktop/DBus',
         interface: 'org.freedesktop.DBus',

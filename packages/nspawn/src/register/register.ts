@@ -1,4 +1,4 @@
-import { busReachable, connectBus, dbusNext as dbus, type MessageBus, systemBusAddress } from '@sd/basic';
+import { BusConnection, busReachable, systemBusAddress } from '@sd/basic';
 import { SdError } from '@sd/sys';
 
 /**
@@ -7,7 +7,9 @@ import { SdError } from '@sd/sys';
  * RegisterMachine (…WithNetwork when there are host-side links), and
  * UnregisterMachine when the container is gone. nspawn talks to machined
  * only over the bus, never through its code. No bus at all, or no machined
- * on it, is a warning: the container runs unregistered.
+ * on it, is a warning: the container runs unregistered. The calls pass no
+ * fds, so @sd/basic's small client makes them: dbus-next's load alone would
+ * cost more than the rest of a short sd-nspawn run.
  */
 
 export interface RegisterRequest {
@@ -42,21 +44,17 @@ const NO_SERVICE = new Set([
   'org.freedesktop.DBus.Error.NameHasNoOwner',
 ]);
 
-const connect = (address: string, timeoutMs: number) => connectBus({ address, timeoutMs });
+const connect = (address: string, timeoutMs: number) => BusConnection.connect(address, timeoutMs);
 
-async function call(bus: MessageBus, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
-  const d = dbus();
-  const reply = await bus.call(
-    new d.Message({
-      destination: MACHINE1,
-      path: '/org/freedesktop/machine1',
-      interface: 'org.freedesktop.machine1.Manager',
-      member,
-      signature,
-      body,
-    }),
-  );
-  return reply?.body ?? [];
+function call(bus: BusConnection, member: string, signature: string, body: unknown[]): Promise<unknown[]> {
+  return bus.call({
+    destination: MACHINE1,
+    path: '/org/freedesktop/machine1',
+    interface: 'org.freedesktop.machine1.Manager',
+    member,
+    signature,
+    body,
+  });
 }
 
 /**
@@ -75,7 +73,7 @@ export async function registerMachine(
     warn(`No system bus (${address}): not registering machine ${req.machine} with machined.`);
     return undefined;
   }
-  let bus: MessageBus;
+  let bus: BusConnection;
   try {
     bus = await connect(address, timeoutMs);
   } catch (e) {
@@ -100,7 +98,7 @@ export async function registerMachine(
           try {
             await call(b, 'UnregisterMachine', 's', [req.machine]);
           } finally {
-            b.disconnect();
+            b.close();
           }
         } catch {}
       },
@@ -116,6 +114,6 @@ export async function registerMachine(
       cause: e,
     });
   } finally {
-    bus.disconnect();
+    bus.close();
   }
 }

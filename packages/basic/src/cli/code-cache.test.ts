@@ -1,0 +1,141 @@
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// runCached as a CLI's bin uses it, in fresh node processes: the cache is
+// written on the first run and used on the next, a changed bundle or a
+// corrupt cache is never used (and rewritten), a cache others could have
+// written is never used, and a read-only package directory falls back to
+// the user's cache directory or to no cache, silently.
+
+const CODE_CACHE = fileURLToPath(new URL('./code-cache.ts', import.meta.url));
+const TSX = fileURLToPath(new URL('../../../../node_modules/tsx/dist/loader.mjs', import.meta.url));
+let dir = '';
+
+const bundle = (word: string) =>
+  `#!/usr/bin/env node\n"use strict";\nconst { basename } = require("node:path");\n` +
+  `process.stdout.write(\`${word} \${basename(__filename)} \${basename(__dirname)} \${module.filename === __filename}\\n\`);\n` +
+  'process.exitCode = 3;\n';
+
+function setup(name: string): { pkg: string; file: string; launcher: string; cache: string } {
+  const pkg = join(dir, name);
+  mkdirSync(pkg);
+  const file = join(pkg, 'cli.cjs');
+  writeFileSync(file, bundle('hello'));
+  const launcher = join(pkg, 'bin.mjs');
+  writeFileSync(
+    launcher,
+    `import { runCached } from ${JSON.stringify(CODE_CACHE)};\nrunCached(${JSON.stringify(file)});\n`,
+  );
+  return { pkg, file, launcher, cache: `${file}.v8cache` };
+}
+
+function run(launcher: string, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, ['--import', TSX, launcher], {
+    encoding: 'utf8',
+    env: { ...process.env, XDG_CACHE_HOME: join(dir, 'xdg'), ...env },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const id = (p: string) => {
+  const s = statSync(p);
+  return `${s.ino}:${s.mtimeMs}`;
+};
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'sd-start-codecache-'));
+});
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('runCached', () => {
+  it('runs the bundle as Node would, writes the cache once and then uses it', () => {
+    const { launcher, cache } = setup('once');
+    const first = run(launcher);
+    expect(first).toEqual({ status: 3, stdout: 'hello cli.cjs once true\n', stderr: '' });
+    expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 1 v\d+/);
+    const before = id(cache);
+    expect(run(launcher)).toEqual(first);
+    expect(id(cache)).toBe(before);
+  });
+
+  it('never runs a cache against a changed bundle of the same length', () => {
+    const { file, launcher, cache } = setup('stale');
+    run(launcher);
+    const before = id(cache);
+    writeFileSync(file, bundle('world'));
+    expect(run(launcher)).toEqual({ status: 3, stdout: 'world cli.cjs stale true\n', stderr: '' });
+    expect(id(cache)).not.toBe(before);
+  });
+
+  it('falls back silently from a corrupt cache and rewrites it', () => {
+    const { launcher, cache } = setup('corrupt');
+    run(launcher);
+    const text = readFileSync(cache);
+    const stamp = text.subarray(0, text.indexOf(10) + 1);
+    writeFileSync(cache, Buffer.concat([stamp, Buffer.from('garbage, not V8 code')]), { mode: 0o644 });
+    expect(run(launcher)).toEqual({ status: 3, stdout: 'hello cli.cjs corrupt true\n', stderr: '' });
+    expect(readFileSync(cache).length).toBeGreaterThan(stamp.length + 20);
+  });
+
+  it('never uses a cache that others can write', () => {
+    const { launcher, cache } = setup('writable');
+    run(launcher);
+    chmodSync(cache, 0o666);
+    const before = id(cache);
+    expect(run(launcher).stdout).toBe('hello cli.cjs writable true\n');
+    // Distrusted, so compiled afresh and written anew (a new file, with mode 0644).
+    expect(id(cache)).not.toBe(before);
+    expect(statSync(cache).mode & 0o777).toBe(0o644);
+  });
+
+  it('is off with SD_CODE_CACHE=0', () => {
+    const { launcher, cache } = setup('off');
+    expect(run(launcher, { SD_CODE_CACHE: '0' }).stdout).toBe('hello cli.cjs off true\n');
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'works from a read-only package directory: the user cache directory, else no cache',
+    () => {
+      const { pkg, launcher, cache } = setup('readonly');
+      const mount = (...a: string[]) => spawnSync('mount', a, { encoding: 'utf8' });
+      expect(mount('--bind', pkg, pkg).status).toBe(0);
+      try {
+        expect(mount('-o', 'remount,bind,ro', pkg).status).toBe(0);
+        const first = run(launcher);
+        expect(first).toEqual({ status: 3, stdout: 'hello cli.cjs readonly true\n', stderr: '' });
+        expect(existsSync(cache)).toBe(false);
+        const xdg = join(
+          dir,
+          'xdg',
+          'sd',
+          'code-cache',
+          `${join(pkg, 'cli.cjs').replaceAll('/', '%')}.v8cache`,
+        );
+        expect(existsSync(xdg)).toBe(true);
+        const before = id(xdg);
+        expect(run(launcher)).toEqual(first);
+        expect(id(xdg)).toBe(before);
+        // No writable place at all: still runs, says nothing.
+        expect(run(launcher, { XDG_CACHE_HOME: pkg })).toEqual(first);
+      } finally {
+        spawnSync('umount', [pkg]);
+      }
+    },
+  );
+});

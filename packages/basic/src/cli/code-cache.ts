@@ -1,0 +1,140 @@
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire, Module } from 'node:module';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
+
+/**
+ * Runs a CLI's CommonJS bundle with a V8 code cache, so that a start
+ * deserialises compiled code instead of parsing and compiling the bundle
+ * (Node 20 has no module.enableCompileCache). A CLI's bin is a small
+ * launcher that imports only this file (no @sd/sys, no koffi) and calls
+ * runCached on its bundle.
+ *
+ * The cache lives next to the bundle (FILE.v8cache), or, where the package
+ * directory cannot be written (a read-only /usr, a package installed by
+ * another user), in $XDG_CACHE_HOME/sd/code-cache (~/.cache/...). It starts
+ * with a stamp line (Node version, arch, V8 flags, and the bundle's size,
+ * mtime and inode): V8 checks only the source's length, so a rebuilt bundle
+ * of the same length must not meet the old code. A cache that is stale,
+ * rejected by V8 or unreadable is rewritten at exit; one that is not owned
+ * by this user or by the bundle's owner, or that others can write, is never
+ * used (it would be code run as whoever starts the CLI). Every failure to
+ * read or write a cache falls back silently to a plain compile.
+ * SD_CODE_CACHE=0 turns it off.
+ */
+
+const STAMP_VERSION = 'sd-v8cache 1';
+
+export interface CodeCacheOptions {
+  /** Where to look and write instead of FILE.v8cache and the user's cache directory (tests). */
+  cacheFiles?: string[];
+}
+
+/** The places a bundle's cache may live, first choice first. */
+export function codeCacheFiles(file: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  const out = [`${file}.v8cache`];
+  const base = env.XDG_CACHE_HOME || (env.HOME ? join(env.HOME, '.cache') : join(homedir(), '.cache'));
+  out.push(join(base, 'sd', 'code-cache', `${file.replaceAll('/', '%')}.v8cache`));
+  return out;
+}
+
+function stampOf(file: string, fd: number): { stamp: string; uid: number } {
+  const st = fstatSync(fd);
+  const flags = process.execArgv.join(' ');
+  return {
+    stamp: `${STAMP_VERSION} ${process.version} ${process.arch} ${st.size} ${st.mtimeMs} ${st.ino} ${file} ${flags}\n`,
+    uid: st.uid,
+  };
+}
+
+/** A cache file's code, if it is ours to trust and matches the stamp. */
+function readCache(path: string, stamp: string, bundleUid: number): Buffer | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const st = fstatSync(fd);
+    const euid = process.geteuid?.() ?? -1;
+    if (!st.isFile() || (st.uid !== euid && st.uid !== bundleUid) || (st.mode & 0o022) !== 0)
+      return undefined;
+    const all = readFileSync(fd);
+    const nl = all.indexOf(10);
+    if (nl < 0 || all.subarray(0, nl + 1).toString('utf8') !== stamp) return undefined;
+    return all.subarray(nl + 1);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** Writes the cache to the first place that takes it: a private temporary file renamed over. */
+function writeCache(paths: string[], stamp: string, data: Buffer): void {
+  for (const path of paths) {
+    const tmp = `${path}.${process.pid}.tmp`;
+    try {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(tmp, Buffer.concat([Buffer.from(stamp, 'utf8'), data]), { mode: 0o644, flag: 'wx' });
+      renameSync(tmp, path);
+      return;
+    } catch {
+      try {
+        unlinkSync(tmp);
+      } catch {}
+    }
+  }
+}
+
+/** Runs the CommonJS file `file` as Node's loader would, through the code cache. */
+export function runCached(file: string, options: CodeCacheOptions = {}): void {
+  const fd = openSync(file, 'r');
+  let source: string;
+  let stamp: string;
+  let uid: number;
+  try {
+    ({ stamp, uid } = stampOf(file, fd));
+    source = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+  const enabled = process.env.SD_CODE_CACHE !== '0';
+  const paths = options.cacheFiles ?? codeCacheFiles(file);
+  let cached: Buffer | undefined;
+  if (enabled)
+    for (const p of paths) {
+      cached = readCache(p, stamp, uid);
+      if (cached) break;
+    }
+  // A hashbang is valid only at the very start of a script; inside the wrapper it becomes a comment
+  // of the same length, so that line and column numbers stay those of the file.
+  if (source.startsWith('#!')) source = `//${source.slice(2)}`;
+  const script = new Script(Module.wrap(source), {
+    filename: file,
+    cachedData: cached,
+    importModuleDynamically: vmConstants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  } as ScriptOptions);
+  if (enabled && (cached === undefined || script.cachedDataRejected === true)) {
+    // At exit the cache also holds the functions this run compiled lazily, not only the top level.
+    process.once('exit', () => {
+      try {
+        writeCache(paths, stamp, script.createCachedData());
+      } catch {}
+    });
+  }
+  const mod = new Module(file);
+  mod.filename = file;
+  const internals = Module as unknown as { _nodeModulePaths(dir: string): string[] };
+  mod.paths = internals._nodeModulePaths(dirname(file));
+  const require = createRequire(file);
+  const fn = script.runInThisContext() as (...a: unknown[]) => void;
+  fn.call(mod.exports, mod.exports, require, mod, file, dirname(file));
+}

@@ -1,0 +1,41 @@
+/**
+ * What the CLI bundles (tsup configs of sd-nspawn and machinectl) share: an
+ * esbuild plugin that takes the modules of @sd/sys and @sd/basic bundled
+ * into a CLI as free of side effects, so that a module none of whose exports
+ * the CLI uses is left out with its top level (@sd/sys's koffi.load of libc
+ * among them): machinectl list then never loads koffi, and sd-nspawn's
+ * bundle runs less at start.
+ */
+export interface Resolver {
+  onResolve(
+    o: { filter: RegExp },
+    f: (a: {
+      path: string;
+      kind: string;
+      resolveDir: string;
+      importer: string;
+      pluginData?: unknown;
+    }) => unknown,
+  ): void;
+  resolve(
+    path: string,
+    o: { kind: string; resolveDir: string; importer: string; pluginData: unknown },
+  ): Promise<{ path: string; errors: unknown[] }>;
+}
+const ONCE = Symbol('sd-modules-are-pure');
+export const sdModulesArePure = {
+  name: 'sd-modules-are-pure',
+  setup(build: Resolver) {
+    build.onResolve({ filter: /.*/ }, async (a) => {
+      if (a.pluginData === ONCE || a.kind === 'entry-point') return undefined;
+      const r = await build.resolve(a.path, {
+        kind: a.kind,
+        resolveDir: a.resolveDir,
+        importer: a.importer,
+        pluginData: ONCE,
+      });
+      if (r.errors.length > 0 || !/\/packages\/(sys|basic)\/(src|dist)\//.test(r.path)) return undefined;
+      return { path: r.path, sideEffects: false };
+    });
+  },
+};
