@@ -11,7 +11,7 @@ import { makeBusyboxTree, sdNspawn } from './lib/trees.js';
 
 const repo = join(import.meta.dirname, '..');
 const MACHINED = join(repo, 'packages/machined/dist/machined.js');
-const MACHINECTL = join(repo, 'packages/machined/dist/machinectl.js');
+const MACHINECTL = join(repo, 'packages/machined/dist/machinectl.cjs');
 const IMPORTD = join(repo, 'packages/importd/dist/importd.js');
 
 describe('sd-nspawn', () => {
