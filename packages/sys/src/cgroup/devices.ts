@@ -155,7 +155,15 @@ export function loadDeviceProgram(program: Buffer, verbose = false): number {
   }
   attr.write('sd_devices', 48, 'latin1');
   try {
-    return bpf(BPF_PROG_LOAD, attr, 'BPF_PROG_LOAD');
+    // The verifier can answer EAGAIN when interrupted (seen under a
+    // profiler's signals); libbpf retries it a few times, so do we.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return bpf(BPF_PROG_LOAD, attr, 'BPF_PROG_LOAD');
+      } catch (e) {
+        if ((e as SdError).code !== 'EAGAIN' || attempt === 5) throw e;
+      }
+    }
   } catch (e) {
     // Once more with the verifier's log, to say why.
     if (!verbose && (e as SdError).code === 'EACCES') return loadDeviceProgram(program, true);
