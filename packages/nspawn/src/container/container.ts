@@ -1,12 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   AT,
   type ChildProcess,
   CLONE,
+  type ContainerNamespaces,
   closePty,
   closeQuietly,
+  createContainerNamespaces,
   createStubInitMemfd,
   type ExitStatus,
   fchownat,
@@ -37,7 +39,7 @@ import { prepareEtcFiles } from './etc-files.js';
 import { hostOsReleasePath, lookupUser, openTreeRoot, rootUser } from './exec.js';
 import { mountContainerImage } from './image.js';
 import { locateImage } from './locate.js';
-import { buildContainerProgram } from './plan.js';
+import { buildContainerProgram, buildProcProgram } from './plan.js';
 import { planFor } from './plan-for.js';
 import {
   checkDirectory,
@@ -177,13 +179,6 @@ function describeExit(st: ExitStatus): string {
   return st.signal !== null ? `killed by signal ${st.signal}` : `status ${st.code}`;
 }
 
-function writeIdMaps(pid: number, range: UidRange): void {
-  const map = `0 ${range.shift} ${range.range}\n`;
-  writeFileSync(`/proc/${pid}/uid_map`, map);
-  writeFileSync(`/proc/${pid}/setgroups`, 'allow\n');
-  writeFileSync(`/proc/${pid}/gid_map`, map);
-}
-
 /**
  * Whether the tree is shown through an idmapped mount under -U: always for
  * 'map'; never for 'off' (the tree is owned by the range already); for
@@ -194,6 +189,56 @@ function idmapOwnership(mode: Settings['privateUsersOwnership'], rootFd: number,
   if (mode === 'map') return true;
   if (mode === 'off') return false;
   return statAt(rootFd, '', AT.EMPTY_PATH).uid !== shift;
+}
+
+/**
+ * Idmapped mounts of the tree and of the --bind sources for the container's
+ * user namespace. A bind asked for with `idmap` must get one; the others
+ * get one where their file system supports it (root-owned host files are
+ * then the container root's, as without a user namespace), else keep the
+ * host's owners (seen as nobody inside).
+ */
+function idmapMounts(
+  userns: number,
+  tree: string,
+  root: number,
+  custom: ReturnType<typeof prepareCustomMounts>,
+): void {
+  const idmap = (fd: number) =>
+    mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.IDMAP, usernsFd: userns });
+  const refuse = (what: string, e: unknown) =>
+    new NspawnError(
+      'EOPNOTSUPP',
+      `Failed to make an idmapped mount of ${what} for the user namespace (the file system may not support idmapped mounts; --private-users=no runs without one)`,
+      { cause: e },
+    );
+  try {
+    idmap(root);
+  } catch (e) {
+    throw refuse(tree, e);
+  }
+  for (const b of custom.binds) {
+    try {
+      idmap(b.fd);
+    } catch (e) {
+      if (b.idmap) throw refuse(b.source, e);
+    }
+  }
+}
+
+/** Mounts the container's /proc for its init `pid` (see buildProcProgram). */
+async function mountProc(pid: number, networkNamespace: boolean): Promise<void> {
+  const mntFd = open(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
+  try {
+    const child = await spawn(buildProcProgram({ initPid: pid, mntFd, networkNamespace }), {
+      shareMemory: false,
+    });
+    const st = await child.exited;
+    if (st.code !== 0)
+      throw new NspawnError('ESPAWN', `Failed to mount /proc for the container (${describeExit(st)})`);
+  } finally {
+    closeQuietly(mntFd);
+  }
 }
 
 /** The tty group's gid, as systemd and Debian number it. */
@@ -263,6 +308,16 @@ export async function startContainer(
 
     const uids = chooseUidRange(settings.privateUsers, machine, runtimeDir);
     if (uids) container.addCleanup(() => uids.release());
+    // The user namespace and those it owns exist before the container: the
+    // child sets up its mounts outside it and joins it afterwards (plan.ts).
+    let ns: ContainerNamespaces | undefined;
+    if (uids) {
+      const map = [{ inside: 0, outside: uids.shift, count: uids.range }];
+      ns = await createContainerNamespaces(map, map, {
+        network: privateNetwork && netnsPathFd === undefined,
+      });
+      container.addCleanup(() => ns?.close());
+    }
 
     const rootFd = openTreeRoot(tree);
     container.addCleanup(() => closeQuietly(rootFd));
@@ -313,11 +368,19 @@ export async function startContainer(
       bindSys: !!uids && !privateNetwork,
     });
     plan.mounts = mounts;
+    if (uids && ns) {
+      plan.namespaces = { user: ns.user, uts: ns.uts, ipc: ns.ipc, rootUid: uids.shift };
+      // The tree's files keep their owners on disk: the container sees them
+      // through an idmapped mount of its own user namespace.
+      if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift))
+        idmapMounts(ns.user, tree, mounts.root, custom);
+    }
 
     // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
-    let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
-    if (uids) cloneFlags |= CLONE.NEWUSER;
-    if (privateNetwork) cloneFlags |= CLONE.NEWNET;
+    // With a user namespace the PID, UTS, IPC and network namespaces are
+    // those it owns, made already; the mount namespace alone is new here.
+    let cloneFlags = CLONE.NEWNS;
+    if (!ns) cloneFlags |= CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | (privateNetwork ? CLONE.NEWNET : 0);
 
     const program = buildContainerProgram(plan);
     let child: ChildProcess;
@@ -326,7 +389,7 @@ export async function startContainer(
     try {
       child = await spawn(program, {
         cloneFlags,
-        netNamespaceOf: netnsPathFd,
+        netNamespaceOf: ns?.net ?? netnsPathFd,
         beforeRun: async (c) => {
           scope.attach(c.pid);
           if (needsLinks(settings)) {
@@ -337,31 +400,16 @@ export async function startContainer(
             container.addCleanup(net.cleanup);
             netif = net.hostInterfaces;
           }
-          if (!uids) return;
-          writeIdMaps(c.pid, uids);
-          scope.delegate(uids.shift);
-          // The tree's files keep their owners on disk: the container sees them
-          // through an idmapped mount of its own user namespace.
-          if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift)) {
-            const ns = open(`/proc/${c.pid}/ns/user`, O.RDONLY);
-            try {
-              for (const fd of [mounts.root, ...custom.idmapped])
-                mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.IDMAP, usernsFd: ns });
-            } catch (e) {
-              throw new NspawnError(
-                'EOPNOTSUPP',
-                `Failed to make an idmapped mount of ${tree} for the user namespace (the file system may not support idmapped mounts)`,
-                { cause: e },
-              );
-            } finally {
-              closeQuietly(ns);
-            }
-          }
+          if (uids) scope.delegate(uids.shift);
+          // c is the init, forked in the container's PID namespace, waiting in the setup's mount namespace.
+          if (ns) await mountProc(c.pid, plan.networkNamespace);
         },
       });
     } finally {
       closeDetached(mounts);
       custom.close();
+      // The child holds the namespaces now (or is gone).
+      ns?.close();
       closeQuietly(stubInit);
       stubInit = undefined;
     }

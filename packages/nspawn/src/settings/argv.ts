@@ -311,7 +311,9 @@ Spawn a command or OS in a light-weight container.
      --keep-unit            Do not register a scope for the machine, reuse the service unit
      --private-users[=UIDBASE[:NUIDS]|yes|pick|identity|no]
                             Run within user namespace, configure UID/GID range
-  -U                        Equivalent to --private-users=pick
+                            (default: pick; 'no' runs without one: root inside
+                            is then the host's root, no security boundary)
+  -U                        Equivalent to --private-users=pick (the default)
      --private-users-ownership=off|chown|map|auto
                             Adjust ('chown') or map ('map') OS tree ownership
      --private-users-chown  Same as --private-users-ownership=chown

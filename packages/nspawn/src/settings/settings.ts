@@ -113,7 +113,9 @@ export function defaultSettings(): Settings {
     quiet: false,
     readOnly: false,
     volatile: 'no',
-    privateUsers: { mode: 'no', range: 0x10000 },
+    // A user namespace by default (as systemd-nspawn@.service's -U): without one, root inside is
+    // the host's root, and the container no security boundary.
+    privateUsers: { mode: 'pick', range: 0x10000 },
     privateUsersOwnership: 'auto',
     privateNetwork: false,
     register: true,
