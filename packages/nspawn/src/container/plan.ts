@@ -181,7 +181,8 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
 
   for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp']) p.mkdir(d, 0o755, ignore);
   p.mount('tmpfs', '/run', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
-  p.mount('tmpfs', '/tmp', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
+  // Under a user namespace /tmp is made inside it: the guest may unmount it at shutdown.
+  if (!plan.namespaces) tmp(p);
 
   // An empty, unreadable file bound over the /proc files that leak kernel internals.
   p.close(p.openat(AT.FDCWD, INACCESSIBLE, O.CREAT | O.EXCL | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0));
@@ -202,7 +203,10 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
 
   if (plan.custom) attachCustomMounts(p, plan.custom, overlays, INACCESSIBLE);
 
-  if (ns) enterUserNamespace(p, plan, ns);
+  if (ns) {
+    enterUserNamespace(p, plan, ns);
+    tmp(p);
+  }
   p.syscall('unlinkat', p.sys.unlinkat, [AT.FDCWD, INACCESSIBLE, 0]);
 
   if (plan.cgroupNamespace) {
@@ -214,6 +218,10 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   privileges(p, plan);
   if (ns?.fork) p.reportForkedPid(ns.fork.step, ns.fork.tid);
   return p;
+}
+
+function tmp(p: SpawnProgram): void {
+  p.mount('tmpfs', '/tmp', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
 }
 
 /** Puts the container's root file system on the staging directory. */
