@@ -218,6 +218,7 @@ function idmapMounts(
     throw refuse(tree, e);
   }
   for (const b of custom.binds) {
+    if (b.idmap === false) continue;
     try {
       idmap(b.fd);
     } catch (e) {

@@ -32,7 +32,7 @@ describe('.nspawn files', () => {
       environment: ['A=1', 'B=x y'],
       capabilities: ['CAP_NET_ADMIN'],
       readOnly: true,
-      binds: [{ source: '/srv/data', destination: '/data', readOnly: false, recursive: false, idmap: false }],
+      binds: [{ source: '/srv/data', destination: '/data', readOnly: false, recursive: false }],
       tmpfs: [{ destination: '/scratch', options: 'mode=0700' }],
       privateNetwork: true,
       ports: [{ protocol: 'tcp', hostPort: 80, containerPort: 80 }],
