@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import {
   AT,
   type ChildProcess,
@@ -17,8 +17,10 @@ import {
   MOUNT_ATTR,
   mountSetattr,
   O,
+  OPEN_TREE,
   open,
   openPty,
+  openTree,
   SIG,
   setWindowSize,
   spawn,
@@ -34,6 +36,7 @@ import { registerMachine } from '../register/register.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
+import type { CustomMounts } from './custom-mounts.js';
 import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
 import { hostOsReleasePath, lookupUser, openTreeRoot, rootUser } from './exec.js';
@@ -227,6 +230,43 @@ function idmapMounts(
   }
 }
 
+/**
+ * The layers of each --overlay as idmapped detached mounts, named for the
+ * child by /proc/self/fd paths (it inherits the fds and resolves them before
+ * pivot_root): an overlay cannot be idmapped itself, its layers can. The
+ * upper and work directories share one idmapped mount of their parent, as
+ * overlayfs wants them on the same mount. Returns the fds to close.
+ */
+function idmapOverlayLayers(userns: number, custom: CustomMounts): number[] {
+  const fds: number[] = [];
+  const idmapped = (dir: string) => {
+    const fd = openTree(AT.FDCWD, dir, OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC);
+    fds.push(fd);
+    try {
+      mountSetattr(fd, '', AT.EMPTY_PATH, { set: MOUNT_ATTR.IDMAP, usernsFd: userns });
+    } catch (e) {
+      throw new NspawnError('EOPNOTSUPP', `Failed to make an idmapped mount of overlay layer ${dir}`, {
+        cause: e,
+      });
+    }
+    return `/proc/self/fd/${fd}`;
+  };
+  try {
+    for (const o of custom.overlays) {
+      o.lower = o.lower.map(idmapped);
+      if (o.upper && o.work) {
+        const parent = idmapped(dirname(o.upper));
+        o.upper = `${parent}/${basename(o.upper)}`;
+        o.work = `${parent}/${basename(o.work)}`;
+      }
+    }
+  } catch (e) {
+    closeQuietly(...fds);
+    throw e;
+  }
+  return fds;
+}
+
 /** Mounts the container's /proc for its init `pid` (see buildProcProgram). */
 async function mountProc(pid: number, networkNamespace: boolean): Promise<void> {
   const mntFd = open(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
@@ -369,12 +409,15 @@ export async function startContainer(
       bindSys: !!uids && !privateNetwork,
     });
     plan.mounts = mounts;
+    const layerFds: number[] = [];
     if (uids && ns) {
       plan.namespaces = { user: ns.user, uts: ns.uts, ipc: ns.ipc, rootUid: uids.shift };
       // The tree's files keep their owners on disk: the container sees them
       // through an idmapped mount of its own user namespace.
-      if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift))
+      if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift)) {
         idmapMounts(ns.user, tree, mounts.root, custom);
+        layerFds.push(...idmapOverlayLayers(ns.user, custom.custom));
+      }
     }
 
     // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
@@ -409,6 +452,7 @@ export async function startContainer(
     } finally {
       closeDetached(mounts);
       custom.close();
+      closeQuietly(...layerFds);
       // The child holds the namespaces now (or is gone).
       ns?.close();
       closeQuietly(stubInit);
