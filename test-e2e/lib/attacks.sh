@@ -33,6 +33,10 @@ sameq sysctl-core_pattern /proc/sys/kernel/core_pattern
 sameq sysctl-vm-swappiness /proc/sys/vm/swappiness
 sameq sysctl-kernel-hostname-global /proc/sys/kernel/modprobe
 sameq sys-uevent_helper /sys/kernel/uevent_helper
+# A global sysfs tunable: the selected [value] written back.
+thp=/sys/kernel/mm/transparent_hugepage/enabled
+if [ -e $thp ]; then run sys-thp-write sh -c "v=\$(sed 's/.*\\[\\(.*\\)\\].*/\\1/' $thp) && echo \$v > $thp"
+else report sys-thp-write absent $thp; fi
 if [ -e /proc/sysrq-trigger ]; then run sysrq-trigger-open-write sh -c ': >> /proc/sysrq-trigger'
 else report sysrq-trigger-open-write absent /proc/sysrq-trigger; fi
 sameq sysctl-kernel-sysrq /proc/sys/kernel/sysrq
@@ -95,6 +99,7 @@ else report proc-1-is-host-init SUCCEEDED "$(tr '\0' ' ' < /proc/1/cmdline | hea
 # Remounts and umounts of what protects the kernel, and new instances elsewhere.
 run remount-rw-proc-sys mount -o remount,rw /proc/sys
 run remount-rw-sys mount -o remount,rw /sys
+run bind-remount-rw-sys mount -o remount,bind,rw /sys
 run bind-remount-rw-proc-sys-kernel sh -c "mount --bind /proc/sys/kernel /proc/sys/kernel && mount -o remount,bind,rw /proc/sys/kernel && v=\$(cat /proc/sys/kernel/core_pattern) && printf '%s\n' \"\$v\" > /proc/sys/kernel/core_pattern"
 run umount-proc-sys umount /proc/sys
 run umount-sys umount /sys

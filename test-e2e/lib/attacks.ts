@@ -47,6 +47,7 @@ function hostState(): Record<string, string> {
     '/proc/sys/kernel/sysrq',
     '/proc/sys/kernel/modprobe',
     '/sys/kernel/uevent_helper',
+    '/sys/kernel/mm/transparent_hugepage/enabled',
   ])
     if (existsSync(f)) out[f] = readFileSync(f, 'utf8');
   out.cgroupHierarchies = readFileSync('/proc/self/mountinfo', 'utf8')
