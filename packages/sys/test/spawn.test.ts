@@ -161,7 +161,11 @@ describe('spawn', () => {
     p.execve('/bin/sh', ['sh', '-c', 'echo $PPID; exit 7'], []);
     p.reportForkedPid(fork, tid);
     let seen = 0;
-    const child = await spawn(p, { beforeRun: (c) => void (seen = c.pid) }).finally(() => close(w));
+    const child = await spawn(p, {
+      beforeRun: (c) => {
+        seen = c.pid;
+      },
+    }).finally(() => close(w));
     const [out, status] = await Promise.all([readToEnd(r), child.exited]);
     expect(seen).toBe(child.pid);
     // Its parent is us, not the parent of the fork.

@@ -55,7 +55,7 @@ import {
   prepareCustomMounts,
 } from './prepare.js';
 import { deviceRules } from './security.js';
-import { chooseUidRange, type UidRange } from './userns.js';
+import { chooseUidRange } from './userns.js';
 
 export interface ContainerOptions {
   /** Where runtime state goes (locks, staging dirs); systemd's is /run/systemd. */
