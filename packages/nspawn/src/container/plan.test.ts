@@ -112,13 +112,21 @@ describe('container plan', () => {
     // Every mount of the setup comes before the user namespace is joined.
     const join = d.indexOf(`setns(30, ${0x10000000})`);
     expect(join).toBeGreaterThan(n.lastIndexOf('pivot_root'));
-    expect(n.slice(join + 1, join + 6)).toEqual(['setresgid', 'setresuid', 'setgroups', 'unshare', 'clone']);
-    expect(d[join + 4]).toBe(`unshare(${0x20000000})`);
-    const fork = join + 5;
+    expect(n.slice(join + 1, join + 7)).toEqual([
+      'setresgid',
+      'setresuid',
+      'setgroups',
+      'prctl',
+      'unshare',
+      'clone',
+    ]);
+    expect(d[join + 5]).toBe(`unshare(${0x20000000})`);
+    const fork = join + 6;
     expect(p.steps[fork]?.jump).toBe(p.steps.length - 2);
-    // The init: waits for /proc, then the locked copy.
-    expect(n.slice(fork + 1, fork + 5)).toEqual(['prctl', 'close', 'read', 'close']);
-    expect(d.slice(fork + 5, fork + 7)).toEqual([
+    // The init: waits for /proc (exits on EOF), then the locked copy.
+    expect(n.slice(fork + 1, fork + 6)).toEqual(['prctl', 'close', 'read', 'exit_group', 'close']);
+    expect(p.steps[fork + 3]?.jump).toBe(fork + 5);
+    expect(d.slice(fork + 6, fork + 8)).toEqual([
       `unshare(${0x02000000})`,
       expect.stringContaining(`unshare(${0x20000})`),
     ]);

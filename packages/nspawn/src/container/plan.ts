@@ -376,13 +376,16 @@ function enterUserNamespace(
 ): void {
   p.setns(ns.user, CLONE.NEWUSER);
   p.setresgid(0).setresuid(0).setgroups([]);
+  // A change of credentials clears the parent-death signal.
+  p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
   p.unshare(CLONE.NEWPID);
   const tid = new Data(Buffer.alloc(8), 'forked pid');
   const step = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | SIG.CHLD, tid);
   ns.fork = { step, tid };
-  // The init: the container must not outlive a killed sd-nspawn.
+  // The init: the container must not outlive a killed sd-nspawn. Its parent
+  // may be gone before this is armed: then the wait ends in EOF, and the init exits.
   p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
-  p.waitForParent();
+  p.waitForParent({ exitOnEof: true });
   // In the container's cgroup by now: a cgroup namespace made here has it as its root.
   if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
   p.unshare(CLONE.NEWNS, { label: 'lock the mounts in a mount namespace of the user namespace' });

@@ -395,10 +395,17 @@ export class SpawnProgram {
    * child first drops its copy of the write end, so that a parent that dies
    * ends the wait with EOF instead of a hang.
    */
-  waitForParent(): this {
+  waitForParent(o: { exitOnEof?: boolean } = {}): this {
     this.syncUsed = true;
     this.close(new Special('syncWriteFd'));
     this.call('read', [new Special('syncReadFd'), new Data(Buffer.alloc(8), 'sync byte'), 1]);
+    if (o.exitOnEof) {
+      // The byte goes on past the exit; EOF (a parent that died without
+      // sending it, with no parent-death signal to end us) falls into it.
+      const read = this.steps[this.steps.length - 1]!;
+      this.exit(1);
+      read.jump = this.steps.length;
+    }
     this.close(new Special('syncReadFd'));
     return this;
   }
