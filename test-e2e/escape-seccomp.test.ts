@@ -88,7 +88,7 @@ function nspawn(name: string, userns: boolean, script: string, extra: string[] =
     '--volatile=state',
     `--machine=${name}`,
     `--bind-ro=${dir}:/mnt`,
-    ...(userns ? ['-U'] : []),
+    ...(userns ? ['-U'] : ['--private-users=no']),
     ...extra,
     '/bin/sh',
     '-c',
@@ -141,7 +141,7 @@ describe.each([
   });
 });
 
-describe('the classic escapes, without -U (the kernel refuses little here on its own)', () => {
+describe('the classic escapes, with --private-users=no (the kernel refuses little here on its own)', () => {
   it('are stopped by sd-nspawn: seccomp mode 2, the bounding set, pid namespace, masks, devices', () => {
     const r = nspawn(
       'sec-classic',
@@ -235,7 +235,7 @@ describe('a registered machine', () => {
             `--machine=${name}`,
             `--bind-ro=${dir}:/mnt`,
             '--register=yes',
-            ...(userns ? ['-U'] : []),
+            ...(userns ? ['-U'] : ['--private-users=no']),
             '/bin/sh',
             '-c',
             `sleep 2; ${syscallProbe()}; ${deviceProbe()}`,

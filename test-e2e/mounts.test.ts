@@ -52,15 +52,20 @@ describe('custom mounts', () => {
     expect(existsSync(join(dir, 'y'))).toBe(false);
   });
 
-  it('--bind with idmap shows host-root files as the container root’s under --private-users', () => {
+  it('--bind under the user namespace: idmapped (host-root files are the container root’s) unless noidmap', () => {
     const dir = join(host, 'idmapped');
     mkdirSync(dir);
     writeFileSync(join(dir, 'owned-by-root'), 'x');
     const r = sh(
-      ['-U', `--bind=${dir}:/mnt/plain`, `--bind=${dir}:/mnt/mapped:idmap`],
-      'stat -c %u /mnt/plain/owned-by-root /mnt/mapped/owned-by-root; touch /mnt/mapped/made-inside',
+      [
+        '-U',
+        `--bind=${dir}:/mnt/plain:noidmap`,
+        `--bind=${dir}:/mnt/mapped:idmap`,
+        `--bind=${dir}:/mnt/default`,
+      ],
+      'stat -c %u /mnt/plain/owned-by-root /mnt/mapped/owned-by-root /mnt/default/owned-by-root; touch /mnt/mapped/made-inside',
     );
-    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['65534', '0']);
+    expect(r.stdout.trim().split('\n'), r.stderr).toEqual(['65534', '0', '0']);
     expect(statSync(join(dir, 'made-inside')).uid).toBe(0);
   });
 

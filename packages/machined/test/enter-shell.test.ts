@@ -48,11 +48,11 @@ interface Case {
 }
 
 const cases: Case[] = [
-  { name: 'enter-bb', args: () => treeArgs(), userns: false },
+  { name: 'enter-bb', args: () => [...treeArgs(), '--private-users=no'], userns: false },
   { name: 'enter-bbu', args: () => [...treeArgs(), '-U', '--no-new-privileges=yes'], userns: true },
   {
     name: 'enter-deb',
-    args: () => ['-D', DEBIAN, '--read-only'],
+    args: () => ['-D', DEBIAN, '--read-only', '--private-users=no'],
     userns: false,
     skip: existsSync(join(DEBIAN, 'usr/bin/dash')) ? undefined : `no Debian tree at ${DEBIAN}`,
   },

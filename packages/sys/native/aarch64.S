@@ -53,6 +53,14 @@ sd_run:
     and     x9, x9, #63
     str     x0, [x23, x9, lsl #3]
 1:
+    tbz     w22, #2, 2f         /* the parent of a fork: on a positive */
+    cmp     x0, #0              /* result, go on at step flags >> 16 */
+    b.le    2f
+    lsr     w20, w22, #16
+    add     x21, x19, #528
+    add     x21, x21, x20, lsl #6
+    b       .Lnext_step
+2:
     cmn     x0, #4095           /* carry set: x0 in -4095..-1 */
     b.lo    .Lstep_ok
     tbz     w22, #0, .Lfail

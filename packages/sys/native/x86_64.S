@@ -16,6 +16,8 @@
  *          8  u64 args[6]
  *          56 u32 flags: bit 0  ignore a failure and go on
  *                        bit 1  store the result in slots[slot]
+ *                        bit 2  on a result > 0 (the parent of a fork),
+ *                               go on at step bits 16..31 instead
  *                        bit 8+i  args[i] is a slot index, use slots[args[i]]
  *          60 u32 slot
  *
@@ -82,6 +84,17 @@ sd_run:
     and     $63, %ecx
     mov     %rax, 16(%rbx,%rcx,8)
 1:
+    bt      $2, %r14d           /* the parent of a fork: on a positive */
+    jnc     2f                  /* result, go on at step flags >> 16 */
+    test    %rax, %rax
+    jle     2f
+    mov     %r14d, %r12d
+    shr     $16, %r12d
+    mov     %r12, %r13
+    shl     $6, %r13
+    lea     528(%rbx,%r13), %r13
+    jmp     .Lnext_step
+2:
     cmp     $-4095, %rax
     jb      .Lstep_ok
     bt      $0, %r14d

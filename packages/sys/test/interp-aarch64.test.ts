@@ -84,6 +84,24 @@ describe.skipIf(skip)('aarch64 spawn interpreter (under qemu-user)', () => {
     expect(status).toBe(127);
   });
 
+  it('on a positive result of a jump step goes on at its target, on zero at the next step', () => {
+    const p = new SpawnProgram(aarch64);
+    p.syscall('getpid', aarch64.getpid, []);
+    p.steps.at(-1)!.jump = 3;
+    p.write(1, 'skipped\n');
+    p.exit(5);
+    p.write(1, 'jumped\n');
+    p.umask(0);
+    // The second umask(0) returns 0: no jump.
+    p.syscall('umask', aarch64.umask, [0]);
+    p.steps.at(-1)!.jump = 8;
+    p.write(1, 'zero\n');
+    p.exit(4);
+    const { out, status } = run(p, 'jump');
+    expect(out.toString()).toBe('jumped\nzero\n');
+    expect(status).toBe(4);
+  });
+
   it('runs past the last step to exit status 0', () => {
     const p = new SpawnProgram(aarch64);
     p.write(1, 'done\n');

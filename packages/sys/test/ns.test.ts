@@ -1,8 +1,11 @@
-import { readFileSync, readlinkSync } from 'node:fs';
+import { fstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   CLONE,
   close,
+  closeQuietly,
+  createContainerNamespaces,
+  ioctlIntRaw,
   pipe,
   readToEnd,
   SpawnProgram,
@@ -71,6 +74,29 @@ describe('spawn pidNamespaceOf', () => {
     } finally {
       init.kill(9);
       await init.exited;
+    }
+  });
+});
+
+describe('createContainerNamespaces', () => {
+  it('makes UTS, IPC and network namespaces owned by a new, mapped user namespace', async () => {
+    const map = [{ inside: 0, outside: 3_000_000, count: 65536 }];
+    const ns = await createContainerNamespaces(map, map, { network: true });
+    try {
+      const NS_GET_USERNS = 0xb701;
+      const userIno = fstatSync(ns.user).ino;
+      for (const fd of [ns.uts, ns.ipc, ns.net!]) {
+        const owner = ioctlIntRaw(fd, NS_GET_USERNS, 0);
+        expect(owner).toBeGreaterThanOrEqual(0);
+        expect(fstatSync(owner).ino).toBe(userIno);
+        closeQuietly(owner);
+      }
+      // None of them is ours.
+      expect(fstatSync(ns.net!).ino).not.toBe(statSync('/proc/self/ns/net').ino);
+      expect(readFileSync('/proc/self/uid_map', 'utf8')).toMatch(/^\s+0\s+0\s+4294967295/);
+    } finally {
+      ns.close();
+      ns.close();
     }
   });
 });

@@ -3,7 +3,19 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLONE, close, MS, pipe, poller, readToEnd, SpawnError, SpawnProgram, spawn } from '../src/index.js';
+import {
+  CLONE,
+  close,
+  Data,
+  MS,
+  pipe,
+  poller,
+  readToEnd,
+  SIG,
+  SpawnError,
+  SpawnProgram,
+  spawn,
+} from '../src/index.js';
 import { ALL_NAMESPACES, containerProgram, fdCount, processExists, writeIdMaps } from './helpers.js';
 
 // Integration tests: real namespaces, as root (CI runs as root).
@@ -137,5 +149,38 @@ describe('spawn', () => {
     expect(child.kill(9)).toBe(true);
     expect(await child.exited).toMatchObject({ code: null, signal: 9 });
     expect(child.kill(9)).toBe(false);
+  });
+
+  it('follows a forked child: CLONE_PARENT makes it ours, the parent reports its pid and exits', async () => {
+    const [r, w] = pipe();
+    const p = new SpawnProgram();
+    const tid = new Data(Buffer.alloc(8), 'pid');
+    const fork = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | SIG.CHLD, tid);
+    p.waitForParent();
+    p.stdio([0, w, 2]);
+    p.execve('/bin/sh', ['sh', '-c', 'echo $PPID; exit 7'], []);
+    p.reportForkedPid(fork, tid);
+    let seen = 0;
+    const child = await spawn(p, {
+      beforeRun: (c) => {
+        seen = c.pid;
+      },
+    }).finally(() => close(w));
+    const [out, status] = await Promise.all([readToEnd(r), child.exited]);
+    expect(seen).toBe(child.pid);
+    // Its parent is us, not the parent of the fork.
+    expect(out.toString().trim()).toBe(String(process.pid));
+    expect(status).toMatchObject({ code: 7 });
+  });
+
+  it('reports the failure of the parent before its fork', async () => {
+    const p = new SpawnProgram();
+    p.mkdir('/no/such/dir/x');
+    const tid = new Data(Buffer.alloc(8), 'pid');
+    const fork = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | SIG.CHLD, tid);
+    p.waitForParent();
+    p.execve('/bin/true', ['true'], []);
+    p.reportForkedPid(fork, tid);
+    await expect(spawn(p, { beforeRun: () => {} })).rejects.toMatchObject({ step: 0, syscall: 'mkdirat' });
   });
 });

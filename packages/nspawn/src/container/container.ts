@@ -1,12 +1,14 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import {
   AT,
   type ChildProcess,
   CLONE,
+  type ContainerNamespaces,
   closePty,
   closeQuietly,
+  createContainerNamespaces,
   createStubInitMemfd,
   type ExitStatus,
   fchownat,
@@ -15,8 +17,10 @@ import {
   MOUNT_ATTR,
   mountSetattr,
   O,
+  OPEN_TREE,
   open,
   openPty,
+  openTree,
   SIG,
   setWindowSize,
   spawn,
@@ -32,12 +36,13 @@ import { registerMachine } from '../register/register.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
+import type { CustomMounts } from './custom-mounts.js';
 import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
 import { hostOsReleasePath, lookupUser, openTreeRoot, rootUser } from './exec.js';
 import { mountContainerImage } from './image.js';
 import { locateImage } from './locate.js';
-import { buildContainerProgram } from './plan.js';
+import { buildContainerProgram, buildProcProgram } from './plan.js';
 import { planFor } from './plan-for.js';
 import {
   checkDirectory,
@@ -50,7 +55,7 @@ import {
   prepareCustomMounts,
 } from './prepare.js';
 import { deviceRules } from './security.js';
-import { chooseUidRange, type UidRange } from './userns.js';
+import { chooseUidRange } from './userns.js';
 
 export interface ContainerOptions {
   /** Where runtime state goes (locks, staging dirs); systemd's is /run/systemd. */
@@ -177,13 +182,6 @@ function describeExit(st: ExitStatus): string {
   return st.signal !== null ? `killed by signal ${st.signal}` : `status ${st.code}`;
 }
 
-function writeIdMaps(pid: number, range: UidRange): void {
-  const map = `0 ${range.shift} ${range.range}\n`;
-  writeFileSync(`/proc/${pid}/uid_map`, map);
-  writeFileSync(`/proc/${pid}/setgroups`, 'allow\n');
-  writeFileSync(`/proc/${pid}/gid_map`, map);
-}
-
 /**
  * Whether the tree is shown through an idmapped mount under -U: always for
  * 'map'; never for 'off' (the tree is owned by the range already); for
@@ -194,6 +192,94 @@ function idmapOwnership(mode: Settings['privateUsersOwnership'], rootFd: number,
   if (mode === 'map') return true;
   if (mode === 'off') return false;
   return statAt(rootFd, '', AT.EMPTY_PATH).uid !== shift;
+}
+
+/**
+ * Idmapped mounts of the tree and of the --bind sources for the container's
+ * user namespace. A bind asked for with `idmap` must get one; the others
+ * get one where their file system supports it (root-owned host files are
+ * then the container root's, as without a user namespace), else keep the
+ * host's owners (seen as nobody inside).
+ */
+function idmapMounts(
+  userns: number,
+  tree: string,
+  root: number,
+  custom: ReturnType<typeof prepareCustomMounts>,
+): void {
+  const idmap = (fd: number) =>
+    mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.IDMAP, usernsFd: userns });
+  const refuse = (what: string, e: unknown) =>
+    new NspawnError(
+      'EOPNOTSUPP',
+      `Failed to make an idmapped mount of ${what} for the user namespace (the file system may not support idmapped mounts; --private-users=no runs without one)`,
+      { cause: e },
+    );
+  try {
+    idmap(root);
+  } catch (e) {
+    throw refuse(tree, e);
+  }
+  for (const b of custom.binds) {
+    if (b.idmap === false) continue;
+    try {
+      idmap(b.fd);
+    } catch (e) {
+      if (b.idmap) throw refuse(b.source, e);
+    }
+  }
+}
+
+/**
+ * The layers of each --overlay as idmapped detached mounts, named for the
+ * child by /proc/self/fd paths (it inherits the fds and resolves them before
+ * pivot_root): an overlay cannot be idmapped itself, its layers can. The
+ * upper and work directories share one idmapped mount of their parent, as
+ * overlayfs wants them on the same mount. Returns the fds to close.
+ */
+function idmapOverlayLayers(userns: number, custom: CustomMounts): number[] {
+  const fds: number[] = [];
+  const idmapped = (dir: string) => {
+    const fd = openTree(AT.FDCWD, dir, OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC);
+    fds.push(fd);
+    try {
+      mountSetattr(fd, '', AT.EMPTY_PATH, { set: MOUNT_ATTR.IDMAP, usernsFd: userns });
+    } catch (e) {
+      throw new NspawnError('EOPNOTSUPP', `Failed to make an idmapped mount of overlay layer ${dir}`, {
+        cause: e,
+      });
+    }
+    return `/proc/self/fd/${fd}`;
+  };
+  try {
+    for (const o of custom.overlays) {
+      o.lower = o.lower.map(idmapped);
+      if (o.upper && o.work) {
+        const parent = idmapped(dirname(o.upper));
+        o.upper = `${parent}/${basename(o.upper)}`;
+        o.work = `${parent}/${basename(o.work)}`;
+      }
+    }
+  } catch (e) {
+    closeQuietly(...fds);
+    throw e;
+  }
+  return fds;
+}
+
+/** Mounts the container's /proc for its init `pid` (see buildProcProgram). */
+async function mountProc(pid: number, networkNamespace: boolean): Promise<void> {
+  const mntFd = open(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
+  try {
+    const child = await spawn(buildProcProgram({ initPid: pid, mntFd, networkNamespace }), {
+      shareMemory: false,
+    });
+    const st = await child.exited;
+    if (st.code !== 0)
+      throw new NspawnError('ESPAWN', `Failed to mount /proc for the container (${describeExit(st)})`);
+  } finally {
+    closeQuietly(mntFd);
+  }
 }
 
 /** The tty group's gid, as systemd and Debian number it. */
@@ -263,6 +349,16 @@ export async function startContainer(
 
     const uids = chooseUidRange(settings.privateUsers, machine, runtimeDir);
     if (uids) container.addCleanup(() => uids.release());
+    // The user namespace and those it owns exist before the container: the
+    // child sets up its mounts outside it and joins it afterwards (plan.ts).
+    let ns: ContainerNamespaces | undefined;
+    if (uids) {
+      const map = [{ inside: 0, outside: uids.shift, count: uids.range }];
+      ns = await createContainerNamespaces(map, map, {
+        network: privateNetwork && netnsPathFd === undefined,
+      });
+      container.addCleanup(() => ns?.close());
+    }
 
     const rootFd = openTreeRoot(tree);
     container.addCleanup(() => closeQuietly(rootFd));
@@ -313,11 +409,22 @@ export async function startContainer(
       bindSys: !!uids && !privateNetwork,
     });
     plan.mounts = mounts;
+    const layerFds: number[] = [];
+    if (uids && ns) {
+      plan.namespaces = { user: ns.user, uts: ns.uts, ipc: ns.ipc, rootUid: uids.shift };
+      // The tree's files keep their owners on disk: the container sees them
+      // through an idmapped mount of its own user namespace.
+      if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift)) {
+        idmapMounts(ns.user, tree, mounts.root, custom);
+        layerFds.push(...idmapOverlayLayers(ns.user, custom.custom));
+      }
+    }
 
     // No CLONE_NEWCGROUP: the program unshares it once it is in its scope.
-    let cloneFlags = CLONE.NEWNS | CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC;
-    if (uids) cloneFlags |= CLONE.NEWUSER;
-    if (privateNetwork) cloneFlags |= CLONE.NEWNET;
+    // With a user namespace the PID, UTS, IPC and network namespaces are
+    // those it owns, made already; the mount namespace alone is new here.
+    let cloneFlags = CLONE.NEWNS;
+    if (!ns) cloneFlags |= CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | (privateNetwork ? CLONE.NEWNET : 0);
 
     const program = buildContainerProgram(plan);
     let child: ChildProcess;
@@ -326,7 +433,7 @@ export async function startContainer(
     try {
       child = await spawn(program, {
         cloneFlags,
-        netNamespaceOf: netnsPathFd,
+        netNamespaceOf: ns?.net ?? netnsPathFd,
         beforeRun: async (c) => {
           scope.attach(c.pid);
           if (needsLinks(settings)) {
@@ -337,31 +444,17 @@ export async function startContainer(
             container.addCleanup(net.cleanup);
             netif = net.hostInterfaces;
           }
-          if (!uids) return;
-          writeIdMaps(c.pid, uids);
-          scope.delegate(uids.shift);
-          // The tree's files keep their owners on disk: the container sees them
-          // through an idmapped mount of its own user namespace.
-          if (uids.shift !== 0 && idmapOwnership(settings.privateUsersOwnership, rootFd, uids.shift)) {
-            const ns = open(`/proc/${c.pid}/ns/user`, O.RDONLY);
-            try {
-              for (const fd of [mounts.root, ...custom.idmapped])
-                mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.IDMAP, usernsFd: ns });
-            } catch (e) {
-              throw new NspawnError(
-                'EOPNOTSUPP',
-                `Failed to make an idmapped mount of ${tree} for the user namespace (the file system may not support idmapped mounts)`,
-                { cause: e },
-              );
-            } finally {
-              closeQuietly(ns);
-            }
-          }
+          if (uids) scope.delegate(uids.shift);
+          // c is the init, forked in the container's PID namespace, waiting in the setup's mount namespace.
+          if (ns) await mountProc(c.pid, plan.networkNamespace);
         },
       });
     } finally {
       closeDetached(mounts);
       custom.close();
+      closeQuietly(...layerFds);
+      // The child holds the namespaces now (or is gone).
+      ns?.close();
       closeQuietly(stubInit);
       stubInit = undefined;
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildContainerProgram, type ContainerPlan } from './plan.js';
+import { buildContainerProgram, buildProcProgram, type ContainerPlan } from './plan.js';
 
 function plan(over: Partial<ContainerPlan> = {}): ContainerPlan {
   return {
@@ -96,22 +96,63 @@ describe('container plan', () => {
     expect(steps).toContain('mount(NULL, "/proc/sys", NULL, 4143, NULL)');
   });
 
-  it('joins the user namespace as its root first, and ends in the $PATH search', () => {
-    const n = names(plan({ userNamespace: true }));
-    expect(n.slice(0, 8)).toEqual([
-      'prctl',
-      'close',
-      'read',
-      'close',
+  it('with a user namespace: mounts as the host root with the container fs ids, joins it, forks the init, which copies the mount namespace, ends in the $PATH search', () => {
+    const ns = { user: 30, uts: 31, ipc: 32, rootUid: 0x80000 };
+    const p = buildContainerProgram(plan({ userNamespace: true, namespaces: ns }));
+    const d = p.describe();
+    const n = p.steps.map((s) => s.name);
+    expect(d.slice(0, 6)).toEqual([
+      'prctl(1, 9, 0, 0, 0)',
+      `setns(31, ${0x04000000})`,
+      `setns(32, ${0x08000000})`,
+      'prctl(28, 4, 0, 0, 0)',
+      `setfsgid(${0x80000})`,
+      `setfsuid(${0x80000})`,
+    ]);
+    // Every mount of the setup comes before the user namespace is joined.
+    const join = d.indexOf(`setns(30, ${0x10000000})`);
+    expect(join).toBeGreaterThan(n.lastIndexOf('pivot_root'));
+    expect(n.slice(join + 1, join + 7)).toEqual([
       'setresgid',
       'setresuid',
       'setgroups',
       'prctl',
+      'unshare',
+      'clone',
     ]);
+    expect(d[join + 5]).toBe(`unshare(${0x20000000})`);
+    const fork = join + 6;
+    expect(p.steps[fork]?.jump).toBe(p.steps.length - 2);
+    // The init: waits for /proc (exits on EOF), then the locked copy.
+    expect(n.slice(fork + 1, fork + 6)).toEqual(['prctl', 'close', 'read', 'exit_group', 'close']);
+    expect(p.steps[fork + 3]?.jump).toBe(fork + 5);
+    expect(d.slice(fork + 6, fork + 8)).toEqual([
+      `unshare(${0x02000000})`,
+      expect.stringContaining(`unshare(${0x20000})`),
+    ]);
+    expect(d.some((s) => s.includes('"proc"'))).toBe(false);
+    // The parent of the fork: reports the init's pid, exits.
+    expect(n.slice(-4)).toEqual(['execve', 'execve', 'write', 'exit_group']);
+    expect(p.steps.at(-4)?.ignoreErrno).toBe(true);
+    expect(p.steps.at(-3)?.ignoreErrno).toBe(false);
+  });
+
+  it('without a user namespace: waits for the parent first, one process, ends in the $PATH search', () => {
+    const n = names(plan());
+    expect(n.slice(0, 5)).toEqual(['prctl', 'close', 'read', 'close', 'unshare']);
+    expect(n).not.toContain('clone');
     expect(n.slice(-2)).toEqual(['execve', 'execve']);
     const p = buildContainerProgram(plan());
     expect(p.steps.at(-2)?.ignoreErrno).toBe(true);
     expect(p.steps.at(-1)?.ignoreErrno).toBe(false);
+  });
+
+  it('the /proc program makes proc for the PID namespace of the init, then mounts it in the mount namespace of the setup', () => {
+    const d = buildProcProgram({ initPid: 4242, mntFd: 9, networkNamespace: false }).describe();
+    const setns = d.indexOf(`setns(9, ${0x20000})`);
+    expect(d.findIndex((s) => s.includes('"pidns", "/proc/4242/ns/pid"'))).toBeLessThan(setns);
+    expect(d.slice(setns + 1)).toContain('mount(NULL, "/proc/sys", NULL, 4143, NULL)');
+    expect(d.at(-1)).toBe('exit_group(0)');
   });
 
   it('brings lo up only with a network namespace, and binds /proc/sys/net writable there', () => {

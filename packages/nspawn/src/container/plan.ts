@@ -17,9 +17,11 @@ import {
   O,
   RTM,
   S_IF,
+  SIG,
   type Slot,
   SOCK,
   SpawnProgram,
+  type Step,
   sockaddrNl,
 } from '@sd/sys';
 import type { VolatileMode } from '../settings/settings.js';
@@ -57,7 +59,20 @@ export interface ContainerPlan {
   usrSymlinks: Array<{ name: string; target: string }>;
   mounts: DetachedMounts;
   userNamespace: boolean;
-  /** Which uid/gid the container's root is (written by the parent in beforeRun). */
+  /**
+   * With a user namespace: fds of it and of the UTS and IPC namespaces it
+   * owns (createContainerNamespaces), and the host uid of the container's
+   * root. The mounts are made outside the user namespace, which is joined
+   * afterwards, so that they are locked inside (see buildContainerProgram).
+   */
+  namespaces?: {
+    user: number;
+    uts: number;
+    ipc: number;
+    rootUid: number;
+    /** Set by buildContainerProgram: the fork of the init. */
+    fork?: { step: Step; tid: Data };
+  };
   networkNamespace: boolean;
   cgroupNamespace: boolean;
   hostname: string;
@@ -114,16 +129,23 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   const { mounts } = plan;
   // The container must not outlive a killed sd-nspawn: nothing would supervise or clean up after it.
   p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
-  p.waitForParent();
-  if (plan.userNamespace) {
-    p.setresgid(0).setresuid(0).setgroups([]);
-    // A change of credentials clears the parent-death signal: set it again, or a
-    // container of a killed sd-nspawn blocked in its setup lives on unsupervised.
-    p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  const ns = plan.namespaces;
+  if (ns) {
+    // Before any mount: mqueue shows the IPC namespace of its mounter. (The
+    // network namespace is ours from the clone.)
+    p.setns(ns.uts, CLONE.NEWUTS).setns(ns.ipc, CLONE.NEWIPC);
+    // The setup runs as the host's root, but what it creates belongs to the
+    // container's root (tmpfs roots, mount points, through idmapped mounts
+    // too, which refuse an unmapped owner): the fs ids are the container's,
+    // the capabilities stay (no setuid fix-up of the effective set).
+    p.prctl(28 /* PR_SET_SECUREBITS */, 1 << 2 /* SECBIT_NO_SETUID_FIXUP */);
+    p.setfsid(ns.rootUid, ns.rootUid);
+  } else {
+    p.waitForParent();
+    // The parent has moved us into the container's cgroup by now: a cgroup
+    // namespace made here has that cgroup as its root.
+    if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
   }
-  // The parent has moved us into the container's cgroup by now: a cgroup
-  // namespace made here has that cgroup as its root.
-  if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
 
   // Nothing we mount may propagate back to the host.
   p.mount(null, '/', null, MS.REC | MS.SLAVE);
@@ -131,7 +153,9 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
 
   // proc and sysfs are made while the host's are still visible: in a user
   // namespace the kernel only allows them where a full instance is in view.
-  const proc = p.newMount('proc', MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC);
+  // With a user namespace, proc comes later (buildProcProgram): its PID
+  // namespace does not exist yet.
+  const proc = ns ? undefined : p.newMount('proc', MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC);
   const sysfs =
     plan.mounts.sys === undefined
       ? p.newMount('sysfs', MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC)
@@ -157,9 +181,13 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
 
   for (const d of ['/proc', '/sys', '/dev', '/run', '/tmp']) p.mkdir(d, 0o755, ignore);
   p.mount('tmpfs', '/run', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=0755');
-  p.mount('tmpfs', '/tmp', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
+  // Under a user namespace /tmp is made inside it: the guest may unmount it at shutdown.
+  if (!plan.namespaces) tmp(p);
 
-  procAndSys(p, plan, proc, sysfs);
+  // An empty, unreadable file bound over the /proc files that leak kernel internals.
+  p.close(p.openat(AT.FDCWD, INACCESSIBLE, O.CREAT | O.EXCL | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0));
+  if (proc) procMounts(p, plan.networkNamespace, proc);
+  sys(p, plan, sysfs);
   dev(p, plan);
   runHost(p, plan);
 
@@ -174,6 +202,11 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   }
 
   if (plan.custom) attachCustomMounts(p, plan.custom, overlays, INACCESSIBLE);
+
+  if (ns) {
+    enterUserNamespace(p, plan, ns);
+    tmp(p);
+  }
   p.syscall('unlinkat', p.sys.unlinkat, [AT.FDCWD, INACCESSIBLE, 0]);
 
   if (plan.cgroupNamespace) {
@@ -183,7 +216,12 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   if (plan.networkNamespace) loopbackUp(p);
   p.sethostname(plan.hostname);
   privileges(p, plan);
+  if (ns?.fork) p.reportForkedPid(ns.fork.step, ns.fork.tid);
   return p;
+}
+
+function tmp(p: SpawnProgram): void {
+  p.mount('tmpfs', '/tmp', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
 }
 
 /** Puts the container's root file system on the staging directory. */
@@ -214,15 +252,18 @@ function assembleRoot(p: SpawnProgram, plan: ContainerPlan): void {
   }
 }
 
-function procAndSys(p: SpawnProgram, plan: ContainerPlan, proc: Slot, sysfs: Slot | undefined): void {
+/**
+ * /proc: the instance, /proc/sys read-only (its net/ part writable in a
+ * network namespace of the container's own), the files that leak kernel
+ * internals masked, some directories read-only. The mask file exists
+ * already (INACCESSIBLE).
+ */
+function procMounts(p: SpawnProgram, networkNamespace: boolean, proc: Slot): void {
   attach(p, proc, '/proc');
   p.close(proc);
   p.mount('/proc/sys', '/proc/sys', null, MS.BIND);
-  if (plan.networkNamespace) p.mount('/proc/sys/net', '/proc/sys/net', null, MS.BIND);
+  if (networkNamespace) p.mount('/proc/sys/net', '/proc/sys/net', null, MS.BIND);
   p.mount(null, '/proc/sys', null, RO_REMOUNT);
-
-  // An empty, unreadable file bound over the /proc files that leak kernel internals.
-  p.close(p.openat(AT.FDCWD, INACCESSIBLE, O.CREAT | O.EXCL | O.WRONLY | O.CLOEXEC | O.NOFOLLOW, 0));
   for (const f of PROC_INACCESSIBLE) {
     p.mount(INACCESSIBLE, f, null, MS.BIND, null, ignore);
     p.mount(null, f, null, RO_REMOUNT, null, ignore);
@@ -231,13 +272,38 @@ function procAndSys(p: SpawnProgram, plan: ContainerPlan, proc: Slot, sysfs: Slo
     p.mount(d, d, null, MS.BIND, null, ignore);
     p.mount(null, d, null, RO_REMOUNT, null, ignore);
   }
+}
 
+function sys(p: SpawnProgram, plan: ContainerPlan, sysfs: Slot | undefined): void {
   if (sysfs) {
     attach(p, sysfs, '/sys');
     p.close(sysfs);
   } else if (plan.mounts.sys !== undefined) {
     attach(p, plan.mounts.sys, '/sys');
   }
+}
+
+/**
+ * With a user namespace: the program that mounts the container's /proc,
+ * run by the host's root once the container's PID namespace has its init
+ * (`initPid`, waiting), into the mount namespace the setup was made in
+ * (`mntFd`, of the host's user namespace), before the init copies it.
+ */
+export function buildProcProgram(o: {
+  initPid: number;
+  mntFd: number;
+  networkNamespace: boolean;
+}): SpawnProgram {
+  const p = new SpawnProgram();
+  p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  // Made here, where the host's /proc names the PID namespace; mounted there.
+  const proc = p.newMount('proc', MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC, {
+    pidns: `/proc/${o.initPid}/ns/pid`,
+  });
+  p.setns(o.mntFd, CLONE.NEWNS);
+  p.chdir('/');
+  procMounts(p, o.networkNamespace, proc);
+  return p.exit(0);
 }
 
 function dev(p: SpawnProgram, plan: ContainerPlan): void {
@@ -247,7 +313,15 @@ function dev(p: SpawnProgram, plan: ContainerPlan): void {
     touch(p, `/dev/${name}`);
     attach(p, fd, `/dev/${name}`);
   }
-  p.mount('devpts', '/dev/pts', 'devpts', MS.NOSUID | MS.NOEXEC, 'newinstance,ptmxmode=0666,mode=0620,gid=5');
+  // The tty group as the container numbers it (its gid 5 is the host's rootUid + 5).
+  const tty = (plan.namespaces?.rootUid ?? 0) + 5;
+  p.mount(
+    'devpts',
+    '/dev/pts',
+    'devpts',
+    MS.NOSUID | MS.NOEXEC,
+    `newinstance,ptmxmode=0666,mode=0620,gid=${tty}`,
+  );
   p.symlink('pts/ptmx', '/dev/ptmx');
   p.mount('tmpfs', '/dev/shm', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
   p.mount('mqueue', '/dev/mqueue', 'mqueue', MS.NOSUID | MS.NODEV | MS.NOEXEC, null, ignore);
@@ -279,6 +353,42 @@ function runHost(p: SpawnProgram, plan: ContainerPlan): void {
   p.mountSetattr(AT.FDCWD, '/run/host', AT.RECURSIVE, {
     set: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV,
   });
+}
+
+/**
+ * With a user namespace: everything so far was mounted as the host's root in
+ * a mount namespace of the host's user namespace. Now we join the container's
+ * user namespace and make its PID namespace (owned by it, so that its root
+ * may reboot it and mount in it), and fork its init, which waits for the
+ * parent to mount /proc here (buildProcProgram), then copies the mount
+ * namespace into one its user namespace owns. The kernel locks every mount
+ * of such a copy (MNT_LOCKED, and MNT_LOCK_READONLY/NOSUID/NODEV/NOEXEC for
+ * the flags each has): root inside can neither umount /proc/sys, /sys, the
+ * masked files and the rest of what we set up (EINVAL), nor remount them
+ * writable (EPERM), nor mount a new proc (locked mounts hide parts of ours:
+ * EPERM) or a writable sysfs. The parent of the fork reports the init's pid
+ * and exits (reportForkedPid at the end of the program).
+ */
+function enterUserNamespace(
+  p: SpawnProgram,
+  plan: ContainerPlan,
+  ns: NonNullable<ContainerPlan['namespaces']>,
+): void {
+  p.setns(ns.user, CLONE.NEWUSER);
+  p.setresgid(0).setresuid(0).setgroups([]);
+  // A change of credentials clears the parent-death signal.
+  p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  p.unshare(CLONE.NEWPID);
+  const tid = new Data(Buffer.alloc(8), 'forked pid');
+  const step = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | SIG.CHLD, tid);
+  ns.fork = { step, tid };
+  // The init: the container must not outlive a killed sd-nspawn. Its parent
+  // may be gone before this is armed: then the wait ends in EOF, and the init exits.
+  p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  p.waitForParent({ exitOnEof: true });
+  // In the container's cgroup by now: a cgroup namespace made here has it as its root.
+  if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
+  p.unshare(CLONE.NEWNS, { label: 'lock the mounts in a mount namespace of the user namespace' });
 }
 
 function privileges(p: SpawnProgram, plan: ContainerPlan): void {

@@ -207,7 +207,8 @@ export function closeDetached(m: DetachedMounts): void {
 export function prepareCustomMounts(settings: Settings, rootFd: number) {
   const custom: CustomMounts = { binds: [], tmpfs: [...settings.tmpfs], overlays: [], inaccessible: [] };
   const fds: number[] = [];
-  const idmapped: number[] = [];
+  // Every bind source, for idmapped mounts under a user namespace (`idmap`: one was asked for).
+  const bindSources: Array<{ fd: number; source: string; idmap?: boolean }> = [];
   const workDirs: string[] = [];
   const close = () => closeQuietly(...fds.splice(0));
   const remove = () => {
@@ -223,7 +224,6 @@ export function prepareCustomMounts(settings: Settings, rootFd: number) {
           destination: o.destination,
           readOnly: true,
           recursive: false,
-          idmap: false,
         });
       else {
         for (const d of [...o.lower, ...(o.upper ? [o.upper] : [])])
@@ -243,7 +243,7 @@ export function prepareCustomMounts(settings: Settings, rootFd: number) {
       const fd = openTree(AT.FDCWD, b.source, OPEN_TREE.CLONE | (b.recursive ? AT.RECURSIVE : 0));
       fds.push(fd);
       if (b.readOnly) mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.RDONLY });
-      if (b.idmap) idmapped.push(fd);
+      bindSources.push({ fd, source: b.source, ...(b.idmap === undefined ? {} : { idmap: b.idmap }) });
       custom.binds.push({ fd, destination: b.destination, file: !st.isDirectory() });
     }
     for (const path of settings.inaccessible) {
@@ -261,7 +261,7 @@ export function prepareCustomMounts(settings: Settings, rootFd: number) {
         closeQuietly(fd);
       }
     }
-    return { custom, idmapped, close, remove };
+    return { custom, binds: bindSources, close, remove };
   } catch (e) {
     close();
     remove();

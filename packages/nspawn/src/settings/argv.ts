@@ -324,7 +324,9 @@ Spawn a command or OS in a light-weight container.
      --keep-unit            Not supported: refused (sd-nspawn always makes its own scope)
      --private-users[=UIDBASE[:NUIDS]|yes|pick|identity|no]
                             Run within user namespace, configure UID/GID range
-  -U                        Equivalent to --private-users=pick
+                            (default: pick; 'no' runs without one: root inside
+                            is then the host's root, no security boundary)
+  -U                        Equivalent to --private-users=pick (the default)
      --private-users-ownership=off|chown|map|auto
                             Adjust ('chown') or map ('map') OS tree ownership
      --private-users-chown  Same as --private-users-ownership=chown

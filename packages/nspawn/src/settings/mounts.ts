@@ -44,7 +44,7 @@ export function parseBind(spec: string, readOnly: boolean): BindMount {
     throw new NspawnError('EINVAL', `Invalid bind mount specification: '${spec}'`);
   const source = normalizePath(parts[0], 'Bind source', spec);
   const destination = normalizePath(parts[1] || parts[0], 'Bind destination', spec);
-  const bind: BindMount = { source, destination, readOnly, recursive: true, idmap: false };
+  const bind: BindMount = { source, destination, readOnly, recursive: true };
   for (const opt of (parts[2] ?? '').split(',').filter(Boolean)) {
     if (opt === 'rbind') bind.recursive = true;
     else if (opt === 'norbind') bind.recursive = false;

@@ -41,8 +41,13 @@ export interface BindMount {
   readOnly: boolean;
   /** rbind (default) takes the submounts along; norbind does not. */
   recursive: boolean;
-  /** idmap: map the container's root to the owner of the source (with --private-users). */
-  idmap: boolean;
+  /**
+   * Under a user namespace, map the container's root to the owner of the
+   * source (an idmapped mount): `idmap` asks for it (an error where the file
+   * system cannot), `noidmap` refuses it (host owners, seen as nobody);
+   * unset, it is done where the file system supports it.
+   */
+  idmap?: boolean;
 }
 
 export interface TmpfsMount {
@@ -112,7 +117,9 @@ export function defaultSettings(): Settings {
     quiet: false,
     readOnly: false,
     volatile: 'no',
-    privateUsers: { mode: 'no', range: 0x10000 },
+    // A user namespace by default (as systemd-nspawn@.service's -U): without one, root inside is
+    // the host's root, and the container no security boundary.
+    privateUsers: { mode: 'pick', range: 0x10000 },
     privateUsersOwnership: 'auto',
     privateNetwork: false,
     register: true,

@@ -47,6 +47,9 @@ export interface SyscallTable {
   setresuid: number;
   setresgid: number;
   setgroups: number;
+  clone: number;
+  setfsuid: number;
+  setfsgid: number;
   seccomp: number;
   personality: number;
   pidfd_open: number;

@@ -81,3 +81,71 @@ export async function createUserNamespaceFd(
     if (nsFd !== undefined) close(nsFd);
   }
 }
+
+/** Namespaces owned by one new user namespace, held by fds (see createContainerNamespaces). */
+export interface ContainerNamespaces {
+  user: number;
+  uts: number;
+  ipc: number;
+  net?: number;
+  close(): void;
+}
+
+/**
+ * A user namespace with its maps and, owned by it, fresh UTS, IPC and (with
+ * `network`) network namespaces, all as fds. A container made from them can
+ * do its mount setup as the host's root in a mount namespace of the host's
+ * user namespace, and join the user namespace afterwards: the mount
+ * namespace it then unshares is owned by the container's user namespace, so
+ * the kernel locks every mount copied into it (MNT_LOCKED, MNT_LOCK_READONLY)
+ * against umount and remount from inside, while the container's root still
+ * owns its UTS, IPC and network namespaces. (A PID namespace cannot be made
+ * ahead: /proc/PID/ns/pid_for_children opens only once it has an init.)
+ */
+export async function createContainerNamespaces(
+  uidMap: readonly IdMapping[],
+  gidMap: readonly IdMapping[] = uidMap,
+  o: { network?: boolean } = {},
+): Promise<ContainerNamespaces> {
+  const uidText = formatIdMap(uidMap);
+  const gidText = formatIdMap(gidMap);
+  const program = new SpawnProgram().waitForParent().exit(0);
+  const opened: number[] = [];
+  const ns = (pid: number, kind: string) => {
+    const fd = open(`/proc/${pid}/ns/${kind}`, O.RDONLY | O.CLOEXEC);
+    opened.push(fd);
+    return fd;
+  };
+  try {
+    let fds: Omit<ContainerNamespaces, 'close'> | undefined;
+    const child = await spawn(program, {
+      shareMemory: false,
+      cloneFlags: CLONE.NEWUSER | CLONE.NEWUTS | CLONE.NEWIPC | (o.network ? CLONE.NEWNET : 0),
+      beforeRun: (child) => {
+        writeProcFile(`/proc/${child.pid}/uid_map`, uidText);
+        writeProcFile(`/proc/${child.pid}/gid_map`, gidText);
+        fds = {
+          user: ns(child.pid, 'user'),
+          uts: ns(child.pid, 'uts'),
+          ipc: ns(child.pid, 'ipc'),
+          ...(o.network ? { net: ns(child.pid, 'net') } : {}),
+        };
+      },
+    });
+    await child.exited;
+    if (!fds) throw new SdError('ESPAWN', 'the namespace helper ended before its namespaces were opened');
+    const done = fds;
+    opened.length = 0;
+    let open_ = true;
+    return {
+      ...done,
+      close: () => {
+        // Once only: a second close could hit an fd number reused since.
+        if (open_) closeQuietly(done.user, done.uts, done.ipc, done.net);
+        open_ = false;
+      },
+    };
+  } finally {
+    closeQuietly(...opened);
+  }
+}

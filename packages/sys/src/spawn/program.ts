@@ -13,6 +13,7 @@ export const STEP_SIZE = 64;
 export const SLOT_COUNT = 64;
 const FLAG_IGNORE = 1;
 const FLAG_STORE = 2;
+const FLAG_JUMP_IF_POSITIVE = 4;
 
 /** The result of an earlier step (an fd, usually), usable as a later argument. */
 export class Slot {
@@ -51,7 +52,7 @@ export class StringArray {
 }
 
 /** Values only known when spawn() runs: the fds of its pipes. */
-export type Placeholder = 'reportFd' | 'syncReadFd' | 'syncWriteFd';
+export type Placeholder = 'reportFd' | 'syncReadFd' | 'syncWriteFd' | 'forkPidFd';
 export class Special {
   constructor(readonly name: Placeholder) {}
 }
@@ -76,12 +77,16 @@ export interface Step {
   args: Arg[];
   ignoreErrno: boolean;
   slot?: Slot;
+  /** On a result > 0 (the parent's side of a fork), go on at this step instead of the next. */
+  jump?: number;
 }
 
 export interface Placeholders {
   reportFd: number;
   syncReadFd?: number;
   syncWriteFd?: number;
+  /** Where the parent's side of a fork reports the child's pid (see reportForkedPid). */
+  forkPidFd?: number;
 }
 
 /** A program laid out in memory that does not move (an ArrayBuffer's backing store). */
@@ -101,6 +106,7 @@ export class SpawnProgram {
   readonly steps: Step[] = [];
   private slots = 0;
   private syncUsed = false;
+  private forked = false;
   readonly sys: SyscallTable;
 
   constructor(sys: SyscallTable = SYS) {
@@ -119,7 +125,7 @@ export class SpawnProgram {
     const NEWUSER = 0x10000000;
     return !this.steps.some((s) => {
       if (s.name === 'unshare') return typeof s.args[0] !== 'number' || (s.args[0] & NEWUSER) !== 0;
-      return s.name === 'setns';
+      return s.name === 'setns' || s.name === 'clone';
     });
   }
 
@@ -283,6 +289,38 @@ export class SpawnProgram {
     return this;
   }
 
+  /**
+   * A fork: clone(2) on the same (copied) stack, with `flags` (CLONE_PARENT,
+   * CLONE_PARENT_SETTID with `parentTid` receiving the child's pid in the
+   * parent's memory...). The child goes on with the next step; the parent
+   * goes on at the step set later in the returned step's `jump`.
+   */
+  fork(flags: number | bigint, parentTid: Data | null = null, o?: StepOptions): Step {
+    this.call('clone', [flags, 0, parentTid, 0, 0], o);
+    const step = this.steps[this.steps.length - 1]!;
+    step.jump = this.steps.length;
+    return step;
+  }
+
+  /**
+   * The parent's side of a fork(): hands spawn() the pid of the child (from
+   * CLONE_PARENT_SETTID's `parentTid`, 4 bytes) and exits. spawn() then
+   * follows that child (a CLONE_PARENT child of ours) instead of the parent.
+   * Put it after the child's last step, and point the fork's `jump` at it.
+   */
+  reportForkedPid(fork: Step, parentTid: Data): this {
+    this.forked = true;
+    fork.jump = this.steps.length;
+    this.call('write', [new Special('forkPidFd'), parentTid, 4]);
+    this.exit(0);
+    return this;
+  }
+
+  /** Whether the program forks and spawn() follows the forked child. */
+  get followsFork(): boolean {
+    return this.forked;
+  }
+
   setns(fd: number | Slot, nstype: number, o?: StepOptions): this {
     this.call('setns', [fd, nstype], o);
     return this;
@@ -331,6 +369,16 @@ export class SpawnProgram {
     return this;
   }
 
+  /**
+   * setfsuid(2)/setfsgid(2): the ids file creation and permission checks
+   * use. They return the previous id, never an error: always unchecked.
+   */
+  setfsid(uid: number, gid: number): this {
+    this.call('setfsgid', [gid], { ignoreErrno: true });
+    this.call('setfsuid', [uid], { ignoreErrno: true });
+    return this;
+  }
+
   umask(mask: number): this {
     this.call('umask', [mask]);
     return this;
@@ -347,10 +395,17 @@ export class SpawnProgram {
    * child first drops its copy of the write end, so that a parent that dies
    * ends the wait with EOF instead of a hang.
    */
-  waitForParent(): this {
+  waitForParent(o: { exitOnEof?: boolean } = {}): this {
     this.syncUsed = true;
     this.close(new Special('syncWriteFd'));
     this.call('read', [new Special('syncReadFd'), new Data(Buffer.alloc(8), 'sync byte'), 1]);
+    if (o.exitOnEof) {
+      // The byte goes on past the exit; EOF (a parent that died without
+      // sending it, with no parent-death signal to end us) falls into it.
+      const read = this.steps[this.steps.length - 1]!;
+      this.exit(1);
+      read.jump = this.steps.length;
+    }
     this.close(new Special('syncReadFd'));
     return this;
   }
@@ -463,6 +518,11 @@ export class SpawnProgram {
       const at = HEADER_SIZE + i * STEP_SIZE;
       memory.writeBigUInt64LE(BigInt(s.nr), at);
       let flags = (s.ignoreErrno ? FLAG_IGNORE : 0) | (s.slot ? FLAG_STORE : 0);
+      if (s.jump !== undefined) {
+        if (!Number.isInteger(s.jump) || s.jump < 0 || s.jump > this.steps.length || s.jump > 0xffff)
+          throw new InvalidArgumentError(`step ${i} jumps to step ${s.jump}, outside the program`);
+        flags |= FLAG_JUMP_IF_POSITIVE | (s.jump << 16);
+      }
       resolvedSteps[i]!.forEach((r, j) => {
         let v: bigint;
         if ('slot' in r) {

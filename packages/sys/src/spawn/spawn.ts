@@ -5,7 +5,7 @@ import { close, closeQuietly, pipe, read, writeAll } from '../fd/fd.js';
 import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
 import { poller } from '../poller/poller.js';
 import { openNamespace, setns } from '../proc/ns.js';
-import { ChildProcess, pidfdSendSignal } from '../proc/pidfd.js';
+import { ChildProcess, pidfdOpen, pidfdSendSignal } from '../proc/pidfd.js';
 import { interpreters } from './interp.generated.js';
 import { type BuiltProgram, type SpawnProgram, setAddressResolver } from './program.js';
 
@@ -117,13 +117,21 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
   let reportWrite: number | undefined = reportWriteFd;
   let syncRead: number | undefined;
   let syncWrite: number | undefined;
+  let forkRead: number | undefined;
+  let forkWrite: number | undefined;
   let child: ChildProcess | undefined;
   let stack: bigint | undefined;
   let built: BuiltProgram | undefined;
   let reportClosed = false;
   try {
     if (program.waitsForParent) [syncRead, syncWrite] = pipe(O.CLOEXEC);
-    built = program.build({ reportFd: reportWrite, syncReadFd: syncRead, syncWriteFd: syncWrite });
+    if (program.followsFork) [forkRead, forkWrite] = pipe(O.CLOEXEC);
+    built = program.build({
+      reportFd: reportWrite,
+      syncReadFd: syncRead,
+      syncWriteFd: syncWrite,
+      forkPidFd: forkWrite,
+    });
 
     // struct clone_args (v2, 88 bytes)
     const args = Buffer.alloc(88);
@@ -182,8 +190,16 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
       close(syncRead);
       syncRead = undefined;
     }
+    // A parent that failed before its fork: its report says why.
+    let failedBeforeFork = false;
+    if (forkRead !== undefined) {
+      const forked = await followFork(child, forkRead, forkWrite as number);
+      forkWrite = undefined;
+      if (forked) child = forked;
+      else failedBeforeFork = true;
+    }
 
-    if (syncWrite !== undefined) {
+    if (syncWrite !== undefined && !failedBeforeFork) {
       await options.beforeRun?.(child);
       writeAll(syncWrite, Buffer.of(1));
       close(syncWrite);
@@ -210,11 +226,38 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     }
     throw e;
   } finally {
-    closeQuietly(reportRead, reportWrite, syncRead, syncWrite);
+    closeQuietly(reportRead, reportWrite, syncRead, syncWrite, forkRead, forkWrite);
     // The child is past execve (or gone): its stack and the program memory are free.
     if (stack !== undefined && (child === undefined || child.exitStatus || reportClosed)) unmapStack(stack);
     void built;
   }
+}
+
+/**
+ * The program forked (SpawnProgram.fork/reportForkedPid): the parent reports
+ * the child's pid and exits; from then on the child, a CLONE_PARENT child of
+ * ours, is the process we follow. Before the fork, the parent is (a failure
+ * ends the wait with EOF, and its report tells why).
+ */
+async function followFork(
+  parent: ChildProcess,
+  forkRead: number,
+  forkWrite: number,
+): Promise<ChildProcess | undefined> {
+  close(forkWrite);
+  await poller().readable(forkRead);
+  const b = Buffer.alloc(4);
+  if (read(forkRead, b) !== 4) return undefined;
+  const pid = b.readInt32LE(0);
+  // Ours to reap, so the pid cannot be reused before this.
+  const forked = new ChildProcess(pid, pidfdOpen(pid));
+  const st = await parent.exited;
+  if (st.code !== 0) {
+    pidfdSendSignal(forked.pidfd, SIG.KILL);
+    await forked.exited;
+    throw new SdError('ESPAWN', `spawn: the parent of a fork ended with ${st.code ?? `signal ${st.signal}`}`);
+  }
+  return forked;
 }
 
 /** Switches the main thread's pid-for-children; returns an fd of the old one to switch back with. */
