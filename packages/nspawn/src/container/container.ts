@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
+import { release } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import {
   AT,
@@ -298,6 +299,11 @@ export async function startContainer(
   const applied = applySettingsFile(given, options.explicit ?? new Set(), machine, options.settingsPaths);
   for (const n of applied.notices) options.logger?.warn(n);
   let settings = applied.settings;
+  if (settings.privateUsers.mode !== 'no' && !kernelAtLeast(6, 15))
+    throw new NspawnError(
+      'EOPNOTSUPP',
+      `User namespaces (sd-nspawn's default) need Linux 6.15 or later for proc's pidns= mount option; this is ${release()}. Use --private-users=no to run without one (no security boundary)`,
+    );
   if (settings.privateUsersOwnership === 'chown')
     throw new NspawnError(
       'EOPNOTSUPP',
@@ -517,4 +523,10 @@ export async function runContainer(settings: Settings, options: ContainerOptions
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onTerm);
   }
+}
+
+/** Whether the running kernel's version is at least major.minor. */
+function kernelAtLeast(major: number, minor: number): boolean {
+  const [a = 0, b = 0] = release().split(/[.-]/).map(Number);
+  return a > major || (a === major && b >= minor);
 }
