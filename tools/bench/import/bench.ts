@@ -22,12 +22,14 @@ const { values } = parseArgs({
     tree: { type: 'string', default: '/var/cache/sd-test/debian-bookworm' },
     formats: { type: 'string', default: 'tar,xz,gz,bz2,zst' },
     install: { type: 'boolean', default: false },
+    archives: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'Usage: npm run bench:import -- [--runs N] [--tree DIR] [--formats tar,xz,gz,bz2,zst] [--install]\n',
+    'Usage: npm run bench:import -- [--runs N] [--tree DIR] [--formats tar,xz,gz,bz2,zst] [--archives DIR] [--install]\n' +
+      '  --archives DIR: keep the archives (image.tar, image.tar.xz, …) in DIR and reuse them next time\n',
   );
   process.exit(0);
 }
@@ -95,16 +97,23 @@ const timed = (fn: () => void): number => {
 };
 
 try {
-  const archives = join(work, 'archives');
+  const archives = values.archives ?? join(work, 'archives');
   const pool = join(work, 'pool');
   const plain = join(work, 'plain');
-  mkdirSync(archives);
+  mkdirSync(archives, { recursive: true });
   mkdirSync(pool);
   mkdirSync(plain);
   const base = join(archives, 'image');
-  process.stderr.write(`bench: making archives of ${values.tree}…\n`);
-  sh(`tar --xattrs --xattrs-include='*' --numeric-owner -C '${values.tree}' -cf '${base}.tar' .`);
-  for (const f of FORMATS) if (f.make) sh(`${f.make} '${base}.tar' > '${base}${f.suffix}'`);
+  if (!existsSync(`${base}.tar`)) {
+    process.stderr.write(`bench: making archives of ${values.tree}…\n`);
+    sh(`tar --xattrs --xattrs-include='*' --numeric-owner -C '${values.tree}' -cf '${base}.tar.part' .`);
+    sh(`mv '${base}.tar.part' '${base}.tar'`);
+  }
+  for (const f of FORMATS)
+    if (f.make && !existsSync(`${base}${f.suffix}`)) {
+      sh(`${f.make} '${base}.tar' > '${base}${f.suffix}.part'`);
+      sh(`mv '${base}${f.suffix}.part' '${base}${f.suffix}'`);
+    }
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const f of FORMATS) {

@@ -1,6 +1,6 @@
 import type { ExportFormat } from '../types.js';
 import { bzip2Decoder, bzip2Encoder } from './bzip2.js';
-import { transformWith } from './codec.js';
+import { transformPipelined, transformWith } from './codec.js';
 import { gunzip, gzip } from './gzip.js';
 import { xzDecoder, xzEncoder } from './xz.js';
 import { zstdDecoder, zstdEncoder } from './zstd.js';
@@ -26,13 +26,13 @@ export function decompress(format: Compression, source: AsyncIterable<Buffer>): 
     case 'uncompressed':
       return source;
     case 'xz':
-      return transformWith(xzDecoder(), source, true);
+      return transformPipelined(xzDecoder(), source, true);
     case 'gzip':
       return gunzip(source);
     case 'bzip2':
-      return transformWith(bzip2Decoder(), source, true);
+      return transformPipelined(bzip2Decoder(), source, true);
     case 'zstd':
-      return transformWith(zstdDecoder(), source, true);
+      return transformPipelined(zstdDecoder(), source, true);
   }
 }
 
