@@ -28,6 +28,7 @@ import {
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
 import { writeSyncErrno } from '../io.js';
+import { ACL_XATTR, shiftAclXattr } from '../tar/acl.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
 import { entryComponents } from './paths.js';
@@ -323,7 +324,11 @@ export class Extractor implements TarSink {
     if (chown) fchown(fd, uid, gid, e.path);
     // A chown clears setuid/setgid, and #needsChmod is true for those anyway.
     if (!created || this.#needsChmod(e.mode)) fchmod(fd, e.mode & 0o7777, e.path);
-    for (const [k, v] of e.xattrs) {
+    for (const [k, raw] of e.xattrs) {
+      const v =
+        this.#shift !== 0 && (k === ACL_XATTR.access || k === ACL_XATTR.default)
+          ? shiftAclXattr(raw, this.#shift, JSON.stringify(e.path))
+          : raw;
       try {
         fsetxattr(fd, k, v, 0, e.path);
       } catch (err) {

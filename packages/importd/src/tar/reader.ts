@@ -1,4 +1,5 @@
 import { ArchiveError } from '../errors.js';
+import { ACL_PAX, ACL_XATTR, aclTextToXattr } from './acl.js';
 import {
   BLOCK,
   decodeHeader,
@@ -227,6 +228,15 @@ export class TarReader {
     };
     collect(this.#global);
     collect(this.#pax);
+    // ACLs in text (star, GNU tar --acls); a binary system.posix_acl_* xattr of the same entry wins.
+    for (const kind of ['access', 'default'] as const) {
+      const text = this.#pax.get(ACL_PAX[kind]) ?? this.#global.get(ACL_PAX[kind]);
+      if (text === undefined || xattrs.has(ACL_XATTR[kind])) continue;
+      xattrs.set(
+        ACL_XATTR[kind],
+        aclTextToXattr(decodeName(text, `PAX ${ACL_PAX[kind]}`), `${JSON.stringify(path)}`),
+      );
+    }
     for (const name of xattrs.keys())
       if (name === '' || name.includes('\0') || !name.includes('.'))
         throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);
