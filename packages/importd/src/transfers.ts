@@ -4,7 +4,7 @@ import { autoDecompress, type Compression, compress } from './compress/index.js'
 import { CanceledError } from './errors.js';
 import { tarTree } from './export/tree.js';
 import { type DevicePolicy, Extractor } from './extract/extract.js';
-import { abortError, counted, fileSource, writeSparse } from './io.js';
+import { abortError, counted, fileSource, reuseBuffers, writeSparse } from './io.js';
 import {
   checkFree,
   commitTempImage,
@@ -98,6 +98,8 @@ export async function importTar(
       );
       const d = await autoDecompress(input);
       compression = d.format;
+      // The reader and the native decoders are done with a chunk when they ask for the next; zlib's stream is not.
+      if (d.format !== 'gzip') reuseBuffers(source);
       for await (const chunk of d.stream) {
         cancelCheck(opts.signal);
         reader.push(chunk);
@@ -134,6 +136,7 @@ export async function importRaw(
       );
       const d = await autoDecompress(input);
       compression = d.format;
+      if (d.format !== 'gzip') reuseBuffers(source);
       await writeSparse(fd, d.stream, opts.signal);
     } finally {
       closeQuietly(fd);
