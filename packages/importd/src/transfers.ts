@@ -1,3 +1,4 @@
+import { closeSync, constants, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { assertImageName, ImageNotFoundError, ImageNotSupportedError, type ImagePool } from '@sd/machined';
 import { AT, closeQuietly, copyTree, O, openat, openRoot } from '@sd/sys';
 import { autoDecompress, type Compression, compress } from './compress/index.js';
@@ -12,6 +13,7 @@ import {
   discardTempImage,
   type TempImage,
 } from './pool/target.js';
+import { convertQcow2, isQcow2 } from './qcow2/qcow2.js';
 import { TarReader } from './tar/reader.js';
 
 /**
@@ -141,8 +143,42 @@ export async function importRaw(
     } finally {
       closeQuietly(fd);
     }
+    cancelCheck(opts.signal);
+    convertIfQcow2(t.path, opts.log);
   });
   return { name, path, compression, bytes };
+}
+
+/**
+ * A qcow2 image is converted to raw, as systemd does: it needs random
+ * access, so the download lands first, then its guest view is written to a
+ * second hidden file (same `.#import-<pid>-` prefix, so a crash leaves
+ * nothing sd-importd will not remove) that replaces it.
+ */
+function convertIfQcow2(path: string, log?: (m: string) => void): void {
+  const inFd = openSync(path, 'r');
+  const out = `${path}~raw`;
+  try {
+    const head = Buffer.alloc(4);
+    if (readSync(inFd, head, 0, 4, 0) < 4 || !isQcow2(head)) return;
+    log?.('The image is qcow2: converting it to raw.');
+    const outFd = openSync(
+      out,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
+    try {
+      convertQcow2(inFd, outFd);
+    } finally {
+      closeSync(outFd);
+    }
+    renameSync(out, path);
+  } catch (e) {
+    rmSync(out, { force: true });
+    throw e;
+  } finally {
+    closeSync(inFd);
+  }
 }
 
 /** Copies a directory tree into the pool as `name` (reflinks where the file system shares extents). */
