@@ -1,5 +1,5 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
-import { ftruncate, SyscallError } from '@sd/sys';
+import { ftruncate, SyscallError, sendfile } from '@sd/sys';
 import { CanceledError } from './errors.js';
 
 /**
@@ -55,6 +55,19 @@ export function fileSource(path: string): ReusableSource {
  */
 export interface ReusableSource extends AsyncIterable<Buffer> {
   reuseBuffers(): void;
+  /**
+   * Moves the next `length` bytes of the file (right after the last chunk
+   * handed out) into `outFd` inside the kernel, skipping them in the
+   * chunks; the bytes moved. Only between chunks, and only for a consumer
+   * that reads the stream as it is (no decompression).
+   */
+  sendTo(outFd: number, length: number): number;
+}
+
+/** The source's sendTo, where it has one. */
+export function directOf(source: AsyncIterable<Buffer>): ReusableSource['sendTo'] | undefined {
+  const s = (source as Partial<ReusableSource>).sendTo;
+  return s ? s.bind(source) : undefined;
 }
 
 /** Turns on buffer reuse where the source offers it. */
@@ -70,9 +83,9 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
       for (;;) {
         const buf = spare ?? Buffer.allocUnsafeSlow(CHUNK);
         spare = undefined;
-        const n = readSync(fd, buf, 0, CHUNK, null);
+        const n = readSync(fd, buf, 0, buf.length, null);
         if (n === 0) return;
-        yield n === CHUNK ? buf : buf.subarray(0, n);
+        yield n === buf.length ? buf : buf.subarray(0, n);
         // The consumer asked for more: with reuse on, it is done with `buf`.
         if (reuse) spare = buf;
       }
@@ -85,6 +98,7 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
     reuseBuffers: () => {
       reuse = true;
     },
+    sendTo: (outFd: number, length: number) => sendfile(outFd, fd, length),
   };
 }
 

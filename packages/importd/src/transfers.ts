@@ -5,7 +5,7 @@ import { autoDecompress, type Compression, compress } from './compress/index.js'
 import { CanceledError } from './errors.js';
 import { tarTree } from './export/tree.js';
 import { type DevicePolicy, Extractor } from './extract/extract.js';
-import { abortError, counted, fileSource, reuseBuffers, writeSparse } from './io.js';
+import { abortError, counted, directOf, fileSource, reuseBuffers, writeSparse } from './io.js';
 import {
   checkFree,
   commitTempImage,
@@ -89,7 +89,8 @@ export async function importTar(
       log: opts.log,
     });
     try {
-      const reader = new TarReader(extractor);
+      let direct: ((n: number) => number) | undefined;
+      const reader = new TarReader(extractor, { direct: (n) => direct?.(n) ?? 0 });
       const input = counted(
         source,
         (n) => {
@@ -102,6 +103,18 @@ export async function importTar(
       compression = d.format;
       // The reader and the native decoders are done with a chunk when they ask for the next; zlib's stream is not.
       if (d.format !== 'gzip') reuseBuffers(source);
+      // A plain tar in a regular file: big files' data goes from the archive into the file inside the kernel.
+      const send = d.format === 'uncompressed' ? directOf(source) : undefined;
+      if (send)
+        direct = (n) => {
+          const fd = extractor.dataFd;
+          if (fd === undefined) return 0;
+          const moved = send(fd, n);
+          extractor.directData(moved);
+          bytes += moved;
+          opts.onProgress?.(bytes);
+          return moved;
+        };
       for await (const chunk of d.stream) {
         cancelCheck(opts.signal);
         reader.push(chunk);

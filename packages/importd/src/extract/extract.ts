@@ -305,6 +305,16 @@ export class Extractor implements TarSink {
     this.stats.bytes += chunk.length;
   }
 
+  /** The file whose data comes next, for a caller that moves the data itself (directData). */
+  get dataFd(): number | undefined {
+    return this.#file?.fd;
+  }
+
+  /** Counts data a caller moved into dataFd by itself. */
+  directData(bytes: number): void {
+    this.stats.bytes += bytes;
+  }
+
   end(): void {
     const f = this.#file;
     if (!f) return;

@@ -34,7 +34,17 @@ export interface TarSink {
 export interface TarReaderOptions {
   /** Largest PAX or GNU long-name header accepted (default 1 MiB). */
   maxMetaSize?: number;
+  /**
+   * When a file's data runs past the end of the pushed chunk: hands the
+   * rest (up to `length` bytes, which directly follow the chunk in the
+   * source) to the sink by other means (sendfile from the archive into the
+   * file) and returns how many it took; those bytes are then not pushed.
+   */
+  direct?: (length: number) => number;
 }
+
+/** Below this, the bytes just come in the next chunk: a sendfile call costs more than it saves. */
+const DIRECT_MIN = 16 * 1024;
 
 const TYPES: Record<string, EntryType> = {
   '0': 'file',
@@ -53,6 +63,7 @@ type Meta = 'x' | 'g' | 'L' | 'K';
 export class TarReader {
   readonly #sink: TarSink;
   readonly #maxMeta: number;
+  readonly #direct: ((length: number) => number) | undefined;
   readonly #hdr = Buffer.alloc(BLOCK);
   #hdrFill = 0;
   /** Bytes of entry data still to come; #meta set: they go into the meta buffer. */
@@ -75,6 +86,7 @@ export class TarReader {
   constructor(sink: TarSink, options: TarReaderOptions = {}) {
     this.#sink = sink;
     this.#maxMeta = options.maxMetaSize ?? 1024 * 1024;
+    this.#direct = options.direct;
   }
 
   /** Bytes of archive consumed so far. */
@@ -105,6 +117,11 @@ export class TarReader {
         }
         off += n;
         this.#remaining -= n;
+        if (off === len && this.#direct && this.#remaining >= DIRECT_MIN && !this.#meta && !this.#skip) {
+          const moved = this.#direct(this.#remaining);
+          this.#remaining -= moved;
+          this.#offset += moved;
+        }
         if (this.#remaining === 0) this.#dataDone();
         continue;
       }
