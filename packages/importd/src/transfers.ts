@@ -99,7 +99,7 @@ export async function importTar(
         },
         opts.signal,
       );
-      const d = await autoDecompress(input);
+      const d = await autoDecompress(input, { reuseOutput: true });
       compression = d.format;
       // The reader and the native decoders are done with a chunk when they ask for the next; zlib's stream is not.
       if (d.format !== 'gzip') reuseBuffers(source);
@@ -149,7 +149,7 @@ export async function importRaw(
         },
         opts.signal,
       );
-      const d = await autoDecompress(input);
+      const d = await autoDecompress(input, { reuseOutput: true });
       compression = d.format;
       if (d.format !== 'gzip') reuseBuffers(source);
       await writeSparse(fd, d.stream, opts.signal);
