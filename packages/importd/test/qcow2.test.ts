@@ -144,6 +144,15 @@ describe('qcow2 images on import-raw', () => {
         /past the end|outside/,
       ],
       [
+        'shared L2 table',
+        (b) => {
+          b.writeUInt32BE(2, 36);
+          b.writeBigUInt64BE(b.readBigUInt64BE(CLUSTER), CLUSTER + 8);
+        },
+        /used twice/,
+      ],
+      ['cluster past the virtual size', (b) => b.writeBigUInt64BE(BigInt(8 * CLUSTER), 24), /virtual size/],
+      [
         'compressed cluster that does not inflate',
         (b) => {
           const e = b.readBigUInt64BE(2 * CLUSTER + 20 * 8);

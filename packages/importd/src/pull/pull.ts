@@ -134,7 +134,7 @@ async function pullSettings(
   expected: Expected | undefined,
   opts: PullOptions,
 ): Promise<void> {
-  const base = file.replace(/(\.(xz|gz|bz2|zst))$/, '').replace(/\.(tar|raw)$/, '');
+  const base = file.replace(/(\.(xz|gz|bz2|zst))$/, '').replace(/\.(tar|raw|qcow2)$/, '');
   const nspawnName = `${base}.nspawn`;
   const data = await fetchSmall(new URL(nspawnName, u).href, SMALL, opts.signal);
   if (!data) return;
