@@ -20,6 +20,7 @@ export { fetchSmall, HttpError, httpGet, parseUrl } from './pull/http.js';
 export type { PullOptions } from './pull/pull.js';
 export { imageNameFromUrl, pullRaw, pullTar } from './pull/pull.js';
 export { expectedDigest, KEYRINGS, readKeyring, verifySignature } from './pull/verify.js';
+export { convertQcow2, isQcow2, Qcow2Error, readHeader as readQcow2Header } from './qcow2/qcow2.js';
 export type { EntryType, TarEntry, Timestamp } from './tar/header.js';
 export { BLOCK, decodeHeader, parsePax } from './tar/header.js';
 export type { TarReaderOptions, TarSink } from './tar/reader.js';

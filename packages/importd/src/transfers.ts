@@ -1,10 +1,11 @@
+import { closeSync, constants, openSync, readSync, renameSync, rmSync } from 'node:fs';
 import { assertImageName, ImageNotFoundError, ImageNotSupportedError, type ImagePool } from '@sd/machined';
 import { AT, closeQuietly, copyTree, O, openat, openRoot } from '@sd/sys';
 import { autoDecompress, type Compression, compress } from './compress/index.js';
 import { CanceledError } from './errors.js';
 import { tarTree } from './export/tree.js';
 import { type DevicePolicy, Extractor } from './extract/extract.js';
-import { abortError, counted, fileSource, writeSparse } from './io.js';
+import { abortError, counted, directOf, fileSource, reuseBuffers, writeSparse } from './io.js';
 import {
   checkFree,
   commitTempImage,
@@ -12,6 +13,7 @@ import {
   discardTempImage,
   type TempImage,
 } from './pool/target.js';
+import { convertQcow2, isQcow2 } from './qcow2/qcow2.js';
 import { TarReader } from './tar/reader.js';
 
 /**
@@ -87,7 +89,8 @@ export async function importTar(
       log: opts.log,
     });
     try {
-      const reader = new TarReader(extractor);
+      let direct: ((n: number) => number) | undefined;
+      const reader = new TarReader(extractor, { direct: (n) => direct?.(n) ?? 0 });
       const input = counted(
         source,
         (n) => {
@@ -96,8 +99,22 @@ export async function importTar(
         },
         opts.signal,
       );
-      const d = await autoDecompress(input);
+      const d = await autoDecompress(input, { reuseOutput: true });
       compression = d.format;
+      // The reader and the native decoders are done with a chunk when they ask for the next; zlib's stream is not.
+      if (d.format !== 'gzip') reuseBuffers(source);
+      // A plain tar in a regular file: big files' data goes from the archive into the file inside the kernel.
+      const send = d.format === 'uncompressed' ? directOf(source) : undefined;
+      if (send)
+        direct = (n) => {
+          const fd = extractor.dataFd;
+          if (fd === undefined) return 0;
+          const moved = send(fd, n);
+          extractor.directData(moved);
+          bytes += moved;
+          opts.onProgress?.(bytes);
+          return moved;
+        };
       for await (const chunk of d.stream) {
         cancelCheck(opts.signal);
         reader.push(chunk);
@@ -132,14 +149,49 @@ export async function importRaw(
         },
         opts.signal,
       );
-      const d = await autoDecompress(input);
+      const d = await autoDecompress(input, { reuseOutput: true });
       compression = d.format;
+      if (d.format !== 'gzip') reuseBuffers(source);
       await writeSparse(fd, d.stream, opts.signal);
     } finally {
       closeQuietly(fd);
     }
+    cancelCheck(opts.signal);
+    convertIfQcow2(t.path, opts.log);
   });
   return { name, path, compression, bytes };
+}
+
+/**
+ * A qcow2 image is converted to raw, as systemd does: it needs random
+ * access, so the download lands first, then its guest view is written to a
+ * second hidden file (same `.#import-<pid>-` prefix, so a crash leaves
+ * nothing sd-importd will not remove) that replaces it.
+ */
+function convertIfQcow2(path: string, log?: (m: string) => void): void {
+  const inFd = openSync(path, 'r');
+  const out = `${path}~raw`;
+  try {
+    const head = Buffer.alloc(4);
+    if (readSync(inFd, head, 0, 4, 0) < 4 || !isQcow2(head)) return;
+    log?.('The image is qcow2: converting it to raw.');
+    const outFd = openSync(
+      out,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
+    try {
+      convertQcow2(inFd, outFd);
+    } finally {
+      closeSync(outFd);
+    }
+    renameSync(out, path);
+  } catch (e) {
+    rmSync(out, { force: true });
+    throw e;
+  } finally {
+    closeSync(inFd);
+  }
 }
 
 /** Copies a directory tree into the pool as `name` (reflinks where the file system shares extents). */

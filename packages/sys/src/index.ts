@@ -12,6 +12,7 @@ export * from './fd/fd.js';
 export * from './fs/at.js';
 export * from './fs/regular.js';
 export * from './fs/resolve.js';
+export * from './fs/sendfile.js';
 export * from './ioctl/index.js';
 export * from './loop/loop.js';
 export * from './mount/mount.js';

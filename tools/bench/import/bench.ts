@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -22,12 +22,14 @@ const { values } = parseArgs({
     tree: { type: 'string', default: '/var/cache/sd-test/debian-bookworm' },
     formats: { type: 'string', default: 'tar,xz,gz,bz2,zst' },
     install: { type: 'boolean', default: false },
+    archives: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'Usage: npm run bench:import -- [--runs N] [--tree DIR] [--formats tar,xz,gz,bz2,zst] [--install]\n',
+    'Usage: npm run bench:import -- [--runs N] [--tree DIR] [--formats tar,xz,gz,bz2,zst] [--archives DIR] [--install]\n' +
+      '  --archives DIR: keep the archives (image.tar, image.tar.xz, …) in DIR and reuse them next time\n',
   );
   process.exit(0);
 }
@@ -63,6 +65,10 @@ const FORMATS: Format[] = [
   { key: 'bz2', suffix: '.tar.bz2', make: 'bzip2 -9 -c', decompress: 'bzip2 -dc' },
   { key: 'zst', suffix: '.tar.zst', make: 'zstd -T2 -3 -c', decompress: 'zstd -dc' },
 ].filter((f) => values.formats.split(',').includes(f.key));
+if (!existsSync('/usr/bin/time')) {
+  process.stderr.write('bench: /usr/bin/time is missing (apt-get install time)\n');
+  process.exit(1);
+}
 for (const f of FORMATS) {
   const tool = f.make.split(' ')[0];
   if (tool && !have(tool)) {
@@ -86,6 +92,16 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
+// GNU time: user+system CPU of a command and its children.
+const TIME = '/usr/bin/time';
+const cpuFile = join(work, 'cpu');
+const cpuOf = (): number => {
+  const [u, s] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number) as [
+    number,
+    number,
+  ];
+  return (u + s) * 1000;
+};
 const sh = (script: string) =>
   execFileSync('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
 const timed = (fn: () => void): number => {
@@ -95,16 +111,23 @@ const timed = (fn: () => void): number => {
 };
 
 try {
-  const archives = join(work, 'archives');
+  const archives = values.archives ?? join(work, 'archives');
   const pool = join(work, 'pool');
   const plain = join(work, 'plain');
-  mkdirSync(archives);
+  mkdirSync(archives, { recursive: true });
   mkdirSync(pool);
   mkdirSync(plain);
   const base = join(archives, 'image');
-  process.stderr.write(`bench: making archives of ${values.tree}…\n`);
-  sh(`tar --xattrs --xattrs-include='*' --numeric-owner -C '${values.tree}' -cf '${base}.tar' .`);
-  for (const f of FORMATS) if (f.make) sh(`${f.make} '${base}.tar' > '${base}${f.suffix}'`);
+  if (!existsSync(`${base}.tar`)) {
+    process.stderr.write(`bench: making archives of ${values.tree}…\n`);
+    sh(`tar --xattrs --xattrs-include='*' --numeric-owner -C '${values.tree}' -cf '${base}.tar.part' .`);
+    sh(`mv '${base}.tar.part' '${base}.tar'`);
+  }
+  for (const f of FORMATS)
+    if (f.make && !existsSync(`${base}${f.suffix}`)) {
+      sh(`${f.make} '${base}.tar' > '${base}${f.suffix}.part'`);
+      sh(`mv '${base}${f.suffix}.part' '${base}${f.suffix}'`);
+    }
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const f of FORMATS) {
@@ -114,6 +137,7 @@ try {
     const rss: number[] = [];
     const sysd: number[] = [];
     const pipe: number[] = [];
+    const cpu = { ours: [] as number[], sysd: [] as number[], pipe: [] as number[] };
     let sysdFailed = '';
     for (let i = 0; i < runs; i++) {
       // Ours.
@@ -127,8 +151,13 @@ try {
       );
       oursWall.push(Number(process.hrtime.bigint() - t0) / 1e6);
       if (r.status !== 0) throw new Error(`ours failed on ${f.suffix}: ${r.stderr}`);
-      const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; maxRssKb: number };
+      const res = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+        ms: number;
+        cpuMs: number;
+        maxRssKb: number;
+      };
       ours.push(res.ms);
+      cpu.ours.push(res.cpuMs);
       rss.push(res.maxRssKb / 1024);
       sh(`rm -rf '${pool}/ours'`);
       // systemd-import.
@@ -136,8 +165,19 @@ try {
         let ok = true;
         const ms = timed(() => {
           const s = spawnSync(
-            SYSTEMD_IMPORT,
-            ['tar', `--image-root=${pool}`, '--btrfs-subvol=no', file, 'sysd'],
+            TIME,
+            [
+              '-f',
+              '%U %S',
+              '-o',
+              cpuFile,
+              SYSTEMD_IMPORT,
+              'tar',
+              `--image-root=${pool}`,
+              '--btrfs-subvol=no',
+              file,
+              'sysd',
+            ],
             {
               encoding: 'utf8',
             },
@@ -147,15 +187,20 @@ try {
             sysdFailed = (s.stderr || '').trim().split('\n').pop() ?? 'failed';
           }
         });
-        if (ok) sysd.push(ms);
+        if (ok) {
+          sysd.push(ms);
+          cpu.sysd.push(cpuOf());
+        }
         sh(`rm -rf '${pool}/sysd' '${pool}'/.#*`);
       }
       // decompress | tar -x
       mkdirSync(`${plain}/t`);
       const extract = `tar -x --xattrs --xattrs-include='*' --numeric-owner -p -C '${plain}/t'`;
+      const script = f.decompress ? `${f.decompress} '${file}' | ${extract}` : `${extract} -f '${file}'`;
       pipe.push(
-        timed(() => sh(f.decompress ? `${f.decompress} '${file}' | ${extract}` : `${extract} -f '${file}'`)),
+        timed(() => sh(`${TIME} -f '%U %S' -o '${cpuFile}' sh -c "${script.replaceAll('"', '\\"')}"`)),
       );
+      cpu.pipe.push(cpuOf());
       sh(`rm -rf '${plain}/t'`);
     }
     const o = summarize(ours).median;
@@ -172,6 +217,7 @@ try {
       Number.isFinite(s) ? `${(o / s).toFixed(2)}×` : '-',
       sec(p),
       `${(o / p).toFixed(2)}×`,
+      `${sec(summarize(cpu.ours).median)} / ${cpu.sysd.length ? sec(summarize(cpu.sysd).median) : '-'} / ${sec(summarize(cpu.pipe).median)}`,
     ]);
     if (sysdFailed) notes.push(`systemd-import on ${f.suffix}: ${sysdFailed}`);
   }
@@ -187,13 +233,16 @@ try {
         'ours/sysd',
         'decompress|tar',
         'ours/pipe',
+        'CPU ours/sysd/pipe',
       ],
       rows,
     )}\n`,
   );
   for (const n of notes) process.stdout.write(`note: ${n}\n`);
   process.stdout.write(
-    "ours: importTar() in a fresh process, timed inside it; ours+node adds Node's start, as a CLI would.\n",
+    "ours: importTar() in a fresh process, timed inside it; ours+node adds Node's start, as a CLI would.\n" +
+      'CPU: user+system time of all threads and children (steadier than wall time on a loaded machine).\n' +
+      `load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
   );
 } finally {
   cleanup();

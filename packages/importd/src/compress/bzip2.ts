@@ -1,5 +1,5 @@
 import { DecompressError } from '../errors.js';
-import type { StepResult, StreamCodec } from './codec.js';
+import type { AsyncStreamCodec, StepResult, StreamCodec } from './codec.js';
 import { addr, hostLibrary } from './native.js';
 
 /**
@@ -18,6 +18,7 @@ const BZ_FINISH_OK = 3;
 const BZ_STREAM_END = 4;
 
 type Fn = (...args: unknown[]) => number;
+type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 let fns: Record<'dInit' | 'dec' | 'dEnd' | 'cInit' | 'comp' | 'cEnd', Fn> | undefined;
 
 function bz() {
@@ -58,16 +59,52 @@ class Bzip2Codec implements StreamCodec {
     this.#fresh = true;
   }
 
-  step(input: Buffer, inOff: number, out: Buffer, outOff: number, finishing: boolean): StepResult {
+  /** Points the stream at the buffers: the native call's arguments, or undefined when there is nothing to call. */
+  #prepare(input: Buffer, inOff: number, out: Buffer, outOff: number, finishing: boolean) {
     const availIn = Math.min(input.length - inOff, 0x7fffffff);
     const availOut = Math.min(out.length - outOff, 0x7fffffff);
-    if (!this.#encode && availIn === 0 && this.#fresh) return { inUsed: 0, outUsed: 0, ended: finishing };
+    if (!this.#encode && availIn === 0 && this.#fresh) return { availIn, availOut, args: undefined };
     const s = this.#strm;
     s.writeBigUInt64LE(availIn > 0 ? addr(input, inOff) : 0n, 0);
     s.writeUInt32LE(availIn, 8);
     s.writeBigUInt64LE(addr(out, outOff), 24);
     s.writeUInt32LE(availOut, 32);
-    const r = this.#encode ? bz().comp(s, finishing ? BZ_FINISH : BZ_RUN) : bz().dec(s);
+    const args: [Fn, unknown[]] = this.#encode
+      ? [bz().comp, [s, finishing ? BZ_FINISH : BZ_RUN]]
+      : [bz().dec, [s]];
+    return { availIn, availOut, args };
+  }
+
+  step(input: Buffer, inOff: number, out: Buffer, outOff: number, finishing: boolean): StepResult {
+    const p = this.#prepare(input, inOff, out, outOff, finishing);
+    if (!p.args) return { inUsed: 0, outUsed: 0, ended: finishing };
+    return this.#result(p.args[0](...p.args[1]), p.availIn, p.availOut, finishing);
+  }
+
+  stepAsync(
+    input: Buffer,
+    inOff: number,
+    out: Buffer,
+    outOff: number,
+    finishing: boolean,
+  ): Promise<StepResult> {
+    const p = this.#prepare(input, inOff, out, outOff, finishing);
+    const args = p.args;
+    if (!args) return Promise.resolve({ inUsed: 0, outUsed: 0, ended: finishing });
+    return new Promise((resolve, reject) =>
+      (args[0] as AsyncFn).async(...args[1], (err: unknown, r: number) => {
+        if (err) return reject(err);
+        try {
+          resolve(this.#result(r, p.availIn, p.availOut, finishing));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+
+  #result(r: number, availIn: number, availOut: number, finishing: boolean): StepResult {
+    const s = this.#strm;
     const inUsed = availIn - s.readUInt32LE(8);
     const outUsed = availOut - s.readUInt32LE(32);
     if (inUsed > 0) this.#fresh = false;
@@ -91,5 +128,5 @@ class Bzip2Codec implements StreamCodec {
   }
 }
 
-export const bzip2Decoder = (): StreamCodec => new Bzip2Codec(false);
+export const bzip2Decoder = (): AsyncStreamCodec => new Bzip2Codec(false);
 export const bzip2Encoder = (): StreamCodec => new Bzip2Codec(true);

@@ -1,6 +1,6 @@
 import type { ExportFormat } from '../types.js';
 import { bzip2Decoder, bzip2Encoder } from './bzip2.js';
-import { transformWith } from './codec.js';
+import { transformPipelined, transformWith } from './codec.js';
 import { gunzip, gzip } from './gzip.js';
 import { xzDecoder, xzEncoder } from './xz.js';
 import { zstdDecoder, zstdEncoder } from './zstd.js';
@@ -21,18 +21,28 @@ export function detectCompression(head: Buffer): Compression | undefined {
 /** Bytes needed by detectCompression() to decide. */
 export const DETECT_BYTES = 6;
 
-export function decompress(format: Compression, source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+export interface DecompressOptions {
+  /** The consumer is done with each output buffer when it asks for the next: buffers may be reused. */
+  reuseOutput?: boolean;
+}
+
+export function decompress(
+  format: Compression,
+  source: AsyncIterable<Buffer>,
+  options: DecompressOptions = {},
+): AsyncIterable<Buffer> {
+  const reuse = options.reuseOutput ?? false;
   switch (format) {
     case 'uncompressed':
       return source;
     case 'xz':
-      return transformWith(xzDecoder(), source, true);
+      return transformPipelined(xzDecoder(), source, true, reuse);
     case 'gzip':
       return gunzip(source);
     case 'bzip2':
-      return transformWith(bzip2Decoder(), source, true);
+      return transformPipelined(bzip2Decoder(), source, true, reuse);
     case 'zstd':
-      return transformWith(zstdDecoder(), source, true);
+      return transformPipelined(zstdDecoder(), source, true, reuse);
   }
 }
 
@@ -57,6 +67,7 @@ export function compress(format: Compression, source: AsyncIterable<Buffer>): As
  */
 export async function autoDecompress(
   source: AsyncIterable<Buffer>,
+  options: DecompressOptions = {},
 ): Promise<{ format: Compression; stream: AsyncIterable<Buffer> }> {
   const it = source[Symbol.asyncIterator]();
   const head: Buffer[] = [];
@@ -86,5 +97,5 @@ export async function autoDecompress(
       await it.return?.();
     }
   }
-  return { format, stream: decompress(format, rest()) };
+  return { format, stream: decompress(format, rest(), options) };
 }

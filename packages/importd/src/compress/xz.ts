@@ -1,5 +1,5 @@
 import { DecompressError } from '../errors.js';
-import type { StepResult, StreamCodec } from './codec.js';
+import type { AsyncStreamCodec, StepResult, StreamCodec } from './codec.js';
 import { addr, hostLibrary, threads } from './native.js';
 
 /**
@@ -38,6 +38,7 @@ const RET_NAMES = [
 ];
 
 type Fn = (...args: unknown[]) => number;
+type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 let fns: { decMt: Fn; encMt: Fn; code: Fn; end: Fn } | undefined;
 
 function lzma() {
@@ -84,7 +85,37 @@ class LzmaCodec implements StreamCodec {
     s.writeBigUInt64LE(BigInt(availIn), 8);
     s.writeBigUInt64LE(addr(out, outOff), 24);
     s.writeBigUInt64LE(BigInt(availOut), 32);
-    const ret = lzma().code(s, finishing ? LZMA_FINISH : LZMA_RUN);
+    return this.#result(lzma().code(s, finishing ? LZMA_FINISH : LZMA_RUN), availIn, availOut);
+  }
+
+  stepAsync(
+    input: Buffer,
+    inOff: number,
+    out: Buffer,
+    outOff: number,
+    finishing: boolean,
+  ): Promise<StepResult> {
+    const s = this.#strm;
+    const availIn = input.length - inOff;
+    const availOut = out.length - outOff;
+    s.writeBigUInt64LE(availIn > 0 ? addr(input, inOff) : 0n, 0);
+    s.writeBigUInt64LE(BigInt(availIn), 8);
+    s.writeBigUInt64LE(addr(out, outOff), 24);
+    s.writeBigUInt64LE(BigInt(availOut), 32);
+    return new Promise((resolve, reject) =>
+      (lzma().code as AsyncFn).async(s, finishing ? LZMA_FINISH : LZMA_RUN, (err: unknown, ret: number) => {
+        if (err) return reject(err);
+        try {
+          resolve(this.#result(ret, availIn, availOut));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
+  }
+
+  #result(ret: number, availIn: number, availOut: number): StepResult {
+    const s = this.#strm;
     const inUsed = availIn - Number(s.readBigUInt64LE(8));
     const outUsed = availOut - Number(s.readBigUInt64LE(32));
     if (ret === LZMA_STREAM_END) return { inUsed, outUsed, ended: true };
@@ -100,5 +131,5 @@ class LzmaCodec implements StreamCodec {
   }
 }
 
-export const xzDecoder = (): StreamCodec => new LzmaCodec(false, 0);
+export const xzDecoder = (): AsyncStreamCodec => new LzmaCodec(false, 0);
 export const xzEncoder = (preset = 6): StreamCodec => new LzmaCodec(true, preset);

@@ -1,5 +1,5 @@
 import { DecompressError } from '../errors.js';
-import type { StepResult, StreamCodec } from './codec.js';
+import type { AsyncStreamCodec, StepResult, StreamCodec } from './codec.js';
 import { addr, hostLibrary, threads } from './native.js';
 
 /**
@@ -9,6 +9,7 @@ import { addr, hostLibrary, threads } from './native.js';
  */
 
 type Fn = (...args: unknown[]) => unknown;
+type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 let fns:
   | Record<'createD' | 'freeD' | 'dec' | 'createC' | 'freeC' | 'setP' | 'comp' | 'isErr' | 'errName', Fn>
   | undefined;
@@ -64,29 +65,64 @@ class ZstdCodec implements StreamCodec {
     return r;
   }
 
-  step(input: Buffer, inOff: number, out: Buffer, outOff: number, finishing: boolean): StepResult {
+  /** Fills the in/out descriptors; the arguments of the native call, or undefined when there is nothing to call. */
+  #prepare(
+    input: Buffer,
+    inOff: number,
+    out: Buffer,
+    outOff: number,
+    finishing: boolean,
+  ): unknown[] | undefined {
     const availIn = input.length - inOff;
-    const availOut = out.length - outOff;
     const i = this.#in;
     const o = this.#out;
     i.writeBigUInt64LE(availIn > 0 ? addr(input, inOff) : 0n, 0);
     i.writeBigUInt64LE(BigInt(availIn), 8);
     i.writeBigUInt64LE(0n, 16);
     o.writeBigUInt64LE(addr(out, outOff), 0);
-    o.writeBigUInt64LE(BigInt(availOut), 8);
+    o.writeBigUInt64LE(BigInt(out.length - outOff), 8);
     o.writeBigUInt64LE(0n, 16);
-    let ret: bigint;
-    if (this.#encode) {
-      ret = this.#check(zstd().comp(this.#ctx, o, i, finishing ? ZSTD_e_end : ZSTD_e_continue) as bigint);
-    } else {
-      ret = availIn > 0 || this.#hint !== 0n ? this.#check(zstd().dec(this.#ctx, o, i) as bigint) : 0n;
-      this.#hint = ret;
-    }
-    const inUsed = Number(i.readBigUInt64LE(16));
-    const outUsed = Number(o.readBigUInt64LE(16));
+    if (this.#encode) return [this.#ctx, o, i, finishing ? ZSTD_e_end : ZSTD_e_continue];
+    return availIn > 0 || this.#hint !== 0n ? [this.#ctx, o, i] : undefined;
+  }
+
+  #result(raw: bigint | number | undefined, availIn: number, finishing: boolean): StepResult {
+    const ret = raw === undefined ? 0n : this.#check(raw);
+    if (!this.#encode) this.#hint = ret;
+    const inUsed = Number(this.#in.readBigUInt64LE(16));
+    const outUsed = Number(this.#out.readBigUInt64LE(16));
     // Encoder: 0 left to flush after e_end. Decoder: at the end of input on a frame boundary.
     const ended = finishing && ret === 0n && inUsed === availIn;
     return { inUsed, outUsed, ended };
+  }
+
+  step(input: Buffer, inOff: number, out: Buffer, outOff: number, finishing: boolean): StepResult {
+    const args = this.#prepare(input, inOff, out, outOff, finishing);
+    const fn = this.#encode ? zstd().comp : zstd().dec;
+    const raw = args ? (fn(...args) as bigint) : undefined;
+    return this.#result(raw, input.length - inOff, finishing);
+  }
+
+  stepAsync(
+    input: Buffer,
+    inOff: number,
+    out: Buffer,
+    outOff: number,
+    finishing: boolean,
+  ): Promise<StepResult> {
+    const args = this.#prepare(input, inOff, out, outOff, finishing);
+    if (!args) return Promise.resolve(this.#result(undefined, input.length - inOff, finishing));
+    const fn = (this.#encode ? zstd().comp : zstd().dec) as AsyncFn;
+    return new Promise((resolve, reject) =>
+      fn.async(...args, (err: unknown, raw: bigint) => {
+        if (err) return reject(err);
+        try {
+          resolve(this.#result(raw, input.length - inOff, finishing));
+        } catch (e) {
+          reject(e);
+        }
+      }),
+    );
   }
 
   close(): void {
@@ -97,5 +133,5 @@ class ZstdCodec implements StreamCodec {
   }
 }
 
-export const zstdDecoder = (): StreamCodec => new ZstdCodec(false, 0);
+export const zstdDecoder = (): AsyncStreamCodec => new ZstdCodec(false, 0);
 export const zstdEncoder = (level = 3): StreamCodec => new ZstdCodec(true, level);

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import {
   AT,
   closeQuietly,
@@ -6,6 +7,7 @@ import {
   fchmodat,
   fchown,
   fchownat,
+  fgetxattr,
   fsetxattr,
   futimens,
   linkat,
@@ -26,6 +28,7 @@ import {
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
 import { writeSyncErrno } from '../io.js';
+import { ACL_XATTR, shiftAclXattr } from '../tar/acl.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
 import { entryComponents } from './paths.js';
@@ -40,6 +43,12 @@ import { entryComponents } from './paths.js';
  * in the tree; device nodes only when allowed. Owners, modes, xattrs and
  * mtimes are applied on the open file (chown first: it clears setuid and
  * security.capability); directories get theirs at the end.
+ *
+ * Speed: a file is created with its final permission bits, and the chown
+ * and chmod are left out when the kernel already gave the file the owner
+ * and mode the archive asks for (our fsuid/fsgid, no setgid root, no default
+ * ACL, no umask bits in the way): on a distribution tree almost every file
+ * is root:root 0644/0755, so a file costs openat + write + futimens + close.
  */
 
 export type DevicePolicy = 'allow' | 'skip' | 'refuse';
@@ -82,6 +91,10 @@ export class Extractor implements TarSink {
   #dirFd = -1;
   #file: { fd: number; e: TarEntry; name: string } | undefined;
   readonly #dirs: DirMeta[] = [];
+  /** The owner every new entry gets by itself, or undefined when it is not certain (a setgid root). */
+  readonly #ownIds: { uid: number; gid: number } | undefined;
+  /** New files get exactly `mode & ~umask` (no default ACL on the root), so the chmod may be left out. */
+  readonly #umask: number | undefined;
   readonly stats: ExtractStats = { entries: 0, bytes: 0, skipped: 0 };
 
   /** `rootFd`: an O_PATH fd of the (empty) target directory; it stays the caller's to close. */
@@ -90,6 +103,28 @@ export class Extractor implements TarSink {
     this.#devices = options.devices ?? 'skip';
     this.#shift = options.uidShift ?? 0;
     this.#log = options.log ?? (() => {});
+    const st = statAt(rootFd, '', AT.EMPTY_PATH);
+    const uid = process.geteuid?.();
+    const gid = process.getegid?.();
+    // Directories made below inherit a setgid bit (and with it the group); the archive's own modes come at the end.
+    this.#ownIds =
+      (st.mode & 0o2000) === 0 && uid !== undefined && gid !== undefined ? { uid, gid } : undefined;
+    this.#umask = hasDefaultAcl(rootFd) ? undefined : currentUmask();
+  }
+
+  /** Whether a new entry owned by us by default needs the archive's owner set. */
+  #needsChown(uid: number, gid: number): boolean {
+    return this.#ownIds === undefined || uid !== this.#ownIds.uid || gid !== this.#ownIds.gid;
+  }
+
+  /** The permission bits a new file is created with: the final ones where the kernel keeps them intact. */
+  #createMode(mode: number): number {
+    return this.#umask === undefined ? 0o600 : mode & 0o777;
+  }
+
+  /** Whether the file made with #createMode(mode) still needs a chmod: setuid/setgid/sticky, bits the umask removed. */
+  #needsChmod(mode: number): boolean {
+    return this.#umask === undefined || (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
   }
 
   #id(v: number, what: string, path: string): number {
@@ -186,13 +221,14 @@ export class Extractor implements TarSink {
       }
       case 'file': {
         const flags = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW;
+        const mode = this.#createMode(e.mode);
         let fd: number;
         try {
-          fd = openat(dirFd, name, flags, 0o600);
+          fd = openat(dirFd, name, flags, mode);
         } catch (err) {
           if (!(err instanceof SyscallError && err.errno === EEXIST)) throw err;
           this.#clear(dirFd, name, e.path);
-          fd = openat(dirFd, name, flags, 0o600);
+          fd = openat(dirFd, name, flags, mode);
         }
         this.#file = { fd, e, name };
         return;
@@ -201,13 +237,9 @@ export class Extractor implements TarSink {
         if (e.linkname === '')
           throw new ArchiveError(`Symlink ${JSON.stringify(e.path)} has an empty target`);
         this.#create(dirFd, name, e.path, () => symlinkat(e.linkname, dirFd, name));
-        fchownat(
-          dirFd,
-          name,
-          this.#id(e.uid, 'uid', e.path),
-          this.#id(e.gid, 'gid', e.path),
-          AT.SYMLINK_NOFOLLOW,
-        );
+        const uid = this.#id(e.uid, 'uid', e.path);
+        const gid = this.#id(e.gid, 'gid', e.path);
+        if (this.#needsChown(uid, gid)) fchownat(dirFd, name, uid, gid, AT.SYMLINK_NOFOLLOW);
         utimensat(dirFd, name, ts(e.mtime), ts(e.mtime), AT.SYMLINK_NOFOLLOW);
         return;
       }
@@ -273,21 +305,40 @@ export class Extractor implements TarSink {
     this.stats.bytes += chunk.length;
   }
 
+  /** The file whose data comes next, for a caller that moves the data itself (directData). */
+  get dataFd(): number | undefined {
+    return this.#file?.fd;
+  }
+
+  /** Counts data a caller moved into dataFd by itself. */
+  directData(bytes: number): void {
+    this.stats.bytes += bytes;
+  }
+
   end(): void {
     const f = this.#file;
     if (!f) return;
     this.#file = undefined;
     try {
-      this.#applyMeta(f.fd, f.e);
+      this.#applyMeta(f.fd, f.e, true);
     } finally {
       closeQuietly(f.fd);
     }
   }
 
-  #applyMeta(fd: number, e: TarEntry): void {
-    fchown(fd, this.#id(e.uid, 'uid', e.path), this.#id(e.gid, 'gid', e.path), e.path);
-    fchmod(fd, e.mode & 0o7777, e.path);
-    for (const [k, v] of e.xattrs) {
+  /** `created`: a file this extraction made with #createMode(), whose owner and mode may already be right. */
+  #applyMeta(fd: number, e: TarEntry, created = false): void {
+    const uid = this.#id(e.uid, 'uid', e.path);
+    const gid = this.#id(e.gid, 'gid', e.path);
+    const chown = !created || this.#needsChown(uid, gid);
+    if (chown) fchown(fd, uid, gid, e.path);
+    // A chown clears setuid/setgid, and #needsChmod is true for those anyway.
+    if (!created || this.#needsChmod(e.mode)) fchmod(fd, e.mode & 0o7777, e.path);
+    for (const [k, raw] of e.xattrs) {
+      const v =
+        this.#shift !== 0 && (k === ACL_XATTR.access || k === ACL_XATTR.default)
+          ? shiftAclXattr(raw, this.#shift, JSON.stringify(e.path))
+          : raw;
       try {
         fsetxattr(fd, k, v, 0, e.path);
       } catch (err) {
@@ -324,5 +375,24 @@ export class Extractor implements TarSink {
     closeQuietly(this.#dirFd);
     this.#dirFd = -1;
     this.#dirKey = undefined;
+  }
+}
+
+/** The process umask, from /proc (process.umask() without an argument is deprecated: it races). */
+function currentUmask(): number {
+  const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number.parseInt(m[1]!, 8) : 0o777;
+}
+
+/** A default ACL on the root decides new files' modes instead of the umask. */
+function hasDefaultAcl(rootFd: number): boolean {
+  const fd = openat(rootFd, '.', O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+  try {
+    return fgetxattr(fd, 'system.posix_acl_default') !== undefined;
+  } catch (e) {
+    // No ACL support on the file system: no default ACL either. Anything else: assume one (always chmod).
+    return !(e instanceof SyscallError && e.errno === ERRNO.EOPNOTSUPP);
+  } finally {
+    closeQuietly(fd);
   }
 }

@@ -34,6 +34,8 @@ export interface GetOptions {
   signal?: AbortSignal;
   headers?: Record<string, string>;
   maxRedirects?: number;
+  /** Statuses taken as success (default: 200). */
+  accept?: readonly number[];
 }
 
 export async function httpGet(url: string, options: GetOptions = {}): Promise<IncomingMessage> {
@@ -59,7 +61,7 @@ export async function httpGet(url: string, options: GetOptions = {}): Promise<In
       u = parseUrl(next.href);
       continue;
     }
-    if (status !== 200) {
+    if (!(options.accept ?? [200]).includes(status)) {
       res.resume();
       throw new HttpError(u.href, status);
     }
@@ -91,4 +93,53 @@ export async function fetchSmall(
     parts.push(c);
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * What a resumed request needs from the first response: the server takes
+ * byte ranges, gives the full length, and names the version with a strong
+ * ETag or a Last-Modified date (If-Range accepts nothing weaker). Undefined
+ * when the server does not allow resuming.
+ */
+export interface ResumeInfo {
+  length: number;
+  validator: string;
+}
+
+export function resumeInfo(res: IncomingMessage): ResumeInfo | undefined {
+  const length = Number(res.headers['content-length']);
+  if (!Number.isSafeInteger(length) || length <= 0) return undefined;
+  if ((res.headers['accept-ranges'] ?? '').toLowerCase() !== 'bytes') return undefined;
+  const etag = res.headers.etag;
+  const validator = etag && !etag.startsWith('W/') ? etag : res.headers['last-modified'];
+  return validator ? { length, validator } : undefined;
+}
+
+/**
+ * The rest of `url` from byte `from` on, if it is still the version the
+ * validator names (If-Range): the server must answer 206 with exactly that
+ * range; a 200 means the file changed and is an error, not a restart.
+ */
+export async function httpGetRest(
+  url: string,
+  from: number,
+  info: ResumeInfo,
+  signal?: AbortSignal,
+): Promise<IncomingMessage> {
+  const res = await httpGet(url, {
+    signal,
+    headers: { range: `bytes=${from}-`, 'if-range': info.validator },
+    accept: [200, 206],
+  });
+  const want = `bytes ${from}-${info.length - 1}/${info.length}`;
+  if (res.statusCode !== 206 || res.headers['content-range'] !== want) {
+    res.destroy();
+    throw new SdError(
+      'ESTALE',
+      `${url} changed on the server while it was downloaded (asked for ${want}, got ${
+        res.statusCode === 206 ? res.headers['content-range'] : `HTTP ${res.statusCode}`
+      })`,
+    );
+  }
+  return res;
 }

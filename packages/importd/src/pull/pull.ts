@@ -4,7 +4,7 @@ import { InvalidArgumentError } from '@sd/sys';
 import { VerificationError } from '../errors.js';
 import { type ImportOptions, type ImportResult, importRaw, importTar } from '../transfers.js';
 import type { ImportVerify } from '../types.js';
-import { fetchSmall, httpGet, parseUrl } from './http.js';
+import { fetchSmall, httpGet, httpGetRest, parseUrl, resumeInfo } from './http.js';
 import { expectedDigest, KEYRINGS, readKeyring, verifySignature } from './verify.js';
 
 /**
@@ -21,6 +21,8 @@ export interface PullOptions extends ImportOptions {
   keyrings?: readonly string[];
   /** Total size known from the server (Content-Length), for progress. */
   onSize?: (bytes: number | undefined) => void;
+  /** How often a lost connection is resumed where the server allows it (default 5). */
+  resumeAttempts?: number;
 }
 
 const SMALL = 1024 * 1024;
@@ -78,19 +80,35 @@ async function pull(
   const length = Number(res.headers['content-length']);
   opts.onSize?.(Number.isFinite(length) ? length : undefined);
   const hash = createHash('sha256');
+  const resume = resumeInfo(res);
   let received = 0;
+  // The image streams into the import as it arrives; a connection lost
+  // halfway is picked up with a Range request where the server allows it,
+  // so the import sees one unbroken stream (and the hash covers it all).
   async function* body(): AsyncGenerator<Buffer> {
-    try {
-      for await (const c of res as AsyncIterable<Buffer>) {
-        hash.update(c);
-        received += c.length;
-        yield c;
+    let current = res;
+    for (let attempt = 0; ; attempt++) {
+      let lost: unknown;
+      try {
+        for await (const c of current as AsyncIterable<Buffer>) {
+          hash.update(c);
+          received += c.length;
+          yield c;
+        }
+      } catch (e) {
+        lost = e;
+      } finally {
+        current.destroy();
       }
-    } finally {
-      res.destroy();
+      if (lost && (opts.signal?.aborted || !Number.isFinite(length))) throw lost;
+      if (received > length) throw new VerificationError(`${u.href}: got more than ${length} bytes`);
+      if (!Number.isFinite(length) || received === length) return;
+      if (!resume || attempt >= (opts.resumeAttempts ?? 5))
+        throw new VerificationError(`${u.href}: got ${received} of ${length} bytes`, { cause: lost });
+      opts.log?.(`Connection lost after ${received} of ${length} bytes; resuming.`);
+      await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      current = await httpGetRest(u.href, received, resume, opts.signal);
     }
-    if (Number.isFinite(length) && received !== length)
-      throw new VerificationError(`${u.href}: got ${received} of ${length} bytes`);
   }
   const beforeCommit = async () => {
     await opts.beforeCommit?.();
@@ -116,7 +134,7 @@ async function pullSettings(
   expected: Expected | undefined,
   opts: PullOptions,
 ): Promise<void> {
-  const base = file.replace(/(\.(xz|gz|bz2|zst))$/, '').replace(/\.(tar|raw)$/, '');
+  const base = file.replace(/(\.(xz|gz|bz2|zst))$/, '').replace(/\.(tar|raw|qcow2)$/, '');
   const nspawnName = `${base}.nspawn`;
   const data = await fetchSmall(new URL(nspawnName, u).href, SMALL, opts.signal);
   if (!data) return;

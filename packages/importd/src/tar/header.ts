@@ -64,10 +64,20 @@ export function decodeName(bytes: Uint8Array, what: string): string {
   }
 }
 
-function cstr(b: Buffer, off: number, len: number): Buffer {
-  const f = b.subarray(off, off + len);
-  const nul = f.indexOf(0);
-  return nul < 0 ? f : f.subarray(0, nul);
+/**
+ * A NUL-terminated name field as a string: ASCII (nearly every name) is
+ * read directly, anything else must be valid UTF-8. One pass, no copies.
+ */
+function nameField(b: Buffer, off: number, len: number, what: string): string {
+  let end = off;
+  const max = off + len;
+  let ascii = true;
+  for (; end < max; end++) {
+    const c = b[end]!;
+    if (c === 0) break;
+    if (c > 0x7f) ascii = false;
+  }
+  return ascii ? b.toString('latin1', off, end) : decodeName(b.subarray(off, end), what);
 }
 
 /**
@@ -125,34 +135,38 @@ export function isZeroBlock(b: Buffer, off = 0): boolean {
   return ZERO_BLOCK.compare(b, off, off + BLOCK) === 0;
 }
 
+/** The checksum some old tars computed with signed chars. */
+function signedChecksum(h: Buffer): number {
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : h[i]!;
+    signed += c > 127 ? c - 256 : c;
+  }
+  return signed;
+}
+
 /** Decodes one header block (which must not be all zeros). */
 export function decodeHeader(b: Buffer, off = 0): RawHeader {
   const h = b.subarray(off, off + BLOCK);
   const want = parseNumber(h, 148, 8, 'checksum');
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : h[i]!;
-    unsigned += c;
-    signed += c > 127 ? c - 256 : c;
-  }
-  if (unsigned !== want && signed !== want)
+  // The checksum field itself counts as eight spaces.
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += h[i]!;
+  for (let i = 156; i < BLOCK; i++) unsigned += h[i]!;
+  if (unsigned !== want && signedChecksum(h) !== want)
     throw new ArchiveError(
       `Bad tar header checksum (${want}, computed ${unsigned}): not a tar archive or corrupt`,
     );
   const magic = h.toString('latin1', 257, 263);
   const ustar = magic === 'ustar\0' || magic === 'ustar ';
-  let name = decodeName(cstr(h, 0, 100), 'Entry name');
-  if (magic === 'ustar\0') {
-    const prefix = cstr(h, 345, 155);
-    if (prefix.length > 0) name = `${decodeName(prefix, 'Entry name prefix')}/${name}`;
-  }
+  let name = nameField(h, 0, 100, 'Entry name');
+  if (magic === 'ustar\0' && h[345] !== 0) name = `${nameField(h, 345, 155, 'Entry name prefix')}/${name}`;
   const type = h[156] === 0 ? '0' : String.fromCharCode(h[156]!);
   const size = parseNumber(h, 124, 12, 'size');
   return {
     typeflag: type,
     name,
-    linkname: decodeName(cstr(h, 157, 100), 'Link target'),
+    linkname: nameField(h, 157, 100, 'Link target'),
     mode: small(parseNumber(h, 100, 8, 'mode'), 0o7777777, 'mode') & 0o7777,
     uid: small(parseNumber(h, 108, 8, 'uid'), 0xfffffffe, 'uid'),
     gid: small(parseNumber(h, 116, 8, 'gid'), 0xfffffffe, 'gid'),

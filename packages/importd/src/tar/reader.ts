@@ -1,4 +1,5 @@
 import { ArchiveError } from '../errors.js';
+import { ACL_PAX, ACL_XATTR, aclTextToXattr } from './acl.js';
 import {
   BLOCK,
   decodeHeader,
@@ -33,7 +34,17 @@ export interface TarSink {
 export interface TarReaderOptions {
   /** Largest PAX or GNU long-name header accepted (default 1 MiB). */
   maxMetaSize?: number;
+  /**
+   * When a file's data runs past the end of the pushed chunk: hands the
+   * rest (up to `length` bytes, which directly follow the chunk in the
+   * source) to the sink by other means (sendfile from the archive into the
+   * file) and returns how many it took; those bytes are then not pushed.
+   */
+  direct?: (length: number) => number;
 }
+
+/** Below this, the bytes just come in the next chunk: a sendfile call costs more than it saves. */
+const DIRECT_MIN = 16 * 1024;
 
 const TYPES: Record<string, EntryType> = {
   '0': 'file',
@@ -52,6 +63,7 @@ type Meta = 'x' | 'g' | 'L' | 'K';
 export class TarReader {
   readonly #sink: TarSink;
   readonly #maxMeta: number;
+  readonly #direct: ((length: number) => number) | undefined;
   readonly #hdr = Buffer.alloc(BLOCK);
   #hdrFill = 0;
   /** Bytes of entry data still to come; #meta set: they go into the meta buffer. */
@@ -74,6 +86,7 @@ export class TarReader {
   constructor(sink: TarSink, options: TarReaderOptions = {}) {
     this.#sink = sink;
     this.#maxMeta = options.maxMetaSize ?? 1024 * 1024;
+    this.#direct = options.direct;
   }
 
   /** Bytes of archive consumed so far. */
@@ -104,6 +117,11 @@ export class TarReader {
         }
         off += n;
         this.#remaining -= n;
+        if (off === len && this.#direct && this.#remaining >= DIRECT_MIN && !this.#meta && !this.#skip) {
+          const moved = this.#direct(this.#remaining);
+          this.#remaining -= moved;
+          this.#offset += moved;
+        }
         if (this.#remaining === 0) this.#dataDone();
         continue;
       }
@@ -227,6 +245,15 @@ export class TarReader {
     };
     collect(this.#global);
     collect(this.#pax);
+    // ACLs in text (star, GNU tar --acls); a binary system.posix_acl_* xattr of the same entry wins.
+    for (const kind of ['access', 'default'] as const) {
+      const text = this.#pax.get(ACL_PAX[kind]) ?? this.#global.get(ACL_PAX[kind]);
+      if (text === undefined || xattrs.has(ACL_XATTR[kind])) continue;
+      xattrs.set(
+        ACL_XATTR[kind],
+        aclTextToXattr(decodeName(text, `PAX ${ACL_PAX[kind]}`), `${JSON.stringify(path)}`),
+      );
+    }
     for (const name of xattrs.keys())
       if (name === '' || name.includes('\0') || !name.includes('.'))
         throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);

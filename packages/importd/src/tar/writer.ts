@@ -1,3 +1,4 @@
+import { ACL_PAX, ACL_XATTR, aclXattrToText } from './acl.js';
 import { BLOCK, type EntryType, type TarEntry, type Timestamp } from './header.js';
 
 /**
@@ -93,7 +94,7 @@ export function encodeHeader(e: TarEntry): Buffer {
   if (e.gid >= 8 ** 7) records.push(paxRecord('gid', String(e.gid)));
   if (e.mtime.nsec !== 0 || e.mtime.sec < 0n || e.mtime.sec >= 8n ** 11n)
     records.push(paxRecord('mtime', formatTime(e.mtime)));
-  for (const [name, value] of e.xattrs) records.push(paxRecord(`SCHILY.xattr.${name}`, value));
+  for (const [name, value] of e.xattrs) records.push(xattrRecord(e.path, name, value));
   const main = ustarHeader(e, ASCII.test(path) ? path.slice(0, 100) : '', TYPEFLAG[e.type], e.size);
   if (records.length === 0) return main;
   const pax = Buffer.concat(records);
@@ -104,4 +105,17 @@ export function encodeHeader(e: TarEntry): Buffer {
     .replace(/[^\x20-\x7e]/g, '_')}`.slice(0, 99);
   const paxHead = ustarHeader({ ...e, linkname: '', mode: 0o644, uid: 0, gid: 0 }, paxName, 'x', pax.length);
   return Buffer.concat([paxHead, pax, Buffer.alloc(paddingFor(pax.length)), main]);
+}
+
+/** An xattr as a PAX record; POSIX ACLs as SCHILY.acl.* text, which GNU tar --acls and star restore. */
+function xattrRecord(path: string, name: string, value: Buffer): Buffer {
+  for (const kind of ['access', 'default'] as const)
+    if (name === ACL_XATTR[kind]) {
+      try {
+        return paxRecord(ACL_PAX[kind], aclXattrToText(value, JSON.stringify(path)));
+      } catch {
+        // Not a value we can put in words: it travels as it is.
+      }
+    }
+  return paxRecord(`SCHILY.xattr.${name}`, value);
 }
