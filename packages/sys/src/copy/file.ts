@@ -69,8 +69,11 @@ export function fchown(fd: number, uid: number, gid: number, path?: string): voi
   check('fchown', c.fchown(fd, uid >>> 0, gid >>> 0), path);
 }
 
+// Filled and passed synchronously: one buffer serves every call (the hot loop of a tree copy).
+const times = Buffer.alloc(32);
+
 function timesBuf(atime: Timespec, mtime: Timespec): Buffer {
-  const b = Buffer.alloc(32);
+  const b = times;
   b.writeBigInt64LE(atime.sec, 0);
   b.writeBigInt64LE(BigInt(atime.nsec), 8);
   b.writeBigInt64LE(mtime.sec, 16);
