@@ -1,5 +1,14 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { lchownSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  lchownSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,11 +23,12 @@ import { ms, summarize, table } from '../lib/stats.js';
  * machine copies CopyToMachine/CopyFromMachine run by sd-machined's worker)
  * against `btrfs subvolume snapshot` and `cp -a --reflink=always` on a
  * btrfs loop file system, and against `cp -a` on an ext4 one; runs
- * interleaved, the copy removed (untimed, after a sync) between runs. The
- * last column is ours (the first row's median) over each method's: above
- * 1.00, ours is slower.
+ * interleaved, the copy removed (untimed, after a sync) between runs.
+ * "ours ÷ it" is ours (the first row's median) over each method's: above
+ * 1.00, ours is slower. "cpu" is the CPU time (user + system) a run used —
+ * steadier than wall time on a busy machine.
  *
- *   npm run bench:clone -- [--runs 5] [--files 50000] [--install] [--only ext4,btrfs]
+ *   npm run bench:clone -- [--runs 5] [--files 50000] [--install] [--only ext4,btrfs] [--dir /dev/shm]
  */
 
 const { values } = parseArgs({
@@ -27,6 +37,7 @@ const { values } = parseArgs({
     files: { type: 'string', default: '50000' },
     install: { type: 'boolean', default: false },
     only: { type: 'string', default: 'btrfs,ext4' },
+    dir: { type: 'string', default: tmpdir() },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -56,13 +67,19 @@ for (const tool of ['mkfs.btrfs', 'mkfs.ext4', 'btrfs', 'losetup']) {
 }
 
 const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-const runAsync = (cmd: string, args: string[]): Promise<void> =>
+/** Runs a command; resolves to the CPU time (user + system, ms) it used, as /usr/bin/time reports it. */
+const runAsync = (cmd: string, args: string[]): Promise<number> =>
   new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: 'inherit' });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}`))));
+    const out = join(top, 'time.out');
+    const p = spawn('/usr/bin/time', ['-o', out, '-f', '%U %S', cmd, ...args], { stdio: 'inherit' });
+    p.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${cmd} exited ${code}`));
+      const [u, sys] = readFileSync(out, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+      resolve(((u ?? 0) + (sys ?? 0)) * 1000);
+    });
   });
 
-const top = mkdtempSync(join(tmpdir(), 'sd-bench-clone-'));
+const top = mkdtempSync(join(values.dir, 'sd-bench-clone-'));
 const mounts: Array<{ dir: string; dev: string }> = [];
 function cleanup(): void {
   for (const m of mounts.splice(0).reverse()) {
@@ -131,7 +148,8 @@ function fillTree(dir: string): void {
 
 interface Contender {
   name: string;
-  run(target: string): Promise<void>;
+  /** Resolves to the CPU time (ms) of a command it ran (a number); for work done here, anything else. */
+  run(target: string): Promise<unknown>;
 }
 
 async function measure(
@@ -141,25 +159,41 @@ async function measure(
   remove?: (target: string) => void,
 ): Promise<void> {
   const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+  const cpu = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
   for (let i = 0; i < runs; i++) {
     for (const c of contenders) {
       const target = `clone-${i}`;
       sh('sync', []);
       const t0 = process.hrtime.bigint();
-      await c.run(target);
+      const c0 = process.cpuUsage();
+      const used = await c.run(target);
       samples.get(c.name)!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      const c1 = process.cpuUsage(c0);
+      cpu.get(c.name)!.push(typeof used === 'number' ? used : (c1.user + c1.system) / 1000);
       if (remove) remove(target);
       else await new ImagePool({ root: join(machines, '../../..') }).remove(target);
       sh('sync', []);
     }
   }
   const base = summarize(samples.get(contenders[0]!.name)!).median;
+  const cpuBase = summarize(cpu.get(contenders[0]!.name)!).median;
   const rows = contenders.map((c) => {
     const s = summarize(samples.get(c.name)!);
-    return [c.name, ms(s.median), ms(s.p90), ms(s.min), (base / s.median).toFixed(2)];
+    const u = summarize(cpu.get(c.name)!).median;
+    return [
+      c.name,
+      ms(s.median),
+      ms(s.p90),
+      ms(s.min),
+      (base / s.median).toFixed(2),
+      ms(u),
+      (cpuBase / Math.max(u, 1)).toFixed(2),
+    ];
   });
   process.stdout.write(`\n${label} (${files} files, ${runs} runs)\n`);
-  process.stdout.write(`${table(['method', 'median', 'p90', 'min', 'ours ÷ it'], rows)}\n`);
+  process.stdout.write(
+    `${table(['method', 'median', 'p90', 'min', 'ours ÷ it', 'cpu', 'cpu ours ÷ it'], rows)}\n`,
+  );
 }
 
 /** What sd-machined's worker does for CopyToMachine / CopyFromMachine (identity uid map, run here). */
