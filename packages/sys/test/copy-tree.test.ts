@@ -14,8 +14,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AT, O } from '../src/constants.js';
+import { readDirFd } from '../src/copy/file.js';
 import { copyTree } from '../src/copy/tree.js';
 import { lsetxattr } from '../src/copy/xattr.js';
+import { closeQuietly, openat } from '../src/fd/fd.js';
 
 // copyTree against `cp -a` on the real kernel, as root: the copy must be the
 // same tree down to modes (setuid, setgid, sticky, odd permission bits the
@@ -154,5 +157,31 @@ describe('copyTree', () => {
       process.umask(old);
     }
     expect(describeTree(join(base, 'umask'))).toEqual(describeTree(src));
+  });
+});
+
+describe('readDirFd', () => {
+  it('lists every name but . and .., and refuses a name that is not UTF-8 (naming it)', () => {
+    const dir = join(base, 'names');
+    mkdirSync(dir);
+    for (const n of ['.hidden', '..dots', '.', 'a', 'é', '.x.'])
+      if (n !== '.') writeFileSync(join(dir, n), '');
+    let fd = openat(AT.FDCWD, dir, O.RDONLY | O.DIRECTORY);
+    try {
+      expect(
+        readDirFd(fd, dir)
+          .map((e) => e.name)
+          .sort(),
+      ).toEqual(['..dots', '.hidden', '.x.', 'a', 'é']);
+    } finally {
+      closeQuietly(fd);
+    }
+    writeFileSync(Buffer.concat([Buffer.from(`${dir}/bad-`), Buffer.from([0xff, 0xfe])]), '');
+    fd = openat(AT.FDCWD, dir, O.RDONLY | O.DIRECTORY);
+    try {
+      expect(() => readDirFd(fd, dir)).toThrow(/names\/bad-.*EILSEQ/);
+    } finally {
+      closeQuietly(fd);
+    }
   });
 });
