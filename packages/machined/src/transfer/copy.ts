@@ -1,40 +1,13 @@
-import {
-  AT,
-  closeQuietly,
-  copyFileRange,
-  DataCopier,
-  ERRNO,
-  fchmod,
-  fchown,
-  fchownat,
-  futimens,
-  getRandom,
-  mkdirat,
-  mknodat,
-  O,
-  openat,
-  openInRoot,
-  RENAME,
-  read,
-  readDirFd,
-  readlinkat,
-  renameat2,
-  S_IF,
-  SdError,
-  SyscallError,
-  statxFull,
-  symlinkat,
-  unlinkat,
-  withFsIds,
-  writeAll,
-} from '@sd/sys';
+import { AT, closeQuietly, O, openat, openInRoot, readlinkat, S_IF, SdError, statxFull } from '@sd/sys';
+import { Copier, type CopyOptions, on, type Place, splitPath } from './copier.js';
 
 /**
  * CopyToMachine / CopyFromMachine, run in a worker process (worker/) so
  * that the daemon's loop never waits for them. Every path inside the
  * machine is resolved by the kernel inside its root (openat2
  * RESOLVE_IN_ROOT on an fd of /proc/PID/root): a symlink planted there
- * leads somewhere else inside, never to the host. Below the top, trees are
+ * leads somewhere else inside, never to the host. A source that is itself
+ * a symbolic link is copied as the link, as systemd's copies do. Below the top, trees are
  * walked by directory fds with O_NOFOLLOW, links are copied as links, and
  * the walk stays on the source's file system (the machine's /proc, /sys or
  * a bind mount are not entered: their mount points are copied empty).
@@ -48,277 +21,7 @@ import {
  * kept; owners are shifted by the machine's UID map.
  */
 
-export interface CopyOptions {
-  /** Replace existing files (the …WithFlags bit 0). */
-  replace: boolean;
-  /** Maps a source owner to the destination's. */
-  mapId: (id: number) => number;
-  /**
-   * Who creates the new files (fsuid/fsgid) before they are chowned: the
-   * machine's root when copying into a machine with a UID shift, so that an
-   * idmapped mount maps the new inode (root of the host it would not).
-   */
-  creator?: { uid: number; gid: number };
-  /** Enter other file systems below the source (default false, as systemd's copies). */
-  crossFileSystems?: boolean;
-  /** Polled between files and data chunks: true stops the copy (CopyCancelledError) and cleans up. */
-  cancelled?: () => boolean;
-}
-
-export class CopyCancelledError extends SdError {
-  constructor(path: string) {
-    super('ECANCELED', `Copy to '${path}' cancelled`);
-  }
-}
-
-/** An existing directory, and a name in it. */
-interface Place {
-  dirFd: number;
-  name: string;
-  /** For messages. */
-  path: string;
-  /** The source itself, already open (the top of a copy, whose path was followed). */
-  fd?: number;
-}
-
-const { EEXIST } = ERRNO;
-const { ENOENT } = ERRNO;
-const CHUNK = 64 * 1024 * 1024;
-
-function splitPath(path: string): { parent: string; name: string } {
-  const trimmed = path.replace(/\/+$/, '');
-  const slash = trimmed.lastIndexOf('/');
-  const name = trimmed.slice(slash + 1);
-  if (name === '' || name === '.' || name === '..')
-    throw new SdError('EINVAL', `Path '${path}' does not name a file`);
-  return { parent: slash <= 0 ? '/' : trimmed.slice(0, slash), name };
-}
-
-/** Runs `fn`, naming `path` in a syscall error that lacks it (or names only the last component). */
-function on<T>(path: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof SyscallError && e.path !== path)
-      throw new SyscallError(e.syscall, e.errno, path, { cause: e });
-    throw e;
-  }
-}
-
-const tempName = (name: string) => `.#sd-copy-${name.slice(0, 64)}-${getRandom(6).toString('hex')}`;
-
-/** Removes `name` in `dirFd` and, for a directory, everything below it (never following links). */
-export function removeAt(dirFd: number, name: string, path: string): void {
-  const st = on(path, () => statxFull(dirFd, name, AT.SYMLINK_NOFOLLOW));
-  if ((st.mode & S_IF.MT) !== S_IF.DIR) {
-    on(path, () => unlinkat(dirFd, name));
-    return;
-  }
-  const fd = on(path, () => openat(dirFd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
-  try {
-    for (const e of readDirFd(fd, path)) removeAt(fd, e.name, `${path}/${e.name}`);
-  } finally {
-    closeQuietly(fd);
-  }
-  on(path, () => unlinkat(dirFd, name, AT.REMOVEDIR));
-}
-
-function tryStat(dirFd: number, name: string, path: string) {
-  try {
-    return statxFull(dirFd, name, AT.SYMLINK_NOFOLLOW);
-  } catch (e) {
-    if (e instanceof SyscallError && e.errno === ENOENT) return undefined;
-    throw new SyscallError('statx', (e as SyscallError).errno ?? 0, path, { cause: e });
-  }
-}
-
-class Copier {
-  readonly data = new DataCopier('auto');
-  readonly statBuf = Buffer.alloc(256);
-  rootDev = '';
-  constructor(readonly opts: CopyOptions) {}
-
-  check(path: string): void {
-    if (this.opts.cancelled?.()) throw new CopyCancelledError(path);
-  }
-
-  /** Creates a directory entry as `creator`. */
-  create<T>(fn: () => T): T {
-    const c = this.opts.creator;
-    return c && (c.uid !== 0 || c.gid !== 0) ? withFsIds(c.uid, c.gid, fn) : fn();
-  }
-
-  /**
-   * Copies `src` (a name in a directory fd; '.' for the directory itself)
-   * to `dst`, merging into an existing directory, else through a
-   * temporary name renamed into place.
-   */
-  copyTop(src: Place, dst: Place): void {
-    const st = on(src.path, () =>
-      src.fd !== undefined
-        ? statxFull(src.fd, '', AT.EMPTY_PATH)
-        : statxFull(src.dirFd, src.name, AT.SYMLINK_NOFOLLOW),
-    );
-    this.rootDev = `${st.devMajor}:${st.devMinor}`;
-    this.place(src, st, dst);
-  }
-
-  place(src: Place, st: ReturnType<typeof statxFull>, dst: Place): void {
-    this.check(dst.path);
-    const type = st.mode & S_IF.MT;
-    const exists = tryStat(dst.dirFd, dst.name, dst.path);
-    const existsType = exists ? exists.mode & S_IF.MT : undefined;
-    if (exists && type === S_IF.DIR && existsType === S_IF.DIR) {
-      this.mergeDir(src, st, dst);
-      return;
-    }
-    if (exists && !this.opts.replace)
-      throw new SdError('EEXIST', `Failed to copy: '${dst.path}' exists already (replace not requested)`, {
-        cause: new SyscallError('copy', EEXIST, dst.path),
-      });
-    const tmp = tempName(dst.name);
-    const tmpPlace = { dirFd: dst.dirFd, name: tmp, path: `${dst.path.slice(0, -dst.name.length)}${tmp}` };
-    try {
-      this.make(src, st, tmpPlace);
-      // A file or link is replaced atomically; a directory on either side must go first.
-      // As the creator: on an idmapped mount host root may not rename or unlink (EOVERFLOW).
-      if (exists && (type === S_IF.DIR || existsType === S_IF.DIR))
-        this.create(() => removeAt(dst.dirFd, dst.name, dst.path));
-      this.create(() =>
-        on(dst.path, () => renameat2(dst.dirFd, tmp, dst.dirFd, dst.name, exists ? 0 : RENAME.NOREPLACE)),
-      );
-    } catch (e) {
-      try {
-        if (tryStat(dst.dirFd, tmp, tmpPlace.path))
-          this.create(() => removeAt(dst.dirFd, tmp, tmpPlace.path));
-      } catch {}
-      throw e;
-    }
-  }
-
-  /** Copies the entries of directory `src` into the existing directory `dst`, then its metadata. */
-  mergeDir(src: Place, st: ReturnType<typeof statxFull>, dst: Place): void {
-    const out = on(dst.path, () => openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
-    try {
-      this.children(src, out, dst.path, (child, cst, to) => this.place(child, cst, to));
-      this.finish(out, st, dst.path);
-    } finally {
-      closeQuietly(out);
-    }
-  }
-
-  /** Walks the entries of directory `src`, calling `each` for the ones to copy into `outFd`. */
-  children(
-    src: Place,
-    outFd: number,
-    outPath: string,
-    each: (child: Place, st: ReturnType<typeof statxFull>, to: Place) => void,
-  ): void {
-    const dir = on(src.path, () =>
-      openat(src.fd ?? src.dirFd, src.fd !== undefined ? '.' : src.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW),
-    );
-    try {
-      const base = src.path === '/' ? '' : src.path;
-      for (const e of readDirFd(dir, src.path)) {
-        const path = `${base}/${e.name}`;
-        const cst = on(path, () => statxFull(dir, e.name, AT.SYMLINK_NOFOLLOW));
-        const child = { dirFd: dir, name: e.name, path };
-        const to = { dirFd: outFd, name: e.name, path: `${outPath === '/' ? '' : outPath}/${e.name}` };
-        // Another file system below the source (the machine's /proc, /sys, a bind mount):
-        // its mount point is copied as an empty directory, its contents are not.
-        if (!this.opts.crossFileSystems && `${cst.devMajor}:${cst.devMinor}` !== this.rootDev) {
-          if ((cst.mode & S_IF.MT) === S_IF.DIR && !tryStat(outFd, e.name, to.path)) {
-            this.create(() => on(to.path, () => mkdirat(outFd, e.name, 0o700)));
-            const fd = on(to.path, () => openat(outFd, e.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
-            try {
-              this.finish(fd, cst, to.path);
-            } finally {
-              closeQuietly(fd);
-            }
-          }
-          continue;
-        }
-        each(child, cst, to);
-      }
-    } finally {
-      closeQuietly(dir);
-    }
-  }
-
-  finish(fd: number, st: ReturnType<typeof statxFull>, path: string): void {
-    fchown(fd, this.opts.mapId(st.uid), this.opts.mapId(st.gid), path);
-    fchmod(fd, st.mode & 0o7777, path);
-    futimens(fd, st.atime, st.mtime, path);
-  }
-
-  /** Creates `dst` (which does not exist) as a copy of `src`. */
-  make(src: Place, st: ReturnType<typeof statxFull>, dst: Place): void {
-    this.check(dst.path);
-    const type = st.mode & S_IF.MT;
-    const uid = this.opts.mapId(st.uid);
-    const gid = this.opts.mapId(st.gid);
-    if (type === S_IF.DIR) {
-      this.create(() => on(dst.path, () => mkdirat(dst.dirFd, dst.name, 0o700)));
-      const out = on(dst.path, () => openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
-      try {
-        this.children(src, out, dst.path, (child, cst, to) => this.make(child, cst, to));
-        this.finish(out, st, dst.path);
-      } finally {
-        closeQuietly(out);
-      }
-    } else if (type === S_IF.REG) {
-      // O_NONBLOCK and the type check after open: a FIFO swapped in cannot hang the copy.
-      const input =
-        src.fd ??
-        on(src.path, () => openat(src.dirFd, src.name, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY));
-      let out: number | undefined;
-      try {
-        const real = on(src.path, () => statxFull(input, '', AT.EMPTY_PATH));
-        if ((real.mode & S_IF.MT) !== S_IF.REG)
-          throw new SdError('EAGAIN', `Refusing to copy '${src.path}': it changed while being copied`);
-        out = this.create(() =>
-          on(dst.path, () => openat(dst.dirFd, dst.name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600)),
-        );
-        this.copyData(input, out, src.path, dst.path);
-        this.finish(out, st, dst.path);
-      } finally {
-        closeQuietly(src.fd === undefined ? input : undefined, out);
-      }
-    } else if (type === S_IF.LNK) {
-      const target = on(src.path, () => readlinkat(src.dirFd, src.name));
-      this.create(() => on(dst.path, () => symlinkat(target, dst.dirFd, dst.name)));
-      on(dst.path, () => fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW));
-    } else if (type === S_IF.FIFO) {
-      this.create(() => on(dst.path, () => mknodat(dst.dirFd, dst.name, S_IF.FIFO | (st.mode & 0o7777))));
-      on(dst.path, () => fchownat(dst.dirFd, dst.name, uid, gid, AT.SYMLINK_NOFOLLOW));
-    } else {
-      // Device nodes and sockets are not copied between host and machine.
-      throw new SdError('EOPNOTSUPP', `Refusing to copy '${src.path}': not a file, directory, link or fifo`);
-    }
-  }
-
-  /** The bytes: a reflink, else copy_file_range, else read/write — in chunks, checking for cancellation. */
-  copyData(input: number, out: number, srcPath: string, dstPath: string): void {
-    if (this.data.tryClone(input, out, dstPath)) return;
-    try {
-      for (;;) {
-        this.check(dstPath);
-        if (copyFileRange(input, out, CHUNK, dstPath) <= 0) return;
-      }
-    } catch (e) {
-      // Not supported between these two (another kind of file system): copy through memory.
-      if (!(e instanceof SyscallError) || ![18, 22, 38, 95, 9].includes(e.errno)) throw e;
-    }
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    for (let i = 0; ; i++) {
-      if (i % 64 === 0) this.check(dstPath);
-      const n = on(srcPath, () => read(input, buf));
-      if (n === 0) return;
-      if (n < 0) throw new SdError('EAGAIN', `Reading '${srcPath}' would block: not a regular file`);
-      on(dstPath, () => writeAll(out, buf.subarray(0, n)));
-    }
-  }
-}
+export { CopyCancelledError, type CopyOptions, removeAt } from './copier.js';
 
 /** What can be checked before a copy starts: absolute paths, a destination that names a file. */
 export function checkPaths(source: string, dest: string): void {
@@ -329,20 +32,25 @@ export function checkPaths(source: string, dest: string): void {
 }
 
 /**
- * The top of the source: its path is followed (a link named as the source
- * is copied as what it points to, resolved in the machine's root), then
- * a directory or regular file is opened for reading — after an O_PATH look
- * at what it is, so that a device node is never opened.
+ * The top of the source, looked at with O_PATH|O_NOFOLLOW: a symbolic link
+ * named as the source is copied as the link itself (systemd's copies do
+ * the same), never followed — on the host, or out of or inside the
+ * machine's root; the components before it are resolved as always (in
+ * the machine's root there). A directory or regular file is then opened
+ * for reading, so that a device node is never opened.
  */
 function openSource(openPath: (path: string, flags: number) => number, path: string): Place {
-  const p = on(path, () => openPath(path, O.PATH));
+  const p = on(path, () => openPath(path, O.PATH | O.NOFOLLOW));
+  const top = path.replace(/\/+$/, '') || '/';
   let fd: number | undefined;
   try {
     const st = on(path, () => statxFull(p, '', AT.EMPTY_PATH));
     const type = st.mode & S_IF.MT;
+    if (type === S_IF.LNK)
+      return { dirFd: p, fd: p, name: '', path: top, link: on(path, () => readlinkat(p, '')) };
     if (type === S_IF.DIR) fd = on(path, () => openat(p, '.', O.RDONLY | O.DIRECTORY));
     else if (type === S_IF.REG) {
-      fd = on(path, () => openPath(path, O.RDONLY | O.NONBLOCK | O.NOCTTY));
+      fd = on(path, () => openPath(path, O.RDONLY | O.NONBLOCK | O.NOCTTY | O.NOFOLLOW));
       const again = on(path, () => statxFull(fd!, '', AT.EMPTY_PATH));
       if (again.ino !== st.ino || again.devMajor !== st.devMajor || again.devMinor !== st.devMinor)
         throw new SdError('EAGAIN', `Refusing to copy '${path}': it changed while being opened`);
@@ -353,7 +61,7 @@ function openSource(openPath: (path: string, flags: number) => number, path: str
     throw e;
   }
   if (fd !== p) closeQuietly(p);
-  return { dirFd: fd, fd, name: '.', path: path.replace(/\/+$/, '') || '/' };
+  return { dirFd: fd, fd, name: '.', path: top };
 }
 
 function run(

@@ -60,12 +60,23 @@ export class DataCopier {
     return false;
   }
 
-  /** Copies from the current offsets to end of file, synchronously. Returns the bytes and method. */
-  copySync(srcFd: number, dstFd: number, path?: string): DataMethod {
+  /**
+   * Copies from the current offsets to end of file, synchronously. Returns
+   * the method. With `size` (what a stat just said), a copy that reached it
+   * stops without the call that would confirm end of file.
+   */
+  copySync(srcFd: number, dstFd: number, path?: string, size?: bigint): DataMethod {
     if (this.tryClone(srcFd, dstFd, path)) return 'reflink';
     if (this.#canCfr) {
       try {
-        while (copyFileRange(srcFd, dstFd, CHUNK, path) > 0);
+        const want = size !== undefined && size > 0n && size < BigInt(CHUNK) ? Number(size) : undefined;
+        let done = 0;
+        for (;;) {
+          const n = copyFileRange(srcFd, dstFd, CHUNK, path);
+          if (n <= 0) break;
+          done += n;
+          if (want !== undefined && done >= want) break;
+        }
         return 'copy_file_range';
       } catch (e) {
         if (!(e instanceof SyscallError && unsupported(e.errno))) throw e;

@@ -69,8 +69,11 @@ export function fchown(fd: number, uid: number, gid: number, path?: string): voi
   check('fchown', c.fchown(fd, uid >>> 0, gid >>> 0), path);
 }
 
+// Filled and passed synchronously: one buffer serves every call (the hot loop of a tree copy).
+const times = Buffer.alloc(32);
+
 function timesBuf(atime: Timespec, mtime: Timespec): Buffer {
-  const b = Buffer.alloc(32);
+  const b = times;
   b.writeBigInt64LE(atime.sec, 0);
   b.writeBigInt64LE(BigInt(atime.nsec), 8);
   b.writeBigInt64LE(mtime.sec, 16);
@@ -151,17 +154,16 @@ export function readDirFd(fd: number, path?: string, buf: Buffer = Buffer.alloc(
       const type = buf[off + 18]!;
       let end = off + 19;
       while (end < off + reclen && buf[end] !== 0) end++;
-      const raw = buf.subarray(off + 19, end);
-      if (
-        !(raw.length === 1 && raw[0] === 0x2e) &&
-        !(raw.length === 2 && raw[0] === 0x2e && raw[1] === 0x2e)
-      ) {
-        const name = raw.toString('utf8');
-        if (Buffer.byteLength(name) !== raw.length || name.includes('\ufffd'))
+      // Decoded in place (no Buffer per name: a tree copy lists every entry).
+      const start = off + 19;
+      const len = end - start;
+      if (!(buf[start] === 0x2e && (len === 1 || (len === 2 && buf[start + 1] === 0x2e)))) {
+        const name = buf.toString('utf8', start, end);
+        if (Buffer.byteLength(name) !== len || name.includes('\ufffd'))
           throw new SyscallError(
             'getdents64',
             84 /* EILSEQ */,
-            path === undefined ? undefined : `${path}/${raw.toString('latin1')}`,
+            path === undefined ? undefined : `${path}/${buf.toString('latin1', start, end)}`,
           );
         out.push({ name, ino: buf.readBigUInt64LE(off), type });
       }

@@ -1,3 +1,4 @@
+export * from './creation.js';
 export * from './data.js';
 export * from './file.js';
 export * from './remove.js';

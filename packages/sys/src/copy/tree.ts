@@ -2,8 +2,9 @@ import { AT, O, S_IF } from '../constants.js';
 import { SdError, SyscallError } from '../errors.js';
 import { closeQuietly, openat } from '../fd/fd.js';
 import { fchmodat, fchownat, makedev, mkdirat, mknodat, readlinkat, symlinkat } from '../fs/at.js';
+import { type Creation, createMode, creationFacts, madeMode, ownerAsCreated, settle } from './creation.js';
 import { DataCopier, type ReflinkMode } from './data.js';
-import { fchmod, fchown, futimens, linkat, readDirFd, utimensat } from './file.js';
+import { futimens, linkat, readDirFd, utimensat } from './file.js';
 import { type FullStat, statxFull } from './stat.js';
 import { fgetxattr, flistxattr, fsetxattr } from './xattr.js';
 
@@ -54,6 +55,8 @@ interface Ctx {
   failure: unknown;
   statBuf: Buffer;
   direntBuf: Buffer;
+  /** What new entries are when created (owner, umask), to leave out chown/chmod that change nothing. */
+  creation: Creation | undefined;
 }
 
 function copyXattrs(ctx: Ctx, srcFd: number, dstFd: number, path: string): void {
@@ -70,10 +73,19 @@ function copyXattrs(ctx: Ctx, srcFd: number, dstFd: number, path: string): void 
   }
 }
 
-/** Owner, mode, xattrs, times of an open destination — in this order: chown clears setuid and caps. */
-function finishFd(ctx: Ctx, srcFd: number, dstFd: number, st: FullStat, path: string): void {
-  if (ctx.opts.owners) fchown(dstFd, st.uid, st.gid, path);
-  fchmod(dstFd, st.mode, path);
+/**
+ * Owner, mode, xattrs, times of an open destination created with mode
+ * `created` — in this order: chown clears setuid and caps. Owner and mode
+ * only when they differ from what the entry was created with.
+ */
+function finishFd(ctx: Ctx, srcFd: number, dstFd: number, st: FullStat, path: string, created: number): void {
+  settle(
+    ctx.creation,
+    dstFd,
+    { uid: ctx.opts.owners ? st.uid : undefined, gid: st.gid, mode: st.mode },
+    created,
+    path,
+  );
   copyXattrs(ctx, srcFd, dstFd, path);
   futimens(dstFd, st.atime, st.mtime, path);
 }
@@ -98,9 +110,11 @@ function copyFile(
     ctx.links.set(key, dstPath);
   }
   const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW);
+  // With the final permission bits at once when no chown must come first (the usual case).
+  const created = createMode(ctx.creation, ctx.opts.owners ? st.uid : undefined, st.gid, st.mode);
   let d: number | undefined;
   try {
-    d = openat(dstDir, name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, 0o600);
+    d = openat(dstDir, name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, created);
   } catch (e) {
     closeQuietly(s);
     throw e;
@@ -110,11 +124,11 @@ function copyFile(
   const dstFd = d;
   const finish = (method: string): void => {
     if (method === 'reflink') ctx.stats.reflinked++;
-    finishFd(ctx, s, dstFd, st, path);
+    finishFd(ctx, s, dstFd, st, path, created);
   };
   if (st.size < BigInt(ctx.opts.asyncThreshold)) {
     try {
-      finish(st.size === 0n ? 'empty' : ctx.data.copySync(s, dstFd, path));
+      finish(st.size === 0n ? 'empty' : ctx.data.copySync(s, dstFd, path, st.size));
     } finally {
       closeQuietly(s, dstFd);
     }
@@ -142,8 +156,10 @@ function copyOther(ctx: Ctx, srcDir: number, dstDir: number, name: string, st: F
     mknodat(dstDir, name, type | (st.mode & 0o777), makedev(st.rdevMajor, st.rdevMinor));
     ctx.stats.specials++;
   }
-  if (ctx.opts.owners) fchownat(dstDir, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW);
-  if (type !== S_IF.LNK) fchmodat(dstDir, name, st.mode & 0o7777);
+  const mine = ownerAsCreated(ctx.creation, ctx.opts.owners ? st.uid : undefined, st.gid);
+  if (!mine) fchownat(dstDir, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW);
+  if (type !== S_IF.LNK && (!mine || madeMode(ctx.creation, st.mode) !== (st.mode & 0o7777)))
+    fchmodat(dstDir, name, st.mode & 0o7777);
   utimensat(dstDir, name, st.atime, st.mtime, AT.SYMLINK_NOFOLLOW);
   void path;
 }
@@ -162,7 +178,7 @@ async function copyDir(ctx: Ctx, srcFd: number, dstFd: number, path: string, dst
       try {
         d = openat(dstFd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
         await copyDir(ctx, s, d, p, `${dstPath}/${name}`);
-        finishFd(ctx, s, d, st, p);
+        finishFd(ctx, s, d, st, p, 0o700);
         ctx.stats.directories++;
       } finally {
         closeQuietly(s, d);
@@ -200,6 +216,7 @@ export async function copyTree(
     failure: undefined,
     statBuf: Buffer.alloc(256),
     direntBuf: Buffer.alloc(64 * 1024),
+    creation: undefined,
   };
   const s = openat(AT.FDCWD, src, O.RDONLY | O.DIRECTORY);
   let d: number | undefined;
@@ -207,13 +224,15 @@ export async function copyTree(
     const st = statxFull(s, '', AT.EMPTY_PATH);
     if (!ctx.opts.into) mkdirat(AT.FDCWD, dst, 0o700);
     d = openat(AT.FDCWD, dst, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
+    ctx.creation = creationFacts(d, !ctx.opts.into);
     try {
       await copyDir(ctx, s, d, src, dst);
     } finally {
       while (ctx.inflight.size > 0) await Promise.race(ctx.inflight);
     }
     if (ctx.failure !== undefined) throw ctx.failure;
-    finishFd(ctx, s, d, st, src);
+    // The top was not necessarily made by us (into): its owner and mode are always set.
+    finishFd({ ...ctx, creation: undefined }, s, d, st, src, 0o700);
     ctx.stats.directories++;
     return ctx.stats;
   } catch (e) {

@@ -22,9 +22,12 @@ const EOPNOTSUPP = 95;
 type Lister = (buf: Buffer | null, size: number) => number;
 type Getter = (name: string, buf: Buffer | null, size: number) => number;
 
+// The first try of a listing reuses one buffer (most files have no attributes, few have many).
+const listBuf = Buffer.alloc(256);
+
 function listWith(call: Lister, what: string, path?: string): string[] {
   for (let size = 256; ; ) {
-    const buf = Buffer.alloc(size);
+    const buf = size === listBuf.length ? listBuf : Buffer.alloc(size);
     const n = Number(call(buf, size));
     if (n >= 0) return n === 0 ? [] : buf.toString('utf8', 0, n).split('\0').filter(Boolean);
     const errno = koffi.errno();
