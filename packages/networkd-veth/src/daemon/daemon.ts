@@ -1,16 +1,33 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type LinkInfo, LinkMonitor, listLinks, type NetlinkSocket, openRouteSocket } from '@sd/sys';
+import {
+  closeQuietly,
+  type LinkInfo,
+  LinkMonitor,
+  listLinks,
+  type NetlinkSocket,
+  openRouteSocket,
+  SdError,
+} from '@sd/sys';
 import { type ConfiguredLink, configureContainerLink, containerLinkKind } from '../link/configure.js';
 import { NatTable, processGone } from '../nft/nat.js';
+import { DAEMON_CLAIM, tryClaim } from '../serve/claim.js';
+import { LinkServers, type LinkServersOptions } from '../serve/servers.js';
 
 /**
  * sd-networkd-veth's daemon: every ve-* veth and vz-* bridge of the
  * namespace, whoever made it, configured as systemd-networkd's shipped
  * 80-container-ve.network and 80-container-vz.network configure them
- * (pool address, up, masquerade) — at start for the links already there,
- * then as the link monitor reports new ones. Masquerade elements of links
+ * (pool address, up, masquerade, DHCPServer=yes) — at start for the links
+ * already there, then as the link monitor reports new ones: a link's DHCP
+ * socket is bound when the link appears, before it has carrier, so the
+ * first DISCOVER is answered. Masquerade elements and leases of links
  * that went are removed.
+ *
+ * While it runs it holds the abstract name @sd-networkd-veth/daemon in its
+ * network namespace (serve/claim.ts): sd-nspawn then serves no DHCP of its
+ * own. A link sd-nspawn already serves keeps that server; the daemon takes
+ * it over when sd-nspawn lets go (LinkServers retries the claim).
  */
 
 /** One lock for every writer of our nftables table (sd-nspawn and this daemon). */
@@ -18,6 +35,8 @@ export const DEFAULT_NAT_LOCK = '/run/sd-networkd-veth/nat.lock';
 
 export interface DaemonEvents {
   configured?: (link: ConfiguredLink) => void;
+  /** A DHCP lease given on a link. */
+  lease?: (ifname: string, address: string, mac: string) => void;
   error?: (link: string, error: Error) => void;
 }
 
@@ -32,16 +51,34 @@ export class NetworkdVeth {
   private readonly nat: NatTable;
   private monitor: LinkMonitor | undefined;
   private readonly busy = new Map<string, Promise<void>>();
+  private readonly claim: number;
+  /** The one DHCP server of every link this daemon configures. */
+  readonly dhcp: LinkServers;
 
   constructor(
     private readonly events: DaemonEvents = {},
-    options: { lockPath?: string } = {},
+    options: { lockPath?: string; dhcp?: LinkServersOptions | false } = {},
   ) {
     const lockPath = options.lockPath ?? DEFAULT_NAT_LOCK;
     mkdirSync(dirname(lockPath), { recursive: true });
-    this.sock = openRouteSocket();
-    this.nat = new NatTable({ lockPath });
+    const claim = tryClaim(DAEMON_CLAIM);
+    if (claim === undefined)
+      throw new SdError('EADDRINUSE', 'another sd-networkd-veth runs in this network namespace');
+    this.claim = claim;
+    this.dhcp = new LinkServers(options.dhcp || {});
+    this.dhcpEnabled = options.dhcp !== false;
+    this.dhcp.on('lease', (e) => this.events.lease?.(e.ifname, e.lease.address, e.lease.mac));
+    this.dhcp.on('warning', (e) => this.events.error?.(e.ifname, e.error));
+    try {
+      this.sock = openRouteSocket();
+      this.nat = new NatTable({ lockPath });
+    } catch (e) {
+      closeQuietly(claim);
+      throw e;
+    }
   }
+
+  private readonly dhcpEnabled: boolean;
 
   /** Configures every matching link there is now; resolves with them. */
   async configureAll(): Promise<ConfiguredLink[]> {
@@ -60,6 +97,7 @@ export class NetworkdVeth {
   private async configure(link: LinkInfo): Promise<ConfiguredLink | undefined> {
     try {
       const c = await configureContainerLink(this.sock, link.index, { nat: this.nat });
+      if (this.dhcpEnabled) this.dhcp.serve(c);
       this.events.configured?.(c);
       return c;
     } catch (e) {
@@ -81,6 +119,7 @@ export class NetworkdVeth {
           });
           this.busy.set(name, p);
         } else if (e.type === 'link-del' && containerLinkKind(e.link.name)) {
+          this.dhcp.unserve(e.link.name);
           try {
             this.nat.remove((o) => 'link' in o && o.link === e.link.name);
           } catch (err) {
@@ -95,7 +134,9 @@ export class NetworkdVeth {
   async close(): Promise<void> {
     this.monitor?.close();
     await Promise.all(this.busy.values());
+    this.dhcp.close();
     this.sock.close();
     this.nat.close();
+    closeQuietly(this.claim);
   }
 }
