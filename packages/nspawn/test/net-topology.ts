@@ -119,6 +119,15 @@ export class Topology {
     });
   }
 
+  /** A long-running process in the host or internet namespace (stopped by the test or by close()). */
+  spawnIn(where: 'host' | 'inet', cmd: string, args: string[]): ChildProcess {
+    const ns = where === 'host' ? this.hostNs : this.inetNs;
+    const child = spawn('nsenter', [...this.nsArgs(ns), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
   /** A long-running sd-nspawn (stopped by the test or by close()). */
   nspawnChild(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
     // nsenter execs node: the child's pid is sd-nspawn's.
