@@ -31,7 +31,7 @@ let tree: ReturnType<typeof makeBusyboxTree>;
 beforeAll(async () => {
   t = await Topology.create();
   tree = makeBusyboxTree('sdnetd-busybox-');
-  writeFileSync(join(tree.dir, 'udhcpc.sh'), UDHCPC_SCRIPT);
+  writeFileSync(join(tree.dir, 'udhcpc.sh'), UDHCPC_SCRIPT, { flag: 'wx' });
   chmodSync(join(tree.dir, 'udhcpc.sh'), 0o755);
 });
 afterAll(async () => {
