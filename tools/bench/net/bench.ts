@@ -144,14 +144,30 @@ try {
       args: () => sd('--private-network', '/bin/true'),
     },
   ];
+  const theirs: Row[] = [
+    { ...ourClient, server: 'networkd' },
+    { ...udhcpc, server: 'networkd' },
+  ];
+  if (have('systemd-nspawn'))
+    theirs.push({
+      name: 'systemd-nspawn -n -b, udhcpc',
+      server: 'networkd',
+      note: 'the systemd stack: start to host0 has a lease',
+      args: () => [
+        'systemd-nspawn',
+        ['-q', '--register=no', '--keep-unit', '-D', root.rootfs, '-M', 'sdnet-bench', '-n', '-b'],
+      ],
+    });
+  const measure = async (r: Row) => {
+    const [cmd, args] = r.args();
+    const m = await run(ns, cmd, args);
+    add(`${r.server}|${r.name}`, m.exit);
+    if (m.address !== undefined) add(`${r.server}|${r.name}|address`, m.address);
+  };
   const { parseArgv, startContainer } = await import('@sd/nspawn');
+  // The two servers take turns in every iteration, so that the machine's load falls on both alike.
   for (let i = 0; i < runs; i++) {
-    for (const r of ours) {
-      const [cmd, args] = r.args();
-      const m = await run(ns, cmd, args);
-      add(`${r.server}|${r.name}`, m.exit);
-      if (m.address !== undefined) add(`${r.server}|${r.name}|address`, m.address);
-    }
+    for (const r of ours) await measure(r);
     // The library in this process, its main thread in the bench namespace for the run.
     const { settings, explicit } = parseArgv([
       '-q',
@@ -175,45 +191,35 @@ try {
       setns(own, CLONE.NEWNET);
       closeQuietly(own);
     }
-  }
-  rows.push(...ours, {
-    name: 'library -n, our client',
-    server: 'ours',
-    note: 'startContainer() to exec; host0 has its lease before it',
-    args: () => ['', []],
-  });
 
-  // 2. systemd-networkd as the server; sd-nspawn sees a "daemon" and serves nothing.
-  const claim = tryClaim(DAEMON_CLAIM, ns.fd);
-  if (claim === undefined) throw new Error('bench: @sd-networkd-veth/daemon is taken in the bench namespace');
-  const networkd = await startNetworkd(ns, nd, { '80-container-ve.network': VE_NETWORK });
-  try {
-    const theirs: Row[] = [
-      { ...ourClient, server: 'networkd' },
-      { ...udhcpc, server: 'networkd' },
-    ];
-    if (have('systemd-nspawn'))
-      theirs.push({
-        name: 'systemd-nspawn -n -b, udhcpc',
-        server: 'networkd',
-        note: 'the systemd stack: start to host0 has a lease',
-        args: () => [
-          'systemd-nspawn',
-          ['-q', '--register=no', '--keep-unit', '-D', root.rootfs, '-M', 'sdnet-bench', '-n', '-b'],
-        ],
-      });
-    for (let i = 0; i < runs; i++)
-      for (const r of theirs) {
-        const [cmd, args] = r.args();
-        const m = await run(ns, cmd, args);
-        add(`${r.server}|${r.name}`, m.exit);
-        if (m.address !== undefined) add(`${r.server}|${r.name}|address`, m.address);
+    // systemd-networkd as the server; sd-nspawn sees a "daemon" and serves nothing.
+    const claim = tryClaim(DAEMON_CLAIM, ns.fd);
+    if (claim === undefined)
+      throw new Error('bench: @sd-networkd-veth/daemon is taken in the bench namespace');
+    try {
+      const networkd = await startNetworkd(ns, nd, { '80-container-ve.network': VE_NETWORK });
+      try {
+        for (const r of theirs) await measure(r);
+      } finally {
+        networkd.child.kill('SIGTERM');
+        await new Promise((r) =>
+          networkd.child.exitCode !== null ? r(null) : networkd.child.once('exit', r),
+        );
       }
-    rows.push(...theirs);
-  } finally {
-    networkd.child.kill('SIGTERM');
-    closeQuietly(claim);
+    } finally {
+      closeQuietly(claim);
+    }
   }
+  rows.push(
+    ...ours,
+    {
+      name: 'library -n, our client',
+      server: 'ours',
+      note: 'startContainer() to exec; host0 has its lease before it',
+      args: () => ['', []],
+    },
+    ...theirs,
+  );
   const out = rows.map((r) => {
     const e = summarize(samples.get(`${r.server}|${r.name}`)!);
     const a = samples.get(`${r.server}|${r.name}|address`);
