@@ -226,6 +226,31 @@ describe('host0 by DHCP (in test namespaces)', () => {
     }
   }, 60_000);
 
+  it('IPv6 link-local: host0 and ve- have fe80:: addresses and reach each other', async () => {
+    const child = t.nspawnChild([...base, '-D', tree.dir, '-M', 'sdnetd-v6', '-n', 'sleep', '120']);
+    try {
+      await t.waitFor('a lease', () => t.host0Address(child));
+      const pid = t.containerPid(child)!;
+      // Usable once duplicate address detection is over (no "tentative" flag).
+      const ll = (out: string) => (/inet6 (fe80::\S+)\/64 scope link\s*$/m.exec(out) ?? [])[1];
+      const inside = await t.waitFor('host0 fe80::', () =>
+        ll(t.inContainerNet(pid, 'ip', ['-6', 'addr', 'show', 'dev', 'host0']).stdout),
+      );
+      const host = await t.waitFor('ve- fe80::', () =>
+        ll(t.run('host', 'ip', ['-6', 'addr', 'show', 'dev', 've-sdnetd-v6']).stdout),
+      );
+      expect(
+        t.inContainerNet(pid, 'busybox', ['ping', '-6', '-c', '1', '-W', '3', `${host}%host0`]).code,
+      ).toBe(0);
+      expect(
+        t.run('host', 'busybox', ['ping', '-6', '-c', '1', '-W', '3', `${inside}%ve-sdnetd-v6`]).code,
+      ).toBe(0);
+    } finally {
+      child.kill('SIGTERM');
+      await exited(child);
+    }
+  }, 60_000);
+
   it('after kill -9 of sd-nspawn, one more start serves again and leaves nothing', async () => {
     const child = t.nspawnChild([...base, '-D', tree.dir, '-M', 'sdnetd-k', '-n', 'sleep', '120']);
     await t.waitFor('a lease', () => t.host0Address(child));
