@@ -143,17 +143,17 @@ describe('host0 by DHCP (in test namespaces)', () => {
       );
       const pid = t.containerPid(child)!;
       // The guest's networkd owns host0 (with -b ours never touches it).
-      const nc = t.run('host', 'nsenter', [
-        '-t',
-        String(pid),
-        '-a',
-        'networkctl',
-        '--no-pager',
-        'list',
-        'host0',
-      ]);
+      // networkctl asks networkd over the guest's system bus, which may come up after the lease.
       // routable: networkd holds a global address on host0 (its IPv6 parts may still be "configuring").
-      expect(nc.stdout, nc.stderr).toMatch(/host0\s+ether\s+routable\s+configur/);
+      await t.waitFor(
+        "networkd's view of host0",
+        () =>
+          /host0\s+ether\s+routable\s+configur/.test(
+            t.run('host', 'nsenter', ['-t', String(pid), '-a', 'networkctl', '--no-pager', 'list', 'host0'])
+              .stdout,
+          ),
+        60_000,
+      );
       const curl = await t.waitFor('the internet from the guest', () => {
         const c = t.inContainerNet(pid, 'curl', ['-sS', '--max-time', '3', `http://${INTERNET}:8000/`]);
         return c.stdout.trim() === HOST_UPLINK ? c.stdout : undefined;
