@@ -65,7 +65,16 @@ export {
   subnetOf,
 } from './pool/ipv4.js';
 export { POOLS, pickSubnet } from './pool/pool.js';
-export { DAEMON_CLAIM, dhcpClaimName, isClaimed, networkdVethRunning, tryClaim } from './serve/claim.js';
+export type { Claim } from './serve/claim.js';
+export {
+  CLAIM_DIR,
+  DAEMON_CLAIM,
+  dhcpClaimName,
+  heldClaims,
+  isClaimed,
+  networkdVethRunning,
+  tryClaim,
+} from './serve/claim.js';
 export type { LinkServersEvents, LinkServersOptions } from './serve/servers.js';
 export { DEFAULT_LEASE_TIME, hostNameServers, LinkServers } from './serve/servers.js';
 export { siphash24 } from './siphash.js';

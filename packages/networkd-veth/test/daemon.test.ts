@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDhcpClient } from '../src/dhcp/client.js';
 import { configureContainerLink } from '../src/link/configure.js';
 import { formatSubnet, subnetOf } from '../src/pool/ipv4.js';
+import { networkdVethRunning } from '../src/serve/claim.js';
 
 // sd-networkd-veth runs in a network namespace of the test's own; the links it
 // configures are made by the test ("whoever made it"), named sdnet*.
@@ -112,11 +113,7 @@ describe('sd-networkd-veth', () => {
     const peer = openRouteSocket(peerNs);
     try {
       const deadline = Date.now() + 10_000;
-      while (
-        !inNs('cat', ['/proc/net/unix']).stdout.includes('@sd-networkd-veth/daemon') &&
-        Date.now() < deadline
-      )
-        await new Promise((r) => setTimeout(r, 20));
+      while (!networkdVethRunning(ns) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await createLink(sock, {
         name: 've-sdnetdh',
         kind: 'veth',

@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closeQuietly } from '@sd/sys';
@@ -7,6 +8,7 @@ import {
   type ConfiguredLink,
   DAEMON_CLAIM,
   type DhcpClient,
+  dhcpClaimName,
   hostNameServers,
   LinkServers,
   networkdVethRunning,
@@ -94,7 +96,42 @@ describe.skipIf(!isRoot)('LinkServers: one DHCP server per link (in test namespa
       expect(networkdVethRunning(pair.fdB)).toBe(false);
       expect(tryClaim(DAEMON_CLAIM, pair.fdA)).toBeUndefined();
     } finally {
-      closeQuietly(claim);
+      claim?.release();
+    }
+    expect(networkdVethRunning(pair.fdA)).toBe(false);
+  });
+
+  it('an unprivileged process can neither pose as the daemon nor squat a claim', async () => {
+    pair = await makeNsPair();
+    const claim = tryClaim(DAEMON_CLAIM, pair.fdA)!;
+    const path = claim.path;
+    claim.release();
+    // The file of a claim whose holder died (its fd closed, the file left), made by tryClaim itself.
+    const stale = tryClaim(dhcpClaimName('sdnet-squat'), pair.fdA)!;
+    const squat = stale.path;
+    const fd = readdirSync('/proc/self/fd').find((f) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${f}`) === squat;
+      } catch {
+        return false;
+      }
+    });
+    closeQuietly(Number(fd));
+    const asNobody = (cmd: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...cmd], {
+        encoding: 'utf8',
+      });
+    try {
+      // Neither a new claim file nor a lock on one that is there.
+      expect(asNobody(['sh', '-c', `: > ${path}`]).status).not.toBe(0);
+      expect(asNobody(['flock', '-n', squat, 'sleep', '0']).status).not.toBe(0);
+      expect(existsSync(path)).toBe(false);
+      // Root can take it (the file is free).
+      const again = tryClaim(dhcpClaimName('sdnet-squat'), pair.fdA);
+      expect(again).toBeDefined();
+      again?.release();
+    } finally {
+      rmSync(squat, { force: true });
     }
     expect(networkdVethRunning(pair.fdA)).toBe(false);
   });

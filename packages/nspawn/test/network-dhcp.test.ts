@@ -1,8 +1,17 @@
 import type { ChildProcess } from 'node:child_process';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DAEMON_CLAIM, formatSubnet, nthAddress, pickSubnet, subnetOf, tryClaim } from '@sd/networkd-veth';
-import { AF, closeQuietly, getLink, listAddresses, listLinks } from '@sd/sys';
+import {
+  DAEMON_CLAIM,
+  formatSubnet,
+  heldClaims,
+  networkdVethRunning,
+  nthAddress,
+  pickSubnet,
+  subnetOf,
+  tryClaim,
+} from '@sd/networkd-veth';
+import { AF, getLink, listAddresses, listLinks } from '@sd/sys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
 import { HOST_UPLINK, INTERNET, NETWORKD_CLI, Topology } from './net-topology.js';
@@ -48,7 +57,7 @@ async function expectClean() {
   expect(routes).not.toMatch(/ve-|vz-|vb-|169\.254|192\.168\.|10\.|172\./);
   expect(t.nftTables()).toBe('');
   // A server (and its leases) lives only as long as its claim on a link: none is left.
-  expect(t.run('host', 'cat', ['/proc/net/unix']).stdout).not.toContain('sd-networkd-veth/');
+  expect(heldClaims(t.hostNs)).toEqual([]);
 }
 
 afterEach(async () => {
@@ -195,7 +204,7 @@ describe('host0 by DHCP (in test namespaces)', () => {
     } finally {
       child.kill('SIGTERM');
       await exited(child);
-      closeQuietly(fake);
+      fake?.release();
     }
   }, 90_000);
 
@@ -203,9 +212,7 @@ describe('host0 by DHCP (in test namespaces)', () => {
     const d = t.spawnIn('host', process.execPath, [NETWORKD_CLI, `--lock=/run/sd-networkd-veth/nat.lock`]);
     const dout = collect(d);
     try {
-      await t.waitFor('the daemon', () =>
-        t.run('host', 'cat', ['/proc/net/unix']).stdout.includes('@sd-networkd-veth/daemon'),
-      );
+      await t.waitFor('the daemon', () => networkdVethRunning(t.hostNs));
       const r = await t.nspawn([
         ...base,
         '-D',

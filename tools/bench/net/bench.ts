@@ -207,7 +207,7 @@ try {
         );
       }
     } finally {
-      closeQuietly(claim);
+      claim.release();
     }
   }
   rows.push(

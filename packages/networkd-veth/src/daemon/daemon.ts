@@ -1,17 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import {
-  closeQuietly,
-  type LinkInfo,
-  LinkMonitor,
-  listLinks,
-  type NetlinkSocket,
-  openRouteSocket,
-  SdError,
-} from '@sd/sys';
+import { type LinkInfo, LinkMonitor, listLinks, type NetlinkSocket, openRouteSocket, SdError } from '@sd/sys';
 import { type ConfiguredLink, configureContainerLink, containerLinkKind } from '../link/configure.js';
 import { NatTable, processGone } from '../nft/nat.js';
-import { DAEMON_CLAIM, tryClaim } from '../serve/claim.js';
+import { type Claim, DAEMON_CLAIM, tryClaim } from '../serve/claim.js';
 import { LinkServers, type LinkServersOptions } from '../serve/servers.js';
 
 /**
@@ -24,9 +16,8 @@ import { LinkServers, type LinkServersOptions } from '../serve/servers.js';
  * first DISCOVER is answered. Masquerade elements and leases of links
  * that went are removed.
  *
- * While it runs it holds the abstract name @sd-networkd-veth/daemon in its
- * network namespace (serve/claim.ts): sd-nspawn then serves no DHCP of its
- * own. A link sd-nspawn already serves keeps that server; the daemon takes
+ * While it runs it holds the claim "daemon" of its network namespace
+ * (serve/claim.ts): sd-nspawn then serves no DHCP of its own. A link sd-nspawn already serves keeps that server; the daemon takes
  * it over when sd-nspawn lets go (LinkServers retries the claim).
  */
 
@@ -46,12 +37,22 @@ export function matchesContainerNetwork(link: LinkInfo): boolean {
   return (kind === 've' && link.kind === 'veth') || (kind === 'vz' && link.kind === 'bridge');
 }
 
+/** The daemon's claim; a checker (sd-nspawn) holds it for an instant, so a few tries. */
+function claimDaemon(): Claim | undefined {
+  for (let i = 0; i < 50; i++) {
+    const c = tryClaim(DAEMON_CLAIM);
+    if (c) return c;
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+  }
+  return undefined;
+}
+
 export class NetworkdVeth {
   private readonly sock: NetlinkSocket;
   private readonly nat: NatTable;
   private monitor: LinkMonitor | undefined;
   private readonly busy = new Map<string, Promise<void>>();
-  private readonly claim: number;
+  private readonly claim: Claim;
   /** The one DHCP server of every link this daemon configures. */
   readonly dhcp: LinkServers;
 
@@ -61,7 +62,7 @@ export class NetworkdVeth {
   ) {
     const lockPath = options.lockPath ?? DEFAULT_NAT_LOCK;
     mkdirSync(dirname(lockPath), { recursive: true });
-    const claim = tryClaim(DAEMON_CLAIM);
+    const claim = claimDaemon();
     if (claim === undefined)
       throw new SdError('EADDRINUSE', 'another sd-networkd-veth runs in this network namespace');
     this.claim = claim;
@@ -73,7 +74,7 @@ export class NetworkdVeth {
       this.sock = openRouteSocket();
       this.nat = new NatTable({ lockPath });
     } catch (e) {
-      closeQuietly(claim);
+      claim.release();
       throw e;
     }
   }
@@ -137,6 +138,6 @@ export class NetworkdVeth {
     this.dhcp.close();
     this.sock.close();
     this.nat.close();
-    closeQuietly(this.claim);
+    this.claim.release();
   }
 }

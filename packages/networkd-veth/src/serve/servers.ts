@@ -1,10 +1,9 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { closeQuietly } from '@sd/sys';
 import type { DhcpLease } from '../dhcp/leases.js';
 import { DhcpServer } from '../dhcp/server.js';
 import type { ConfiguredLink } from '../link/configure.js';
-import { dhcpClaimName, tryClaim } from './claim.js';
+import { type Claim, dhcpClaimName, tryClaim } from './claim.js';
 
 /**
  * The DHCP server of container links, as systemd-networkd's shipped
@@ -58,7 +57,7 @@ export interface LinkServersEvents {
 
 interface Wanted {
   link: ConfiguredLink;
-  claim?: number;
+  claim?: Claim;
 }
 
 export class LinkServers extends EventEmitter<LinkServersEvents> {
@@ -99,7 +98,7 @@ export class LinkServers extends EventEmitter<LinkServersEvents> {
     this.links.delete(ifname);
     if (w.claim !== undefined) {
       this.server?.removeLink(ifname);
-      closeQuietly(w.claim);
+      w.claim.release();
     }
   }
 
@@ -129,7 +128,7 @@ export class LinkServers extends EventEmitter<LinkServersEvents> {
         leaseTime: this.options.leaseTime ?? DEFAULT_LEASE_TIME,
       });
     } catch (e) {
-      closeQuietly(claim);
+      claim.release();
       throw e;
     }
     w.claim = claim;
