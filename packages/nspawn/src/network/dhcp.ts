@@ -2,8 +2,8 @@ import { type ConfiguredLink, LinkServers, networkdVethRunning } from '@sd/netwo
 
 /**
  * sd-nspawn's in-process DHCP server for its ve-/vz- links, used when no
- * sd-networkd-veth runs in the namespace (the daemon holds the abstract
- * name @sd-networkd-veth/daemon for its life; see networkd-veth's
+ * sd-networkd-veth runs in the namespace (the daemon holds the claim
+ * "daemon" of its namespace for its life; see networkd-veth's
  * serve/claim.ts). One server for every container of this process, made
  * with the first link and stopped with the last.
  */
