@@ -135,9 +135,11 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     child.stderr!.on('data', (d) => (stderr += d));
     const url = `http://${HOST_UPLINK}:8080/`;
     const curl = (where: 'host' | 'inet') => t.run(where, 'curl', ['-sS', '--max-time', '2', url]);
+    // python3's http.server behind the forward takes about 10 s to answer here (also before DHCP); more under load.
     await t.waitFor(
       `the server behind --port (${stderr})`,
       () => curl('inet').stdout === 'tcp-from-container',
+      60_000,
     );
     expect(curl('host').stdout).toBe('tcp-from-container');
     for (const where of ['inet', 'host'] as const)
@@ -148,7 +150,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     await expectClean();
-  });
+  }, 120_000);
 
   it('two containers get different subnets; a machine gets its subnet back; a subnet in use is skipped', async () => {
     const a = t.nspawnChild([...base, '-M', 'sdnet-c1', '-n', 'sleep', '30']);
@@ -209,6 +211,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
       'the zone server from the host',
       () =>
         t.run('host', 'curl', ['-sS', '--max-time', '2', `http://${z1}/`]).stdout === 'tcp-from-container',
+      60_000,
     );
     const r = await t.nspawn([
       ...base,
@@ -227,7 +230,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     server.kill('SIGTERM');
     await new Promise((r2) => server.once('exit', r2));
     await t.waitFor('the zone bridge to go', async () => !(await getLink(t.host, 'vz-sdnetz')));
-  });
+  }, 120_000);
 
   it('--network-bridge attaches vb-NAME to a bridge the test made', async () => {
     const br = await createLink(t.host, { name: 'sdnet-br0', kind: 'bridge', up: true });

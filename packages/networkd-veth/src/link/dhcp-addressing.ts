@@ -1,4 +1,4 @@
-import { type AddressInfo, AF, LinkMonitor, setLink } from '@sd/sys';
+import { type AddressInfo, AF, getLink, IFF, LinkMonitor, type NetlinkSocket, setLink } from '@sd/sys';
 import { type DhcpClient, startDhcpClient } from '../dhcp/client.js';
 import type { ClientLease } from '../dhcp/client-lease.js';
 import { type Ipv4ll, type Ipv4llTimings, startIpv4ll } from '../ipv4ll/ipv4ll.js';
@@ -42,6 +42,20 @@ export interface DhcpAddressingOptions {
 }
 
 const isLinkLocal = (a: string) => a.startsWith('169.254.');
+
+/**
+ * Until host0 has carrier (IFF_RUNNING: its veth peer is up), at most
+ * 500 ms: a DISCOVER sent before is dropped, and the client would only
+ * try again after its first backoff (about a second).
+ */
+async function carrier(sock: NetlinkSocket, index: number): Promise<void> {
+  const deadline = Date.now() + 500;
+  while (Date.now() < deadline) {
+    const l = await getLink(sock, index);
+    if (!l || l.flags & IFF.RUNNING) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAddressing {
   return {
@@ -107,6 +121,7 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
       if (options.guest) return handle;
       try {
         await setLink(sock, index, { up: true });
+        await carrier(sock, index);
         const lease = new Promise<ClientLease | undefined>((resolve) => {
           const timer = setTimeout(() => resolve(undefined), options.waitMs ?? 2000);
           const done = (l: ClientLease) => {
