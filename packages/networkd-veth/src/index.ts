@@ -73,6 +73,7 @@ export {
   heldClaims,
   isClaimed,
   networkdVethRunning,
+  sweepStaleClaims,
   tryClaim,
 } from './serve/claim.js';
 export type { LinkServersEvents, LinkServersOptions } from './serve/servers.js';

@@ -1,5 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { formatSubnet, nthAddress, pickSubnet, shortenIfname, subnetOf } from '@sd/networkd-veth';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { CLAIM_DIR, formatSubnet, nthAddress, pickSubnet, shortenIfname, subnetOf } from '@sd/networkd-veth';
 import {
   AF,
   addAddress,
@@ -282,6 +282,8 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     const r = await t.nspawn([...base, '-M', 'sdnet-k', '-n', 'true']);
     expect(r.code).toBe(0);
     await expectClean();
+    // The killed one's DHCP claim on the zone bridge went too (nobody held it).
+    expect(readdirSync(CLAIM_DIR).filter((f) => f.endsWith('-dhcp-vz-sdnetk.lock'))).toEqual([]);
   });
 
   it('--network-interface is moved in and given back; --network-macvlan and --network-veth-extra appear inside', async () => {

@@ -122,3 +122,34 @@ export function heldClaims(netnsFd?: number): string[] {
     .map((f) => f.slice(prefix.length, -'.lock'.length))
     .filter((n) => isClaimed(n, netnsFd));
 }
+
+/**
+ * Removes the files of claims nobody holds, in every namespace (their
+ * holders were killed; namespaces that are gone never check their own).
+ * Safe against a live claimer: a file is only removed while locked by us.
+ */
+export function sweepStaleClaims(): void {
+  let names: string[];
+  try {
+    names = readdirSync(CLAIM_DIR);
+  } catch {
+    return;
+  }
+  for (const f of names) {
+    if (!f.endsWith('.lock')) continue;
+    const path = `${CLAIM_DIR}/${f}`;
+    let fd: number;
+    try {
+      fd = open(path, O.RDWR | O.CLOEXEC);
+    } catch {
+      continue;
+    }
+    try {
+      if (tryFlock(fd, LOCK.EX, path) && sameFile(fd, path)) unlinkSync(path);
+    } catch {
+      // Gone meanwhile: nothing to sweep.
+    } finally {
+      closeQuietly(fd);
+    }
+  }
+}

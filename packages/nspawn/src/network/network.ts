@@ -13,6 +13,7 @@ import {
   processGone,
   selfOwner,
   shortenIfname,
+  sweepStaleClaims,
   vethHostName,
   withLockFile,
 } from '@sd/networkd-veth';
@@ -116,6 +117,7 @@ function natLock(_runtimeDir: string): string {
 export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
   const names = new Set((await listLinks(sock)).map((l) => l.name));
   nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
+  sweepStaleClaims();
   await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
 }
 
