@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import { type LinkInfo, LinkMonitor, listLinks, type NetlinkSocket, openRouteSocket, SdError } from '@sd/sys';
 import { type ConfiguredLink, configureContainerLink, containerLinkKind } from '../link/configure.js';
 import { NatTable, processGone } from '../nft/nat.js';
-import { type Claim, DAEMON_CLAIM, tryClaim } from '../serve/claim.js';
+import { type Claim, DAEMON_CLAIM, sweepStaleClaims, tryClaim } from '../serve/claim.js';
 import { LinkServers, type LinkServersOptions } from '../serve/servers.js';
 
 /**
@@ -87,6 +87,7 @@ export class NetworkdVeth {
     const names = new Set(links.map((l) => l.name));
     // Elements of links that are gone, and of dead sd-nspawn processes.
     this.nat.remove((o) => ('link' in o ? !names.has(o.link) : processGone(o)));
+    sweepStaleClaims();
     const out: ConfiguredLink[] = [];
     for (const l of links.filter(matchesContainerNetwork)) {
       const c = await this.configure(l);
