@@ -15,6 +15,7 @@ async function main(argv: string[]): Promise<number> {
     {
       configured: (c) =>
         process.stdout.write(`${c.name}: ${c.hostAddress}/${c.prefixLength} (${formatSubnet(c.subnet)})\n`),
+      lease: (link, address, mac) => process.stdout.write(`${link}: lease ${address} to ${mac}\n`),
       error: (link, e) => process.stderr.write(`sd-networkd-veth: ${link}: ${e.message}\n`),
     },
     values.lock !== undefined ? { lockPath: values.lock } : {},

@@ -29,8 +29,15 @@ export {
   POOL_PREFIX,
   usedSubnets,
 } from './link/configure.js';
-export type { ContainerAddress, ContainerAddressing } from './link/container.js';
+export type {
+  AddressingHandle,
+  AddressingTarget,
+  ContainerAddress,
+  ContainerAddressing,
+} from './link/container.js';
 export { staticAddressing, staticContainerAddress } from './link/container.js';
+export type { DhcpAddressingOptions } from './link/dhcp-addressing.js';
+export { dhcpAddressing } from './link/dhcp-addressing.js';
 export { enableIPv4Forwarding } from './link/forward.js';
 export { LOCKS, withLockFile } from './lock.js';
 export type { MacKey } from './mac.js';
@@ -58,4 +65,17 @@ export {
   subnetOf,
 } from './pool/ipv4.js';
 export { POOLS, pickSubnet } from './pool/pool.js';
+export type { Claim } from './serve/claim.js';
+export {
+  CLAIM_DIR,
+  DAEMON_CLAIM,
+  dhcpClaimName,
+  heldClaims,
+  isClaimed,
+  networkdVethRunning,
+  sweepStaleClaims,
+  tryClaim,
+} from './serve/claim.js';
+export type { LinkServersEvents, LinkServersOptions } from './serve/servers.js';
+export { DEFAULT_LEASE_TIME, hostNameServers, LinkServers } from './serve/servers.js';
 export { siphash24 } from './siphash.js';

@@ -14,10 +14,13 @@ import {
   listAddresses,
   type NetlinkSocket,
   openRouteSocket,
+  setLink,
 } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDhcpClient } from '../src/dhcp/client.js';
 import { configureContainerLink } from '../src/link/configure.js';
-import { formatSubnet } from '../src/pool/ipv4.js';
+import { formatSubnet, subnetOf } from '../src/pool/ipv4.js';
+import { networkdVethRunning } from '../src/serve/claim.js';
 
 // sd-networkd-veth runs in a network namespace of the test's own; the links it
 // configures are made by the test ("whoever made it"), named sdnet*.
@@ -95,6 +98,51 @@ describe('sd-networkd-veth', () => {
     } finally {
       d.kill('SIGTERM');
       await new Promise((r) => d.once('exit', r));
+    }
+  });
+
+  it('as a daemon, answers DHCP on a ve- link made by someone else, from the moment it appears', async () => {
+    const peerNs = createNetworkNamespace();
+    const d: ChildProcess = spawn(
+      'nsenter',
+      [`--net=/proc/${process.pid}/fd/${ns}`, process.execPath, CLI, `--lock=${tmp}/nat.lock`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    d.stdout!.on('data', (b) => (out += b));
+    const peer = openRouteSocket(peerNs);
+    try {
+      const deadline = Date.now() + 10_000;
+      while (!networkdVethRunning(ns) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await createLink(sock, {
+        name: 've-sdnetdh',
+        kind: 'veth',
+        peer: { name: 'sdnet-dhpeer', netns: { fd: peerNs } },
+      });
+      await setLink(peer, (await getLink(peer, 'sdnet-dhpeer'))!.index, { up: true });
+      const client = await startDhcpClient({ netnsFd: peerNs, ifname: 'sdnet-dhpeer', configure: false });
+      try {
+        const lease = await new Promise<{ address: string; router?: string; prefixLength: number }>(
+          (resolve, reject) => {
+            client.once('bound', resolve);
+            setTimeout(() => reject(new Error(`no lease: ${out}`)), 10_000);
+          },
+        );
+        const { address } = await pool('ve-sdnetdh');
+        expect(lease.prefixLength).toBe(28);
+        expect(lease.router).toBe(address?.address);
+        expect(formatSubnet(subnetOf(lease.address, 28))).toBe(formatSubnet(subnetOf(address!.address, 28)));
+        expect(out).toMatch(new RegExp(`ve-sdnetdh: lease ${lease.address.replace(/\./g, '\\.')} to `));
+      } finally {
+        await client.stop();
+      }
+    } finally {
+      // The link goes while the daemon runs: it drops the link's masquerade and server.
+      await deleteLink(sock, 've-sdnetdh').catch(() => {});
+      d.kill('SIGTERM');
+      await new Promise((r) => d.once('exit', r));
+      peer.close();
+      closeQuietly(peerNs);
     }
   });
 

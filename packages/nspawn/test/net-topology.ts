@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
   addAddress,
@@ -119,6 +119,15 @@ export class Topology {
     });
   }
 
+  /** A long-running process in the host or internet namespace (stopped by the test or by close()). */
+  spawnIn(where: 'host' | 'inet', cmd: string, args: string[]): ChildProcess {
+    const ns = where === 'host' ? this.hostNs : this.inetNs;
+    const child = spawn('nsenter', [...this.nsArgs(ns), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
   /** A long-running sd-nspawn (stopped by the test or by close()). */
   nspawnChild(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
     // nsenter execs node: the child's pid is sd-nspawn's.
@@ -143,6 +152,42 @@ export class Topology {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+  }
+
+  /** The container's first process: sd-nspawn's child (nsenter execs node, so the child's pid is sd-nspawn's). */
+  containerPid(child: ChildProcess): number | undefined {
+    const tasks = readdirSync(`/proc/${child.pid}/task`);
+    for (const t of tasks) {
+      const kids = readFileSync(`/proc/${child.pid}/task/${t}/children`, 'utf8').trim();
+      if (kids) return Number(kids.split(' ')[0]);
+    }
+    return undefined;
+  }
+
+  /** Runs a command of the host's in a container's network namespace only. */
+  inContainerNet(pid: number, cmd: string, args: string[], timeout = 20_000) {
+    const r = spawnSync('nsenter', [`--net=/proc/${pid}/ns/net`, cmd, ...args], {
+      encoding: 'utf8',
+      timeout,
+    });
+    return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  /** host0's global IPv4 address (with its prefix) in a running container, once it has one. */
+  host0Address(child: ChildProcess, scope: 'global' | 'link' = 'global'): string | undefined {
+    const pid = this.containerPid(child);
+    if (!pid) return undefined;
+    const out = this.inContainerNet(pid, 'ip', [
+      '-4',
+      '-o',
+      'addr',
+      'show',
+      'dev',
+      'host0',
+      'scope',
+      scope,
+    ]).stdout;
+    return /inet (\S+)/.exec(out)?.[1];
   }
 
   /** nftables tables of the host namespace (`nft` from outside, as a check). */

@@ -1,12 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import {
-  formatSubnet,
-  nthAddress,
-  pickSubnet,
-  shortenIfname,
-  staticContainerAddress,
-  subnetOf,
-} from '@sd/networkd-veth';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { CLAIM_DIR, formatSubnet, nthAddress, pickSubnet, shortenIfname, subnetOf } from '@sd/networkd-veth';
 import {
   AF,
   addAddress,
@@ -103,7 +96,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     await expectClean();
   });
 
-  it('host0 has the address after the host, a default route via it, and CAP_NET_ADMIN', async () => {
+  it('host0 has a lease from our server on the ve- subnet, a default route via the host, and CAP_NET_ADMIN', async () => {
     const r = await t.nspawn([
       ...base,
       '-M',
@@ -114,8 +107,13 @@ describe('sd-nspawn networking (in test namespaces)', () => {
       'ip -4 -o addr show host0; ip route show default; ip link set lo mtu 1500 && echo net-admin-ok',
     ]);
     const subnet = pickSubnet('sdnet-a', 28, []);
-    expect(r.stdout).toContain(`inet ${nthAddress(subnet, 2)}/28`);
-    expect(r.stdout).toContain(`default via ${nthAddress(subnet, 1)} dev host0`);
+    // Leased by our DHCP server (in sd-nspawn): a dynamic address with the lease as its lifetime.
+    const m = /inet (\S+)\/28 .*dynamic.*valid_lft (\d+)sec/.exec(r.stdout);
+    expect(m, r.stdout + r.stderr).toBeTruthy();
+    expect(formatSubnet(subnetOf(m![1]!, 28))).toBe(formatSubnet(subnet));
+    expect(m![1]).not.toBe(nthAddress(subnet, 1));
+    expect(Number(m![2])).toBeGreaterThan(3500);
+    expect(r.stdout).toContain(`default via ${nthAddress(subnet, 1)} dev host0 proto dhcp`);
     expect(r.stdout).toContain('net-admin-ok');
   });
 
@@ -137,9 +135,11 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     child.stderr!.on('data', (d) => (stderr += d));
     const url = `http://${HOST_UPLINK}:8080/`;
     const curl = (where: 'host' | 'inet') => t.run(where, 'curl', ['-sS', '--max-time', '2', url]);
+    // python3's http.server behind the forward takes about 10 s to answer here (also before DHCP); more under load.
     await t.waitFor(
       `the server behind --port (${stderr})`,
       () => curl('inet').stdout === 'tcp-from-container',
+      60_000,
     );
     expect(curl('host').stdout).toBe('tcp-from-container');
     for (const where of ['inet', 'host'] as const)
@@ -150,7 +150,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     await expectClean();
-  });
+  }, 120_000);
 
   it('two containers get different subnets; a machine gets its subnet back; a subnet in use is skipped', async () => {
     const a = t.nspawnChild([...base, '-M', 'sdnet-c1', '-n', 'sleep', '30']);
@@ -199,17 +199,9 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     ]);
     const subnet = await t.waitFor('vz-sdnetz', () => vethSubnet('vz-sdnetz'));
     expect(subnet).toMatch(/\/24$/);
-    const [net] = subnet.split('/');
-    const z1 = staticContainerAddress(
-      {
-        name: 'vz-sdnetz',
-        index: 0,
-        subnet: subnetOf(net!, 24),
-        hostAddress: nthAddress(subnetOf(net!, 24), 1),
-        prefixLength: 24,
-      },
-      'sdnet-z1',
-    );
+    // z1's address comes from the zone's DHCP server (served by z1's own sd-nspawn).
+    const z1 = (await t.waitFor('z1 to have an address', () => t.host0Address(server)))!.split('/')[0]!;
+    expect(subnetOf(z1, 24)).toEqual(subnetOf(subnet.split('/')[0]!, 24));
     const bridge = (await getLink(t.host, 'vz-sdnetz'))?.index;
     await t.waitFor(
       'vb-sdnet-z1 in the zone',
@@ -219,6 +211,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
       'the zone server from the host',
       () =>
         t.run('host', 'curl', ['-sS', '--max-time', '2', `http://${z1}/`]).stdout === 'tcp-from-container',
+      60_000,
     );
     const r = await t.nspawn([
       ...base,
@@ -237,7 +230,7 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     server.kill('SIGTERM');
     await new Promise((r2) => server.once('exit', r2));
     await t.waitFor('the zone bridge to go', async () => !(await getLink(t.host, 'vz-sdnetz')));
-  });
+  }, 120_000);
 
   it('--network-bridge attaches vb-NAME to a bridge the test made', async () => {
     const br = await createLink(t.host, { name: 'sdnet-br0', kind: 'bridge', up: true });
@@ -285,9 +278,12 @@ describe('sd-nspawn networking (in test namespaces)', () => {
     await t.waitFor('the veth to go', async () => !(await getLink(t.host, 'vb-sdnet-k')));
     expect(t.nftTables()).toBe('table ip io.sd.nat');
     expect(await getLink(t.host, 'vz-sdnetk')).toBeDefined();
-    const r = await t.nspawn([...base, '-M', 'sdnet-k2', '-n', 'true']);
+    // The same machine again: it also takes over the scope the killed one left.
+    const r = await t.nspawn([...base, '-M', 'sdnet-k', '-n', 'true']);
     expect(r.code).toBe(0);
     await expectClean();
+    // The killed one's DHCP claim on the zone bridge went too (nobody held it).
+    expect(readdirSync(CLAIM_DIR).filter((f) => f.endsWith('-dhcp-vz-sdnetk.lock'))).toEqual([]);
   });
 
   it('--network-interface is moved in and given back; --network-macvlan and --network-veth-extra appear inside', async () => {
@@ -397,7 +393,8 @@ describe('sd-nspawn networking (in test namespaces)', () => {
         '-c',
         'ip -4 addr show host0',
       ]);
-      expect(r.stdout).toContain(`inet ${nthAddress(pickSubnet('sdnet-u', 28, []), 2)}/28`);
+      const leased = /inet (\S+)\/28/.exec(r.stdout)?.[1];
+      expect(leased && formatSubnet(subnetOf(leased, 28))).toBe(formatSubnet(pickSubnet('sdnet-u', 28, [])));
     } finally {
       tree.remove();
     }

@@ -17,7 +17,7 @@ import {
   SpawnProgram,
   spawn,
   withNetworkNamespace,
-} from '../../../packages/sys/src/index.js';
+} from '@sd/sys';
 
 /**
  * The bench's little network: two namespaces (held by sleeping processes)

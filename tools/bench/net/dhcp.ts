@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startDhcpClient, startDhcpServer } from '../../../packages/networkd-veth/src/index.js';
+import { startDhcpClient, startDhcpServer } from '@sd/networkd-veth';
 import { elapsedMs } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
 import { LinkHandle, makeNs, type Ns, nsExec, startNetworkd } from './dhcp-lab.js';

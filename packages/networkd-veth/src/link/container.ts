@@ -4,29 +4,40 @@ import { siphash24 } from '../siphash.js';
 import type { ConfiguredLink } from './configure.js';
 
 /**
- * How the container's end of a link (host0) gets its address. Until the
- * DHCP client drives host0, the supervisor configures it itself, before the
- * payload runs, through a netlink socket in the container's namespace: the
- * address after the host's (.2 on a ve- /28; on a zone's /24 one picked by
- * the machine name), and a default route via the host. A DHCP client takes
- * this interface's place; nothing else has to change.
+ * How the container's end of a link (host0) gets its address. The
+ * supervisor calls configure() while the payload waits; what it returns
+ * lives as long as the container (stop() when it goes). `dhcpAddressing`
+ * (link/dhcp-addressing.ts) is the default; `staticAddressing` sets .2 by
+ * hand and is kept for callers that want no DHCP at all.
  */
 export interface ContainerAddressing {
-  configure(target: {
-    /** NETLINK_ROUTE socket in the container's network namespace. */
-    sock: NetlinkSocket;
-    /** host0's index inside the container. */
-    index: number;
-    /** The host side, as configureContainerLink returned it. */
-    host: ConfiguredLink;
-    machine: string;
-  }): Promise<ContainerAddress>;
+  configure(target: AddressingTarget): Promise<AddressingHandle>;
+}
+
+export interface AddressingTarget {
+  /** NETLINK_ROUTE socket in the container's network namespace. */
+  sock: NetlinkSocket;
+  /** The container's network namespace (an fd the caller holds until stop()). */
+  netns: number;
+  /** host0's index inside the container. */
+  index: number;
+  /** The host side, as configureContainerLink returned it. */
+  host: ConfiguredLink;
+  machine: string;
+}
+
+export interface AddressingHandle {
+  /** host0's address when configure() resolved; undefined when it is not known yet. */
+  address: ContainerAddress | undefined;
+  /** Called whenever host0 gets a (new) address later on. */
+  onAddress(listener: (a: ContainerAddress) => void): void;
+  stop(): Promise<void>;
 }
 
 export interface ContainerAddress {
   address: string;
   prefixLength: number;
-  gateway: string;
+  gateway?: string;
 }
 
 const ZONE_KEY = Buffer.from('0b9f2c7d41e64a5c8d3e6f1a2b4c5d6e', 'hex');
@@ -46,6 +57,10 @@ export const staticAddressing: ContainerAddressing = {
     await setLink(sock, index, { up: true });
     await addAddress(sock, { index, address, prefixLength: host.prefixLength });
     await addRoute(sock, { gateway: host.hostAddress, oif: index });
-    return { address, prefixLength: host.prefixLength, gateway: host.hostAddress };
+    return {
+      address: { address, prefixLength: host.prefixLength, gateway: host.hostAddress },
+      onAddress: () => {},
+      stop: async () => {},
+    };
   },
 };

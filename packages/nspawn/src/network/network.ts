@@ -1,17 +1,19 @@
 import { fstatSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
+  type ConfiguredLink,
   type ContainerAddress,
   type ContainerAddressing,
   configureContainerLink,
   DEFAULT_NAT_LOCK,
+  dhcpAddressing,
   generateMac,
   LOCKS,
   NatTable,
   processGone,
   selfOwner,
   shortenIfname,
-  staticAddressing,
+  sweepStaleClaims,
   vethHostName,
   withLockFile,
 } from '@sd/networkd-veth';
@@ -33,6 +35,7 @@ import {
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
+import { serveContainerLink } from './dhcp.js';
 import { ensureZoneBridge, removeEmptyZoneBridges, zoneBridgeName } from './zone.js';
 
 /**
@@ -53,8 +56,14 @@ export interface ContainerNetwork {
 
 export interface NetworkOptions {
   runtimeDir: string;
-  /** How host0 gets its address; static until the DHCP client takes over. */
+  /**
+   * How host0 gets its address: by default DHCP (network/dhcp.ts serves it,
+   * unless sd-networkd-veth runs), from our client, or from the guest's own
+   * with --boot (see dhcpAddressing for the rule).
+   */
   addressing?: ContainerAddressing;
+  /** How long host0's address is waited for before the payload runs (ms). */
+  addressWaitMs?: number;
   logger?: { warn(message: string): void };
 }
 
@@ -108,6 +117,7 @@ function natLock(_runtimeDir: string): string {
 export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
   const names = new Set((await listLinks(sock)).map((l) => l.name));
   nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
+  sweepStaleClaims();
   await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
 }
 
@@ -285,35 +295,61 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
   }
   const inner = await getLink(x.inside, 'host0');
   if (!inner) throw new NspawnError('ENODEV', 'host0 did not appear in the container');
+  let served: ConfiguredLink | undefined;
   if (bridge !== undefined) {
     await setLink(x.host, index, { master: bridge, up: true });
-    if (zoneLink)
-      x.result.address = await (x.options.addressing ?? staticAddressing).configure({
-        sock: x.inside,
-        index: inner.index,
-        host: zoneLink,
-        machine,
-      });
+    served = zoneLink;
   } else {
-    const cfg = await configureContainerLink(x.host, index, {
+    served = await configureContainerLink(x.host, index, {
       nat: x.getNat(),
       owner: x.owner,
       seed: machine,
     });
     x.undo.push(() => x.getNat().removeOwner(x.owner));
-    x.result.address = await (x.options.addressing ?? staticAddressing).configure({
-      sock: x.inside,
-      index: inner.index,
-      host: cfg,
-      machine,
-    });
   }
+  // --network-bridge: the bridge's owner addresses it, not us (as systemd-nspawn).
+  if (!served) return;
+  const dhcp = serveContainerLink(served, x.options.logger);
+  if (dhcp) x.undo.push(() => dhcp.release());
+  const addressing =
+    x.options.addressing ??
+    dhcpAddressing({
+      guest: settings.boot,
+      ...(x.options.addressWaitMs !== undefined ? { waitMs: x.options.addressWaitMs } : {}),
+      ...(x.options.logger ? { logger: x.options.logger } : {}),
+    });
+  const handle = await addressing.configure({
+    sock: x.inside,
+    netns: x.netns,
+    index: inner.index,
+    host: served,
+    machine,
+  });
+  x.undo.push(() => handle.stop());
+  x.result.address = handle.address;
   if (settings.ports.length) {
-    const address = x.result.address?.address;
-    if (!address) throw new NspawnError('EINVAL', '--port= needs an address for the container');
     const nat = x.getNat();
-    // Registered before adding: a failure half-way still removes what was added.
-    x.undo.push(() => nat.removeOwner(x.owner));
-    for (const p of settings.ports) nat.addPortForward(p, address, x.owner);
+    let forwarded = false;
+    // Registered before adding: a failure half-way still removes what was added (and no late address adds more).
+    x.undo.push(() => {
+      forwarded = true;
+      nat.removeOwner(x.owner);
+    });
+    const forward = (address: string) => {
+      if (forwarded) return;
+      forwarded = true;
+      for (const p of settings.ports) nat.addPortForward(p, address, x.owner);
+    };
+    // Without an address yet (a booted guest's client, a slow server) the forwards follow the first one.
+    if (handle.address) forward(handle.address.address);
+    else
+      handle.onAddress((a) => {
+        x.result.address ??= a;
+        try {
+          forward(a.address);
+        } catch (e) {
+          x.options.logger?.warn(`--port: ${(e as Error).message}`);
+        }
+      });
   }
 }
