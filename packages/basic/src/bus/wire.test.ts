@@ -54,7 +54,7 @@ describe('D-Bus wire format', () => {
   it('refuses malformed signatures, with the reason', () => {
     for (const bad of ['a', '(', '()', 'a{vs}', 'a{s}', 'z', '(s', 'a{ss'])
       expect(() => parseSignature(bad), bad).toThrow(BusWireError);
-    expect(() => parseSignature('a'.repeat(70) + 's')).toThrow(/nests too deep/);
+    expect(() => parseSignature(`${'a'.repeat(70)}s`)).toThrow(/nests too deep/);
   });
 
   it('refuses a body that does not match its signature', () => {
