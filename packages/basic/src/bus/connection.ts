@@ -75,15 +75,26 @@ export class BusConnection {
 
   /** Connects, authenticates as this process's uid and says Hello; errors name the address. */
   static connect(address: string, timeoutMs = 10_000): Promise<BusConnection> {
+    let path: string;
+    try {
+      path = socketOf(address);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return BusConnection.#open(createConnection(path), address, timeoutMs, false);
+  }
+
+  /**
+   * Authenticates on a socket that is already connected (made elsewhere,
+   * e.g. inside a machine's user namespace, whose credentials the bus sees),
+   * with EXTERNAL and no identity: the bus takes the socket's own.
+   */
+  static fromConnectedSocket(sock: Socket, what: string, timeoutMs = 10_000): Promise<BusConnection> {
+    return BusConnection.#open(sock, what, timeoutMs, true);
+  }
+
+  static #open(sock: Socket, address: string, timeoutMs: number, connected: boolean): Promise<BusConnection> {
     return new Promise((resolve, reject) => {
-      let path: string;
-      try {
-        path = socketOf(address);
-      } catch (e) {
-        reject(e);
-        return;
-      }
-      const sock = createConnection(path);
       const conn = new BusConnection(sock);
       const fail = (e: Error) => {
         clearTimeout(timer);
@@ -99,13 +110,17 @@ export class BusConnection {
         timeoutMs,
       );
       sock.once('error', fail);
-      sock.once('connect', () => {
-        const uid = String(process.geteuid?.() ?? 0);
-        sock.write(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`);
-      });
+      if (connected) sock.write('\0AUTH EXTERNAL\r\nDATA\r\n');
+      else
+        sock.once('connect', () => {
+          const uid = String(process.geteuid?.() ?? 0);
+          sock.write(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`);
+        });
       let line = '';
       const onAuth = (d: Buffer) => {
         line += d.toString('latin1');
+        // The challenge to an identity-less EXTERNAL, answered ahead (empty DATA).
+        if (connected && line.startsWith('DATA\r\n')) line = line.slice(6);
         const nl = line.indexOf('\r\n');
         if (nl < 0) {
           if (line.length > 4096) fail(new SdError('EPROTO', `The bus at ${address} sent no auth reply`));

@@ -16,6 +16,7 @@ import {
   rightsCmsg,
   S_IF,
   SdError,
+  type Slot,
   SOCK,
   SpawnError,
   SpawnProgram,
@@ -77,12 +78,19 @@ export function buildPtyProgram(o: {
   p.syscall('write', p.sys.write, [o.sock, stx, STATX_SIZE]);
   // The gate: the daemon answers only when the file is the machine's ptmx.
   p.syscall('read', p.sys.read, [o.sock, new Data(Buffer.alloc(8), 'go'), 1]);
-  p.dup2(fd, o.slot);
+  sendFd(p, fd, o.sock, o.slot);
+  p.exit(0);
+  return p;
+}
+
+/** Steps that pass `fd` over the socket `sock` (SCM_RIGHTS), placed at `slot` first. */
+export function sendFd(p: SpawnProgram, fd: Slot, sock: number, slot: number): void {
+  p.dup2(fd, slot);
   const byte = new Data(Buffer.of(1), 'byte');
   const iov = Buffer.alloc(16);
   iov.writeBigUInt64LE(1n, 8);
   const iovData = new Data(iov, 'iovec', [{ offset: 0, target: byte }]);
-  const control = new Data(encodeCmsgs([rightsCmsg([o.slot])]), 'SCM_RIGHTS');
+  const control = new Data(encodeCmsgs([rightsCmsg([slot])]), 'SCM_RIGHTS');
   const hdr = Buffer.alloc(56);
   hdr.writeBigUInt64LE(1n, 24);
   hdr.writeBigUInt64LE(BigInt(control.bytes.length), 40);
@@ -90,9 +98,7 @@ export function buildPtyProgram(o: {
     { offset: 16, target: iovData },
     { offset: 32, target: control },
   ]);
-  p.syscall('sendmsg', p.sys.sendmsg, [o.sock, msg, 0x4000 /* MSG_NOSIGNAL */]);
-  p.exit(0);
-  return p;
+  p.syscall('sendmsg', p.sys.sendmsg, [sock, msg, 0x4000 /* MSG_NOSIGNAL */]);
 }
 
 /** Opens the machine's ptmx; `path` is the peer's name inside the machine. */
