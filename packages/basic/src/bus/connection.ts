@@ -33,7 +33,7 @@ export class BusCallFailed extends SdError {
 
 const METHOD_CALL = 1;
 const METHOD_RETURN = 2;
-const ERROR = 3;
+const ERROR_REPLY = 3;
 const MAX_MESSAGE = 128 * 1024 * 1024;
 const NO_REPLY_FLAG = 0;
 
@@ -198,7 +198,7 @@ export class BusConnection {
       r.read({ t: 'u' }),
       r.read({ t: 'a', of: { t: '(', of: [{ t: 'y' }, { t: 'v' }] } }),
     ] as [number, number, number, number, number, number, Array<[number, unknown]>];
-    if (type !== METHOD_RETURN && type !== ERROR) return;
+    if (type !== METHOD_RETURN && type !== ERROR_REPLY) return;
     const field = (code: number) => fields.find(([c]) => c === code)?.[1];
     const replyTo = field(5);
     const p = typeof replyTo === 'number' ? this.#pending.get(replyTo) : undefined;
@@ -208,7 +208,7 @@ export class BusConnection {
       if (field(9) !== undefined)
         throw new BusWireError('the reply carries unix fds, which this client cannot take');
       const body = unmarshal(String(field(8) ?? ''), msg.subarray(headerEnd));
-      if (type === ERROR)
+      if (type === ERROR_REPLY)
         p.reject(
           new BusCallFailed(String(field(4) ?? 'org.freedesktop.DBus.Error.Failed'), String(body[0] ?? '')),
         );

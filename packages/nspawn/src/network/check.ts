@@ -3,6 +3,7 @@ import {
   createLink,
   createNetworkNamespace,
   ERRNO,
+  ifNameToIndex,
   openRouteSocket,
   SyscallError,
 } from '@sd/sys';
@@ -35,6 +36,17 @@ export async function checkNetworkSettings(s: Settings): Promise<void> {
     seen.add(key);
   }
   if (s.networkIpvlan.length) await refuseIpvlan(s.networkIpvlan[0]!);
+  // Checked again when they are moved; here so that a typo changes nothing in the tree.
+  for (const [option, names] of [
+    ['network-interface', s.networkInterfaces],
+    ['network-macvlan', s.networkMacvlan],
+  ] as const)
+    for (const name of names)
+      try {
+        ifNameToIndex(name);
+      } catch {
+        throw new NspawnError('ENODEV', `--${option}=${name}: no such interface on the host`);
+      }
 }
 
 /**
