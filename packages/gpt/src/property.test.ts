@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { SdError } from '@sd/sys';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { fakeExt4, fixEntriesCrc, fixHeaderCrc, writeGpt, writeMbr } from '../test/lib/gpt-writer.js';
 import { dissectSource } from './dissect/dissect.js';
 import type { DissectedImage } from './dissect/model.js';
@@ -151,7 +152,7 @@ describe('dissecting mutated images', () => {
             outcome(apply(img, muts, fix));
           },
         ),
-        { numRuns: 400 },
+        { numRuns: fuzzRuns(400) },
       );
     });
   }
@@ -222,7 +223,7 @@ describe('random tables against sfdisk', () => {
             })),
           ).toEqual(ours);
         }),
-        { numRuns: 25 },
+        { numRuns: fuzzRuns(25) },
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { ImagePool, imagePoolPaths } from '@sd/machined';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { ArchiveError, exportTar, importTar, paxRecord } from '../src/index.js';
 import { aclTextToXattr, aclXattrToText } from '../src/tar/acl.js';
 import { paxThen } from './archive.js';
@@ -144,7 +145,7 @@ describe('ACL text parser', () => {
           }
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
 
@@ -169,7 +170,7 @@ describe('ACL text parser', () => {
         const x = aclTextToXattr(text, 'test');
         expect(aclTextToXattr(aclXattrToText(x, 'test'), 'test').equals(x)).toBe(true);
       }),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 });

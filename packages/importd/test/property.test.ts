@@ -5,6 +5,7 @@ import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { SdError } from '@sd/sys';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { END_OF_ARCHIVE, type EntryType, encodeHeader, importTar, paddingFor } from '../src/index.js';
 import { chunks, entry, fixChecksum, type Spec } from './archive.js';
 
@@ -109,7 +110,7 @@ describe('property: mutated archives are refused or imported, never escape', () 
           await check(cut === undefined ? m : m.subarray(0, cut), `imp-m${n++}`);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 
@@ -150,7 +151,7 @@ describe('property: mutated archives are refused or imported, never escape', () 
           await check(build(specs).data, `imp-r${n++}`);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

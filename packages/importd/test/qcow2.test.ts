@@ -7,6 +7,7 @@ import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { SdError } from '@sd/sys';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { fileSource, importRaw, Qcow2Error } from '../src/index.js';
 
 /**
@@ -211,7 +212,7 @@ describe('qcow2 images on import-raw', () => {
         }
         expect(leftovers()).toEqual([]);
       }),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 

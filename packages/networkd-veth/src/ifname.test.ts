@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { IFNAMSIZ, isValidIfname, shortenIfname, vethHostName } from './ifname.js';
 import { siphash24 } from './siphash.js';
 
@@ -80,7 +81,7 @@ describe('veth names', () => {
           expect(r.altName).toBe(name.length < 128 ? name : undefined);
         },
       ),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 

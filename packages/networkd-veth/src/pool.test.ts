@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { generateMac } from './mac.js';
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from './pool/ipv4.js';
 import { POOLS, pickSubnet } from './pool/pool.js';
@@ -46,7 +47,7 @@ describe('address pool', () => {
           expect(formatSubnet(s)).toMatch(new RegExp(`/${len}$`));
         },
       ),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   });
 });

@@ -13,6 +13,7 @@ import {
 } from '@sd/sys';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { BOOTREPLY, BOOTREQUEST, DhcpType, encodeDhcp, Opt, opt } from '../src/dhcp/codec.js';
 import { ipToInt } from '../src/dhcp/ipv4.js';
 import {
@@ -137,14 +138,14 @@ describe.skipIf(!isRoot)('hostile packets against server, client and IPv4LL (pro
         s.handleDatagram(p.ifA, d);
         for (const l of s.leases(p.ifA)) expect(inPool(l.address), l.address).toBe(true);
       }),
-      { numRuns: 4000 },
+      { numRuns: fuzzRuns(4000) },
     );
     // And over the wire: the same kind of datagrams through the real socket.
     const fd = withNetworkNamespace(p.fdB, () => socket(AF.INET, SOCK.DGRAM, 0));
     try {
       setsockopt(fd, SOL.SOCKET, SO.BROADCAST, 1);
       bindToDevice(fd, p.ifB);
-      const sample = fc.sample(datagram, { numRuns: 1000, seed: 13 });
+      const sample = fc.sample(datagram, { numRuns: fuzzRuns(1000), seed: 13 });
       // In bursts the server's socket buffer can take; it drains them between.
       for (let i = 0; i < sample.length; i += 25) {
         for (const d of sample.slice(i, i + 25)) sendto(fd, d, sockaddrIn('255.255.255.255', 67));
@@ -236,7 +237,7 @@ describe.skipIf(!isRoot)('hostile packets against server, client and IPv4LL (pro
           expect(p.addresses(p.nsB, p.ifB)).toEqual([]);
         },
       ),
-      { numRuns: 300 },
+      { numRuns: fuzzRuns(300) },
     );
   }, 120_000);
 
@@ -287,7 +288,7 @@ describe.skipIf(!isRoot)('hostile packets against server, client and IPv4LL (pro
         const a = ll.address;
         if (a) expect(ipToInt(a) >= lo && ipToInt(a) <= hi, a).toBe(true);
       }),
-      { numRuns: 4000 },
+      { numRuns: fuzzRuns(4000) },
     );
     await new Promise((r) => setTimeout(r, 300));
     for (const a of p.addresses(p.nsB, p.ifB)) {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { AT, MNT, MOUNT_ATTR, MOVE_MOUNT, MS, OPEN_TREE } from '../src/constants.js';
 import { SdError, SyscallError } from '../src/errors.js';
 import { closeQuietly } from '../src/fd/fd.js';
@@ -301,7 +302,7 @@ describe('mountinfo', () => {
           }
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
 
@@ -321,7 +322,7 @@ describe('mountinfo', () => {
         expect(m).toMatchObject({ root, mountPoint: mp, source, optionalFields: ['shared:1'] });
         expect(escapeMountInfo(mp)).not.toMatch(/[ \t\n]/);
       }),
-      { numRuns: 1000 },
+      { numRuns: fuzzRuns(1000) },
     );
   });
 });

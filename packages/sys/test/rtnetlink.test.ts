@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeQuietly } from '../src/fd/fd.js';
 import { addAddress, deleteAddress, listAddresses } from '../src/net/address.js';
@@ -183,6 +183,41 @@ describe('rtnetlink links, addresses, routes (in test namespaces)', () => {
     }
     // The host's namespace saw none of it.
     expect(execFileSync('ip', ['link'], { encoding: 'utf8' })).not.toMatch(/sdnet-v4/);
+  });
+
+  it('retries a dump that links coming and going interrupted (NLM_F_DUMP_INTR)', async () => {
+    // Enough links that a dump takes several parts, so a change can land between them,
+    // as when many containers start at once.
+    const names = Array.from({ length: 40 }, (_, i) => `sdnet-d${i}`);
+    execFileSync('nsenter', [`--net=/proc/${process.pid}/fd/${nsA}`, 'ip', '-batch', '-'], {
+      input: names.map((n) => `link add ${n} type veth peer name ${n.replace('-d', '-e')}\n`).join(''),
+    });
+    const churn = spawn('nsenter', [
+      `--net=/proc/${process.pid}/fd/${nsA}`,
+      'sh',
+      '-c',
+      'i=0; while [ $i -lt 300 ]; do ip link add sdnet-c type veth peer name sdnet-cp; ip link del sdnet-c; i=$((i+1)); done',
+    ]);
+    const done = new Promise((r) => churn.once('exit', r));
+    let running = true;
+    void done.then(() => {
+      running = false;
+    });
+    let dumps = 0;
+    try {
+      while (running) {
+        const links = await listLinks(a);
+        expect(links.filter((l) => l.name.startsWith('sdnet-d'))).toHaveLength(40);
+        dumps++;
+      }
+    } finally {
+      churn.kill();
+      await done;
+      execFileSync('nsenter', [`--net=/proc/${process.pid}/fd/${nsA}`, 'ip', '-batch', '-'], {
+        input: names.map((n) => `link del ${n}\n`).join(''),
+      });
+    }
+    expect(dumps).toBeGreaterThan(10);
   });
 
   it('leaves no fd in the poller', () => {

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dbusDaemonAvailable, type PrivateBus, startPrivateBus } from '../../../../tools/dbus/private-bus.js';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { dbusNext, type Message, type MessageBus } from './bus.js';
 import { BusCallFailed, BusConnection } from './connection.js';
 import { parseSignature } from './wire.js';
@@ -103,7 +104,7 @@ describe.skipIf(skip)('BusConnection against dbus-daemon', () => {
             expect(r).toEqual([back]);
           },
         ),
-        { numRuns: 150, endOnFailure: true },
+        { numRuns: fuzzRuns(150), endOnFailure: true },
       );
     } finally {
       c.close();

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { BusWireError, marshal, parseSignature, unmarshal } from './wire.js';
 import { signatureArb, valueArb } from './wire-arbitraries.js';
 
@@ -16,7 +17,7 @@ describe('D-Bus wire format', () => {
           expect(unmarshal(sig, marshal(sig, [value]))).toEqual([back]);
         },
       ),
-      { numRuns: 500 },
+      { numRuns: fuzzRuns(500) },
     );
   });
 
@@ -29,7 +30,7 @@ describe('D-Bus wire format', () => {
           expect(e).toBeInstanceOf(BusWireError);
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { formatHelp, formatOption } from './help.js';
 import { type OptionDef, parseCommandLine, UsageError } from './options.js';
 
@@ -112,7 +113,7 @@ describe('parseCommandLine (getopt_long compatible)', () => {
           expect(e).toBeInstanceOf(UsageError);
         }
       }),
-      { numRuns: 2000, seed: 1 },
+      { numRuns: fuzzRuns(2000), seed: 1 },
     );
   });
 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { cutAtMachineUnit, isMachineScopePath, isMachineUnitPath } from './cgroup.js';
 import { formatState, parseState, STATE_FILE_MAX, StateStore, stateProblem } from './state.js';
 
@@ -21,7 +22,7 @@ describe('state files (property tests)', () => {
         const back = parseState(formatState(rec));
         for (const [k, v] of Object.entries(rec)) if (v !== '') expect(back[k]).toBe(v);
       }),
-      { seed: 1203, numRuns: 500 },
+      { seed: 1203, numRuns: fuzzRuns(500) },
     );
   });
 
@@ -42,7 +43,7 @@ describe('state files (property tests)', () => {
         if (fuzz.problem === undefined) expect(stateProblem('robfuzz', fuzz.fields)).toBeUndefined();
         expect(new StateStore(sub).loadAll()).toHaveLength(2);
       }),
-      { seed: 1203, numRuns: 300 },
+      { seed: 1203, numRuns: fuzzRuns(300) },
     );
   });
 

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import {
   BOOTREQUEST,
   DHCP_MAGIC,
@@ -91,7 +92,7 @@ describe('DHCP codec', () => {
           expect(e).toBeInstanceOf(DhcpParseError);
         }
       }),
-      { numRuns: 3000 },
+      { numRuns: fuzzRuns(3000) },
     );
     // Mutations of a valid message, with the cookie kept, reach the option walker.
     const base = discover([opt.bytes(Opt.HOSTNAME, Buffer.from('guest')), opt.u8(Opt.OVERLOAD, 3)]);
@@ -110,7 +111,7 @@ describe('DHCP codec', () => {
           }
         },
       ),
-      { numRuns: 3000 },
+      { numRuns: fuzzRuns(3000) },
     );
   });
 });
@@ -141,7 +142,7 @@ describe('IPv4/UDP frames for packet sockets', () => {
         const r = parseUdp4(Buffer.from(bytes));
         if (typeof r !== 'string') expect(r.payload.length).toBeLessThanOrEqual(bytes.length);
       }),
-      { numRuns: 3000 },
+      { numRuns: fuzzRuns(3000) },
     );
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { BOOTREQUEST, DhcpType, encodeDhcp, Opt, opt, parseDhcp } from './codec.js';
 import { ipToInt } from './ipv4.js';
 import { LeasePool } from './leases.js';
@@ -169,7 +170,7 @@ describe('DHCP server lease pool', () => {
           expect(new Set(leases.map((l) => l.address)).size).toBe(leases.length);
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { NspawnError } from '../errors.js';
 import { HELP, OPTIONS, parseArgv } from './argv.js';
 import { parseSettingsFile } from './file.js';
@@ -267,7 +268,7 @@ describe('the command line and .nspawn files agree', () => {
           // An empty assignment in a file resets a list; on the command line it is refused or adds nothing.
           if ('ok' in a && 'ok' in f) expect(f.ok).toEqual(a.ok);
         }),
-        { numRuns: 300 },
+        { numRuns: fuzzRuns(300) },
       );
     });
   }
@@ -395,7 +396,7 @@ describe('the argv generator covers every option', () => {
           expect(parseArgv([...canonical.flat(), '--', ...rest]).settings).toEqual(parsed.settings);
         },
       ),
-      { numRuns: 1500 },
+      { numRuns: fuzzRuns(1500) },
     );
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { NspawnError } from '../errors.js';
 import { parseArgv, parseSignal } from './argv.js';
 
@@ -69,7 +70,7 @@ describe('parseArgv', () => {
           }
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: fuzzRuns(2000) },
     );
   });
 });

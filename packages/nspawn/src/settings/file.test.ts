@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { NspawnError } from '../errors.js';
 import { parseArgv } from './argv.js';
 import { mergeSettingsFile, parseSettingsFile, SettingsFileError, splitWords } from './file.js';
@@ -179,7 +180,7 @@ describe('.nspawn files', () => {
           if (e instanceof SettingsFileError) expect(e.message).toMatch(/^fuzz\.nspawn:\d+: /);
         }
       }),
-      { numRuns: 3000 },
+      { numRuns: fuzzRuns(3000) },
     );
   });
 });

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { capabilityMask } from '../container/security.js';
 import { NspawnError } from '../errors.js';
 import { parseArgv } from './argv.js';
@@ -81,7 +82,7 @@ describe('network options', () => {
           expect(e).toBeInstanceOf(NspawnError);
         }
       }),
-      { numRuns: 3000 },
+      { numRuns: fuzzRuns(3000) },
     );
     fc.assert(
       fc.property(

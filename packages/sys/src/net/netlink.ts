@@ -175,9 +175,19 @@ export function nlmsgError(msg: NlMsg, what = 'netlink'): SyscallError | undefin
   return err;
 }
 
+const DUMP_ATTEMPTS = 10;
+
+class DumpInterrupted extends SdError {
+  constructor() {
+    super('EINTR', `netlink dump was interrupted by changes ${DUMP_ATTEMPTS} times in a row`);
+  }
+}
+
 type Pending = {
   messages: NlMsg[];
   dump: boolean;
+  /** A part came with NLM_F_DUMP_INTR: the dump is read to its end, then retried. */
+  interrupted?: boolean;
   resolve: (m: NlMsg[]) => void;
   reject: (e: Error) => void;
 };
@@ -254,8 +264,16 @@ export class NetlinkSocket {
   }
 
   /** A dump request (NLM_F_DUMP): every object of the kind, across as many datagrams as it takes. */
-  dump(type: number, payload?: Buffer): Promise<NlMsg[]> {
-    return this.request(type, NLM_F.DUMP, payload);
+  async dump(type: number, payload?: Buffer): Promise<NlMsg[]> {
+    // A change during the dump (links coming and going as other containers
+    // start) makes it inconsistent; a fresh one is, as iproute2 retries too.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.request(type, NLM_F.DUMP, payload);
+      } catch (e) {
+        if (!(e instanceof DumpInterrupted) || attempt === DUMP_ATTEMPTS) throw e;
+      }
+    }
   }
 
   close(): void {
@@ -320,12 +338,13 @@ export class NetlinkSocket {
       if (e) p.reject(e);
       else p.resolve(p.messages);
     };
-    if (m.flags & NLM_F.DUMP_INTR)
-      finish(new SdError('EINTR', 'netlink dump was interrupted by a change; retry'));
-    else if (m.type === NLMSG.ERROR) finish(nlmsgError(m));
+    if (m.flags & NLM_F.DUMP_INTR) p.interrupted = true;
+    if (m.type === NLMSG.ERROR) finish(nlmsgError(m));
     else if (m.type === NLMSG.DONE) {
       const error = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
-      finish(error < 0 ? new SyscallError('netlink dump', -error) : undefined);
+      // Read to the end first: the kernel refuses a new dump while one runs (EBUSY).
+      if (error >= 0 && p.interrupted) finish(new DumpInterrupted());
+      else finish(error < 0 ? new SyscallError('netlink dump', -error) : undefined);
     } else if (m.type !== NLMSG.NOOP) p.messages.push({ ...m, payload: Buffer.from(m.payload) });
   }
 }

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { AUDIT_ARCH } from '../arch/index.js';
 import { capabilityFromName, NSPAWN_DEFAULT_CAPABILITIES } from '../caps/names.js';
 import { decodeBpf, type Insn } from './bpf.js';
@@ -205,7 +206,7 @@ describe('the container filter program', () => {
           expect(run(prog, 0xdead, 0)).toBe(0);
         },
       ),
-      { numRuns: 60 },
+      { numRuns: fuzzRuns(60) },
     );
     const alternating = new Map(
       Array.from({ length: 1000 }, (_, i) => [i, i % 2 ? EPERM : SECCOMP_RET.ALLOW]),
