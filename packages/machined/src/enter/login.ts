@@ -1,4 +1,3 @@
-import type { BusConnection } from '@sd/basic';
 import { closeQuietly, O, openInRoot, openRoot, SdError } from '@sd/sys';
 import { BusError, DBUS_ERROR } from '../bus/errors.js';
 import type { MachineRef } from '../inspect/read-in-machine.js';
@@ -17,53 +16,47 @@ export async function openMachineLogin(
   name: string,
   m: MachineRef,
 ): Promise<{ master: number; path: string }> {
-  let root = openRoot(`/proc/${m.leader}/root`);
+  if (!runsSystemd(m))
+    throw new BusError(
+      DBUS_ERROR.NotSupported,
+      `Machine '${name}' does not run systemd: there is no getty to log in to (use a shell instead)`,
+    );
+  const pty = await openMachinePty(m);
   try {
-    let booted = false;
+    const bus = await connectGuestBus(m).catch((e: Error) => {
+      throw new SdError('ENOENT', `Machine '${name}' has no system bus to start a getty on: ${e.message}`, {
+        cause: e,
+      });
+    });
     try {
-      closeQuietly(openInRoot(root, '/run/systemd/system', O.PATH | O.DIRECTORY));
-      booted = true;
-    } catch {}
-    if (!booted)
-      throw new BusError(
-        DBUS_ERROR.NotSupported,
-        `Machine '${name}' does not run systemd: there is no getty to log in to (use a shell instead)`,
-      );
-    closeQuietly(root);
-    root = -1;
-    const pty = await openMachinePty(m);
-    try {
-      let bus: BusConnection;
-      try {
-        bus = await connectGuestBus(m);
-      } catch (e) {
-        throw new SdError(
-          'ENOENT',
-          `Machine '${name}' has no system bus to start a getty on: ${(e as Error).message}`,
-          {
-            cause: e,
-          },
-        );
-      }
-      try {
-        await bus.call({
-          destination: 'org.freedesktop.systemd1',
-          path: '/org/freedesktop/systemd1',
-          interface: 'org.freedesktop.systemd1.Manager',
-          member: 'StartUnit',
-          signature: 'ss',
-          body: [`container-getty@${pty.number}.service`, 'replace'],
-        });
-      } finally {
-        bus.close();
-      }
-      closeQuietly(pty.peer);
-      return { master: pty.master, path: pty.path };
-    } catch (e) {
-      closeQuietly(pty.master, pty.peer);
-      throw e;
+      await bus.call({
+        destination: 'org.freedesktop.systemd1',
+        path: '/org/freedesktop/systemd1',
+        interface: 'org.freedesktop.systemd1.Manager',
+        member: 'StartUnit',
+        signature: 'ss',
+        body: [`container-getty@${pty.number}.service`, 'replace'],
+      });
+    } finally {
+      bus.close();
     }
+    closeQuietly(pty.peer);
+    return { master: pty.master, path: pty.path };
+  } catch (e) {
+    closeQuietly(pty.master, pty.peer);
+    throw e;
+  }
+}
+
+/** Whether the machine's root has /run/systemd/system, systemd's mark of a booted system. */
+function runsSystemd(m: MachineRef): boolean {
+  const root = openRoot(`/proc/${m.leader}/root`);
+  try {
+    closeQuietly(openInRoot(root, '/run/systemd/system', O.PATH | O.DIRECTORY));
+    return true;
+  } catch {
+    return false;
   } finally {
-    if (root >= 0) closeQuietly(root);
+    closeQuietly(root);
   }
 }
