@@ -21,7 +21,8 @@ export default defineConfig({
     ],
     pool: 'forks',
     fileParallelism: false,
-    testTimeout: 60_000,
+    // The long fuzz mode (SD_FUZZ_SCALE, tools/test/fuzz.ts) gets time in proportion.
+    testTimeout: 60_000 * Math.max(1, Number(process.env.SD_FUZZ_SCALE ?? 1) || 1),
     hookTimeout: 60_000,
     globalSetup: ['./tools/test/leak-check.ts'],
     reporters: ['default', './tools/test/summary-reporter.ts'],
