@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { diffSnapshots, snapshot } from '../test/leak-check.js';
  * cgroups, links, netns, nft tables, state files, daemon fds.
  *
  *   npx tsx tools/soak/soak.ts [--cycles 1000] [--parallel 20] [--network]
+ *   (--network runs the whole soak in a network namespace of its own)
  */
 const repo = join(import.meta.dirname, '..', '..');
 const NSPAWN = join(repo, 'packages/nspawn/dist/cli.cjs');
@@ -29,6 +30,25 @@ const { values } = parseArgs({
     network: { type: 'boolean', default: false },
   },
 });
+// With --network the links, addresses and nft tables are made in a network
+// namespace of the soak's own, never in the host's: run again inside one.
+if (values.network && process.env.SD_SOAK_NETNS !== '1') {
+  const r = spawnSync(
+    'unshare',
+    [
+      '-n',
+      'sh',
+      '-c',
+      'ip link set lo up && exec "$@"',
+      'sh',
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, SD_SOAK_NETNS: '1' } },
+  );
+  process.exit(r.status ?? 1);
+}
 const cycles = Number(values.cycles);
 const parallel = Number(values.parallel);
 const say = (m: string) => process.stdout.write(`${m}\n`);
