@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { release } from 'node:os';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
   AT,
   type ChildProcess,
@@ -15,17 +15,12 @@ import {
   fchownat,
   getWindowSize,
   isatty,
-  MOUNT_ATTR,
-  mountSetattr,
   O,
-  OPEN_TREE,
   open,
   openPty,
-  openTree,
   SIG,
   setWindowSize,
   spawn,
-  statAt,
 } from '@sd/sys';
 import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
@@ -37,10 +32,10 @@ import { registerMachine } from '../register/register.js';
 import { applySettingsFile, type SettingsPaths } from '../settings/load.js';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
-import type { CustomMounts } from './custom-mounts.js';
 import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
 import { hostOsReleasePath, lookupUser, openTreeRoot, rootUser } from './exec.js';
+import { idmapMounts, idmapOverlayLayers, idmapOwnership } from './idmap.js';
 import { mountContainerImage } from './image.js';
 import { locateImage } from './locate.js';
 import { buildContainerProgram, buildProcProgram } from './plan.js';
@@ -181,91 +176,6 @@ export class Container extends EventEmitter<ContainerEvents> {
 
 function describeExit(st: ExitStatus): string {
   return st.signal !== null ? `killed by signal ${st.signal}` : `status ${st.code}`;
-}
-
-/**
- * Whether the tree is shown through an idmapped mount under -U: always for
- * 'map'; never for 'off' (the tree is owned by the range already); for
- * 'auto', unless the tree's root directory is owned by the range's first
- * uid already, as systemd-nspawn decides it.
- */
-function idmapOwnership(mode: Settings['privateUsersOwnership'], rootFd: number, shift: number): boolean {
-  if (mode === 'map') return true;
-  if (mode === 'off') return false;
-  return statAt(rootFd, '', AT.EMPTY_PATH).uid !== shift;
-}
-
-/**
- * Idmapped mounts of the tree and of the --bind sources for the container's
- * user namespace. A bind asked for with `idmap` must get one; the others
- * get one where their file system supports it (root-owned host files are
- * then the container root's, as without a user namespace), else keep the
- * host's owners (seen as nobody inside).
- */
-function idmapMounts(
-  userns: number,
-  tree: string,
-  root: number,
-  custom: ReturnType<typeof prepareCustomMounts>,
-): void {
-  const idmap = (fd: number) =>
-    mountSetattr(fd, '', AT.EMPTY_PATH | AT.RECURSIVE, { set: MOUNT_ATTR.IDMAP, usernsFd: userns });
-  const refuse = (what: string, e: unknown) =>
-    new NspawnError(
-      'EOPNOTSUPP',
-      `Failed to make an idmapped mount of ${what} for the user namespace (the file system may not support idmapped mounts; --private-users=no runs without one)`,
-      { cause: e },
-    );
-  try {
-    idmap(root);
-  } catch (e) {
-    throw refuse(tree, e);
-  }
-  for (const b of custom.binds) {
-    if (b.idmap === false) continue;
-    try {
-      idmap(b.fd);
-    } catch (e) {
-      if (b.idmap) throw refuse(b.source, e);
-    }
-  }
-}
-
-/**
- * The layers of each --overlay as idmapped detached mounts, named for the
- * child by /proc/self/fd paths (it inherits the fds and resolves them before
- * pivot_root): an overlay cannot be idmapped itself, its layers can. The
- * upper and work directories share one idmapped mount of their parent, as
- * overlayfs wants them on the same mount. Returns the fds to close.
- */
-function idmapOverlayLayers(userns: number, custom: CustomMounts): number[] {
-  const fds: number[] = [];
-  const idmapped = (dir: string) => {
-    const fd = openTree(AT.FDCWD, dir, OPEN_TREE.CLONE | OPEN_TREE.CLOEXEC);
-    fds.push(fd);
-    try {
-      mountSetattr(fd, '', AT.EMPTY_PATH, { set: MOUNT_ATTR.IDMAP, usernsFd: userns });
-    } catch (e) {
-      throw new NspawnError('EOPNOTSUPP', `Failed to make an idmapped mount of overlay layer ${dir}`, {
-        cause: e,
-      });
-    }
-    return `/proc/self/fd/${fd}`;
-  };
-  try {
-    for (const o of custom.overlays) {
-      o.lower = o.lower.map(idmapped);
-      if (o.upper && o.work) {
-        const parent = idmapped(dirname(o.upper));
-        o.upper = `${parent}/${basename(o.upper)}`;
-        o.work = `${parent}/${basename(o.work)}`;
-      }
-    }
-  } catch (e) {
-    closeQuietly(...fds);
-    throw e;
-  }
-  return fds;
 }
 
 /** Mounts the container's /proc for its init `pid` (see buildProcProgram). */
