@@ -31,6 +31,7 @@ beforeAll(async () => {
   echoName = (echo as unknown as { name: string }).name;
   echo.addMethodHandler((msg: Message) => {
     if (msg.interface !== 'io.sd.test.Echo') return false;
+    if (msg.member === 'Stall') return true; // taken, never answered
     if (msg.member === 'Fail') {
       // dbus-next's typings say string; it takes the call message.
       echo!.send(d.Message.newError(msg as never, 'io.sd.test.Error.Nope', 'it said no'));
@@ -79,6 +80,27 @@ describe.skipIf(skip)('BusConnection against dbus-daemon', () => {
         .call({ destination: echoName, path: '/', interface: 'io.sd.test.Echo', member: 'Fail' })
         .catch((x: unknown) => x);
       expect(f).toMatchObject({ type: 'io.sd.test.Error.Nope', text: 'it said no', code: 'Nope' });
+    } finally {
+      c.close();
+    }
+  });
+
+  it('gives up on a call nobody answers, naming it (ETIMEDOUT), and the connection still works', async () => {
+    const c = await BusConnection.connect(bus!.address);
+    try {
+      await expect(
+        c.call({
+          destination: echoName,
+          path: '/',
+          interface: 'io.sd.test.Echo',
+          member: 'Stall',
+          timeoutMs: 200,
+        }),
+      ).rejects.toMatchObject({
+        code: 'ETIMEDOUT',
+        message: expect.stringContaining('io.sd.test.Echo.Stall'),
+      });
+      expect(await c.call({ ...DBUS, member: 'GetId' })).toHaveLength(1);
     } finally {
       c.close();
     }

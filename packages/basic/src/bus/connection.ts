@@ -18,6 +18,8 @@ export interface BusCall {
   member: string;
   signature?: string;
   body?: readonly unknown[];
+  /** How long to wait for the reply; D-Bus's own default, 25 s, when not given. */
+  timeoutMs?: number;
 }
 
 /** An error reply: `type` is the D-Bus error name and `text` its message, as on dbus-next's DBusError. */
@@ -35,6 +37,7 @@ const METHOD_CALL = 1;
 const METHOD_RETURN = 2;
 const ERROR_REPLY = 3;
 const MAX_MESSAGE = 128 * 1024 * 1024;
+const DEFAULT_CALL_TIMEOUT_MS = 25_000;
 const NO_REPLY_FLAG = 0;
 
 interface Pending {
@@ -249,8 +252,25 @@ export class BusConnection {
       w.write(t as never, v);
     w.align(8);
     w.raw(body);
+    const timeoutMs = c.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
-      this.#pending.set(serial, { resolve, reject });
+      // A peer that never answers (a hostile guest's bus) must not hold the caller forever.
+      const timer = setTimeout(() => {
+        this.#pending.delete(serial);
+        reject(
+          new SdError(
+            'ETIMEDOUT',
+            `No reply to ${c.interface}.${c.member} from ${c.destination} within ${timeoutMs} ms`,
+          ),
+        );
+      }, timeoutMs);
+      const settled =
+        <A>(f: (a: A) => void) =>
+        (a: A) => {
+          clearTimeout(timer);
+          f(a);
+        };
+      this.#pending.set(serial, { resolve: settled(resolve), reject: settled(reject) });
       this.#sock.write(w.bytes());
     });
   }

@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fuzzRuns } from '../../../../tools/test/fuzz.js';
+import { BusConnection } from './connection.js';
+
+// BusConnection attacked from the other side: the peer is a hostile bus
+// (machined's login connects to a guest's own bus, which the machine's root
+// controls). Whatever it sends, the client ends with one SdError naming the
+// problem, in bounded time and memory — never a hang, a crash or a result.
+
+let dir = '';
+let server: Server;
+/** What the fake bus does with a connection; set per test. */
+let behave: (s: Socket) => void = () => {};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'sd-hostile-bus-'));
+  server = createServer((s) => {
+    s.on('error', () => {});
+    behave(s);
+  });
+  await new Promise<void>((r) => server.listen(join(dir, 'bus'), r));
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const address = () => `unix:path=${join(dir, 'bus')}`;
+/** Accepts the auth and then says `after` instead of a proper Hello reply. */
+const okThen = (after: Buffer) => (s: Socket) => {
+  let seen = '';
+  s.on('data', (d) => {
+    seen += d.toString('latin1');
+    if (seen.includes('BEGIN\r\n')) {
+      seen = '';
+      s.write(after);
+    } else if (seen.includes('AUTH')) {
+      s.write('OK 0123456789abcdef0123456789abcdef\r\n');
+      seen = seen.replace('AUTH', '');
+    }
+  });
+};
+
+/** A header: little-endian, METHOD_RETURN, body of `bodyLen`, a fields array of `fieldsLen`. */
+function header(bodyLen: number, fieldsLen: number): Buffer {
+  const b = Buffer.alloc(16);
+  b.write('l', 0, 'latin1');
+  b[1] = 2;
+  b[3] = 1;
+  b.writeUInt32LE(bodyLen, 4);
+  b.writeUInt32LE(1, 8);
+  b.writeUInt32LE(fieldsLen, 12);
+  return b;
+}
+
+describe('a hostile bus peer', () => {
+  it('an auth reply without end: EPROTO after 4 KiB, not a wait', async () => {
+    behave = (s) => s.on('data', () => s.write('x'.repeat(8192)));
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({ code: 'EPROTO' });
+  });
+
+  it('a refused authentication: EACCES naming the reply', async () => {
+    behave = (s) => s.on('data', () => s.write('REJECTED EXTERNAL\r\n'));
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({
+      code: 'EACCES',
+      message: expect.stringContaining('REJECTED'),
+    });
+  });
+
+  it('a message announcing more than D-Bus allows is refused at its header, not buffered', async () => {
+    behave = okThen(header(0xffff_fff0, 0));
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({ code: 'EBADMSG' });
+  });
+
+  it('a big-endian or garbage message: EBADMSG', async () => {
+    behave = okThen(Buffer.concat([Buffer.from('B'), Buffer.alloc(31, 7)]));
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({ code: 'EBADMSG' });
+  });
+
+  it('a peer that stalls after the auth: ETIMEDOUT at the deadline', async () => {
+    behave = okThen(Buffer.alloc(0));
+    await expect(BusConnection.connect(address(), 300)).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+  });
+
+  it('a connected socket (as login passes one) whose peer stalls: ETIMEDOUT at the deadline', async () => {
+    behave = okThen(Buffer.alloc(0));
+    const sock = new Socket();
+    await new Promise<void>((r) => sock.connect(join(dir, 'bus'), r));
+    // Auth accepted, Hello never answered: fromConnectedSocket's own deadline.
+    await expect(BusConnection.fromConnectedSocket(sock, 'the fake bus', 300)).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+    });
+  });
+
+  it('random bytes after the auth: one SdError, never a connection', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ minLength: 1, maxLength: 600 }),
+        fc.boolean(),
+        async (bytes, validStart) => {
+          const b = Buffer.from(bytes);
+          if (validStart) header(b.length, 0).copy(b, 0, 0, Math.min(16, b.length));
+          behave = okThen(b);
+          const r = await BusConnection.connect(address(), 200).then(
+            (c) => {
+              c.close();
+              return 'connected';
+            },
+            (e: Error & { code?: string }) => e.code,
+          );
+          expect(['EBADMSG', 'ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED']).toContain(r);
+        },
+      ),
+      { numRuns: fuzzRuns(40) },
+    );
+  }, 120_000);
+});
