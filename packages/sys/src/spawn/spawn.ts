@@ -7,7 +7,7 @@ import { poller } from '../poller/poller.js';
 import { openNamespace, setns } from '../proc/ns.js';
 import { ChildProcess, pidfdOpen, pidfdSendSignal } from '../proc/pidfd.js';
 import { interpreters } from './interp.generated.js';
-import { type BuiltProgram, type SpawnProgram, setAddressResolver } from './program.js';
+import { type SpawnProgram, setAddressResolver } from './program.js';
 
 setAddressResolver(addressOf);
 
@@ -105,6 +105,17 @@ function loadNative(): Native {
 const ALL_SIGNALS = Buffer.alloc(128, 0xff);
 
 /**
+ * The memory of every program a child may still be running in. A child that
+ * shares our memory (CLONE_VM) reads its steps, paths and buffers from it
+ * until its execve, long after spawn() last touched it: an optimised spawn()
+ * keeps no dead local alive across an await, so without this reference the
+ * collector frees the memory under the child, which then runs (and opens,
+ * creates, reads into) whatever the allocator put there since.
+ */
+const running = new Map<number, Buffer>();
+let programs = 0;
+
+/**
  * Clones a child that runs `program` (ending, normally, in execve). Resolves
  * once the program has exec'd — its report pipe closed on exec — with a
  * handle whose `exited` promise gives the exit status; rejects with a
@@ -121,17 +132,18 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
   let forkWrite: number | undefined;
   let child: ChildProcess | undefined;
   let stack: bigint | undefined;
-  let built: BuiltProgram | undefined;
+  const id = ++programs;
   let reportClosed = false;
   try {
     if (program.waitsForParent) [syncRead, syncWrite] = pipe(O.CLOEXEC);
     if (program.followsFork) [forkRead, forkWrite] = pipe(O.CLOEXEC);
-    built = program.build({
+    const built = program.build({
       reportFd: reportWrite,
       syncReadFd: syncRead,
       syncWriteFd: syncWrite,
       forkPidFd: forkWrite,
     });
+    running.set(id, built.memory);
 
     // struct clone_args (v2, 88 bytes)
     const args = Buffer.alloc(88);
@@ -227,9 +239,13 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     throw e;
   } finally {
     closeQuietly(reportRead, reportWrite, syncRead, syncWrite, forkRead, forkWrite);
-    // The child is past execve (or gone): its stack and the program memory are free.
-    if (stack !== undefined && (child === undefined || child.exitStatus || reportClosed)) unmapStack(stack);
-    void built;
+    // The child is past execve (or gone): its stack and the program memory
+    // are free. Otherwise (it cannot be: it was killed and reaped above) both
+    // stay, as a leak is better than a child running in freed memory.
+    if (child === undefined || child.exitStatus || reportClosed) {
+      if (stack !== undefined) unmapStack(stack);
+      running.delete(id);
+    }
   }
 }
 
