@@ -311,6 +311,8 @@ export async function startContainer(
     container.addCleanup(custom.remove);
     plan.custom = custom.custom;
     const etc = prepareEtcFiles(settings, rootFd);
+    // Undone when the start fails; kept (commit below) once the payload runs.
+    container.addCleanup(() => etc.changes.undo());
     for (const n of etc.notices) options.logger?.warn(n);
     const mounts = openDetachedMounts({
       resolvConf: etc.resolvConfBind,
@@ -374,6 +376,7 @@ export async function startContainer(
       closeQuietly(stubInit);
       stubInit = undefined;
     }
+    etc.changes.commit();
     container.setChild(child);
     notify.listen(child.pid, { onMessage: (m) => container.handleNotify(m.fields) });
     if (pty && consoleMode !== 'pipe') {

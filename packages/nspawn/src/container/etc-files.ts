@@ -1,24 +1,15 @@
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import {
-  AT,
-  closeQuietly,
-  O,
-  openInRoot,
-  S_IF,
-  SdError,
-  statAt,
-  symlinkat,
-  unlinkat,
-  writeRegularInRoot,
-} from '@sd/sys';
+import { closeQuietly, O, openInRoot, SdError } from '@sd/sys';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
+import { EtcChanges } from './etc-changes.js';
 
 /**
  * --resolv-conf and --timezone: what the container's /etc/resolv.conf and
  * /etc/localtime become. Copies go into the tree through the safe resolver
- * (a planted symlink cannot redirect them); binds are detached mounts the
- * plan attaches after pivot_root; nothing is written into a tree that is
+ * (a planted symlink cannot redirect them) and stay undoable until the
+ * container has started (EtcChanges); binds are detached mounts the plan
+ * attaches after pivot_root; nothing is written into a tree that is
  * read-only or volatile.
  */
 
@@ -36,48 +27,37 @@ export interface EtcPlan {
   localtimeBind?: string;
   /** Notices for the user (a source that is missing...). */
   notices: string[];
+  /**
+   * What was changed in the tree: commit() once the container has started,
+   * undo() when the start fails (a no-op after commit()).
+   */
+  changes: EtcChanges;
 }
 
 function treeWritable(settings: Settings): boolean {
   return !settings.readOnly && settings.volatile === 'no';
 }
 
-function isSymlinkInTree(rootFd: number, path: string): boolean {
-  // O_PATH: nothing is opened for I/O (a FIFO would block a real open).
-  let fd: number;
-  try {
-    fd = openInRoot(rootFd, path, O.PATH | O.NOFOLLOW | O.CLOEXEC);
-  } catch {
-    return false;
-  }
-  try {
-    return (statAt(fd, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.LNK;
-  } finally {
-    closeQuietly(fd);
-  }
-}
-
 /**
- * Writes `content` to `path` inside the tree (replacing a symlink only when
- * asked). Only a regular file is written (writeRegularInRoot): a device node
- * or FIFO planted there is refused with a notice, never opened.
+ * Writes `content` to /etc/NAME inside the tree (replacing a symlink only
+ * when asked). Only a regular file is replaced: a device node, FIFO or
+ * directory planted there is refused with a notice, never opened.
  */
 function writeInTree(
-  rootFd: number,
-  path: string,
+  changes: EtcChanges,
+  name: string,
   content: Buffer,
   replaceSymlink: boolean,
   notices: string[],
 ): boolean {
-  if (isSymlinkInTree(rootFd, path)) {
-    if (!replaceSymlink) return false;
-    unlinkInEtc(rootFd, path.replace(/^\/etc\//, ''));
-  }
   try {
-    writeRegularInRoot(rootFd, path, content, 0o644);
+    const kind = changes.kind(name);
+    if (kind === 'symlink' && !replaceSymlink) return false;
+    if (kind === 'other') throw new SdError('EEXIST', `'/etc/${name}' is not a regular file`);
+    changes.writeFile(name, content);
   } catch (e) {
     if (!(e instanceof SdError)) throw e;
-    notices.push(`Not writing ${path} in the container: ${e.message}`);
+    notices.push(`Not writing /etc/${name} in the container: ${e.message}`);
   }
   return true;
 }
@@ -104,20 +84,30 @@ function hostZone(): string | undefined {
 }
 
 export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
-  const plan: EtcPlan = { notices: [] };
+  const changes = new EtcChanges(rootFd);
+  const plan: EtcPlan = { notices: [], changes };
+  try {
+    planEtcFiles(settings, rootFd, plan);
+  } catch (e) {
+    changes.undo();
+    throw e;
+  }
+  return plan;
+}
+
+function planEtcFiles(settings: Settings, rootFd: number, plan: EtcPlan): void {
+  const { changes } = plan;
   const mode = resolvMode(settings);
   if (mode !== 'off') {
     const [action, which] = mode.split('-') as [string, string | undefined];
     if (action === 'delete') {
-      if (treeWritable(settings)) unlinkInEtc(rootFd, 'resolv.conf');
+      if (treeWritable(settings)) removeInEtc(changes, 'resolv.conf', plan.notices);
     } else {
       const source = RESOLV_SOURCES[which ?? 'host']!;
       if (!existsSync(source))
         plan.notices.push(`${source} does not exist on the host, not setting up /etc/resolv.conf (${mode}).`);
       else if ((action === 'copy' || action === 'replace') && treeWritable(settings)) {
-        if (
-          !writeInTree(rootFd, '/etc/resolv.conf', readFileSync(source), action === 'replace', plan.notices)
-        )
+        if (!writeInTree(changes, 'resolv.conf', readFileSync(source), action === 'replace', plan.notices))
           plan.notices.push(
             '/etc/resolv.conf in the container is a symlink, not copying (use --resolv-conf=replace-host).',
           );
@@ -128,38 +118,28 @@ export function prepareEtcFiles(settings: Settings, rootFd: number): EtcPlan {
   const tz = timezoneMode(settings);
   const zone = hostZone();
   if (tz === 'delete') {
-    if (treeWritable(settings)) unlinkInEtc(rootFd, 'localtime');
+    if (treeWritable(settings)) removeInEtc(changes, 'localtime', plan.notices);
   } else if (tz !== 'off' && existsSync('/etc/localtime')) {
     if (tz === 'symlink' && zone && treeWritable(settings)) {
       try {
         closeQuietly(openInRoot(rootFd, `/usr/share/zoneinfo/${zone}`, O.PATH | O.CLOEXEC));
-        unlinkInEtc(rootFd, 'localtime');
-        withEtc(rootFd, (etc) => symlinkat(`../usr/share/zoneinfo/${zone}`, etc, 'localtime'));
+        changes.symlink('localtime', `../usr/share/zoneinfo/${zone}`);
       } catch {
         // The tree lacks the zone: fall back to a bind of the host's file.
         plan.localtimeBind = '/etc/localtime';
       }
     } else if (tz === 'copy' && treeWritable(settings)) {
-      writeInTree(rootFd, '/etc/localtime', readFileSync('/etc/localtime'), true, plan.notices);
+      writeInTree(changes, 'localtime', readFileSync('/etc/localtime'), true, plan.notices);
     } else plan.localtimeBind = '/etc/localtime';
   }
-  return plan;
 }
 
-/** Opens /etc of the tree (resolved inside it) for *at() calls on its entries. */
-function withEtc<T>(rootFd: number, fn: (etc: number) => T): T {
-  const etc = openInRoot(rootFd, '/etc', O.PATH | O.DIRECTORY | O.CLOEXEC);
+function removeInEtc(changes: EtcChanges, name: string, notices: string[]): void {
   try {
-    return fn(etc);
-  } finally {
-    closeQuietly(etc);
-  }
-}
-
-function unlinkInEtc(rootFd: number, name: string): void {
-  try {
-    withEtc(rootFd, (etc) => unlinkat(etc, name, 0));
-  } catch {
-    // Already gone, or no /etc: nothing to delete.
+    changes.remove(name);
+  } catch (e) {
+    if (!(e instanceof SdError)) throw e;
+    // No /etc: nothing to delete.
+    if (e.code !== 'ENOENT') notices.push(`Not deleting /etc/${name} in the container: ${e.message}`);
   }
 }
