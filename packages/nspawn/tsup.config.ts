@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { sdModulesArePure } from '../../tools/build/cli-bundle.js';
+import { koffiFastLoad, sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
 // The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
 // file with @sd/* bundled in and tree-shaken, so that a start resolves and
@@ -27,7 +27,12 @@ export default defineConfig([
     target: 'node20',
     shims: true,
     noExternal: [/^@sd\//],
-    external: ['koffi', 'dbus-next'],
-    esbuildPlugins: [sdModulesArePure as never],
+    // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
+    external: ['dbus-next'],
+    esbuildPlugins: [koffiFastLoad as never, sdModulesArePure as never],
+    // An ASCII bundle is read as a one-byte string, without UTF-8 decoding (runCached).
+    esbuildOptions: (o) => {
+      o.charset = 'ascii';
+    },
   },
 ]);

@@ -39,3 +39,21 @@ export const sdModulesArePure = {
     });
   },
 };
+
+const KOFFI_LOAD = new URL('./koffi-load.cjs', import.meta.url).pathname;
+
+/**
+ * koffi in a CLI bundle comes through koffi-load.cjs: its native module
+ * loaded directly (~1 ms) instead of through koffi's entry (~8 ms); koffi's
+ * entry stays the fallback, external as before. Put it before
+ * sdModulesArePure, and leave koffi out of tsup's `external`, which would
+ * claim it first.
+ */
+export const koffiFastLoad = {
+  name: 'koffi-fast-load',
+  setup(build: Resolver) {
+    build.onResolve({ filter: /^koffi$/ }, (a) =>
+      a.importer === KOFFI_LOAD ? { path: 'koffi', external: true } : { path: KOFFI_LOAD },
+    );
+  },
+};

@@ -1,4 +1,4 @@
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { SdError } from '@sd/sys';
 import { BusWireError, marshal, Reader, unmarshal, Writer } from './wire.js';
 
@@ -84,6 +84,8 @@ export class BusConnection {
     } catch (e) {
       return Promise.reject(e);
     }
+    // node:net on first use: a CLI that never talks to a bus (sd-nspawn without machined) spares loading it.
+    const { createConnection } = process.getBuiltinModule('node:net');
     return BusConnection.#open(createConnection(path), address, timeoutMs, false);
   }
 

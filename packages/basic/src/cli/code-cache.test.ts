@@ -42,8 +42,8 @@ function setup(name: string): { pkg: string; file: string; launcher: string; cac
   return { pkg, file, launcher, cache: `${file}.v8cache` };
 }
 
-function run(launcher: string, env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, ['--import', TSX, launcher], {
+function run(launcher: string, env: NodeJS.ProcessEnv = {}, args: string[] = []) {
+  const r = spawnSync(process.execPath, ['--import', TSX, launcher, ...args], {
     encoding: 'utf8',
     env: { ...process.env, XDG_CACHE_HOME: join(dir, 'xdg'), ...env },
   });
@@ -67,7 +67,7 @@ describe('runCached', () => {
     const { launcher, cache } = setup('once');
     const first = run(launcher);
     expect(first).toEqual({ status: 3, stdout: 'hello cli.cjs once true\n', stderr: '' });
-    expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 1 v\d+/);
+    expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 2 v\d+.*\nwork \d+\n/);
     const before = id(cache);
     expect(run(launcher)).toEqual(first);
     expect(id(cache)).toBe(before);
@@ -86,7 +86,8 @@ describe('runCached', () => {
     const { launcher, cache } = setup('corrupt');
     run(launcher);
     const text = readFileSync(cache);
-    const stamp = text.subarray(0, text.indexOf(10) + 1);
+    const stamp = text.subarray(0, text.indexOf(10, text.indexOf(10) + 1) + 1);
+    expect(stamp.toString()).toMatch(/\nwork \d+\n$/);
     writeFileSync(cache, Buffer.concat([stamp, Buffer.from('garbage, not V8 code')]), { mode: 0o644 });
     expect(run(launcher)).toEqual({ status: 3, stdout: 'hello cli.cjs corrupt true\n', stderr: '' });
     expect(readFileSync(cache).length).toBeGreaterThan(stamp.length + 20);
@@ -101,6 +102,37 @@ describe('runCached', () => {
     // Distrusted, so compiled afresh and written anew (a new file, with mode 0644).
     expect(id(cache)).not.toBe(before);
     expect(statSync(cache).mode & 0o777).toBe(0o644);
+  });
+
+  it('is written again by a run that does clearly more than the one that wrote it, not by a lighter one', () => {
+    const { file, launcher, cache } = setup('grows');
+    // "heavy" runs functions a light run never compiles, for some 40 ms of CPU.
+    writeFileSync(
+      file,
+      `${bundle('hello')}if (process.argv.includes('heavy')) {\n` +
+        '  const busy = (ms) => { const end = process.cpuUsage().user + ms * 1000; let x = 0; while (process.cpuUsage().user < end) x++; return x; };\n' +
+        '  busy(40);\n}\n',
+    );
+    const work = () => Number(/\nwork (\d+)\n/.exec(readFileSync(cache).toString('latin1'))?.[1]);
+    run(launcher);
+    const light = id(cache);
+    const lightWork = work();
+    run(launcher);
+    expect(id(cache)).toBe(light);
+    expect(run(launcher, {}, ['heavy']).status).toBe(3);
+    expect(id(cache)).not.toBe(light);
+    expect(work()).toBeGreaterThan(lightWork + 30_000);
+    const heavy = id(cache);
+    run(launcher);
+    run(launcher, {}, ['heavy']);
+    expect(id(cache)).toBe(heavy);
+  });
+
+  it('runs a bundle that is not ASCII', () => {
+    const { file, launcher } = setup('utf8');
+    writeFileSync(file, bundle('grüße…'));
+    expect(run(launcher).stdout).toBe('grüße… cli.cjs utf8 true\n');
+    expect(run(launcher).stdout).toBe('grüße… cli.cjs utf8 true\n');
   });
 
   it('is off with SD_CODE_CACHE=0', () => {

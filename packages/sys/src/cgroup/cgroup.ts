@@ -222,7 +222,7 @@ export class Cgroup {
 
   /**
    * Writes a limit. v2 names (memory.max, memory.high, pids.max, cpu.weight,
-   * cpu.max) are translated to v1 files (memory.limit_in_bytes, cpu.shares, …)
+   * cpu.max) are translated to v1 files (memory.limit_in_bytes, cpu.shares, ...)
    * when the controller lives in a v1 hierarchy, and v1 names to v2 ones on v2;
    * other names are written as given to the controller's hierarchy.
    */
