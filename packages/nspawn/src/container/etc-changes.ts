@@ -7,6 +7,8 @@ import {
   O,
   openat,
   openInRoot,
+  readlinkat,
+  readRegularInRoot,
   renameat2,
   S_IF,
   SdError,
@@ -72,6 +74,20 @@ export class EtcChanges {
     return type === S_IF.LNK ? 'symlink' : type === S_IF.REG ? 'regular' : 'other';
   }
 
+  /** Whether /etc/NAME is a regular file holding exactly `content`. */
+  holds(name: string, content: Buffer): boolean {
+    try {
+      const now = readRegularInRoot(this.rootFd, `/etc/${name}`, {
+        maxBytes: content.length,
+        noFollow: true,
+      });
+      return now?.equals(content) === true;
+    } catch {
+      // Larger (EFBIG), not regular, unreadable: not the same.
+      return false;
+    }
+  }
+
   /** Sets the present entry aside before its first change. */
   private keep(name: string): void {
     if (this.settled) throw new SdError('EINVAL', `/etc/${name}: changes already settled`);
@@ -115,6 +131,8 @@ export class EtcChanges {
   /** /etc/NAME becomes a symlink to `target`. */
   symlink(name: string, target: string): void {
     const etc = this.etc();
+    // Already so: nothing to change, nothing to undo.
+    if (this.kind(name) === 'symlink' && readlinkat(etc, name) === target) return;
     this.keep(name);
     const temp = this.tempName(name, 'new');
     symlinkat(target, etc, temp);

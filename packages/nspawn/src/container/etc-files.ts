@@ -54,6 +54,8 @@ function writeInTree(
     const kind = changes.kind(name);
     if (kind === 'symlink' && !replaceSymlink) return false;
     if (kind === 'other') throw new SdError('EEXIST', `'/etc/${name}' is not a regular file`);
+    // Already so (the usual second start): nothing to write, nothing to undo.
+    if (kind === 'regular' && changes.holds(name, content)) return true;
     changes.writeFile(name, content);
   } catch (e) {
     if (!(e instanceof SdError)) throw e;
