@@ -125,7 +125,7 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
     ({ stamp, uid } = stampOf(file, fd));
     const bytes = readFileSync(fd);
     // An ASCII bundle becomes a one-byte string without UTF-8 decoding (V8 also scans those faster).
-    source = isAscii(bytes) ? bytes.latin1Slice(0, bytes.length) : bytes.toString('utf8');
+    source = isAscii(bytes) ? bytes.toString('latin1') : bytes.toString('utf8');
   } finally {
     closeSync(fd);
   }
