@@ -1,6 +1,18 @@
 import { SYS, type SyscallTable } from '../arch/index.js';
 import { AT } from '../constants.js';
 import { InvalidArgumentError } from '../errors.js';
+import { describeArg, layoutProgram, SLOT_COUNT } from './layout.js';
+import {
+  type Arg,
+  type BuiltProgram,
+  Data,
+  type Placeholders,
+  Slot,
+  Special,
+  type Step,
+  type StepOptions,
+  StringArray,
+} from './steps.js';
 
 /**
  * A spawn program: the list of system calls a freshly cloned child executes,
@@ -8,99 +20,8 @@ import { InvalidArgumentError } from '../errors.js';
  * native/x86_64.S for the format the interpreter reads.
  */
 
-export const HEADER_SIZE = 16 + 64 * 8;
-export const STEP_SIZE = 64;
-export const SLOT_COUNT = 64;
-const FLAG_IGNORE = 1;
-const FLAG_STORE = 2;
-const FLAG_JUMP_IF_POSITIVE = 4;
-
-/** The result of an earlier step (an fd, usually), usable as a later argument. */
-export class Slot {
-  constructor(readonly index: number) {}
-}
-
-/** A pointer field inside a Data's bytes: at `offset`, the address of `target` once placed. */
-export interface DataPointer {
-  offset: number;
-  target: Data;
-}
-
-/**
- * Bytes placed in the program's memory; the argument is their address.
- * `pointers` fill 8-byte pointer fields inside the bytes with the addresses
- * of other Data placed in the same memory (a struct that points at a buffer,
- * such as seccomp's sock_fprog), resolved in build().
- */
-export class Data {
-  constructor(
-    readonly bytes: Buffer,
-    readonly label?: string,
-    readonly pointers: readonly DataPointer[] = [],
-  ) {
-    for (const p of pointers)
-      if (p.offset < 0 || p.offset + 8 > bytes.length)
-        throw new InvalidArgumentError(
-          `pointer at ${p.offset} lies outside ${bytes.length} bytes of ${label ?? 'data'}`,
-        );
-  }
-}
-
-/** A NULL-terminated array of pointers to C strings (argv, envp). */
-export class StringArray {
-  constructor(readonly strings: readonly string[]) {}
-}
-
-/** Values only known when spawn() runs: the fds of its pipes. */
-export type Placeholder = 'reportFd' | 'syncReadFd' | 'syncWriteFd' | 'forkPidFd';
-export class Special {
-  constructor(readonly name: Placeholder) {}
-}
-
-export type Arg = number | bigint | string | null | Slot | Data | StringArray | Special;
-
-export interface StepOptions {
-  /** Go on when the call fails. */
-  ignoreErrno?: boolean;
-  /** Store the result in a new slot and return it. */
-  result?: boolean;
-  /** What the step is for, in words, for the error when it fails ("overlay on /srv"). */
-  label?: string;
-}
-
-export interface Step {
-  /** Set by the caller: what the step is for, in words. */
-  label?: string;
-  /** What the step does, for error messages and plan tests: `mount`, `execve`... */
-  name: string;
-  nr: number;
-  args: Arg[];
-  ignoreErrno: boolean;
-  slot?: Slot;
-  /** On a result > 0 (the parent's side of a fork), go on at this step instead of the next. */
-  jump?: number;
-}
-
-export interface Placeholders {
-  reportFd: number;
-  syncReadFd?: number;
-  syncWriteFd?: number;
-  /** Where the parent's side of a fork reports the child's pid (see reportForkedPid). */
-  forkPidFd?: number;
-}
-
-/** A program laid out in memory that does not move (an ArrayBuffer's backing store). */
-export interface BuiltProgram {
-  memory: Buffer;
-  address: bigint;
-}
-
-const NUL = Buffer.of(0);
-
-function cstring(s: string): Buffer {
-  if (s.includes('\0')) throw new InvalidArgumentError(`string contains a NUL byte: ${JSON.stringify(s)}`);
-  return Buffer.concat([Buffer.from(s), NUL]);
-}
+export { HEADER_SIZE, SLOT_COUNT, STEP_SIZE, setAddressResolver } from './layout.js';
+export * from './steps.js';
 
 export class SpawnProgram {
   readonly steps: Step[] = [];
@@ -445,115 +366,8 @@ export class SpawnProgram {
     });
   }
 
-  /**
-   * Lays the program out in memory; `at` fixes the address it will run at
-   * instead (for an interpreter outside this process, as the aarch64 test
-   * under qemu-user does).
-   */
+  /** Lays the program out in memory (layout.ts); `at` fixes the address it will run at instead. */
   build(values: Placeholders, at?: bigint): BuiltProgram {
-    const data: Buffer[] = [];
-    let dataSize = 0;
-    const base = HEADER_SIZE + this.steps.length * STEP_SIZE;
-    const place = (b: Buffer): number => {
-      const off = base + dataSize;
-      data.push(b);
-      dataSize += b.length;
-      const pad = (8 - (dataSize % 8)) % 8;
-      if (pad) {
-        data.push(Buffer.alloc(pad));
-        dataSize += pad;
-      }
-      return off;
-    };
-    // Offsets first; addresses once the memory exists.
-    type Resolved = { offset: number } | { value: bigint } | { slot: number };
-    const arrays: Array<{ at: number; items: number[] }> = [];
-    const fixups: Array<{ at: number; target: number }> = [];
-    // One Data object is placed once: steps that pass the same Data share
-    // its memory (a buffer one step fills and a later step writes out).
-    const placed = new Map<Data, number>();
-    const placeData = (d: Data): number => {
-      const known = placed.get(d);
-      if (known !== undefined) return known;
-      const targets = d.pointers.map((p) => placeData(p.target));
-      const at = place(d.bytes);
-      d.pointers.forEach((p, i) => fixups.push({ at: at + p.offset, target: targets[i]! }));
-      placed.set(d, at);
-      return at;
-    };
-    const resolve = (a: Arg): Resolved => {
-      if (a === null) return { value: 0n };
-      if (typeof a === 'number') return { value: BigInt.asUintN(64, BigInt(a)) };
-      if (typeof a === 'bigint') return { value: BigInt.asUintN(64, a) };
-      if (typeof a === 'string') return { offset: place(cstring(a)) };
-      if (a instanceof Slot) return { slot: a.index };
-      if (a instanceof Data) return { offset: placeData(a) };
-      if (a instanceof Special) {
-        const v = values[a.name];
-        if (v === undefined) throw new InvalidArgumentError(`spawn program needs ${a.name}`);
-        return { value: BigInt(v) };
-      }
-      const items = a.strings.map((s) => place(cstring(s)));
-      const at = place(Buffer.alloc((items.length + 1) * 8));
-      arrays.push({ at, items });
-      return { offset: at };
-    };
-    const resolvedSteps = this.steps.map((s) => s.args.map(resolve));
-
-    const ab = new ArrayBuffer(base + dataSize);
-    const memory = Buffer.from(ab);
-    const address = at ?? addressOfMemory(memory);
-    let off = base;
-    for (const d of data) {
-      d.copy(memory, off);
-      off += d.length;
-    }
-    for (const { at, items } of arrays) {
-      items.forEach((item, i) => memory.writeBigUInt64LE(address + BigInt(item), at + i * 8));
-    }
-    for (const { at, target } of fixups) memory.writeBigUInt64LE(address + BigInt(target), at);
-    memory.writeBigUInt64LE(BigInt(this.steps.length), 0);
-    memory.writeBigUInt64LE(BigInt(values.reportFd), 8);
-    this.steps.forEach((s, i) => {
-      const at = HEADER_SIZE + i * STEP_SIZE;
-      memory.writeBigUInt64LE(BigInt(s.nr), at);
-      let flags = (s.ignoreErrno ? FLAG_IGNORE : 0) | (s.slot ? FLAG_STORE : 0);
-      if (s.jump !== undefined) {
-        if (!Number.isInteger(s.jump) || s.jump < 0 || s.jump > this.steps.length || s.jump > 0xffff)
-          throw new InvalidArgumentError(`step ${i} jumps to step ${s.jump}, outside the program`);
-        flags |= FLAG_JUMP_IF_POSITIVE | (s.jump << 16);
-      }
-      resolvedSteps[i]!.forEach((r, j) => {
-        let v: bigint;
-        if ('slot' in r) {
-          flags |= 1 << (8 + j);
-          v = BigInt(r.slot);
-        } else if ('offset' in r) v = address + BigInt(r.offset);
-        else v = r.value;
-        memory.writeBigUInt64LE(v, at + 8 + j * 8);
-      });
-      memory.writeUInt32LE(flags, at + 56);
-      memory.writeUInt32LE(s.slot?.index ?? 0, at + 60);
-    });
-    return { memory, address };
+    return layoutProgram(this.steps, values, at);
   }
-}
-
-let addressOfMemory: (b: Buffer) => bigint = () => {
-  throw new Error('spawn program memory needs the native layer');
-};
-
-/** Set by the native layer (kept out of this module so plans can be built and tested without koffi). */
-export function setAddressResolver(fn: (b: Buffer) => bigint): void {
-  addressOfMemory = fn;
-}
-
-function describeArg(a: Arg): string {
-  if (a === null) return 'NULL';
-  if (typeof a === 'string') return JSON.stringify(a);
-  if (typeof a === 'number' || typeof a === 'bigint') return String(a);
-  if (a instanceof Slot) return `$${a.index}`;
-  if (a instanceof Special) return `<${a.name}>`;
-  if (a instanceof StringArray) return `[${a.strings.map((s) => JSON.stringify(s)).join(', ')}]`;
-  return a.label !== undefined ? `<${a.label}>` : `<${a.bytes.length} bytes>`;
 }
