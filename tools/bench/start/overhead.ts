@@ -108,6 +108,24 @@ async function startMachined(bus: PrivateBus, root: string): Promise<ChildProces
   throw new Error(`machinectl list did not succeed within 15 s: ${log}`);
 }
 
+/**
+ * SD_BENCH_NSPAWN_BEFORE=FILE: another build's sd-nspawn bin (an older
+ * commit's dist, with a node_modules it can resolve koffi from) run side by
+ * side. Its --version runs first, so that its code cache is the one a
+ * --version writes, as on a machine where that came first.
+ */
+function beforeRows(node: string, rootfs: string): Contender[] {
+  const before = process.env.SD_BENCH_NSPAWN_BEFORE;
+  if (!before) return [];
+  return [
+    { name: 'before: sd-nspawn --version', argv: [node, before, '--version'] },
+    {
+      name: 'before: sd-nspawn -D TREE /bin/true',
+      argv: [node, before, '-q', '-D', rootfs, '--console=pipe', '/bin/true'],
+    },
+  ];
+}
+
 export async function overheadBench(o: OverheadOptions): Promise<void> {
   const node = process.execPath;
   const busybox = findBusybox();
@@ -162,6 +180,12 @@ export async function overheadBench(o: OverheadOptions): Promise<void> {
         argv: [node, nspawn, '-q', '-D', root.rootfs, '--console=pipe', '/bin/true'],
         env: bus.env,
       },
+      {
+        name: "  same, koffi's own entry",
+        argv: [node, nspawn, '-q', '-D', root.rootfs, '--console=pipe', '/bin/true'],
+        env: { ...process.env, SD_KOFFI_ENTRY: '1' },
+      },
+      ...beforeRows(node, root.rootfs),
       { name: 'machinectl --help', argv: [node, machinectl, '--help'] },
       { name: 'machinectl list', argv: [node, machinectl, 'list'], env: bus.env, target: 15 },
       {
