@@ -29,7 +29,7 @@ const bundle = (word: string) =>
   `process.stdout.write(\`${word} \${basename(__filename)} \${basename(__dirname)} \${module.filename === __filename}\\n\`);\n` +
   'process.exitCode = 3;\n';
 
-function setup(name: string): { pkg: string; file: string; launcher: string; cache: string } {
+function setup(name: string, options = ''): { pkg: string; file: string; launcher: string; cache: string } {
   const pkg = join(dir, name);
   mkdirSync(pkg);
   const file = join(pkg, 'cli.cjs');
@@ -37,7 +37,7 @@ function setup(name: string): { pkg: string; file: string; launcher: string; cac
   const launcher = join(pkg, 'bin.mjs');
   writeFileSync(
     launcher,
-    `import { runCached } from ${JSON.stringify(CODE_CACHE)};\nrunCached(${JSON.stringify(file)});\n`,
+    `import { runCached } from ${JSON.stringify(CODE_CACHE)};\nrunCached(${JSON.stringify(file)}${options});\n`,
   );
   return { pkg, file, launcher, cache: `${file}.v8cache` };
 }
@@ -126,6 +126,19 @@ describe('runCached', () => {
     run(launcher);
     run(launcher, {}, ['heavy']);
     expect(id(cache)).toBe(heavy);
+  });
+
+  it('is not written again by a run longer than upgradeMaxSeconds (V8 may have flushed idle code)', () => {
+    const { file, launcher, cache } = setup('long', ', { upgradeMaxSeconds: 0 }');
+    writeFileSync(
+      file,
+      `${bundle('hello')}if (process.argv.includes('heavy')) {\n` +
+        '  const end = process.cpuUsage().user + 40000; while (process.cpuUsage().user < end);\n}\n',
+    );
+    run(launcher);
+    const light = id(cache);
+    expect(run(launcher, {}, ['heavy']).status).toBe(3);
+    expect(id(cache)).toBe(light);
   });
 
   it('runs a bundle that is not ASCII', () => {

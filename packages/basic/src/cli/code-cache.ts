@@ -38,14 +38,19 @@ import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
  * CPU per start). Serialising costs about 10 ms, too much for every exit, so
  * the second line records the CPU time that run spent in the bundle, and a
  * run that spends clearly more (twice, plus 3 ms) writes it again: its cache
- * holds the union of both.
+ * holds the union of both. Not a run of more than 20 s, whose idle code V8
+ * may have flushed by then.
  */
 
 const STAMP_VERSION = 'sd-v8cache 2';
+/** A run longer than this never replaces a valid cache (see runCached's exit handler). */
+const UPGRADE_MAX_SECONDS = 20;
 
 export interface CodeCacheOptions {
   /** Where to look and write instead of FILE.v8cache and the user's cache directory (tests). */
   cacheFiles?: string[];
+  /** Runs longer than this (seconds) never replace a valid cache (default 20; tests). */
+  upgradeMaxSeconds?: number;
 }
 
 /** The places a bundle's cache may live, first choice first. */
@@ -151,7 +156,15 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
     process.once('exit', () => {
       const used = process.cpuUsage(start);
       const work = used.user + used.system;
-      if (!stale && work <= 2 * (cached as Cache).work + 3000) return;
+      // A long run (a booted container) has had its idle functions' bytecode
+      // flushed: its cache could lack what a start runs. Only a stale cache is
+      // replaced from one.
+      if (
+        !stale &&
+        (work <= 2 * (cached as Cache).work + 3000 ||
+          process.uptime() > (options.upgradeMaxSeconds ?? UPGRADE_MAX_SECONDS))
+      )
+        return;
       try {
         writeCache(paths, stamp, work, script.createCachedData());
       } catch {}
