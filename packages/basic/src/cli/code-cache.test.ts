@@ -111,7 +111,7 @@ describe('runCached', () => {
       file,
       `${bundle('hello')}if (process.argv.includes('heavy')) {\n` +
         '  const busy = (ms) => { const end = process.cpuUsage().user + ms * 1000; let x = 0; while (process.cpuUsage().user < end) x++; return x; };\n' +
-        '  busy(40);\n}\n',
+        '  busy(60);\n}\n',
     );
     const work = () => Number(/\nwork (\d+)\n/.exec(readFileSync(cache).toString('latin1'))?.[1]);
     run(launcher);
@@ -133,7 +133,7 @@ describe('runCached', () => {
     writeFileSync(
       file,
       `${bundle('hello')}if (process.argv.includes('heavy')) {\n` +
-        '  const end = process.cpuUsage().user + 40000; while (process.cpuUsage().user < end);\n}\n',
+        '  const end = process.cpuUsage().user + 60000; while (process.cpuUsage().user < end);\n}\n',
     );
     run(launcher);
     const light = id(cache);

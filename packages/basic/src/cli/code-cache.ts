@@ -37,7 +37,7 @@ import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
  * `--version` lacks everything a container start runs (measured: 17 ms more
  * CPU per start). Serialising costs about 10 ms, too much for every exit, so
  * the second line records the CPU time that run spent in the bundle, and a
- * run that spends clearly more (twice, plus 3 ms) writes it again: its cache
+ * run that spends clearly more (twice, plus 10 ms) writes it again: its cache
  * holds the union of both. Not a run of more than 20 s, whose idle code V8
  * may have flushed by then.
  */
@@ -161,7 +161,7 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
       // replaced from one.
       if (
         !stale &&
-        (work <= 2 * (cached as Cache).work + 3000 ||
+        (work <= 2 * (cached as Cache).work + 10_000 ||
           process.uptime() > (options.upgradeMaxSeconds ?? UPGRADE_MAX_SECONDS))
       )
         return;
