@@ -4,4 +4,7 @@ import { runCached } from '@sd/basic/code-cache';
 
 // sd-nspawn's bin: runs the CLI bundle (cli.ts built into dist/cli.cjs) through a V8 code cache,
 // which spares compiling it on every start. This file bundles nothing else.
-runCached(fileURLToPath(new URL('./cli.cjs', import.meta.url)));
+// --help and --version run little of the bundle: a cache of their own, so that a container start's
+// cache always holds the start's code, whichever came first.
+const info = process.argv.slice(2).some((a) => a === '--help' || a === '-h' || a === '--version');
+runCached(fileURLToPath(new URL('./cli.cjs', import.meta.url)), { variant: info ? 'info' : 'run' });

@@ -141,6 +141,13 @@ describe('runCached', () => {
     expect(id(cache)).toBe(light);
   });
 
+  it('keeps a cache per variant', () => {
+    const { pkg, launcher, cache } = setup('variant', ", { variant: 'info' }");
+    expect(run(launcher).stdout).toBe('hello cli.cjs variant true\n');
+    expect(existsSync(join(pkg, 'cli.cjs.info.v8cache'))).toBe(true);
+    expect(existsSync(cache)).toBe(false);
+  });
+
   it('runs a bundle that is not ASCII', () => {
     const { file, launcher } = setup('utf8');
     writeFileSync(file, bundle('grüße…'));

@@ -35,11 +35,12 @@ import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
  *
  * A cache holds what the run that wrote it compiled: one written by
  * `--version` lacks everything a container start runs (measured: 17 ms more
- * CPU per start). Serialising costs about 10 ms, too much for every exit, so
- * the second line records the CPU time that run spent in the bundle, and a
- * run that spends clearly more (twice, plus 10 ms) writes it again: its cache
- * holds the union of both. Not a run of more than 20 s, whose idle code V8
- * may have flushed by then.
+ * CPU per start). So a launcher names the kind of run (`variant`), and each
+ * kind keeps a cache of its own. Within a kind, serialising on every exit
+ * (about 10 ms) would cost too much: the second line records the CPU time
+ * the writing run spent in the bundle, and a run that spends clearly more
+ * (half as much again, plus 10 ms) writes it again, holding the union of
+ * both. Not a run of more than 20 s, whose idle code V8 may have flushed.
  */
 
 const STAMP_VERSION = 'sd-v8cache 2';
@@ -49,15 +50,26 @@ const UPGRADE_MAX_SECONDS = 20;
 export interface CodeCacheOptions {
   /** Where to look and write instead of FILE.v8cache and the user's cache directory (tests). */
   cacheFiles?: string[];
+  /**
+   * Which kind of run this is ('info' for --help/--version, 'run'...): each
+   * kind has a cache of its own (FILE.KIND.v8cache), so that one kind never
+   * leaves another with a cache lacking its code.
+   */
+  variant?: string;
   /** Runs longer than this (seconds) never replace a valid cache (default 20; tests). */
   upgradeMaxSeconds?: number;
 }
 
 /** The places a bundle's cache may live, first choice first. */
-export function codeCacheFiles(file: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const out = [`${file}.v8cache`];
+export function codeCacheFiles(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  variant?: string,
+): string[] {
+  const suffix = variant === undefined ? '.v8cache' : `.${variant.replace(/[^a-z0-9-]/gi, '_')}.v8cache`;
+  const out = [`${file}${suffix}`];
   const base = env.XDG_CACHE_HOME || (env.HOME ? join(env.HOME, '.cache') : join(homedir(), '.cache'));
-  out.push(join(base, 'sd', 'code-cache', `${file.replaceAll('/', '%')}.v8cache`));
+  out.push(join(base, 'sd', 'code-cache', `${file.replaceAll('/', '%')}${suffix}`));
   return out;
 }
 
@@ -135,7 +147,7 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
     closeSync(fd);
   }
   const enabled = process.env.SD_CODE_CACHE !== '0';
-  const paths = options.cacheFiles ?? codeCacheFiles(file);
+  const paths = options.cacheFiles ?? codeCacheFiles(file, process.env, options.variant);
   let cached: Cache | undefined;
   if (enabled)
     for (const p of paths) {
@@ -161,7 +173,7 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
       // replaced from one.
       if (
         !stale &&
-        (work <= 2 * (cached as Cache).work + 10_000 ||
+        (work <= 1.5 * (cached as Cache).work + 10_000 ||
           process.uptime() > (options.upgradeMaxSeconds ?? UPGRADE_MAX_SECONDS))
       )
         return;
