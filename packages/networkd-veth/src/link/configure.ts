@@ -13,6 +13,7 @@ import { LOCKS, withLockFile } from '../lock.js';
 import type { NatTable, Owner } from '../nft/nat.js';
 import { contains, nthAddress, type Subnet, subnetOf } from '../pool/ipv4.js';
 import { POOLS, pickSubnet } from '../pool/pool.js';
+import { markStep } from '../trace/steps.js';
 import { enableIPv4Forwarding } from './forward.js';
 
 /**
@@ -93,12 +94,15 @@ export async function configureContainerLink(
     await addAddress(sock, { index: info.index, address, prefixLength });
     return { address, prefixLength };
   });
+  markStep('link: pool subnet picked, address added');
   const subnet = subnetOf(own.address, prefixLength);
   if (!(info.flags & IFF.UP)) await setLink(sock, info.index, { up: true });
+  markStep('link: up');
   if (options.nat) {
     enableIPv4Forwarding();
     // `add element` of a subnet that is there already changes nothing (sd-nspawn and the daemon may both add it).
     options.nat.addMasquerade(subnet, options.owner ?? { link: info.name });
+    markStep('link: masquerade in nftables');
   }
   return {
     name: info.name,

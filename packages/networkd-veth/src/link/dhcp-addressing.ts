@@ -2,6 +2,7 @@ import { type AddressInfo, AF, getLink, IFF, LinkMonitor, type NetlinkSocket, se
 import { type DhcpClient, startDhcpClient } from '../dhcp/client.js';
 import type { ClientLease } from '../dhcp/client-lease.js';
 import { type Ipv4ll, type Ipv4llTimings, startIpv4ll } from '../ipv4ll/ipv4ll.js';
+import { markStep } from '../trace/steps.js';
 import type { AddressingHandle, ContainerAddress, ContainerAddressing } from './container.js';
 
 /**
@@ -121,7 +122,9 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
       if (options.guest) return handle;
       try {
         await setLink(sock, index, { up: true });
+        markStep('host0: up');
         await carrier(sock, index);
+        markStep('host0: carrier');
         const lease = new Promise<ClientLease | undefined>((resolve) => {
           const timer = setTimeout(() => resolve(undefined), options.waitMs ?? 2000);
           const done = (l: ClientLease) => {
@@ -136,6 +139,11 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
             ...(options.linkLocalTimings ? { linkLocalOptions: { timings: options.linkLocalTimings } } : {}),
           }).then(
             (c) => {
+              markStep('host0: DHCP client started, DISCOVER sent');
+              c.on('state', (st) => {
+                if (st === 'requesting') markStep('host0: OFFER received, REQUEST sent');
+                else if (st === 'bound') markStep('host0: ACK received');
+              });
               client = c;
               if (stopped) return void c.stop();
               const fromLease = (l: ClientLease) =>
@@ -145,6 +153,7 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
                   ...(l.router ? { gateway: l.router } : {}),
                 });
               c.on('bound', (l) => {
+                markStep('host0: lease configured (address, route)');
                 fromLease(l);
                 done(l);
               });

@@ -9,6 +9,7 @@ import {
   dhcpAddressing,
   generateMac,
   LOCKS,
+  markStep,
   NatTable,
   processGone,
   selfOwner,
@@ -127,6 +128,7 @@ export async function setupContainerNetwork(
   child: ChildProcess,
   options: NetworkOptions,
 ): Promise<ContainerNetwork> {
+  markStep('net: begin');
   const undo: Array<() => unknown> = [];
   const hostInterfaces: number[] = [];
   const ownNetns = openNamespace('self', 'net');
@@ -147,15 +149,20 @@ export async function setupContainerNetwork(
   const inside = openRouteSocket(netns);
   undo.push(() => inside.close());
   const owner = selfOwner(machine);
+  markStep('net: namespaces and netlink sockets');
   // Made first so that it is closed last: zone and veth cleanups use it.
   let nat: NatTable | undefined;
   if (settings.networkVeth || settings.networkZone !== undefined) {
     const n = new NatTable({ lockPath: natLock(options.runtimeDir) });
     nat = n;
     undo.push(() => n.close());
+    markStep('net: libnftables context');
   }
   // What a killed sd-nspawn left goes first: its subnets are free again.
-  if (nat) await removeStaleNetworkState(host, nat);
+  if (nat) {
+    await removeStaleNetworkState(host, nat);
+    markStep('net: stale state swept');
+  }
   const getNat = () => {
     if (!nat) throw new NspawnError('EINVAL', 'internal: no nftables table for this network setup');
     return nat;
@@ -229,6 +236,7 @@ export async function setupContainerNetwork(
         address: generateMac(machine, 'macvlan', mv),
       });
     }
+    markStep('net: done');
     return result;
   } catch (e) {
     await result.cleanup();
@@ -286,6 +294,7 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
   });
   x.undo.push(() => deleteLink(x.host, index, { missingOk: true }));
   x.hostInterfaces.push(index);
+  markStep('net: veth created, host0 moved in');
   if (names.altName) {
     try {
       await addAltName(x.host, index, names.altName);
@@ -295,6 +304,7 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
   }
   const inner = await getLink(x.inside, 'host0');
   if (!inner) throw new NspawnError('ENODEV', 'host0 did not appear in the container');
+  markStep('net: host0 looked up');
   let served: ConfiguredLink | undefined;
   if (bridge !== undefined) {
     await setLink(x.host, index, { master: bridge, up: true });
@@ -306,11 +316,13 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
       seed: machine,
     });
     x.undo.push(() => x.getNat().removeOwner(x.owner));
+    markStep('net: host side configured');
   }
   // --network-bridge: the bridge's owner addresses it, not us (as systemd-nspawn).
   if (!served) return;
   const dhcp = serveContainerLink(served, x.options.logger);
   if (dhcp) x.undo.push(() => dhcp.release());
+  markStep('net: DHCP server serving');
   const addressing =
     x.options.addressing ??
     dhcpAddressing({
@@ -327,6 +339,7 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
   });
   x.undo.push(() => handle.stop());
   x.result.address = handle.address;
+  markStep('net: host0 addressed');
   if (settings.ports.length) {
     const nat = x.getNat();
     let forwarded = false;
