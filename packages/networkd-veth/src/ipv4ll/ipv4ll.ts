@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import {
   addIPv4Address,
   closeInBackground,
-  closeQuietly,
   ETH_P,
   PACKET,
   parseSockaddr,
