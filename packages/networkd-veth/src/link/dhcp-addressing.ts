@@ -45,22 +45,34 @@ export interface DhcpAddressingOptions {
 const isLinkLocal = (a: string) => a.startsWith('169.254.');
 
 /**
- * Until host0 has carrier (IFF_RUNNING: its veth peer is up), at most
- * 500 ms: a DISCOVER sent before is dropped, and the client would only
- * try again after its first backoff (about a second).
+ * Until host0 and its peer on the host both have carrier (IFF_RUNNING), at
+ * most 500 ms: a DISCOVER sent before is dropped, and the client would only
+ * try again after its first backoff (about a second). Both ends, because
+ * the kernel's link watch makes them operational one after the other
+ * (host0 first when it is the second end brought up), and a device sends
+ * nothing (its queue discipline is a no-op) until its turn: with host0's
+ * carrier alone, the server's OFFER on ve- was lost in about one start of
+ * ten on a loaded machine.
  */
-async function carrier(sock: NetlinkSocket, index: number): Promise<void> {
+async function carrier(
+  sock: NetlinkSocket,
+  index: number,
+  peer: { sock: NetlinkSocket; index: number } | undefined,
+): Promise<void> {
   const deadline = Date.now() + 500;
+  const running = async (s: NetlinkSocket, i: number) => {
+    const l = await getLink(s, i);
+    return !l || (l.flags & IFF.RUNNING) !== 0;
+  };
   while (Date.now() < deadline) {
-    const l = await getLink(sock, index);
-    if (!l || l.flags & IFF.RUNNING) return;
+    if ((await running(sock, index)) && (!peer || (await running(peer.sock, peer.index)))) return;
     await new Promise((r) => setTimeout(r, 2));
   }
 }
 
 export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAddressing {
   return {
-    async configure({ netns, index, host, machine, sock }) {
+    async configure({ netns, index, host, machine, sock, peer }) {
       const listeners: Array<(a: ContainerAddress) => void> = [];
       let address: ContainerAddress | undefined;
       let hostLl: Ipv4ll | undefined;
@@ -123,7 +135,7 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
       try {
         await setLink(sock, index, { up: true });
         markStep('host0: up');
-        await carrier(sock, index);
+        await carrier(sock, index, peer);
         markStep('host0: carrier');
         const lease = new Promise<ClientLease | undefined>((resolve) => {
           const timer = setTimeout(() => resolve(undefined), options.waitMs ?? 2000);

@@ -122,10 +122,48 @@ export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable
   await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
 }
 
+/**
+ * The container's network, being set up: made as soon as its network
+ * namespace exists (with a user namespace, before the child: the links are
+ * made while it sets up its mounts), awaited before the payload may run.
+ */
+export interface PendingNetwork {
+  /** The network once set up; rejects (having undone its part) when setting it up failed. */
+  ready(): Promise<ContainerNetwork>;
+  /** Undoes it, whenever called: after ready(), or while it is still being set up. */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts setupContainerNetwork() without waiting for it. `target` is the
+ * container's init, or an fd of its network namespace (not taken over: the
+ * setup opens its own before its first await).
+ */
+export function beginContainerNetwork(
+  settings: Settings,
+  machine: string,
+  target: ChildProcess | number,
+  options: NetworkOptions,
+): PendingNetwork {
+  const p = setupContainerNetwork(settings, machine, target, options);
+  // Seen through ready(); a failure before anyone asks (the spawn failed first) is not unhandled.
+  p.catch(() => undefined);
+  let cleaned = false;
+  return {
+    ready: () => p,
+    cleanup: async () => {
+      if (cleaned) return;
+      cleaned = true;
+      const net = await p.catch(() => undefined);
+      await net?.cleanup();
+    },
+  };
+}
+
 export async function setupContainerNetwork(
   settings: Settings,
   machine: string,
-  child: ChildProcess,
+  target: ChildProcess | number,
   options: NetworkOptions,
 ): Promise<ContainerNetwork> {
   markStep('net: begin');
@@ -134,7 +172,10 @@ export async function setupContainerNetwork(
   const ownNetns = openNamespace('self', 'net');
   undo.push(() => closeQuietly(ownNetns));
   // Held until cleanup: the namespace (and the links in it) outlive the payload until we are done with them.
-  const netns = openNamespace(child.pid, 'net');
+  const netns =
+    typeof target === 'number'
+      ? open(`/proc/self/fd/${target}`, O.RDONLY | O.CLOEXEC)
+      : openNamespace(target.pid, 'net');
   undo.push(() => closeQuietly(netns));
   // Links for a container that shares our namespace would configure the host itself.
   if (fstatSync(netns).ino === fstatSync(ownNetns).ino) {
@@ -335,6 +376,7 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
     netns: x.netns,
     index: inner.index,
     host: served,
+    peer: { sock: x.host, index },
     machine,
   });
   x.undo.push(() => handle.stop());
