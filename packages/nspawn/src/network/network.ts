@@ -37,7 +37,7 @@ import {
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 import { serveContainerLink } from './dhcp.js';
-import { ensureZoneBridge, removeEmptyZoneBridges, zoneBridgeName } from './zone.js';
+import { ensureZoneBridge, isZoneBridge, removeEmptyZoneBridges, zoneBridgeName } from './zone.js';
 
 /**
  * The container's links, made from the host while the payload waits:
@@ -116,10 +116,12 @@ function natLock(_runtimeDir: string): string {
  * links that no longer exist, and empty zone bridges of ours.
  */
 export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
-  const names = new Set((await listLinks(sock)).map((l) => l.name));
+  const links = await listLinks(sock);
+  const names = new Set(links.map((l) => l.name));
   nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
   sweepStaleClaims();
-  await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
+  // The zones' lock and a second listing only when there is a zone bridge of ours at all.
+  if (links.some(isZoneBridge)) await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
 }
 
 /**
