@@ -37,6 +37,13 @@ export interface DhcpAddressingOptions {
   waitMs?: number;
   /** Our client's link-local fallback (ms without a lease, default 3000). */
   linkLocalFallbackMs?: number;
+  /**
+   * Our client's first retransmission (ms, doubled each time; default 250).
+   * Its server is on this machine at the other end of a veth: a message
+   * lost at link bring-up is sent again soon, not after the 1–3 s a client
+   * on a real network waits.
+   */
+  retransmitMs?: number;
   /** RFC 3927 timings for both ends (tests shorten nothing by default). */
   linkLocalTimings?: Partial<Ipv4llTimings>;
   logger?: { warn(message: string): void };
@@ -147,6 +154,7 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
             ifname: 'host0',
             netnsFd: netns,
             hostname: machine,
+            retransmitMs: options.retransmitMs ?? 250,
             linkLocalFallbackMs: options.linkLocalFallbackMs ?? 3000,
             ...(options.linkLocalTimings ? { linkLocalOptions: { timings: options.linkLocalTimings } } : {}),
           }).then(
