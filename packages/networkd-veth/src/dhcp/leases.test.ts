@@ -180,6 +180,7 @@ describe('DHCP server lease pool', () => {
       server: fc.option(fc.constantFrom('10.0.0.1', '10.0.0.2'), { nil: undefined }),
       ciaddr: fc.option(addr, { nil: undefined }),
       giaddr: fc.option(addr, { nil: undefined }),
+      rapid: fc.boolean(),
       dt: fc.nat(4_000_000),
     });
     fc.assert(
@@ -193,6 +194,7 @@ describe('DHCP server lease pool', () => {
           if (s.server) o.server = s.server;
           if (s.ciaddr) o.ciaddr = s.ciaddr;
           if (s.giaddr) o.giaddr = s.giaddr;
+          if (s.rapid) o.rapid = true;
           const r = pool.handle(req(s.type, s.client, o), now);
           const m = r.reply?.message;
           const type = m?.options.find(([c]) => c === Opt.MESSAGE_TYPE)?.[1][0];
