@@ -110,7 +110,11 @@ chmodSync(join(root.rootfs, 'sbin/init'), 0o755);
 writeFileSync(join(root.rootfs, 'udhcpc.sh'), UDHCPC_SCRIPT, { flag: 'wx' });
 chmodSync(join(root.rootfs, 'udhcpc.sh'), 0o755);
 const nd = join(tmpdir(), `sd-bench-networkd-${process.pid}`);
-const ns = await makeNs();
+// The tree goes also when the namespace cannot be made.
+const ns = await makeNs().catch((e: unknown) => {
+  removeRoot(root);
+  throw e;
+});
 const sd = (...a: string[]): [string, string[]] => [
   process.execPath,
   [NSPAWN_CLI, '-q', '--register=no', '-D', root.rootfs, '-M', 'sdnet-bench', ...a],

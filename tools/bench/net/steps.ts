@@ -98,7 +98,11 @@ if (!busybox) {
 }
 
 const root = makeBusyboxRoot(busybox, 'netsteps');
-const ns = await makeNs();
+// The tree goes also when the namespace cannot be made.
+const ns = await makeNs().catch((e: unknown) => {
+  removeRoot(root);
+  throw e;
+});
 const nsPath = `/proc/${ns.pid}/ns/net`;
 const self = fileURLToPath(import.meta.url);
 
