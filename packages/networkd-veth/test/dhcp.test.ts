@@ -73,7 +73,7 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     await client.stop();
     server.stop();
 
-    // networkd before v255 (Debian 12's) does no Rapid Commit: the OFFER is taken as usual.
+    // A server without Rapid Commit (RapidCommit=no, or an older one): the OFFER is taken as usual.
     server = startDhcpServer({
       netnsFd: pair.fdA,
       links: [{ ifname: pair.ifA, serverAddress: '10.77.0.1', prefixLength: 28, rapidCommit: false }],
