@@ -79,3 +79,5 @@ export {
 export type { LinkServersEvents, LinkServersOptions } from './serve/servers.js';
 export { DEFAULT_LEASE_TIME, hostNameServers, LinkServers } from './serve/servers.js';
 export { siphash24 } from './siphash.js';
+export type { StepListener } from './trace/steps.js';
+export { markStep, onNetworkStep } from './trace/steps.js';

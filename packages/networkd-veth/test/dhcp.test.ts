@@ -16,7 +16,7 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     client = server = pair = undefined;
   });
 
-  function serve(p: NsPair, extra: { leaseTime?: number } = {}): DhcpServer {
+  function serve(p: NsPair, extra: { leaseTime?: number; rapidCommit?: boolean } = {}): DhcpServer {
     p.ip(p.nsA, 'addr', 'add', '10.77.0.1/28', 'dev', p.ifA);
     return startDhcpServer({
       netnsFd: p.fdA,
@@ -57,6 +57,33 @@ describe.skipIf(!isRoot)('DHCP: our client against our server across a veth pair
     expect(server.leases(pair.ifA)).toEqual([]);
     expect(pair.addresses(pair.nsB, pair.ifB)).toEqual([]);
     expect(pair.ip(pair.nsB, 'route', 'show', 'default')).toBe('');
+  });
+
+  it('binds on one exchange with Rapid Commit (RFC 4039), on the full one with a server that does none', async () => {
+    pair = await makeNsPair();
+    server = serve(pair);
+    const states: string[] = [];
+    client = await startDhcpClient({ netnsFd: pair.fdB, ifname: pair.ifB });
+    client.on('state', (st) => states.push(st));
+    const rapid = await once<{ address: string }>(client, 'bound');
+    // DISCOVER answered by the committing ACK: never an OFFER, never a REQUEST.
+    expect(states).toEqual(['bound']);
+    expect(server.leases(pair.ifA).map((l) => l.address)).toEqual([rapid.address]);
+    expect(pair.addresses(pair.nsB, pair.ifB)).toEqual([`${rapid.address}/28`]);
+    await client.stop();
+    server.stop();
+
+    // A server without Rapid Commit (RapidCommit=no, or an older one): the OFFER is taken as usual.
+    server = startDhcpServer({
+      netnsFd: pair.fdA,
+      links: [{ ifname: pair.ifA, serverAddress: '10.77.0.1', prefixLength: 28, rapidCommit: false }],
+    });
+    states.length = 0;
+    client = await startDhcpClient({ netnsFd: pair.fdB, ifname: pair.ifB });
+    client.on('state', (st) => states.push(st));
+    const full = await once<{ address: string }>(client, 'bound');
+    expect(states).toEqual(['requesting', 'bound']);
+    expect(server.leases(pair.ifA).map((l) => l.address)).toEqual([full.address]);
   });
 
   it('renews with the server at T1 (unicast), and the lifetime of the address follows', async () => {

@@ -55,7 +55,7 @@ const ipArb = fc.oneof(
 const optionArb = fc.oneof(
   fc
     .tuple(
-      fc.constantFrom(1, 3, 6, 12, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 255, 0),
+      fc.constantFrom(1, 3, 6, 12, 50, 51, 52, 53, 54, 55, 57, 58, 59, 61, 80, 255, 0),
       fc.uint8Array({ maxLength: 12 }),
     )
     .map(([c, v]): [number, Buffer] => [c, Buffer.from(v)]),

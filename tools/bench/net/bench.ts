@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { DAEMON_CLAIM, tryClaim } from '@sd/networkd-veth';
+import { DAEMON_CLAIM, onNetworkStep, tryClaim } from '@sd/networkd-veth';
 import { CLONE, closeQuietly, openNamespace, openRouteSocket, setLink, setns } from '@sd/sys';
 import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from '../lib/rootfs.js';
 import { elapsedMs, have } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
 import { makeNs, type Ns, startNetworkd } from './dhcp-lab.js';
+import { StepTable } from './step-table.js';
 
 /**
  * Container networking: time from starting the container to "host0 has an
@@ -109,7 +110,11 @@ chmodSync(join(root.rootfs, 'sbin/init'), 0o755);
 writeFileSync(join(root.rootfs, 'udhcpc.sh'), UDHCPC_SCRIPT, { flag: 'wx' });
 chmodSync(join(root.rootfs, 'udhcpc.sh'), 0o755);
 const nd = join(tmpdir(), `sd-bench-networkd-${process.pid}`);
-const ns = await makeNs();
+// The tree goes also when the namespace cannot be made.
+const ns = await makeNs().catch((e: unknown) => {
+  removeRoot(root);
+  throw e;
+});
 const sd = (...a: string[]): [string, string[]] => [
   process.execPath,
   [NSPAWN_CLI, '-q', '--register=no', '-D', root.rootfs, '-M', 'sdnet-bench', ...a],
@@ -128,6 +133,8 @@ const udhcpc: Omit<Row, 'server'> = {
 const samples = new Map<string, number[]>();
 const add = (k: string, v: number) => samples.set(k, [...(samples.get(k) ?? []), v]);
 const rows: Row[] = [];
+// Where the library's time goes, step by step (@sd/networkd-veth's marks).
+const steps = new StepTable();
 try {
   const s = openRouteSocket(ns.fd);
   await setLink(s, 1, { up: true });
@@ -181,13 +188,21 @@ try {
     ]);
     const own = openNamespace('thread-self', 'net');
     setns(ns.fd, CLONE.NEWNET);
+    const marks: Array<[string, number]> = [];
+    const off = onNetworkStep((step, at) => marks.push([step, at]));
     try {
       const start = process.hrtime.bigint();
+      const t0 = performance.now();
       // Resolves when the payload has exec'd: host0 got its lease before that.
       const { exited } = await startContainer(settings, { explicit, stdio: [0, 1, 2] });
       add('ours|library -n, our client', elapsedMs(start));
+      steps.add(
+        marks.map(([step, at]) => [step, at - t0]),
+        ['exec', performance.now() - t0],
+      );
       await exited;
     } finally {
+      off();
       setns(own, CLONE.NEWNET);
       closeQuietly(own);
     }
@@ -238,6 +253,9 @@ try {
     `${table(['contender', 'server', 'to address', 'p90', 'to exit', 'min exit', 'measures'], out)}\n\n`,
   );
   process.stdout.write('to address: /proc/uptime at the start and inside when host0 has it (10 ms steps)\n');
+  process.stdout.write(
+    `\n${steps.format('library -n: network step (ends at: since startContainer)')}\n(tools/bench/net/steps.ts --cold: the same for a fresh process per start, as the CLI)\n\n`,
+  );
   const med = (k: string) => summarize(samples.get(k)!).median;
   const o = med('ours|sd-nspawn -n, our client|address');
   process.stdout.write(

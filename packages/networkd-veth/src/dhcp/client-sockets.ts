@@ -6,9 +6,9 @@ import {
   bindToDevice,
   bpfJump,
   bpfStmt,
+  closeInBackground,
   closeQuietly,
   ETH_P,
-  htons,
   poller,
   recvfrom,
   SO,
@@ -67,7 +67,10 @@ export class ClientSockets {
 
   openPacket(): void {
     if (this.packetFd >= 0) return;
-    const fd = this.link.inside(() => socket(AF.PACKET, SOCK.DGRAM, htons(ETH_P.IP)));
+    // Protocol 0 at first, the protocol with bind(): a socket made with one is hooked to every
+    // device at once, and rebinding it waits for an RCU grace period (~10 ms); so it also hears
+    // nothing before its filter is on.
+    const fd = this.link.inside(() => socket(AF.PACKET, SOCK.DGRAM, 0));
     try {
       attachSocketFilter(fd, DHCP_CLIENT_FILTER);
       bind(fd, sockaddrLl({ protocol: ETH_P.IP, ifindex: this.link.ifindex }));
@@ -82,7 +85,8 @@ export class ClientSockets {
   closePacket(): void {
     if (this.packetFd < 0) return;
     poller().remove(this.packetFd);
-    closeQuietly(this.packetFd);
+    // A packet socket's close waits for an RCU grace period: not on our thread.
+    void closeInBackground(this.packetFd);
     this.packetFd = -1;
   }
 

@@ -44,6 +44,12 @@ export interface DhcpClientOptions {
   checkAddress?: boolean | number;
   /** Wait after a DECLINE before starting over (ms, default 10 s as RFC 2131 §3.1 asks). */
   declineBackoffMs?: number;
+  /**
+   * Ask for Rapid Commit (RFC 4039) in DISCOVER: a server that does it
+   * answers with an ACK at once (default true, as networkd's [DHCPv4]
+   * RapidCommit=); OFFERs from others are taken as usual.
+   */
+  rapidCommit?: boolean;
 }
 
 export interface DhcpClientEvents {

@@ -151,7 +151,9 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   }
 
   private discover(): void {
-    const sent = this.io.sendRaw(this.message(DhcpType.DISCOVER, []));
+    const rapid: Array<[number, Buffer]> =
+      (this.options.rapidCommit ?? true) ? [[Opt.RAPID_COMMIT, Buffer.alloc(0)]] : [];
+    const sent = this.io.sendRaw(this.message(DhcpType.DISCOVER, rapid));
     // A link that is not up yet (ENETDOWN) is tried again soon, not after the backoff:
     // the container's host0 may come up a moment after we start.
     this.schedule(sent ? this.backoff() : LINK_DOWN_RETRY_MS, () => {
@@ -214,6 +216,18 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       if (this.state === 'selecting' || this.state === 'bound' || (expected && from && from !== expected))
         return;
       void this.lose('nak').then(() => this.init());
+      return;
+    }
+    if (
+      this.state === 'selecting' &&
+      (this.options.rapidCommit ?? true) &&
+      type === DhcpType.ACK &&
+      m.options.has(Opt.RAPID_COMMIT)
+    ) {
+      // RFC 4039: the server committed the lease on our DISCOVER.
+      const l = leaseFromReply(m, { ...base, type: DhcpType.ACK });
+      if (typeof l === 'string') return void this.emit('drop', { reason: l });
+      void this.bind(l);
       return;
     }
     if (this.state === 'selecting') {

@@ -62,6 +62,8 @@ export const Opt = {
   REBINDING_TIME: 59,
   VENDOR_CLASS: 60,
   CLIENT_ID: 61,
+  /** RFC 4039: DISCOVER answered by ACK at once, no OFFER/REQUEST. */
+  RAPID_COMMIT: 80,
   END: 255,
 } as const;
 

@@ -10,9 +10,17 @@ const mac = (n: number) => Buffer.from([2, 0, 0, 0, 0, n & 255]);
 function req(
   type: number,
   n: number,
-  o: { requested?: string; server?: string; ciaddr?: string; flags?: number; giaddr?: string } = {},
+  o: {
+    requested?: string;
+    server?: string;
+    ciaddr?: string;
+    flags?: number;
+    giaddr?: string;
+    rapid?: boolean;
+  } = {},
 ) {
   const options: Array<[number, Buffer]> = [opt.u8(Opt.MESSAGE_TYPE, type)];
+  if (o.rapid) options.push([Opt.RAPID_COMMIT, Buffer.alloc(0)]);
   if (o.requested) options.push(opt.ip(Opt.REQUESTED_IP, [ipToInt(o.requested)]));
   if (o.server) options.push(opt.ip(Opt.SERVER_ID, [ipToInt(o.server)]));
   return parseDhcp(
@@ -54,6 +62,31 @@ describe('DHCP server lease pool', () => {
     const renew = pool.handle(req(DhcpType.REQUEST, 1, { ciaddr: yiaddr }), 3);
     expect(renew.reply!.to).toEqual({ kind: 'unicast', address: yiaddr });
     expect(renew.events[0]).toMatchObject({ type: 'lease', renewed: true });
+  });
+
+  it('answers a DISCOVER with Rapid Commit by an ACK that commits the lease (RFC 4039), unless told not to', () => {
+    const pool = new LeasePool(cfg);
+    const ack = pool.handle(req(DhcpType.DISCOVER, 1, { rapid: true }), 0);
+    const opts = new Map(ack.reply!.message.options.map(([c, v]) => [c, v]));
+    expect(opts.get(Opt.MESSAGE_TYPE)).toEqual(Buffer.of(DhcpType.ACK));
+    expect(opts.get(Opt.RAPID_COMMIT)).toEqual(Buffer.alloc(0));
+    const yiaddr = ack.reply!.message.yiaddr!;
+    expect(pool.inPool(ipToInt(yiaddr))).toBe(true);
+    expect(ack.events).toEqual([
+      { type: 'lease', renewed: false, lease: expect.objectContaining({ address: yiaddr }) },
+    ]);
+    // Committed: another client does not get it, and the holder keeps it when it asks again without.
+    expect(pool.handle(req(DhcpType.DISCOVER, 2, { rapid: true }), 1).reply!.message.yiaddr).not.toBe(yiaddr);
+    expect(pool.handle(req(DhcpType.DISCOVER, 1), 2).reply!.message.yiaddr).toBe(yiaddr);
+    // Without the option, or with the server's RapidCommit off: an OFFER, nothing leased.
+    const plain = new LeasePool(cfg).handle(req(DhcpType.DISCOVER, 3), 0);
+    expect(plain.reply!.message.options[0]).toEqual(opt.u8(Opt.MESSAGE_TYPE, DhcpType.OFFER));
+    const off = new LeasePool({ ...cfg, rapidCommit: false }).handle(
+      req(DhcpType.DISCOVER, 3, { rapid: true }),
+      0,
+    );
+    expect(off.reply!.message.options[0]).toEqual(opt.u8(Opt.MESSAGE_TYPE, DhcpType.OFFER));
+    expect(off.events).toEqual([]);
   });
 
   it('NAKs foreign subnets and addresses held by others; ignores requests for another server', () => {
@@ -147,6 +180,7 @@ describe('DHCP server lease pool', () => {
       server: fc.option(fc.constantFrom('10.0.0.1', '10.0.0.2'), { nil: undefined }),
       ciaddr: fc.option(addr, { nil: undefined }),
       giaddr: fc.option(addr, { nil: undefined }),
+      rapid: fc.boolean(),
       dt: fc.nat(4_000_000),
     });
     fc.assert(
@@ -160,6 +194,7 @@ describe('DHCP server lease pool', () => {
           if (s.server) o.server = s.server;
           if (s.ciaddr) o.ciaddr = s.ciaddr;
           if (s.giaddr) o.giaddr = s.giaddr;
+          if (s.rapid) o.rapid = true;
           const r = pool.handle(req(s.type, s.client, o), now);
           const m = r.reply?.message;
           const type = m?.options.find(([c]) => c === Opt.MESSAGE_TYPE)?.[1][0];

@@ -39,6 +39,11 @@ export interface DhcpPoolConfig {
   offerHoldMs?: number;
   /** How long a declined address is kept out of the pool (ms, default 10 min). */
   declineHoldMs?: number;
+  /**
+   * Answer a DISCOVER that carries Rapid Commit (RFC 4039) with an ACK at
+   * once (default true, as networkd's [DHCPServer] RapidCommit=).
+   */
+  rapidCommit?: boolean;
 }
 
 export interface DhcpLease {
@@ -90,6 +95,7 @@ export class LeasePool {
   readonly leaseTime: number;
   private readonly offerHoldMs: number;
   private readonly declineHoldMs: number;
+  private readonly rapidCommit: boolean;
   private readonly leases = new Map<string, DhcpLease>();
   private readonly byAddress = new Map<number, string>();
   private readonly offers = new Map<string, Offer>();
@@ -126,6 +132,7 @@ export class LeasePool {
       );
     this.offerHoldMs = cfg.offerHoldMs ?? 60_000;
     this.declineHoldMs = cfg.declineHoldMs ?? 600_000;
+    this.rapidCommit = cfg.rapidCommit ?? true;
   }
 
   /** The active leases (expired ones are dropped first). */
@@ -245,7 +252,7 @@ export class LeasePool {
     };
   }
 
-  private ack(m: DhcpMessage, key: string, a: number, now: number): PoolResult {
+  private ack(m: DhcpMessage, key: string, a: number, now: number, rapid = false): PoolResult {
     const prev = this.leases.get(key);
     if (prev && ipToInt(prev.address) !== a) this.byAddress.delete(ipToInt(prev.address));
     const lease: DhcpLease = {
@@ -265,6 +272,7 @@ export class LeasePool {
     this.withConfig(r, true);
     const id = m.options.get(Opt.CLIENT_ID);
     if (id) r.options.push(opt.bytes(Opt.CLIENT_ID, id));
+    if (rapid) r.options.push([Opt.RAPID_COMMIT, Buffer.alloc(0)]);
     return {
       reply: { message: r, to: this.destination(m, a, false) },
       events: [{ type: 'lease', lease: { ...lease }, renewed: prev?.address === lease.address }],
@@ -288,6 +296,10 @@ export class LeasePool {
       case DhcpType.DISCOVER: {
         const a = this.pick(key, requested, now);
         if (a === undefined) return { events: [], ignored: 'pool exhausted' };
+        if (this.rapidCommit && m.options.has(Opt.RAPID_COMMIT)) {
+          // RFC 4039 §4: the lease is committed now, and the ACK says so.
+          return this.ack(m, key, a, now, true);
+        }
         this.offers.set(key, { address: a, until: now + this.offerHoldMs });
         const r = this.replyBase(m, DhcpType.OFFER);
         r.yiaddr = intToIp(a);

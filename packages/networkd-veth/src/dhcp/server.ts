@@ -3,6 +3,7 @@ import {
   AF,
   bind,
   bindToDevice,
+  closeInBackground,
   closeQuietly,
   ETH_P,
   InvalidArgumentError,
@@ -118,7 +119,9 @@ export class DhcpServer extends EventEmitter<DhcpServerEvents> {
     if (!link) return;
     this.links.delete(ifname);
     poller().remove(link.udp);
-    closeQuietly(link.udp, link.raw);
+    closeQuietly(link.udp);
+    // A packet socket's close waits for an RCU grace period: not on our thread.
+    void closeInBackground(link.raw);
   }
 
   get linkNames(): string[] {

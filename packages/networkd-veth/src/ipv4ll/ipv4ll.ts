@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   addIPv4Address,
-  closeQuietly,
+  closeInBackground,
   ETH_P,
   PACKET,
   parseSockaddr,
@@ -267,7 +267,8 @@ export class Ipv4ll extends EventEmitter<Ipv4llEvents> {
     if (this.state === 'stopped') return;
     if (this.timer) clearTimeout(this.timer);
     poller().remove(this.fd);
-    closeQuietly(this.fd);
+    // A packet socket's close waits for an RCU grace period: not on our thread.
+    void closeInBackground(this.fd);
     await this.release();
     this.state = 'stopped';
     this.link.close();

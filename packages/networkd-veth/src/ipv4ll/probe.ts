@@ -1,9 +1,9 @@
 import {
   AF,
   bind,
+  closeInBackground,
   closeQuietly,
   ETH_P,
-  htons,
   PACKET,
   parseSockaddr,
   poller,
@@ -18,7 +18,8 @@ import { arpProbe, parseArp } from './arp.js';
 
 /** Opens an ARP packet socket on the link, inside its namespace. */
 export function openArpSocket(link: NetnsLink): number {
-  const fd = link.inside(() => socket(AF.PACKET, SOCK.DGRAM, htons(ETH_P.ARP)));
+  // Protocol 0 until bind(): rebinding a hooked packet socket waits for an RCU grace period.
+  const fd = link.inside(() => socket(AF.PACKET, SOCK.DGRAM, 0));
   try {
     bind(fd, sockaddrLl({ protocol: ETH_P.ARP, ifindex: link.ifindex }));
   } catch (e) {
@@ -46,7 +47,7 @@ export function probeAddressInUse(
       done = true;
       clearTimeout(timer);
       poller().remove(fd);
-      closeQuietly(fd);
+      void closeInBackground(fd);
       resolve(mac);
     };
     const timer = setTimeout(() => finish(), timeoutMs);

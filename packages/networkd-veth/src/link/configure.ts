@@ -1,4 +1,5 @@
 import {
+  type AddressInfo,
   AF,
   addAddress,
   getLink,
@@ -13,6 +14,7 @@ import { LOCKS, withLockFile } from '../lock.js';
 import type { NatTable, Owner } from '../nft/nat.js';
 import { contains, nthAddress, type Subnet, subnetOf } from '../pool/ipv4.js';
 import { POOLS, pickSubnet } from '../pool/pool.js';
+import { markStep } from '../trace/steps.js';
 import { enableIPv4Forwarding } from './forward.js';
 
 /**
@@ -43,8 +45,11 @@ export interface ConfiguredLink {
 }
 
 /** Every IPv4 subnet the namespace already uses: addresses on any link and routes (but not the default route). */
-export async function usedSubnets(sock: NetlinkSocket): Promise<Subnet[]> {
-  const addrs = await listAddresses(sock, { family: AF.INET });
+export async function usedSubnets(
+  sock: NetlinkSocket,
+  addresses?: readonly AddressInfo[],
+): Promise<Subnet[]> {
+  const addrs = addresses ?? (await listAddresses(sock, { family: AF.INET }));
   const routes = await listRoutes(sock, { family: AF.INET, table: 'all' });
   return [
     ...addrs.map((a) => subnetOf(a.address, a.prefixLength)),
@@ -79,26 +84,32 @@ export async function configureContainerLink(
   const kind = containerLinkKind(info.name);
   if (!kind) throw new Error(`${info.name} is not a container link (ve-* or vz-*)`);
   const prefixLength = POOL_PREFIX[kind];
-  const ownPoolAddress = async () =>
-    (await listAddresses(sock, { family: AF.INET, index: info.index })).find(
-      (a) => a.prefixLength === prefixLength && POOLS.some((p) => contains(p, a.address)),
-    );
   // Picked and taken under one lock, the link's own address looked up again inside it: two
   // links configured at once cannot get one subnet, nor one link (sd-nspawn and the daemon) two.
   const own = await withLockFile(options.poolLock ?? LOCKS.pool, async () => {
-    const found = await ownPoolAddress();
+    // One listing for both: the link's own pool address, and the subnets in use.
+    const addrs = await listAddresses(sock, { family: AF.INET });
+    const found = addrs.find(
+      (a) =>
+        a.index === info.index &&
+        a.prefixLength === prefixLength &&
+        POOLS.some((p) => contains(p, a.address)),
+    );
     if (found) return found;
-    const s = pickSubnet(options.seed ?? info.name.slice(3), prefixLength, await usedSubnets(sock));
+    const s = pickSubnet(options.seed ?? info.name.slice(3), prefixLength, await usedSubnets(sock, addrs));
     const address = nthAddress(s, 1);
     await addAddress(sock, { index: info.index, address, prefixLength });
     return { address, prefixLength };
   });
+  markStep('link: pool subnet picked, address added');
   const subnet = subnetOf(own.address, prefixLength);
   if (!(info.flags & IFF.UP)) await setLink(sock, info.index, { up: true });
+  markStep('link: up');
   if (options.nat) {
     enableIPv4Forwarding();
     // `add element` of a subnet that is there already changes nothing (sd-nspawn and the daemon may both add it).
     options.nat.addMasquerade(subnet, options.owner ?? { link: info.name });
+    markStep('link: masquerade in nftables');
   }
   return {
     name: info.name,

@@ -23,6 +23,12 @@ export interface AddressingTarget {
   index: number;
   /** The host side, as configureContainerLink returned it. */
   host: ConfiguredLink;
+  /**
+   * host0's veth peer on the host (ve-NAME, or vb-NAME in a zone's bridge),
+   * when the caller knows it: its carrier is waited for too (see
+   * dhcp-addressing's carrier()).
+   */
+  peer?: { sock: NetlinkSocket; index: number };
   machine: string;
 }
 

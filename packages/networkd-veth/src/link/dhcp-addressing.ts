@@ -2,6 +2,7 @@ import { type AddressInfo, AF, getLink, IFF, LinkMonitor, type NetlinkSocket, se
 import { type DhcpClient, startDhcpClient } from '../dhcp/client.js';
 import type { ClientLease } from '../dhcp/client-lease.js';
 import { type Ipv4ll, type Ipv4llTimings, startIpv4ll } from '../ipv4ll/ipv4ll.js';
+import { markStep } from '../trace/steps.js';
 import type { AddressingHandle, ContainerAddress, ContainerAddressing } from './container.js';
 
 /**
@@ -36,6 +37,13 @@ export interface DhcpAddressingOptions {
   waitMs?: number;
   /** Our client's link-local fallback (ms without a lease, default 3000). */
   linkLocalFallbackMs?: number;
+  /**
+   * Our client's first retransmission (ms, doubled each time; default 250).
+   * Its server is on this machine at the other end of a veth: a message
+   * lost at link bring-up is sent again soon, not after the 1–3 s a client
+   * on a real network waits.
+   */
+  retransmitMs?: number;
   /** RFC 3927 timings for both ends (tests shorten nothing by default). */
   linkLocalTimings?: Partial<Ipv4llTimings>;
   logger?: { warn(message: string): void };
@@ -44,22 +52,34 @@ export interface DhcpAddressingOptions {
 const isLinkLocal = (a: string) => a.startsWith('169.254.');
 
 /**
- * Until host0 has carrier (IFF_RUNNING: its veth peer is up), at most
- * 500 ms: a DISCOVER sent before is dropped, and the client would only
- * try again after its first backoff (about a second).
+ * Until host0 and its peer on the host both have carrier (IFF_RUNNING), at
+ * most 500 ms: a DISCOVER sent before is dropped, and the client would only
+ * try again after its first backoff (about a second). Both ends, because
+ * the kernel's link watch makes them operational one after the other
+ * (host0 first when it is the second end brought up), and a device sends
+ * nothing (its queue discipline is a no-op) until its turn: with host0's
+ * carrier alone, the server's OFFER on ve- was lost in about one start of
+ * ten on a loaded machine.
  */
-async function carrier(sock: NetlinkSocket, index: number): Promise<void> {
+async function carrier(
+  sock: NetlinkSocket,
+  index: number,
+  peer: { sock: NetlinkSocket; index: number } | undefined,
+): Promise<void> {
   const deadline = Date.now() + 500;
+  const running = async (s: NetlinkSocket, i: number) => {
+    const l = await getLink(s, i);
+    return !l || (l.flags & IFF.RUNNING) !== 0;
+  };
   while (Date.now() < deadline) {
-    const l = await getLink(sock, index);
-    if (!l || l.flags & IFF.RUNNING) return;
+    if ((await running(sock, index)) && (!peer || (await running(peer.sock, peer.index)))) return;
     await new Promise((r) => setTimeout(r, 2));
   }
 }
 
 export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAddressing {
   return {
-    async configure({ netns, index, host, machine, sock }) {
+    async configure({ netns, index, host, machine, sock, peer }) {
       const listeners: Array<(a: ContainerAddress) => void> = [];
       let address: ContainerAddress | undefined;
       let hostLl: Ipv4ll | undefined;
@@ -121,7 +141,9 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
       if (options.guest) return handle;
       try {
         await setLink(sock, index, { up: true });
-        await carrier(sock, index);
+        markStep('host0: up');
+        await carrier(sock, index, peer);
+        markStep('host0: carrier');
         const lease = new Promise<ClientLease | undefined>((resolve) => {
           const timer = setTimeout(() => resolve(undefined), options.waitMs ?? 2000);
           const done = (l: ClientLease) => {
@@ -132,10 +154,16 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
             ifname: 'host0',
             netnsFd: netns,
             hostname: machine,
+            retransmitMs: options.retransmitMs ?? 250,
             linkLocalFallbackMs: options.linkLocalFallbackMs ?? 3000,
             ...(options.linkLocalTimings ? { linkLocalOptions: { timings: options.linkLocalTimings } } : {}),
           }).then(
             (c) => {
+              markStep('host0: DHCP client started, DISCOVER sent');
+              c.on('state', (st) => {
+                if (st === 'requesting') markStep('host0: OFFER received, REQUEST sent');
+                else if (st === 'bound') markStep('host0: ACK received');
+              });
               client = c;
               if (stopped) return void c.stop();
               const fromLease = (l: ClientLease) =>
@@ -145,6 +173,7 @@ export function dhcpAddressing(options: DhcpAddressingOptions = {}): ContainerAd
                   ...(l.router ? { gateway: l.router } : {}),
                 });
               c.on('bound', (l) => {
+                markStep('host0: lease configured (address, route)');
                 fromLease(l);
                 done(l);
               });

@@ -25,7 +25,8 @@ import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
 import { checkNetworkSettings } from '../network/check.js';
-import { needsLinks, openNetnsPath, setupContainerNetwork } from '../network/network.js';
+import { needsLinks, openNetnsPath } from '../network/network.js';
+import { beginContainerNetwork } from '../network/pending.js';
 import { NotifySocket } from '../notify/notify.js';
 import { registerMachine } from '../register/register.js';
 import { applySettingsFile } from '../settings/load.js';
@@ -225,23 +226,28 @@ export async function startContainer(
     let child: ChildProcess;
     // Host-side links of the container, for RegisterMachineWithNetwork.
     let netif: number[] = [];
+    const netOptions = { runtimeDir, logger: options.logger };
+    // A user namespace's network namespace exists already: the links are made while the child mounts.
+    let network =
+      needsLinks(settings) && ns?.net !== undefined
+        ? beginContainerNetwork(settings, machine, ns.net, netOptions)
+        : undefined;
+    if (network) container.addCleanup(network.cleanup);
     try {
       child = await spawn(program, {
         cloneFlags,
         netNamespaceOf: ns?.net ?? netnsPathFd,
         beforeRun: async (c) => {
           scope.attach(c.pid);
-          if (needsLinks(settings)) {
-            const net = await setupContainerNetwork(settings, machine, c, {
-              runtimeDir,
-              logger: options.logger,
-            });
-            container.addCleanup(net.cleanup);
-            netif = net.hostInterfaces;
+          if (needsLinks(settings) && !network) {
+            network = beginContainerNetwork(settings, machine, c, netOptions);
+            container.addCleanup(network.cleanup);
           }
           if (uids) scope.delegate(uids.shift);
           // c is the init, forked in the container's PID namespace, waiting in the setup's mount namespace.
           if (ns) await mountProc(c.pid, plan.networkNamespace);
+          // Links, addresses and nftables rules are in place before the payload's first packet.
+          if (network) netif = (await network.ready()).hostInterfaces;
         },
       });
     } finally {

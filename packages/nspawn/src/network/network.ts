@@ -9,6 +9,7 @@ import {
   dhcpAddressing,
   generateMac,
   LOCKS,
+  markStep,
   NatTable,
   processGone,
   selfOwner,
@@ -36,7 +37,7 @@ import {
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
 import { serveContainerLink } from './dhcp.js';
-import { ensureZoneBridge, removeEmptyZoneBridges, zoneBridgeName } from './zone.js';
+import { ensureZoneBridge, isZoneBridge, removeEmptyZoneBridges, zoneBridgeName } from './zone.js';
 
 /**
  * The container's links, made from the host while the payload waits:
@@ -115,24 +116,30 @@ function natLock(_runtimeDir: string): string {
  * links that no longer exist, and empty zone bridges of ours.
  */
 export async function removeStaleNetworkState(sock: NetlinkSocket, nat: NatTable): Promise<void> {
-  const names = new Set((await listLinks(sock)).map((l) => l.name));
+  const links = await listLinks(sock);
+  const names = new Set(links.map((l) => l.name));
   nat.remove((o) => processGone(o) || ('link' in o && !names.has(o.link)));
   sweepStaleClaims();
-  await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
+  // The zones' lock and a second listing only when there is a zone bridge of ours at all.
+  if (links.some(isZoneBridge)) await withLockFile(LOCKS.zones, () => removeEmptyZoneBridges(sock, nat));
 }
 
 export async function setupContainerNetwork(
   settings: Settings,
   machine: string,
-  child: ChildProcess,
+  target: ChildProcess | number,
   options: NetworkOptions,
 ): Promise<ContainerNetwork> {
+  markStep('net: begin');
   const undo: Array<() => unknown> = [];
   const hostInterfaces: number[] = [];
   const ownNetns = openNamespace('self', 'net');
   undo.push(() => closeQuietly(ownNetns));
   // Held until cleanup: the namespace (and the links in it) outlive the payload until we are done with them.
-  const netns = openNamespace(child.pid, 'net');
+  const netns =
+    typeof target === 'number'
+      ? open(`/proc/self/fd/${target}`, O.RDONLY | O.CLOEXEC)
+      : openNamespace(target.pid, 'net');
   undo.push(() => closeQuietly(netns));
   // Links for a container that shares our namespace would configure the host itself.
   if (fstatSync(netns).ino === fstatSync(ownNetns).ino) {
@@ -147,15 +154,20 @@ export async function setupContainerNetwork(
   const inside = openRouteSocket(netns);
   undo.push(() => inside.close());
   const owner = selfOwner(machine);
+  markStep('net: namespaces and netlink sockets');
   // Made first so that it is closed last: zone and veth cleanups use it.
   let nat: NatTable | undefined;
   if (settings.networkVeth || settings.networkZone !== undefined) {
     const n = new NatTable({ lockPath: natLock(options.runtimeDir) });
     nat = n;
     undo.push(() => n.close());
+    markStep('net: libnftables context');
   }
   // What a killed sd-nspawn left goes first: its subnets are free again.
-  if (nat) await removeStaleNetworkState(host, nat);
+  if (nat) {
+    await removeStaleNetworkState(host, nat);
+    markStep('net: stale state swept');
+  }
   const getNat = () => {
     if (!nat) throw new NspawnError('EINVAL', 'internal: no nftables table for this network setup');
     return nat;
@@ -229,6 +241,7 @@ export async function setupContainerNetwork(
         address: generateMac(machine, 'macvlan', mv),
       });
     }
+    markStep('net: done');
     return result;
   } catch (e) {
     await result.cleanup();
@@ -282,10 +295,13 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
     name: names.name,
     kind: 'veth',
     address: generateMac(machine, 'host'),
+    // ve- comes up with its making (one request less); a bridge port only once it is in its bridge.
+    ...(bridged ? {} : { up: true }),
     peer: { name: 'host0', netns: { fd: x.netns }, address: generateMac(machine, 'container') },
   });
   x.undo.push(() => deleteLink(x.host, index, { missingOk: true }));
   x.hostInterfaces.push(index);
+  markStep('net: veth created, host0 moved in');
   if (names.altName) {
     try {
       await addAltName(x.host, index, names.altName);
@@ -295,6 +311,7 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
   }
   const inner = await getLink(x.inside, 'host0');
   if (!inner) throw new NspawnError('ENODEV', 'host0 did not appear in the container');
+  markStep('net: host0 looked up');
   let served: ConfiguredLink | undefined;
   if (bridge !== undefined) {
     await setLink(x.host, index, { master: bridge, up: true });
@@ -306,11 +323,13 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
       seed: machine,
     });
     x.undo.push(() => x.getNat().removeOwner(x.owner));
+    markStep('net: host side configured');
   }
   // --network-bridge: the bridge's owner addresses it, not us (as systemd-nspawn).
   if (!served) return;
   const dhcp = serveContainerLink(served, x.options.logger);
   if (dhcp) x.undo.push(() => dhcp.release());
+  markStep('net: DHCP server serving');
   const addressing =
     x.options.addressing ??
     dhcpAddressing({
@@ -323,10 +342,12 @@ async function setupVethLocked(settings: Settings, machine: string, x: VethConte
     netns: x.netns,
     index: inner.index,
     host: served,
+    peer: { sock: x.host, index },
     machine,
   });
   x.undo.push(() => handle.stop());
   x.result.address = handle.address;
+  markStep('net: host0 addressed');
   if (settings.ports.length) {
     const nat = x.getNat();
     let forwarded = false;

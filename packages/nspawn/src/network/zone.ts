@@ -4,6 +4,11 @@ import { createLink, deleteLink, getLink, type LinkInfo, listLinks, type Netlink
 /** The alias of bridges sd-nspawn made for --network-zone: only those are removed again. */
 export const ZONE_ALIAS = 'sd-nspawn network zone';
 
+/** Whether a link is a zone bridge sd-nspawn made. */
+export function isZoneBridge(l: LinkInfo): boolean {
+  return l.kind === 'bridge' && l.name.startsWith('vz-') && l.alias === ZONE_ALIAS;
+}
+
 export function zoneBridgeName(zone: string): string {
   return `vz-${zone}`;
 }
@@ -39,7 +44,7 @@ export async function removeEmptyZoneBridges(
 ): Promise<void> {
   const links = await listLinks(sock);
   for (const l of links) {
-    if (l.kind !== 'bridge' || !l.name.startsWith('vz-') || l.alias !== ZONE_ALIAS) continue;
+    if (!isZoneBridge(l)) continue;
     if (only !== undefined && l.name !== only) continue;
     if (links.some((p) => p.master === l.index)) continue;
     await deleteLink(sock, l.index, { missingOk: true });

@@ -35,6 +35,20 @@ export function closeQuietly(...fds: Array<number | undefined>): void {
   for (const fd of fds) if (fd !== undefined && fd >= 0) c.close(fd);
 }
 
+/**
+ * Closes an fd on a libuv pool thread, for fds whose last close blocks:
+ * an AF_PACKET socket's release waits for an RCU grace period
+ * (synchronize_net(), 8–17 ms measured) whatever it did. The caller must
+ * have forgotten the fd (poller entry included); errors are ignored, as
+ * with closeQuietly. Resolves once it is closed.
+ */
+export function closeInBackground(fd: number | undefined): Promise<void> {
+  if (fd === undefined || fd < 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    c.close.async(fd, () => resolve());
+  });
+}
+
 /** Reads up to `buf.length` bytes; returns the count, or -1 for EAGAIN. */
 export function read(fd: number, buf: Buffer, length = buf.length): number {
   const n = Number(c.read(fd, buf, length));
