@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SdError, SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { rightsCmsg } from '../net/cmsg.js';
 import { AF, MSG, SOCK } from '../net/sockaddr.js';
-import { recvmsg, sendmsg, socketpair } from '../net/socket.js';
+import { recvmsg, sendmsg, setsockopt, socketpair } from '../net/socket.js';
 import { poller } from '../poller/poller.js';
 import { type ChildProcess, waitPidfd } from '../proc/pidfd.js';
 import { SpawnProgram } from '../spawn/program.js';
@@ -28,6 +29,10 @@ import { decodeJob, encodeJob, HELPER_SOCKET_FD, type JobReply } from './helper-
 
 const SIGKILL = 9;
 const PR_SET_PDEATHSIG = 1;
+const SOL_SOCKET = 1;
+const SO_RCVTIMEO = 20;
+/** How long a blocking wait for an answer lasts before the waiter looks at cancellation. */
+const WAIT_SLICE_MS = 100;
 
 function helperEntry(): string {
   const here = import.meta.url;
@@ -58,6 +63,19 @@ export class CopyHelper {
   private constructor(sock: number, child: ChildProcess) {
     this.#sock = sock;
     this.#child = child;
+    live.add(this);
+  }
+
+  /** The CPU time (user + system, ms) the helper has used so far (for benchmarks); 0 once it is gone. */
+  get cpuMs(): number {
+    try {
+      const stat = readFileSync(`/proc/${this.#child.pid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime, fields 14 and 15, in clock ticks (USER_HZ: 100 on Linux).
+      return (Number(f[11]) + Number(f[12])) * 10;
+    } catch {
+      return 0;
+    }
   }
 
   /**
@@ -80,6 +98,10 @@ export class CopyHelper {
         .prctl(PR_SET_PDEATHSIG, SIGKILL)
         .resetSignals()
         .execve(process.execPath, argv, env);
+      // A blocking wait gives up after a slice, so that the waiter can look at cancellation.
+      const tv = Buffer.alloc(16);
+      tv.writeBigInt64LE(BigInt(WAIT_SLICE_MS * 1000), 8);
+      setsockopt(mine, SOL_SOCKET, SO_RCVTIMEO, tv);
       const child = await spawn(p);
       // Not watched: a warm helper must not keep our process alive (it is reaped when stopped).
       poller().remove(child.pidfd);
@@ -90,6 +112,15 @@ export class CopyHelper {
     } finally {
       closeQuietly(theirs, devnull);
     }
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** Jobs sent so far. */
+  get jobs(): number {
+    return this.#nextId - 1;
   }
 
   get alive(): boolean {
@@ -151,11 +182,15 @@ export class CopyHelper {
     return out;
   }
 
-  /** Waits until every job sent has been answered; throws the first failure. */
-  drain(): unknown[] {
+  /**
+   * Waits until every job sent has been answered; throws the first failure.
+   * `between` runs every WAIT_SLICE_MS meanwhile (a cancellation check may throw).
+   */
+  drain(between?: () => void): unknown[] {
     const out: unknown[] = [];
     while (this.#pending.length > 0) {
       if (this.#dead) throw this.#dead;
+      between?.();
       this.#receive(true);
       out.push(...this.takeDone());
     }
@@ -209,6 +244,7 @@ export class CopyHelper {
    * then).
    */
   abort(): void {
+    if (this.#sock === undefined) return;
     this.#fail(new SdError('ECANCELED', 'The copy helper was stopped'));
     closeQuietly(this.#sock);
     this.#sock = undefined;
@@ -218,6 +254,7 @@ export class CopyHelper {
 
   /** Ends a helper between copies: its socket closed, it exits. */
   stop(): void {
+    if (this.#sock === undefined) return;
     this.#fail(new SdError('ECANCELED', 'The copy helper was stopped'));
     closeQuietly(this.#sock);
     this.#sock = undefined;
@@ -225,6 +262,7 @@ export class CopyHelper {
   }
 
   #reap(): void {
+    live.delete(this);
     try {
       waitPidfd(this.#child.pidfd, true);
     } catch {}
@@ -243,6 +281,14 @@ function errorFrom(a: Extract<JobReply, { ok: false }>): Error {
 }
 
 const shared = new Map<string, CopyHelper>();
+const live = new Set<CopyHelper>();
+
+/** The CPU time (ms) used so far by the helpers that are alive: a benchmark's before and after. */
+export function copyHelpersCpuMs(): number {
+  let ms = 0;
+  for (const h of live) ms += h.cpuMs;
+  return ms;
+}
 
 /**
  * The warm helper for these job modules, started when there is none (or

@@ -1,7 +1,13 @@
 export * from './creation.js';
 export * from './data.js';
 export * from './file.js';
-export { acquireCopyHelper, CopyHelper, releaseCopyHelper, stopCopyHelpers } from './helper.js';
+export {
+  acquireCopyHelper,
+  CopyHelper,
+  copyHelpersCpuMs,
+  releaseCopyHelper,
+  stopCopyHelpers,
+} from './helper.js';
 export type { JobRunner } from './helper-wire.js';
 export * from './remove.js';
 export * from './stat.js';

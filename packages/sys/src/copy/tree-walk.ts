@@ -15,7 +15,7 @@ const ENOTSUP = 95;
 const EPERM = 1;
 
 export interface Ctx {
-  opts: Required<Omit<CopyTreeOptions, 'reflink' | 'parallel'>>;
+  opts: Required<Omit<CopyTreeOptions, 'reflink' | 'parallel' | 'offloadable'>>;
   data: DataCopier;
   stats: CopyTreeStats;
   links: Map<string, string>;

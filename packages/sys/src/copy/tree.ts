@@ -46,6 +46,8 @@ export interface CopyTreeOptions {
    * for) before copyTree throws, so nothing writes to the copy after.
    */
   parallel?: boolean | CopyHelper;
+  /** Which directories (source paths) may go to the helper; default: any below the top. */
+  offloadable?: (path: string) => boolean;
 }
 
 export interface CopyTreeStats {
@@ -64,7 +66,7 @@ export interface TreeJob {
   session: string;
   path: string;
   dstPath: string;
-  options: Omit<CopyTreeOptions, 'parallel'>;
+  options: Omit<CopyTreeOptions, 'parallel' | 'offloadable'>;
   creation: Ctx['creation'];
 }
 
@@ -79,8 +81,9 @@ export interface TreeEnd {
 const HELPER_QUEUE = 2;
 
 function offloader(ctx: Ctx, helper: CopyHelper, session: string, options: CopyTreeOptions) {
-  const { parallel: _, ...wire } = options;
+  const { parallel: _, offloadable, ...wire } = options;
   return (srcFd: number, dstFd: number, path: string, dstPath: string): boolean => {
+    if (offloadable && !offloadable(path)) return false;
     if (helper.outstanding > 0 && helper.poll()) helper.takeDone();
     if (helper.outstanding >= HELPER_QUEUE) return false;
     const job: TreeJob = { session, path, dstPath, options: wire, creation: ctx.creation };
