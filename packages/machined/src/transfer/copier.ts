@@ -1,7 +1,7 @@
 import {
   AT,
-  type Creation,
   type CopyHelper,
+  type Creation,
   closeQuietly,
   copyFileRange,
   createMode,

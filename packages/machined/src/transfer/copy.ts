@@ -102,7 +102,8 @@ async function run(
   let helper: CopyHelper | undefined;
   try {
     dirFd = on(parent, () => openDst(parent));
-    const isDir = src.link === undefined && (statxFull(src.fd!, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.DIR;
+    const isDir =
+      src.link === undefined && (statxFull(src.fd!, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.DIR;
     if (opts.helper && opts.idMap && isDir) helper = await opts.helper.acquire();
     new Copier({ ...opts, parallel: helper }).copyTop(src, { dirFd, name, path: dest.replace(/\/+$/, '') });
   } finally {

@@ -36,7 +36,13 @@ async function runCopy(req: CopyRequest, cancelled: () => boolean): Promise<void
   // Ids are shifted by the machine's map; one it does not cover becomes nobody.
   const idMap = { direction: req.direction, uids: req.uids };
   // A directory is copied by this process and a copy helper together (transfer/copier.ts).
-  const common = { replace: req.replace, mapId: idMapper(idMap), idMap, cancelled, helper: machineCopyHelper };
+  const common = {
+    replace: req.replace,
+    mapId: idMapper(idMap),
+    idMap,
+    cancelled,
+    helper: machineCopyHelper,
+  };
   if (req.direction === 'to')
     await copyToMachine(WORKER_ROOT_FD, req.source, req.dest, { ...common, creator: req.creator });
   else await copyFromMachine(WORKER_ROOT_FD, req.source, req.dest, common);

@@ -121,8 +121,10 @@ function joinHelper(ctx: Ctx, helper: CopyHelper, session: string, src: string, 
       relink(target, name);
       touched.add(name.slice(0, name.lastIndexOf('/')));
     }
+    // The helper's copy of the inode is gone: counted as a link, not as a file.
     ctx.stats.files--;
     ctx.stats.hardlinks++;
+    ctx.stats.bytes -= statxFull(AT.FDCWD, target, AT.SYMLINK_NOFOLLOW).size;
   }
   for (const dir of touched) {
     if (dir === dst) continue; // the top's times are set last anyway
