@@ -102,7 +102,8 @@ export class CopyHelper {
       const tv = Buffer.alloc(16);
       tv.writeBigInt64LE(BigInt(WAIT_SLICE_MS * 1000), 8);
       setsockopt(mine, SOL_SOCKET, SO_RCVTIMEO, tv);
-      const child = await spawn(p);
+      // Its own memory from the start, as every helper of a daemon that handles machines' files.
+      const child = await spawn(p, { shareMemory: false });
       // Not watched: a warm helper must not keep our process alive (it is reaped when stopped).
       poller().remove(child.pidfd);
       return new CopyHelper(mine, child);
