@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     Object.assign(kinds, mod.copyJobs);
   }
   for (;;) {
-    const m = recvmsg(fd, { size: 1 << 20, controlSize: 256 });
+    const m = recvmsg(fd, { size: 64 * 1024, controlSize: 256 });
     if (m === null) continue;
     if (m.length === 0) return;
     const fds = receivedFds(m.control);
