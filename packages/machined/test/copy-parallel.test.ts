@@ -99,7 +99,7 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 
 describe('machine copies with the copy helper', () => {
   it('copy into and out of a machine as one process would, owners shifted in the helper too', async () => {
-    const helper = await CopyHelper.start([COPY_JOBS_MODULE]);
+    const helper = await CopyHelper.start([COPY_JOBS_MODULE], { ignoreLoad: true });
     try {
       await copy('to', src, '/one', undefined, { idMap: shift });
       await copy('to', src, '/two', helper, { idMap: shift });
@@ -120,7 +120,7 @@ describe('machine copies with the copy helper', () => {
   });
 
   it('a cancelled copy stops the helper and leaves no temporary tree', async () => {
-    const helper = await CopyHelper.start([COPY_JOBS_MODULE]);
+    const helper = await CopyHelper.start([COPY_JOBS_MODULE], { ignoreLoad: true });
     let n = 0;
     try {
       // Cancelled once the helper has work, while it copies.
@@ -151,7 +151,7 @@ describe('machine copies with the copy helper', () => {
       it(`a failure in the ${side} stops the helper and leaves no temporary tree`, async () => {
         const big = join(small, side, 'sub', 'big');
         writeFileSync(big, Buffer.alloc(2 << 20, 1));
-        const helper = await CopyHelper.start([COPY_JOBS_MODULE]);
+        const helper = await CopyHelper.start([COPY_JOBS_MODULE], { ignoreLoad: true });
         try {
           const offloadable = (p: string) => p.startsWith(join(small, 'helper'));
           const err = await copy('to', small, '/full/copy', helper, { offloadable }).catch((e: unknown) => e);

@@ -85,7 +85,7 @@ afterAll(() => rmSync(base, { recursive: true, force: true }));
 describe('copyTree with a helper process', () => {
   it('copies a tree exactly as cp -a does, hard links across subtrees included', async () => {
     execFileSync('cp', ['-a', src, join(base, 'by-cp')]);
-    const helper = await CopyHelper.start();
+    const helper = await CopyHelper.start([], { ignoreLoad: true });
     try {
       const serial = await copyTree(src, join(base, 'serial'));
       const stats = await copyTree(src, join(base, 'ours'), { parallel: helper });
@@ -123,7 +123,7 @@ describe('copyTree with a helper process', () => {
       it(`stops the helper when the copy fails in the ${side}, and the caller's removal leaves nothing`, async () => {
         const big = join(small, side, 'sub', 'big');
         writeFileSync(big, Buffer.alloc(2 << 20, 1));
-        const helper = await CopyHelper.start();
+        const helper = await CopyHelper.start([], { ignoreLoad: true });
         const dst = join(fs, 'copy');
         try {
           // 'helper/sub' only to the helper, never 'parent/…': the 2 MiB file fails there.

@@ -74,9 +74,6 @@ export interface MachineJob {
   idMap: IdMapSpec;
 }
 
-/** Jobs waiting in the helper before a directory is copied here instead. */
-const HELPER_QUEUE = 2;
-
 export class CopyCancelledError extends SdError {
   constructor(path: string) {
     super('ECANCELED', `Copy to '${path}' cancelled`);
@@ -343,9 +340,8 @@ export class Copier {
   offload(src: Place, out: number, dst: Place): boolean {
     const h = this.opts.parallel;
     const idMap = this.opts.idMap;
-    if (!h?.alive || !idMap || (this.opts.offloadable && !this.opts.offloadable(src.path))) return false;
-    if (h.outstanding > 0 && h.poll()) h.takeDone();
-    if (h.outstanding >= HELPER_QUEUE) return false;
+    if (!h || !idMap || (this.opts.offloadable && !this.opts.offloadable(src.path)) || !h.wanted())
+      return false;
     const dir = on(src.path, () => openat(src.dirFd, src.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
     try {
       const job: MachineJob = {

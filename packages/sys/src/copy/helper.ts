@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { SdError, SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
@@ -28,6 +29,19 @@ import { decodeJob, encodeJob, HELPER_SOCKET_FD, type JobReply } from './helper-
  */
 
 const SIGKILL = 9;
+/** Jobs waiting in the helper before a directory is copied by the caller instead. */
+const QUEUE = 2;
+const cpus = availableParallelism();
+
+/** The number of tasks runnable right now (the 4th field of /proc/loadavg, "running/total"). */
+function runnable(): number {
+  try {
+    const f = readFileSync('/proc/loadavg', 'latin1').split(' ')[3] ?? '';
+    return Number.parseInt(f, 10) || 0;
+  } catch {
+    return 0;
+  }
+}
 const PR_SET_PDEATHSIG = 1;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;
@@ -59,6 +73,8 @@ export class CopyHelper {
   /** Answers not yet taken by their waiter. */
   readonly #answers = new Map<number, JobReply>();
   #dead: Error | undefined;
+  /** Hand out jobs also when no CPU is free (tests that need the helper to work). */
+  ignoreLoad = false;
 
   private constructor(sock: number, child: ChildProcess) {
     this.#sock = sock;
@@ -83,7 +99,10 @@ export class CopyHelper {
    * or paths exporting `copyJobs`). Resolves once it has exec'd; it loads
    * while the caller already copies (the jobs wait in the socket).
    */
-  static async start(modules: readonly string[] = []): Promise<CopyHelper> {
+  static async start(
+    modules: readonly string[] = [],
+    options: { ignoreLoad?: boolean } = {},
+  ): Promise<CopyHelper> {
     const [mine, theirs] = socketpair(AF.UNIX, SOCK.SEQPACKET, 0, true);
     let devnull: number | undefined;
     try {
@@ -106,7 +125,9 @@ export class CopyHelper {
       const child = await spawn(p, { shareMemory: false });
       // Not watched: a warm helper must not keep our process alive (it is reaped when stopped).
       poller().remove(child.pidfd);
-      return new CopyHelper(mine, child);
+      const h = new CopyHelper(mine, child);
+      h.ignoreLoad = options.ignoreLoad ?? false;
+      return h;
     } catch (e) {
       closeQuietly(mine);
       throw e;
@@ -131,6 +152,23 @@ export class CopyHelper {
   /** Jobs sent and not yet answered. */
   get outstanding(): number {
     return this.#pending.length;
+  }
+
+  /**
+   * Whether to hand the helper a job now: it has fewer than QUEUE waiting
+   * (answers read first), and a CPU is free to run it — the kernel's count
+   * of runnable tasks (/proc/loadavg), less us and the helper when it
+   * works, is below the other CPUs'. On a busy machine a second process
+   * only competes for the same cores and costs more CPU in all (contention
+   * in the file system), so the copy then stays in one process.
+   */
+  wanted(): boolean {
+    if (!this.alive) return false;
+    if (this.#pending.length > 0) {
+      if (this.poll()) this.takeDone();
+      if (this.#pending.length >= QUEUE) return false;
+    }
+    return this.ignoreLoad || runnable() - 1 - (this.#pending.length > 0 ? 1 : 0) < cpus - 1;
   }
 
   /** Sends a job with the fds it works on (dup'd into the helper: the caller closes its own). */

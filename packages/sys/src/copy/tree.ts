@@ -20,8 +20,8 @@ import { type Ctx, copyDir, finishFd, newCtx } from './tree-walk.js';
  *
  * With `parallel`, a helper process (helper.ts) copies whole subtrees
  * while this one copies the rest: a directory met while the helper has
- * fewer than two jobs waiting is handed to it (its source and new
- * destination fds). Each side keeps the hard links it meets; an inode met
+ * room and a CPU is free (CopyHelper.wanted) is handed to it (its source
+ * and new destination fds). Each side keeps the hard links it meets; an inode met
  * by both was copied twice, so a last pass here links the helper's names to
  * this side's copy (through a temporary name and a rename) and sets the
  * times of the directories that pass touched again.
@@ -77,15 +77,10 @@ export interface TreeEnd {
   groups: Array<[string, string[]]>;
 }
 
-/** Jobs waiting in the helper before a directory is copied here instead. */
-const HELPER_QUEUE = 2;
-
 function offloader(ctx: Ctx, helper: CopyHelper, session: string, options: CopyTreeOptions) {
   const { parallel: _, offloadable, ...wire } = options;
   return (srcFd: number, dstFd: number, path: string, dstPath: string): boolean => {
-    if (offloadable && !offloadable(path)) return false;
-    if (helper.outstanding > 0 && helper.poll()) helper.takeDone();
-    if (helper.outstanding >= HELPER_QUEUE) return false;
+    if ((offloadable && !offloadable(path)) || !helper.wanted()) return false;
     const job: TreeJob = { session, path, dstPath, options: wire, creation: ctx.creation };
     helper.submit('tree', job, [srcFd, dstFd]);
     return true;
