@@ -104,7 +104,8 @@ async function run(
     dirFd = on(parent, () => openDst(parent));
     const isDir =
       src.link === undefined && (statxFull(src.fd!, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.DIR;
-    if (opts.helper && opts.idMap && isDir) helper = await opts.helper.acquire();
+    // A helper that cannot be started leaves the copy to this process.
+    if (opts.helper && opts.idMap && isDir) helper = await opts.helper.acquire().catch(() => undefined);
     new Copier({ ...opts, parallel: helper }).copyTop(src, { dirFd, name, path: dest.replace(/\/+$/, '') });
   } finally {
     closeQuietly(src.fd, dirFd);

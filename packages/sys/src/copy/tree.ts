@@ -150,8 +150,10 @@ export async function copyTree(
     d = openat(AT.FDCWD, dst, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
     ctx.creation = creationFacts(d, !ctx.opts.into);
     if (options.parallel) {
-      helper = options.parallel === true ? await acquireCopyHelper() : options.parallel;
-      ctx.offload = offloader(ctx, helper, session, options);
+      // A helper that cannot be started (no memory, no processes left) leaves the copy to this process.
+      helper =
+        options.parallel === true ? await acquireCopyHelper().catch(() => undefined) : options.parallel;
+      if (helper) ctx.offload = offloader(ctx, helper, session, options);
     }
     try {
       await copyDir(ctx, s, d, src, dst);
