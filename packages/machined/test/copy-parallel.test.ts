@@ -55,7 +55,12 @@ async function copy(
   source: string,
   dest: string,
   helper: CopyHelper | undefined,
-  extra: { cancelled?: () => boolean; offloadable?: (p: string) => boolean; idMap?: IdMapSpec } = {},
+  extra: {
+    cancelled?: () => boolean;
+    offloadable?: (p: string) => boolean;
+    idMap?: IdMapSpec;
+    creator?: { uid: number; gid: number };
+  } = {},
 ): Promise<void> {
   const rootFd = openRoot(machine);
   const idMap = extra.idMap ?? { identity: true as const };
@@ -65,6 +70,7 @@ async function copy(
     idMap,
     cancelled: extra.cancelled,
     offloadable: extra.offloadable,
+    creator: extra.creator,
     helper: helper && { acquire: async () => helper, release: () => {} },
   };
   try {
@@ -77,6 +83,8 @@ async function copy(
 
 beforeAll(() => {
   mkdirSync(machine);
+  // The machine's root belongs to its (shifted) root, as a user-namespaced machine's.
+  chownSync(machine, 200_000, 200_000);
   for (let t = 0; t < 8; t++) {
     const dir = join(src, `t${t}`, 'inner');
     mkdirSync(dir, { recursive: true });
@@ -101,8 +109,10 @@ describe('machine copies with the copy helper', () => {
   it('copy into and out of a machine as one process would, owners shifted in the helper too', async () => {
     const helper = await CopyHelper.start([COPY_JOBS_MODULE], { ignoreLoad: true });
     try {
-      await copy('to', src, '/one', undefined, { idMap: shift });
-      await copy('to', src, '/two', helper, { idMap: shift });
+      // Created as the machine's root (fs ids), as into a user-namespaced machine.
+      const creator = { uid: 200_000, gid: 200_000 };
+      await copy('to', src, '/one', undefined, { idMap: shift, creator });
+      await copy('to', src, '/two', helper, { idMap: shift, creator });
       expect(helper.jobs).toBeGreaterThan(0);
       expect(describeTree(join(machine, 'two'))).toBe(describeTree(join(machine, 'one')));
       // Shifted: the source's 1000+t is 201000+t inside.
@@ -114,8 +124,8 @@ describe('machine copies with the copy helper', () => {
       execFileSync('diff', ['-r', '--no-dereference', '-x', 'fifo', src, join(base, 'back')]);
     } finally {
       helper.stop();
-      rmSync(join(machine, 'one'), { recursive: true });
-      rmSync(join(machine, 'two'), { recursive: true });
+      rmSync(join(machine, 'one'), { recursive: true, force: true });
+      rmSync(join(machine, 'two'), { recursive: true, force: true });
     }
   });
 
