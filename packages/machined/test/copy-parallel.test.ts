@@ -48,7 +48,6 @@ function describeTree(dir: string): string {
 }
 
 const running = (pid: number) => existsSync(`/proc/${pid}`);
-const temps = (dir: string) => readdirSync(dir).filter((n) => n.startsWith('.#'));
 
 async function copy(
   direction: 'to' | 'from',
