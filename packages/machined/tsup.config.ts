@@ -17,6 +17,8 @@ export default defineConfig([
       index: 'src/index.ts',
       machined: 'src/machined.ts',
       'machined-worker': 'src/machined-worker.ts',
+      // Loaded by @sd/sys's copy helper process by URL (transfer/copy-jobs.ts COPY_JOBS_MODULE).
+      'copy-jobs': 'src/transfer/copy-jobs.ts',
     },
     format: ['esm'],
     dts: { entry: { index: 'src/index.ts' } },

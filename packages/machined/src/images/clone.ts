@@ -69,6 +69,7 @@ async function cloneTree(
   readOnly: boolean,
   poolDir: string,
   poolFd: number,
+  parallel: boolean,
 ): Promise<CloneMethod> {
   const tmp = tempName(newName);
   const tmpPath = `${poolDir}/${tmp}`;
@@ -92,7 +93,7 @@ async function cloneTree(
         createSubvolume(poolFd, tmp);
         method = 'subvolume+copy';
       }
-      await copyTree(src.path, tmpPath, { into: onBtrfs, reflink: 'auto' });
+      await copyTree(src.path, tmpPath, { into: onBtrfs, reflink: 'auto', parallel });
       if (readOnly && onBtrfs) {
         const fd = openat(poolFd, tmp, O.RDONLY | O.DIRECTORY);
         try {
@@ -151,6 +152,8 @@ export async function cloneImage(
   newName: string,
   readOnly: boolean,
   poolDir: string,
+  /** Copy a tree with a second process (copyTree `parallel`). */
+  parallel = false,
 ): Promise<CloneMethod> {
   if (src.type === 'block')
     throw new ImageNotSupportedError(src.name, 'Cloning block device images is not supported');
@@ -158,7 +161,7 @@ export async function cloneImage(
   const poolFd = openat(AT.FDCWD, poolDir, O.RDONLY | O.DIRECTORY);
   try {
     if (src.type === 'raw') return await cloneRaw(src, newName, poolDir, poolFd);
-    return await cloneTree(src, newName, readOnly, poolDir, poolFd);
+    return await cloneTree(src, newName, readOnly, poolDir, poolFd, parallel);
   } finally {
     closeQuietly(poolFd);
   }

@@ -45,6 +45,8 @@ export interface ImagePoolOptions {
    * receiver runs the same method of a pool without `offload`.
    */
   offload?: (method: OffloadedMethod, args: unknown[]) => Promise<unknown>;
+  /** Clones that copy a tree do so with a second process (@sd/sys copyTree `parallel`): the worker's. */
+  parallelCopies?: boolean;
 }
 
 export type OffloadedMethod = 'remove' | 'clone' | 'setLimit' | 'setPoolLimit';
@@ -62,11 +64,13 @@ export class ImagePool implements ImagePoolApi {
   readonly paths: ImagePoolPaths;
   readonly #isInUse: (name: string) => boolean;
   readonly #offload: ImagePoolOptions['offload'];
+  readonly #parallel: boolean;
 
   constructor(options: ImagePoolOptions = {}) {
     this.paths = options.paths ?? imagePoolPaths(options.root ?? '/');
     this.#isInUse = options.isInUse ?? (() => false);
     this.#offload = options.offload;
+    this.#parallel = options.parallelCopies ?? false;
   }
 
   get poolPath(): string {
@@ -157,7 +161,7 @@ export class ImagePool implements ImagePoolApi {
     const existing = findImage(newName, this.paths);
     if (existing) throw new ImageExistsError(newName, existing.path);
     if (this.#offload) return (await this.#offload('clone', [name, newName, readOnly])) as CloneMethod;
-    const method = await cloneImage(img, newName, readOnly, this.paths.poolDir);
+    const method = await cloneImage(img, newName, readOnly, this.paths.poolDir, this.#parallel);
     if (readOnly && method !== 'snapshot' && method !== 'subvolume+copy')
       await this.markReadOnly(newName, true);
     cloneAuxiliary(img, newName, this.paths);

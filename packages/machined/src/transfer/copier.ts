@@ -1,5 +1,6 @@
 import {
   AT,
+  type CopyHelper,
   type Creation,
   closeQuietly,
   copyFileRange,
@@ -32,6 +33,7 @@ import {
   withFsIds,
   writeAll,
 } from '@sd/sys';
+import type { IdMapSpec } from './ids.js';
 
 /** The walk of CopyToMachine / CopyFromMachine below their top (copy.ts): see there. */
 
@@ -50,6 +52,26 @@ export interface CopyOptions {
   crossFileSystems?: boolean;
   /** Polled between files and data chunks: true stops the copy (CopyCancelledError) and cleans up. */
   cancelled?: () => boolean;
+  /**
+   * A second process copying subtrees while this one copies the rest
+   * (@sd/sys CopyHelper, started with this package's copy-jobs module);
+   * used only with `idMap`, which it rebuilds `mapId` from.
+   */
+  parallel?: CopyHelper;
+  idMap?: IdMapSpec;
+  /** Which directories (source paths) may go to the helper; default: any below the top. */
+  offloadable?: (path: string) => boolean;
+}
+
+/** A subtree for the copy helper (copy-jobs.ts): the directory of fds [source, new destination]. */
+export interface MachineJob {
+  path: string;
+  dstPath: string;
+  rootDev: string;
+  creation: Creation | undefined;
+  creator?: { uid: number; gid: number };
+  crossFileSystems?: boolean;
+  idMap: IdMapSpec;
 }
 
 export class CopyCancelledError extends SdError {
@@ -183,6 +205,8 @@ export class Copier {
     const tmpPlace = { dirFd: dst.dirFd, name: tmp, path: `${dst.path.slice(0, -dst.name.length)}${tmp}` };
     try {
       this.make(src, st, tmpPlace);
+      // What the helper copies is part of the temporary tree: complete before it is renamed.
+      this.drainHelper(dst.path);
       // A file or link is replaced atomically; a directory on either side must go first.
       // As the creator: on an idmapped mount host root may not rename or unlink (EOVERFLOW).
       if (exists && (type === S_IF.DIR || existsType === S_IF.DIR))
@@ -191,6 +215,8 @@ export class Copier {
         on(dst.path, () => renameat2(dst.dirFd, tmp, dst.dirFd, dst.name, exists ? 0 : RENAME.NOREPLACE)),
       );
     } catch (e) {
+      // Nothing may write into the temporary tree once it is being removed.
+      this.opts.parallel?.abort();
       try {
         if (tryStat(dst.dirFd, tmp, tmpPlace.path))
           this.create(() => removeAt(dst.dirFd, tmp, tmpPlace.path));
@@ -269,6 +295,8 @@ export class Copier {
       this.create(() => on(dst.path, () => mkdirat(dst.dirFd, dst.name, 0o700)));
       const out = on(dst.path, () => openat(dst.dirFd, dst.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
       try {
+        // Below the top, a directory may go to the helper: its contents and its own metadata.
+        if (src.fd === undefined && this.offload(src, out, dst)) return;
         this.children(src, out, dst.path, (child, cst, to) => this.make(child, cst, to));
         this.finish(out, st, dst.path, 0o700);
       } finally {
@@ -306,6 +334,37 @@ export class Copier {
       // Device nodes and sockets are not copied between host and machine.
       throw new SdError('EOPNOTSUPP', `Refusing to copy '${src.path}': not a file, directory, link or fifo`);
     }
+  }
+
+  /** Hands directory `src`, made as `out`, to the helper when it has room; false to copy it here. */
+  offload(src: Place, out: number, dst: Place): boolean {
+    const h = this.opts.parallel;
+    const idMap = this.opts.idMap;
+    if (!h || !idMap || (this.opts.offloadable && !this.opts.offloadable(src.path)) || !h.wanted())
+      return false;
+    const dir = on(src.path, () => openat(src.dirFd, src.name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW));
+    try {
+      const job: MachineJob = {
+        path: src.path,
+        dstPath: dst.path,
+        rootDev: this.rootDev,
+        creation: this.creation,
+        creator: this.opts.creator,
+        crossFileSystems: this.opts.crossFileSystems,
+        idMap,
+      };
+      h.submit('machine', job, [dir, out]);
+    } finally {
+      closeQuietly(dir);
+    }
+    return true;
+  }
+
+  /** Waits for the helper's jobs, still answering cancellation. */
+  drainHelper(path: string): void {
+    const h = this.opts.parallel;
+    if (!h || h.outstanding === 0) return;
+    h.drain(() => this.check(path));
   }
 
   /** The bytes: a reflink, else copy_file_range, else read/write — in chunks, checking for cancellation. */

@@ -1,5 +1,19 @@
-import { AT, closeQuietly, O, openat, openInRoot, readlinkat, S_IF, SdError, statxFull } from '@sd/sys';
+import {
+  AT,
+  acquireCopyHelper,
+  type CopyHelper,
+  closeQuietly,
+  O,
+  openat,
+  openInRoot,
+  readlinkat,
+  releaseCopyHelper,
+  S_IF,
+  SdError,
+  statxFull,
+} from '@sd/sys';
 import { Copier, type CopyOptions, on, type Place, splitPath } from './copier.js';
+import { COPY_JOBS_MODULE } from './copy-jobs.js';
 
 /**
  * CopyToMachine / CopyFromMachine, run in a worker process (worker/) so
@@ -22,6 +36,7 @@ import { Copier, type CopyOptions, on, type Place, splitPath } from './copier.js
  */
 
 export { CopyCancelledError, type CopyOptions, removeAt } from './copier.js';
+export { type IdMapSpec, idMapper } from './ids.js';
 
 /** What can be checked before a copy starts: absolute paths, a destination that names a file. */
 export function checkPaths(source: string, dest: string): void {
@@ -64,30 +79,56 @@ function openSource(openPath: (path: string, flags: number) => number, path: str
   return { dirFd: fd, fd, name: '.', path: top };
 }
 
-function run(
+/**
+ * A machine copy's options; with `helper`, a directory is copied by two
+ * processes (copier.ts): the helper is asked for only once the source
+ * shows to be a directory, and given back (or stopped after a failure).
+ */
+export interface MachineCopyOptions extends CopyOptions {
+  helper?: { acquire(): Promise<CopyHelper>; release(h: CopyHelper): void };
+}
+
+async function run(
   source: string,
   dest: string,
-  opts: CopyOptions,
+  opts: MachineCopyOptions,
   openSrc: (path: string, flags: number) => number,
   openDst: (dir: string) => number,
-): void {
+): Promise<void> {
   checkPaths(source, dest);
   const { parent, name } = splitPath(dest);
   const src = openSource(openSrc, source);
   let dirFd: number | undefined;
+  let helper: CopyHelper | undefined;
   try {
     dirFd = on(parent, () => openDst(parent));
-    new Copier(opts).copyTop(src, { dirFd, name, path: dest.replace(/\/+$/, '') });
+    const isDir =
+      src.link === undefined && (statxFull(src.fd!, '', AT.EMPTY_PATH).mode & S_IF.MT) === S_IF.DIR;
+    // A helper that cannot be started leaves the copy to this process.
+    if (opts.helper && opts.idMap && isDir) helper = await opts.helper.acquire().catch(() => undefined);
+    new Copier({ ...opts, parallel: helper }).copyTop(src, { dirFd, name, path: dest.replace(/\/+$/, '') });
   } finally {
     closeQuietly(src.fd, dirFd);
+    if (helper) opts.helper?.release(helper);
   }
 }
+
+/** The shared warm copy helper with this package's jobs (@sd/sys acquireCopyHelper). */
+export const machineCopyHelper = {
+  acquire: () => acquireCopyHelper([COPY_JOBS_MODULE]),
+  release: (h: CopyHelper) => releaseCopyHelper(h, [COPY_JOBS_MODULE]),
+};
 
 const DIR = O.RDONLY | O.DIRECTORY;
 
 /** Copies host `source` to `dest` inside the machine whose root is `rootFd`. */
-export function copyToMachine(rootFd: number, source: string, dest: string, opts: CopyOptions): void {
-  run(
+export function copyToMachine(
+  rootFd: number,
+  source: string,
+  dest: string,
+  opts: MachineCopyOptions,
+): Promise<void> {
+  return run(
     source,
     dest,
     opts,
@@ -97,8 +138,13 @@ export function copyToMachine(rootFd: number, source: string, dest: string, opts
 }
 
 /** Copies `source` inside the machine to host `dest`. */
-export function copyFromMachine(rootFd: number, source: string, dest: string, opts: CopyOptions): void {
-  run(
+export function copyFromMachine(
+  rootFd: number,
+  source: string,
+  dest: string,
+  opts: MachineCopyOptions,
+): Promise<void> {
+  return run(
     source,
     dest,
     opts,

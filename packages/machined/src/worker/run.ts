@@ -1,7 +1,6 @@
 import { closeQuietly, read, setNonBlocking, writeAll } from '@sd/sys';
 import { ImagePool } from '../images/pool.js';
-import { mapIn, mapOut } from '../inspect/uid-map.js';
-import { copyFromMachine, copyToMachine } from '../transfer/copy.js';
+import { copyFromMachine, copyToMachine, idMapper, machineCopyHelper } from '../transfer/copy.js';
 import {
   type CopyRequest,
   decode,
@@ -33,27 +32,25 @@ function cancelWatch(): () => boolean {
   };
 }
 
-function runCopy(req: CopyRequest, cancelled: () => boolean): void {
-  const uids = req.uids;
+async function runCopy(req: CopyRequest, cancelled: () => boolean): Promise<void> {
+  // Ids are shifted by the machine's map; one it does not cover becomes nobody.
+  const idMap = { direction: req.direction, uids: req.uids };
+  // A directory is copied by this process and a copy helper together (transfer/copier.ts).
+  const common = {
+    replace: req.replace,
+    mapId: idMapper(idMap),
+    idMap,
+    cancelled,
+    helper: machineCopyHelper,
+  };
   if (req.direction === 'to')
-    copyToMachine(WORKER_ROOT_FD, req.source, req.dest, {
-      replace: req.replace,
-      // Ids are shifted by the machine's map; one it does not cover becomes nobody.
-      mapId: (id) => mapOut(uids, id) ?? mapOut(uids, 65534) ?? 65534,
-      creator: req.creator,
-      cancelled,
-    });
-  else
-    copyFromMachine(WORKER_ROOT_FD, req.source, req.dest, {
-      replace: req.replace,
-      mapId: (id) => mapIn(uids, id) ?? 65534,
-      cancelled,
-    });
+    await copyToMachine(WORKER_ROOT_FD, req.source, req.dest, { ...common, creator: req.creator });
+  else await copyFromMachine(WORKER_ROOT_FD, req.source, req.dest, common);
 }
 
 async function runPool(req: PoolRequest): Promise<unknown> {
   // The daemon checked names, busy machines and read-only images; the pool checks again here.
-  const pool = new ImagePool({ paths: req.paths });
+  const pool = new ImagePool({ paths: req.paths, parallelCopies: true });
   const a = req.args;
   switch (req.method) {
     case 'remove':
@@ -73,7 +70,7 @@ export async function runWorker(arg: string): Promise<number> {
     const req = decode<WorkerRequest>(arg);
     const cancelled = cancelWatch();
     if (req.op === 'copy') {
-      runCopy(req, cancelled);
+      await runCopy(req, cancelled);
       reply = { ok: true };
     } else if (req.op === 'pool') reply = { ok: true, value: await runPool(req) };
     else throw new Error(`unknown worker request ${JSON.stringify((req as { op?: unknown }).op)}`);

@@ -1,12 +1,14 @@
-import { AT, O, S_IF } from '../constants.js';
-import { SdError, SyscallError } from '../errors.js';
+import { AT, O } from '../constants.js';
+import { SdError } from '../errors.js';
 import { closeQuietly, openat } from '../fd/fd.js';
-import { fchmodat, fchownat, makedev, mkdirat, mknodat, readlinkat, symlinkat } from '../fs/at.js';
-import { type Creation, createMode, creationFacts, madeMode, ownerAsCreated, settle } from './creation.js';
-import { DataCopier, type ReflinkMode } from './data.js';
-import { futimens, linkat, readDirFd, utimensat } from './file.js';
-import { type FullStat, statxFull } from './stat.js';
-import { fgetxattr, flistxattr, fsetxattr } from './xattr.js';
+import { mkdirat, unlinkat } from '../fs/at.js';
+import { getRandom } from '../proc/random.js';
+import { creationFacts } from './creation.js';
+import type { ReflinkMode } from './data.js';
+import { linkat, renameat2, utimensat } from './file.js';
+import { acquireCopyHelper, type CopyHelper, releaseCopyHelper } from './helper.js';
+import { statxFull } from './stat.js';
+import { type Ctx, copyDir, finishFd, newCtx } from './tree-walk.js';
 
 /**
  * Copies a directory tree the way `cp -a` does — modes, owners, times,
@@ -15,6 +17,14 @@ import { fgetxattr, flistxattr, fsetxattr } from './xattr.js';
  * O_NOFOLLOW so that nothing in it is followed. File data is a reflink
  * where the file system can share extents, else copy_file_range; large
  * files copy on the thread pool, several at once.
+ *
+ * With `parallel`, a helper process (helper.ts) copies whole subtrees
+ * while this one copies the rest: a directory met while the helper has
+ * room and a CPU is free (CopyHelper.wanted) is handed to it (its source
+ * and new destination fds). Each side keeps the hard links it meets; an inode met
+ * by both was copied twice, so a last pass here links the helper's names to
+ * this side's copy (through a temporary name and a rename) and sets the
+ * times of the directories that pass touched again.
  */
 
 export interface CopyTreeOptions {
@@ -30,6 +40,14 @@ export interface CopyTreeOptions {
   concurrency?: number;
   /** Files at least this big copy on the thread pool; smaller ones synchronously (default 256 KiB). */
   asyncThreshold?: number;
+  /**
+   * Copy with a second process: true takes the warm shared helper (started
+   * when there is none), or pass one. A failure stops it (SIGKILL, waited
+   * for) before copyTree throws, so nothing writes to the copy after.
+   */
+  parallel?: boolean | CopyHelper;
+  /** Which directories (source paths) may go to the helper; default: any below the top. */
+  offloadable?: (path: string) => boolean;
 }
 
 export interface CopyTreeStats {
@@ -43,154 +61,74 @@ export interface CopyTreeStats {
   reflinked: number;
 }
 
-const ENOTSUP = 95;
-const EPERM = 1;
+/** A job of the helper: copy the directory of fds [src, dst] (contents, then its own metadata). */
+export interface TreeJob {
+  session: string;
+  path: string;
+  dstPath: string;
+  options: Omit<CopyTreeOptions, 'parallel' | 'offloadable'>;
+  creation: Ctx['creation'];
+}
 
-interface Ctx {
-  opts: Required<Omit<CopyTreeOptions, 'reflink'>>;
-  data: DataCopier;
+/** What the helper answers at the end of a copy. */
+export interface TreeEnd {
   stats: CopyTreeStats;
-  links: Map<string, string>;
-  inflight: Set<Promise<void>>;
-  failure: unknown;
-  statBuf: Buffer;
-  direntBuf: Buffer;
-  /** What new entries are when created (owner, umask), to leave out chown/chmod that change nothing. */
-  creation: Creation | undefined;
+  /** Every destination name of each multiply-linked source inode the helper met. */
+  groups: Array<[string, string[]]>;
 }
 
-function copyXattrs(ctx: Ctx, srcFd: number, dstFd: number, path: string): void {
-  if (!ctx.opts.xattrs) return;
-  for (const name of flistxattr(srcFd, path)) {
-    const value = fgetxattr(srcFd, name, path);
-    if (value === undefined) continue;
-    try {
-      fsetxattr(dstFd, name, value, 0, path);
-    } catch (e) {
-      // A target without xattr support (or without that namespace) keeps the data; cp -a does the same.
-      if (!(e instanceof SyscallError && (e.errno === ENOTSUP || e.errno === EPERM))) throw e;
-    }
-  }
+function offloader(ctx: Ctx, helper: CopyHelper, session: string, options: CopyTreeOptions) {
+  const { parallel: _, offloadable, ...wire } = options;
+  return (srcFd: number, dstFd: number, path: string, dstPath: string): boolean => {
+    if ((offloadable && !offloadable(path)) || !helper.wanted()) return false;
+    const job: TreeJob = { session, path, dstPath, options: wire, creation: ctx.creation };
+    helper.submit('tree', job, [srcFd, dstFd]);
+    return true;
+  };
 }
 
-/**
- * Owner, mode, xattrs, times of an open destination created with mode
- * `created` — in this order: chown clears setuid and caps. Owner and mode
- * only when they differ from what the entry was created with.
- */
-function finishFd(ctx: Ctx, srcFd: number, dstFd: number, st: FullStat, path: string, created: number): void {
-  settle(
-    ctx.creation,
-    dstFd,
-    { uid: ctx.opts.owners ? st.uid : undefined, gid: st.gid, mode: st.mode },
-    created,
-    path,
-  );
-  copyXattrs(ctx, srcFd, dstFd, path);
-  futimens(dstFd, st.atime, st.mtime, path);
-}
-
-function copyFile(
-  ctx: Ctx,
-  srcDir: number,
-  dstDir: number,
-  name: string,
-  st: FullStat,
-  path: string,
-  dstPath: string,
-): void {
-  if (st.nlink > 1) {
-    const key = `${st.devMajor}:${st.devMinor}:${st.ino}`;
-    const first = ctx.links.get(key);
-    if (first !== undefined) {
-      linkat(AT.FDCWD, first, dstDir, name);
-      ctx.stats.hardlinks++;
-      return;
-    }
-    ctx.links.set(key, dstPath);
-  }
-  const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW);
-  // With the final permission bits at once when no chown must come first (the usual case).
-  const created = createMode(ctx.creation, ctx.opts.owners ? st.uid : undefined, st.gid, st.mode);
-  let d: number | undefined;
+/** Replaces `path` by a hard link to `target`, atomically (a link under a temporary name, renamed over it). */
+function relink(target: string, path: string): void {
+  const slash = path.lastIndexOf('/');
+  const tmp = `${path.slice(0, slash)}/.#sd-link-${getRandom(6).toString('hex')}`;
+  linkat(AT.FDCWD, target, AT.FDCWD, tmp);
   try {
-    d = openat(dstDir, name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW, created);
+    renameat2(AT.FDCWD, tmp, AT.FDCWD, path);
   } catch (e) {
-    closeQuietly(s);
+    try {
+      unlinkat(AT.FDCWD, tmp);
+    } catch {}
     throw e;
   }
-  ctx.stats.files++;
-  ctx.stats.bytes += st.size;
-  const dstFd = d;
-  const finish = (method: string): void => {
-    if (method === 'reflink') ctx.stats.reflinked++;
-    finishFd(ctx, s, dstFd, st, path, created);
-  };
-  if (st.size < BigInt(ctx.opts.asyncThreshold)) {
-    try {
-      finish(st.size === 0n ? 'empty' : ctx.data.copySync(s, dstFd, path, st.size));
-    } finally {
-      closeQuietly(s, dstFd);
-    }
-    return;
-  }
-  const p: Promise<void> = ctx.data
-    .copyAsync(s, dstFd, path)
-    .then(finish)
-    .catch((e: unknown) => {
-      ctx.failure ??= e;
-    })
-    .finally(() => {
-      closeQuietly(s, dstFd);
-      ctx.inflight.delete(p);
-    });
-  ctx.inflight.add(p);
 }
 
-function copyOther(ctx: Ctx, srcDir: number, dstDir: number, name: string, st: FullStat, path: string): void {
-  const type = st.mode & S_IF.MT;
-  if (type === S_IF.LNK) {
-    symlinkat(readlinkat(srcDir, name), dstDir, name);
-    ctx.stats.symlinks++;
-  } else {
-    mknodat(dstDir, name, type | (st.mode & 0o777), makedev(st.rdevMajor, st.rdevMinor));
-    ctx.stats.specials++;
+/** Waits for the helper's jobs, adds its counts, and joins the hard links both sides met. */
+function joinHelper(ctx: Ctx, helper: CopyHelper, session: string, src: string, dst: string): void {
+  helper.drain();
+  const end = helper.wait(helper.submit('tree-end', { session })) as TreeEnd;
+  for (const k of Object.keys(ctx.stats) as Array<keyof CopyTreeStats>)
+    (ctx.stats[k] as number | bigint) = (ctx.stats[k] as number) + (end.stats[k] as number);
+  const touched = new Set<string>();
+  for (const [key, names] of end.groups) {
+    const target = ctx.links.get(key);
+    if (target === undefined) continue;
+    for (const name of names) {
+      relink(target, name);
+      touched.add(name.slice(0, name.lastIndexOf('/')));
+    }
+    // The helper's copy of the inode is gone: counted as a link, not as a file.
+    ctx.stats.files--;
+    ctx.stats.hardlinks++;
+    ctx.stats.bytes -= statxFull(AT.FDCWD, target, AT.SYMLINK_NOFOLLOW).size;
   }
-  const mine = ownerAsCreated(ctx.creation, ctx.opts.owners ? st.uid : undefined, st.gid);
-  if (!mine) fchownat(dstDir, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW);
-  if (type !== S_IF.LNK && (!mine || madeMode(ctx.creation, st.mode) !== (st.mode & 0o7777)))
-    fchmodat(dstDir, name, st.mode & 0o7777);
-  utimensat(dstDir, name, st.atime, st.mtime, AT.SYMLINK_NOFOLLOW);
-  void path;
+  for (const dir of touched) {
+    if (dir === dst) continue; // the top's times are set last anyway
+    const st = statxFull(AT.FDCWD, `${src}${dir.slice(dst.length)}`, AT.SYMLINK_NOFOLLOW);
+    utimensat(AT.FDCWD, dir, st.atime, st.mtime);
+  }
 }
 
-async function copyDir(ctx: Ctx, srcFd: number, dstFd: number, path: string, dstPath: string): Promise<void> {
-  const entries = readDirFd(srcFd, path, ctx.direntBuf);
-  for (const { name } of entries) {
-    if (ctx.failure !== undefined) return;
-    const p = `${path}/${name}`;
-    const st = statxFull(srcFd, name, AT.SYMLINK_NOFOLLOW, ctx.statBuf);
-    const type = st.mode & S_IF.MT;
-    if (type === S_IF.DIR) {
-      mkdirat(dstFd, name, 0o700);
-      const s = openat(srcFd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-      let d: number | undefined;
-      try {
-        d = openat(dstFd, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-        await copyDir(ctx, s, d, p, `${dstPath}/${name}`);
-        finishFd(ctx, s, d, st, p, 0o700);
-        ctx.stats.directories++;
-      } finally {
-        closeQuietly(s, d);
-      }
-    } else if (type === S_IF.REG) {
-      copyFile(ctx, srcFd, dstFd, name, st, p, `${dstPath}/${name}`);
-      while (ctx.inflight.size >= ctx.opts.concurrency) await Promise.race(ctx.inflight);
-    } else {
-      copyOther(ctx, srcFd, dstFd, name, st, p);
-    }
-  }
-}
+let sessions = 0;
 
 /**
  * Copies the directory `src` to `dst` (which must not exist unless
@@ -201,44 +139,40 @@ export async function copyTree(
   dst: string,
   options: CopyTreeOptions = {},
 ): Promise<CopyTreeStats> {
-  const ctx: Ctx = {
-    opts: {
-      owners: options.owners ?? true,
-      xattrs: options.xattrs ?? true,
-      into: options.into ?? false,
-      concurrency: Math.max(1, options.concurrency ?? 8),
-      asyncThreshold: options.asyncThreshold ?? 256 * 1024,
-    },
-    data: new DataCopier(options.reflink ?? 'auto'),
-    stats: { directories: 0, files: 0, symlinks: 0, specials: 0, hardlinks: 0, bytes: 0n, reflinked: 0 },
-    links: new Map(),
-    inflight: new Set(),
-    failure: undefined,
-    statBuf: Buffer.alloc(256),
-    direntBuf: Buffer.alloc(64 * 1024),
-    creation: undefined,
-  };
+  const ctx = newCtx(options);
   const s = openat(AT.FDCWD, src, O.RDONLY | O.DIRECTORY);
   let d: number | undefined;
+  let helper: CopyHelper | undefined;
+  const session = `${process.pid}-${++sessions}`;
   try {
     const st = statxFull(s, '', AT.EMPTY_PATH);
     if (!ctx.opts.into) mkdirat(AT.FDCWD, dst, 0o700);
     d = openat(AT.FDCWD, dst, O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
     ctx.creation = creationFacts(d, !ctx.opts.into);
+    if (options.parallel) {
+      // A helper that cannot be started (no memory, no processes left) leaves the copy to this process.
+      helper =
+        options.parallel === true ? await acquireCopyHelper().catch(() => undefined) : options.parallel;
+      if (helper) ctx.offload = offloader(ctx, helper, session, options);
+    }
     try {
       await copyDir(ctx, s, d, src, dst);
     } finally {
       while (ctx.inflight.size > 0) await Promise.race(ctx.inflight);
     }
     if (ctx.failure !== undefined) throw ctx.failure;
+    if (helper) joinHelper(ctx, helper, session, src, dst);
     // The top was not necessarily made by us (into): its owner and mode are always set.
     finishFd({ ...ctx, creation: undefined }, s, d, st, src, 0o700);
     ctx.stats.directories++;
     return ctx.stats;
   } catch (e) {
+    // Nothing may write into the copy once the caller starts removing it.
+    helper?.abort();
     if (e instanceof SdError) throw e;
     throw new SdError('ECOPY', `copy '${src}' -> '${dst}' failed: ${(e as Error).message}`, { cause: e });
   } finally {
     closeQuietly(s, d);
+    if (helper && options.parallel === true) releaseCopyHelper(helper);
   }
 }
