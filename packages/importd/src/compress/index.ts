@@ -1,5 +1,6 @@
 import type { ExportFormat } from '../types.js';
-import { bzip2Decoder, bzip2Encoder } from './bzip2.js';
+import { bzip2Encoder } from './bzip2.js';
+import { bzip2DecodeParallel } from './bzip2-parallel.js';
 import { transformPipelined, transformWith } from './codec.js';
 import { gunzip, gzip } from './gzip.js';
 import { xzDecoder, xzEncoder } from './xz.js';
@@ -40,7 +41,7 @@ export function decompress(
     case 'gzip':
       return gunzip(source);
     case 'bzip2':
-      return transformPipelined(bzip2Decoder(), source, true, reuse);
+      return bzip2DecodeParallel(source, { reuse });
     case 'zstd':
       return transformPipelined(zstdDecoder(), source, true, reuse);
   }
