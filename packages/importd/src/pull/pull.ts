@@ -5,6 +5,7 @@ import { VerificationError } from '../errors.js';
 import { type ImportOptions, type ImportResult, importRaw, importTar } from '../transfers.js';
 import type { ImportVerify } from '../types.js';
 import { fetchSmall, httpGet, httpGetRest, parseUrl, resumeInfo } from './http.js';
+import { keepDownload } from './keep.js';
 import { expectedDigest, KEYRINGS, readKeyring, verifySignature } from './verify.js';
 
 /**
@@ -23,6 +24,8 @@ export interface PullOptions extends ImportOptions {
   onSize?: (bytes: number | undefined) => void;
   /** How often a lost connection is resumed where the server allows it (default 5). */
   resumeAttempts?: number;
+  /** Keep the verified download as a hidden read-only copy in the pool (systemd's `.tar-<URL>.<ETag>`). */
+  keepDownload?: boolean;
 }
 
 const SMALL = 1024 * 1024;
@@ -110,13 +113,20 @@ async function pull(
       current = await httpGetRest(u.href, received, resume, opts.signal);
     }
   }
-  const beforeCommit = async () => {
-    await opts.beforeCommit?.();
-    if (want === undefined) return;
-    const got = hash.digest('hex');
-    if (got !== want)
-      throw new VerificationError(`SHA-256 of ${file} is ${got}, expected ${want}: refusing the image`);
-    opts.log?.(`SHA-256 checksum of ${file} verified.`);
+  const beforeCommit = async (tempPath: string) => {
+    await opts.beforeCommit?.(tempPath);
+    if (want !== undefined) {
+      const got = hash.digest('hex');
+      if (got !== want)
+        throw new VerificationError(`SHA-256 of ${file} is ${got}, expected ${want}: refusing the image`);
+      opts.log?.(`SHA-256 checksum of ${file} verified.`);
+    }
+    if (opts.keepDownload) {
+      // Only a verified download is kept; a failure here discards the image too.
+      const etag = res.headers.etag;
+      const kept = await keepDownload(opts.pool.poolPath, kind, tempPath, u.href, etag);
+      opts.log?.(`Kept the download as ${kept}.`);
+    }
   };
   const importer = kind === 'tar' ? importTar : importRaw;
   const r = await importer(body(), name, { ...opts, beforeCommit });
