@@ -75,7 +75,8 @@ export async function* bzip2DecodeParallel(
   source: AsyncIterable<Buffer>,
   options: ParallelBzip2Options = {},
 ): AsyncGenerator<Buffer> {
-  const window = Math.max(1, options.window ?? threads() + 1);
+  // At most 4: libuv has 4 pool threads by default, and sd-importd's fd poller holds one.
+  const window = Math.max(1, options.window ?? Math.min(threads() + 1, 4));
   const reuse = options.reuse ?? false;
   const it = source[Symbol.asyncIterator]();
   const scanner = new Bzip2Scanner(options.fakeSplits);
