@@ -11,7 +11,7 @@ import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { compress, exportTar, pullRaw, pullTar } from '../src/index.js';
-import { escapeForFilename, keptName } from '../src/pull/keep.js';
+import { escapeForFilename, keptName, removeKept } from '../src/pull/keep.js';
 import { makeTree, snapshotTree } from './tree.js';
 
 /**
@@ -36,6 +36,7 @@ let daemonLog = '';
 let server: Server;
 let base: string;
 const files = new Map<string, { data: Buffer; etag?: string }>();
+const requests: { url: string; ifNoneMatch?: string }[] = [];
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -61,7 +62,7 @@ function cli(entry: string, ...args: string[]): Promise<{ status: number | null;
 
 const kept = () => readdirSync(pool.poolPath).filter((n) => n.startsWith('.tar-') || n.startsWith('.raw-'));
 const clearKept = () => {
-  for (const n of kept()) rmSync(`${pool.poolPath}/${n}`, { recursive: true, force: true });
+  for (const n of kept()) removeKept(`${pool.poolPath}/${n}`, n.startsWith('.raw-') ? 'raw' : 'tar');
 };
 
 beforeAll(async () => {
@@ -97,6 +98,13 @@ beforeAll(async () => {
       res.end();
       return;
     }
+    const inm = req.headers['if-none-match'];
+    requests.push({ url: req.url ?? '', ifNoneMatch: typeof inm === 'string' ? inm : undefined });
+    if (f.etag && typeof inm === 'string' && inm.split(', ').includes(f.etag)) {
+      res.writeHead(304, { etag: f.etag });
+      res.end();
+      return;
+    }
     res.writeHead(200, { 'content-length': f.data.length, ...(f.etag ? { etag: f.etag } : {}) });
     res.end(f.data);
   });
@@ -125,7 +133,10 @@ afterAll(async () => {
     await exited;
   }
   await bus?.stop();
-  if (root) rmSync(root, { recursive: true, force: true });
+  if (root) {
+    clearKept();
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 describe('--keep-download', () => {
@@ -152,11 +163,9 @@ describe('--keep-download', () => {
     expect(kept()).toEqual([name]);
     const k = `${pool.poolPath}/${name}`;
     const img = `${pool.poolPath}/import3-keep-lib`;
-    // The same tree, but for the top directory's write bits, which are off.
-    expect(statSync(k).mode & 0o222).toBe(0);
-    const snap = snapshotTree(k);
-    snap[0]!.mode |= 0o200;
-    expect(snap).toEqual(snapshotTree(`${pool.poolPath}/import3-src`));
+    // The same tree, read-only by the immutable flag (ext4 /tmp), its own modes intact.
+    expect(snapshotTree(k)).toEqual(snapshotTree(`${pool.poolPath}/import3-src`));
+    expect(() => writeFileSync(`${k}/new`, 'x')).toThrow(/EPERM/);
     // The image is a copy: changing it leaves the kept download as it was.
     writeFileSync(`${img}/changed`, 'x');
     expect(readdirSync(k)).not.toContain('changed');
@@ -168,6 +177,40 @@ describe('--keep-download', () => {
     await pullTar(noTag, 'import3-keep-lib3', { pool, verify: 'checksum', keepDownload: true });
     expect(kept()).toEqual([keptName(pool.poolPath, 'tar', noTag)]);
     clearKept();
+  });
+
+  it('a later pull of the same URL offers the kept ETag and, on 304, copies the kept download', async () => {
+    const url = `${base}/img/import3-keep.tar.xz`;
+    await pullTar(url, 'import3-keep-304a', { pool, verify: 'checksum', keepDownload: true });
+    requests.length = 0;
+    const logs: string[] = [];
+    await pullTar(url, 'import3-keep-304b', {
+      pool,
+      verify: 'checksum',
+      keepDownload: true,
+      log: (m) => logs.push(m),
+    });
+    expect(requests.find((r) => r.url === '/img/import3-keep.tar.xz')?.ifNoneMatch).toBe('"v1"');
+    expect(logs.join('\n')).toMatch(/already downloaded/);
+    expect(snapshotTree(`${pool.poolPath}/import3-keep-304b`)).toEqual(
+      snapshotTree(`${pool.poolPath}/import3-src`),
+    );
+    // A writable image, not a read-only copy of the kept one.
+    writeFileSync(`${pool.poolPath}/import3-keep-304b/new`, 'x');
+    // The server's file changed: a new ETag, a full download, a second kept copy.
+    files.get('/img/import3-keep.tar.xz')!.etag = '"v2"';
+    try {
+      await pullTar(url, 'import3-keep-304c', { pool, verify: 'checksum', keepDownload: true });
+      expect(kept().sort()).toEqual(
+        [keptName(pool.poolPath, 'tar', url, '"v1"'), keptName(pool.poolPath, 'tar', url, '"v2"')].sort(),
+      );
+    } finally {
+      files.get('/img/import3-keep.tar.xz')!.etag = '"v1"';
+    }
+    // Without --keep-download, no ETag is offered.
+    requests.length = 0;
+    await pullTar(url, 'import3-keep-304d', { pool, verify: 'checksum' });
+    expect(requests.find((r) => r.url === '/img/import3-keep.tar.xz')?.ifNoneMatch).toBeUndefined();
   });
 
   it('keeps nothing when the verification fails', async () => {

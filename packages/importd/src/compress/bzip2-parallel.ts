@@ -58,7 +58,7 @@ function decodePiece(piece: Piece, out: Buffer): Promise<Decoded> {
 export interface ParallelBzip2Options {
   /** The consumer is done with each output buffer when it asks for the next. */
   reuse?: boolean;
-  /** Blocks decoding at once (default: the CPUs, plus one so a pool thread never waits on the scanner). */
+  /** Blocks decoding at once (default: one per CPU, 2 to 4). */
   window?: number;
   /** Test hook: absolute bit offsets treated as block starts although no magic is there (a false match). */
   fakeSplits?: readonly number[];
@@ -75,8 +75,9 @@ export async function* bzip2DecodeParallel(
   source: AsyncIterable<Buffer>,
   options: ParallelBzip2Options = {},
 ): AsyncGenerator<Buffer> {
-  // At most 4: libuv has 4 pool threads by default, and sd-importd's fd poller holds one.
-  const window = Math.max(1, options.window ?? Math.min(threads() + 1, 4));
+  // One block per CPU (more only thrash the caches: libbz2's inverse BWT is a random walk over 3.6 MB),
+  // at most 4: libuv has 4 pool threads by default, and sd-importd's fd poller holds one.
+  const window = Math.max(1, options.window ?? Math.min(Math.max(threads(), 2), 4));
   const reuse = options.reuse ?? false;
   const it = source[Symbol.asyncIterator]();
   const scanner = new Bzip2Scanner(options.fakeSplits);

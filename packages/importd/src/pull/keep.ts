@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import {
   AT,
+  changeInodeFlags,
   closeQuietly,
   copyTree,
   ERRNO,
+  FS_FL,
   fchmodat,
   ficlone,
   isSubvolume,
@@ -61,7 +63,59 @@ export function keptName(poolDir: string, kind: 'tar' | 'raw', url: string, etag
   return `.${kind}-${h}${tag}${suffix}`;
 }
 
-/** Read-only as systemd makes a kept download: a read-only subvolume, or no write bits on the top. */
+/** The ETags of the downloads of `url` kept in the pool (systemd sends them as If-None-Match). */
+export function keptEtags(poolDir: string, kind: 'tar' | 'raw', url: string): string[] {
+  const suffix = kind === 'raw' ? '.raw' : '';
+  const prefixes = [
+    `.${kind}-${escapeForFilename(url)}.`,
+    `.${kind}-${createHash('sha256').update(url).digest('hex').slice(0, 16)}.`,
+  ];
+  let names: string[];
+  try {
+    names = readdirSync(poolDir);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    const p = prefixes.find((x) => n.startsWith(x));
+    if (!p || !n.endsWith(suffix) || n.length <= p.length + suffix.length) continue;
+    const etag = unescapeFilename(n.slice(p.length, n.length - suffix.length));
+    if (etag !== undefined && validEtag(etag)) out.push(etag);
+  }
+  return out;
+}
+
+/** The kept download of `url` whose ETag is `etag`, if it is there. */
+export function keptPath(
+  poolDir: string,
+  kind: 'tar' | 'raw',
+  url: string,
+  etag: string,
+): string | undefined {
+  const path = `${poolDir}/${keptName(poolDir, kind, url, etag)}`;
+  return existsSync(path) ? path : undefined;
+}
+
+function unescapeFilename(s: string): string | undefined {
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\') {
+      const m = /^x([0-9a-f]{2})/.exec(s.slice(i + 1, i + 4));
+      if (!m) return undefined;
+      bytes.push(Number.parseInt(m[1]!, 16));
+      i += 3;
+    } else bytes.push(s.charCodeAt(i));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+/**
+ * Read-only as machined marks a read-only image: a read-only subvolume, or
+ * the immutable flag (not the top directory's mode, which is the image's
+ * own "/" and must come back intact in a copy). Where the file system has no
+ * inode flags, the write bits go, as systemd does it.
+ */
 function makeReadOnly(path: string, kind: 'tar' | 'raw'): void {
   if (kind === 'tar' && isSubvolume(path)) {
     const fd = openat(AT.FDCWD, path, O.RDONLY | O.DIRECTORY);
@@ -73,7 +127,21 @@ function makeReadOnly(path: string, kind: 'tar' | 'raw'): void {
     return;
   }
   const st = statxFull(AT.FDCWD, path);
-  fchmodat(AT.FDCWD, path, st.mode & 0o7555);
+  if (kind === 'raw') fchmodat(AT.FDCWD, path, st.mode & 0o7555);
+  try {
+    immutable(path, true);
+  } catch {
+    if (kind === 'tar') fchmodat(AT.FDCWD, path, st.mode & 0o7555);
+  }
+}
+
+function immutable(path: string, on: boolean): void {
+  const fd = openat(AT.FDCWD, path, O.RDONLY | O.NONBLOCK | O.NOFOLLOW);
+  try {
+    changeInodeFlags(fd, on ? FS_FL.IMMUTABLE : 0, FS_FL.IMMUTABLE, path);
+  } finally {
+    closeQuietly(fd);
+  }
 }
 
 /**
@@ -94,7 +162,6 @@ export async function keepDownload(
   try {
     if (kind === 'tar') await copyTree(source, t.path, { into: true });
     else await copyRaw(source, t.path);
-    makeReadOnly(t.path, kind);
     if (existsSync(kept)) removeKept(kept, kind);
     try {
       renameat2(AT.FDCWD, t.path, AT.FDCWD, kept, RENAME.NOREPLACE);
@@ -102,12 +169,20 @@ export async function keepDownload(
       // Another pull of the same URL kept it meanwhile: theirs stays.
       if (!(e instanceof SyscallError && e.errno === ERRNO.EEXIST)) throw e;
       discardTempImage(t);
+      return kept;
     }
-    return kept;
   } catch (e) {
     discardTempImage(t);
     throw e;
   }
+  // After the rename: an immutable directory cannot be renamed.
+  try {
+    makeReadOnly(kept, kind);
+  } catch (e) {
+    removeKept(kept, kind);
+    throw e;
+  }
+  return kept;
 }
 
 /** A reflink where the file system has them, else a sparse copy. */
@@ -127,7 +202,8 @@ async function copyRaw(source: string, dest: string): Promise<void> {
   }
 }
 
-function removeKept(path: string, kind: 'tar' | 'raw'): void {
+/** Removes a kept download (made writable first). */
+export function removeKept(path: string, kind: 'tar' | 'raw'): void {
   if (kind === 'tar' && isSubvolume(path)) {
     const fd = openat(AT.FDCWD, path, O.RDONLY | O.DIRECTORY);
     try {
@@ -135,6 +211,10 @@ function removeKept(path: string, kind: 'tar' | 'raw'): void {
     } finally {
       closeQuietly(fd);
     }
+  } else {
+    try {
+      immutable(path, false);
+    } catch {}
   }
   removeTree(path);
 }
