@@ -255,6 +255,17 @@ describe('hostile archives: refused or contained, nothing outside the target', (
       ]),
       /replace a directory/,
     );
+    // The extractor keeps parent directory fds open: a parent it holds cannot be swapped for a symlink.
+    await refused(
+      archive([
+        { path: 'd', type: 'directory' },
+        { path: 'd/x', data: 'x' },
+        { path: 'e/y', data: 'y' },
+        { path: 'd', type: 'symlink', linkname: outside },
+        { path: 'd/evil', data: 'z' },
+      ]),
+      /replace a directory/,
+    );
   });
 });
 
