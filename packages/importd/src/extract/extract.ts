@@ -25,9 +25,9 @@ import {
   type Timespec,
   unlinkat,
   utimensat,
+  writeAll,
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
-import { writeSyncErrno } from '../io.js';
 import { ACL_XATTR, shiftAclXattr } from '../tar/acl.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
@@ -320,8 +320,13 @@ export class Extractor implements TarSink {
   data(chunk: Buffer): void {
     const f = this.#file;
     if (!f) return;
-    let off = 0;
-    while (off < chunk.length) off += writeSyncErrno(f.fd, chunk, off, chunk.length - off, null, f.e.path);
+    // write(2) through koffi: fs.writeSync's argument checks cost more than the call on small files.
+    try {
+      writeAll(f.fd, chunk);
+    } catch (e) {
+      if (e instanceof SyscallError) throw new SyscallError('write', e.errno, f.e.path, { cause: e });
+      throw e;
+    }
     this.stats.bytes += chunk.length;
   }
 
