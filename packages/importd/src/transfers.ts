@@ -34,8 +34,11 @@ export interface ImportOptions {
   log?: (message: string) => void;
   devices?: DevicePolicy;
   uidShift?: number;
-  /** Runs after all data is in, before the rename: a throw (a failed verification) discards the image. */
-  beforeCommit?: () => Promise<void>;
+  /**
+   * Runs after all data is in, before the rename, with the temporary
+   * image's path: a throw (a failed verification) discards the image.
+   */
+  beforeCommit?: (tempPath: string) => Promise<void>;
 }
 
 export interface ImportResult {
@@ -62,7 +65,7 @@ async function withTemp<T>(
   try {
     const value = await body(t);
     cancelCheck(opts.signal);
-    await opts.beforeCommit?.();
+    await opts.beforeCommit?.(t.path);
     cancelCheck(opts.signal);
     const path = await commitTempImage(opts.pool, t, opts);
     return { value, path };

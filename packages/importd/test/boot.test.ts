@@ -1,6 +1,14 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +33,7 @@ const TS = ['--conditions=sd-source', '--import', 'tsx'];
 const IMPORTD = join(repo, 'packages/importd/src/importd.ts');
 const MACHINECTL = join(repo, 'packages/machined/src/machinectl.ts');
 const NSPAWN = join(repo, 'packages/nspawn/src/cli.ts');
+const DEBIAN_BUILD = join(repo, 'tools/debian-tree/build.sh');
 
 let root: string;
 let pool: ImagePool;
@@ -119,6 +128,66 @@ describe.skipIf(!busyboxOk)('imported and pulled images run with sd-nspawn', () 
     expect(run.stdout, run.stderr).toContain('ok from');
     expect(run.status, run.stderr).toBe(0);
   });
+
+  it.skipIf(!existsSync(DEBIAN_BUILD))(
+    'a Debian tree imported by our machinectl import-tar boots with sd-nspawn --boot to poweroff',
+    () => {
+      // The Debian test tree (systemd, util-linux), built once and cached; never rebuilt here.
+      const src = execFileSync(DEBIAN_BUILD, {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }).trim();
+      const file = `${root}/import3-debian.tar`;
+      const t = spawnSync('tar', [
+        '--xattrs',
+        '--xattrs-include=*',
+        '--numeric-owner',
+        '-C',
+        src,
+        '-cf',
+        file,
+        '.',
+      ]);
+      expect(t.status, String(t.stderr)).toBe(0);
+      const imp = spawnSync(process.execPath, [...TS, MACHINECTL, 'import-tar', file, 'import3-debian'], {
+        env: bus.env,
+        encoding: 'utf8',
+        timeout: 300_000,
+      });
+      expect(imp.status, `${imp.stderr}\n${daemonLog}`).toBe(0);
+      rmSync(file);
+      // Evidence that systemd ran the boot: a unit pulled in from the kernel command line writes PID 1's name.
+      const img = join(pool.poolPath, 'import3-debian');
+      writeFileSync(
+        `${img}/etc/systemd/system/import3-mark.service`,
+        '[Unit]\nDefaultDependencies=no\n[Service]\nType=oneshot\nExecStart=/bin/sh -c "cat /proc/1/comm > /import3-booted"\n',
+      );
+      const t0 = performance.now();
+      const boot = spawnSync(
+        process.execPath,
+        [
+          ...TS,
+          NSPAWN,
+          '-q',
+          '--boot',
+          '-D',
+          img,
+          '-M',
+          'import3-debian',
+          '--private-users=no',
+          '--register=no',
+          '--console=pipe',
+          'systemd.unit=poweroff.target',
+          'systemd.wants=import3-mark.service',
+        ],
+        { env: bus.env, encoding: 'utf8', timeout: 240_000 },
+      );
+      console.log(`imported Debian tree: boot to poweroff in ${(performance.now() - t0).toFixed(0)} ms`);
+      expect(boot.status, `${boot.stdout}\n${boot.stderr}`).toBe(0);
+      expect(readFileSync(`${img}/import3-booted`, 'utf8').trim()).toBe('systemd');
+    },
+    300_000,
+  );
 
   it('an image pulled by our machinectl pull-tar --verify=checksum from loopback HTTP', async () => {
     const file = `${root}/importd-boot-web.tar.xz`;

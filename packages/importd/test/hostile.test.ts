@@ -246,12 +246,37 @@ describe('hostile archives: refused or contained, nothing outside the target', (
     );
   });
 
+  it('refuses names the kernel would refuse: a component over 255 bytes, a path over PATH_MAX', async () => {
+    await refused(paxThen(paxRecord('path', 'a'.repeat(256))), /longer than 255 bytes/);
+    // 86 three-byte characters: 258 bytes in only 86 UTF-16 units.
+    await refused(paxThen(paxRecord('path', '\u20ac'.repeat(86))), /longer than 255 bytes/);
+    // 20 components of 240 bytes: 4820 bytes in 1620 UTF-16 units.
+    await refused(paxThen(paxRecord('path', Array(20).fill('\u20ac'.repeat(80)).join('/'))), /PATH_MAX/);
+    // 85 of them (255 bytes) are fine.
+    const ok = await importTar(chunks(paxThen(paxRecord('path', '\u20ac'.repeat(85)))), 'imp-name-255', {
+      pool,
+    });
+    expect(existsSync(`${ok.path}/${'\u20ac'.repeat(85)}`)).toBe(true);
+    assertContained();
+  });
+
   it('refuses a file that would replace a directory', async () => {
     await refused(
       archive([
         { path: 'd', type: 'directory' },
         { path: 'd/x', data: 'x' },
         { path: 'd', data: 'y' },
+      ]),
+      /replace a directory/,
+    );
+    // The extractor keeps parent directory fds open: a parent it holds cannot be swapped for a symlink.
+    await refused(
+      archive([
+        { path: 'd', type: 'directory' },
+        { path: 'd/x', data: 'x' },
+        { path: 'e/y', data: 'y' },
+        { path: 'd', type: 'symlink', linkname: outside },
+        { path: 'd/evil', data: 'z' },
       ]),
       /replace a directory/,
     );

@@ -19,8 +19,8 @@ import { parseExportFormat, parseVerify } from '../types.js';
 /**
  * importctl's command line: systemd's importctl(1) option set and verbs on
  * @sd/basic's option table. What this importd cannot do (other image
- * classes, a user-scope manager, remote hosts, keeping the pristine
- * download, OCI pulls, import1's ListImages) is refused by name, never
+ * classes, a user-scope manager, remote hosts, OCI pulls, import1's
+ * ListImages) is refused by name, never
  * parsed and then ignored.
  */
 
@@ -31,6 +31,8 @@ export interface ImportctlValues {
   verify: string;
   format: string;
   force: boolean;
+  /** pull-tar/pull-raw: keep the pristine download (systemd's default for machine images: yes). */
+  keepDownload: boolean;
 }
 
 export const defaultImportctlValues = (): ImportctlValues => ({
@@ -40,6 +42,7 @@ export const defaultImportctlValues = (): ImportctlValues => ({
   verify: '',
   format: '',
   force: false,
+  keepDownload: true,
 });
 
 const asUsage = <T>(name: string, value: string, f: () => T): T => {
@@ -110,14 +113,15 @@ export const IMPORTCTL_OPTIONS: Def[] = [
     {
       long: 'keep-download',
       value: 'BOOL',
-      help: 'Keep a pristine copy of the download (only no: downloads are imported as they arrive)',
+      help: 'Keep a pristine read-only copy of the download next to the image (default: yes)',
     },
-    (_v, a, n) => {
-      if (asUsage(n, a, () => parseBoolean(a, `${n}=`)))
-        throw new UsageError(`${n}=${a}: keeping a pristine copy of the download is not supported`);
+    (v, a, n) => {
+      v.keepDownload = asUsage(n, a, () => parseBoolean(a, `${n}=`));
     },
   ),
-  flag({ short: 'N', help: 'Same as --keep-download=no' }, () => {}),
+  flag({ short: 'N', help: 'Same as --keep-download=no' }, (v) => {
+    v.keepDownload = false;
+  }),
   flag({ long: 'system', help: 'Connect to the system image manager (the default)' }, () => {}),
   refused({ long: 'user' }, 'a per-user image manager is not supported'),
   ...refusedTransportOptions<ImportctlValues>('importctl'),
@@ -186,7 +190,7 @@ export function transferOptions(v: ImportctlValues): TransferOptions {
     readOnly: v.readOnly,
     verify: v.verify,
     format: v.format,
-    keepDownload: false,
+    keepDownload: v.keepDownload,
     quiet: v.quiet,
     noLegend: !v.output.legend,
     json: v.output.json,

@@ -1,7 +1,9 @@
 import type { ExportFormat } from '../types.js';
 import { bzip2Decoder, bzip2Encoder } from './bzip2.js';
+import { bzip2DecodeParallel } from './bzip2-parallel.js';
 import { transformPipelined, transformWith } from './codec.js';
 import { gunzip, gzip } from './gzip.js';
+import { threads } from './native.js';
 import { xzDecoder, xzEncoder } from './xz.js';
 import { zstdDecoder, zstdEncoder } from './zstd.js';
 
@@ -40,7 +42,10 @@ export function decompress(
     case 'gzip':
       return gunzip(source);
     case 'bzip2':
-      return transformPipelined(bzip2Decoder(), source, true, reuse);
+      // Block-parallel decoding costs some CPU (finding blocks, re-aligning them): only worth it with a second CPU.
+      return threads() > 1
+        ? bzip2DecodeParallel(source, { reuse })
+        : transformPipelined(bzip2Decoder(), source, true, reuse);
     case 'zstd':
       return transformPipelined(zstdDecoder(), source, true, reuse);
   }

@@ -18,10 +18,14 @@ const FLAG_FORCE = 1n;
 const FLAG_READ_ONLY = 2n;
 const FLAG_KEEP_DOWNLOAD = 4n;
 
-function flagsOf(flags: bigint): { force: boolean; readOnly: boolean } {
+function flagsOf(flags: bigint): { force: boolean; readOnly: boolean; keepDownload: boolean } {
   if ((flags & ~(FLAG_FORCE | FLAG_READ_ONLY | FLAG_KEEP_DOWNLOAD)) !== 0n)
     throw new BusError(DBUS_ERROR.InvalidArgs, `Unknown flags 0x${flags.toString(16)}`);
-  return { force: (flags & FLAG_FORCE) !== 0n, readOnly: (flags & FLAG_READ_ONLY) !== 0n };
+  return {
+    force: (flags & FLAG_FORCE) !== 0n,
+    readOnly: (flags & FLAG_READ_ONLY) !== 0n,
+    keepDownload: (flags & FLAG_KEEP_DOWNLOAD) !== 0n,
+  };
 }
 
 function machineClass(c: string): void {
@@ -37,7 +41,13 @@ export function managerInterface(d: Importd): InterfaceSpec {
     fd: number | undefined,
     remote: string,
     local: string,
-    rest: { force?: boolean; readOnly?: boolean; format?: Compression; verify?: string },
+    rest: {
+      force?: boolean;
+      readOnly?: boolean;
+      keepDownload?: boolean;
+      format?: Compression;
+      verify?: string;
+    },
   ): Promise<[number, string]> => {
     try {
       await requireRoot(ctx);
@@ -58,7 +68,15 @@ export function managerInterface(d: Importd): InterfaceSpec {
         type,
         remote,
         local,
-        { fd, force: rest.force, readOnly: rest.readOnly, format: rest.format, verify },
+        {
+          fd,
+          force: rest.force,
+          readOnly: rest.readOnly,
+          // Only pulls download anything to keep (systemd ignores the flag elsewhere too).
+          keepDownload: type.startsWith('pull') ? rest.keepDownload : undefined,
+          format: rest.format,
+          verify,
+        },
         verify ?? '',
       );
     } catch (e) {

@@ -19,6 +19,8 @@ export interface TransferArgs {
   fd?: number;
   force?: boolean;
   readOnly?: boolean;
+  /** pull-tar/pull-raw: keep the verified download as a hidden read-only copy. */
+  keepDownload?: boolean;
   format?: Compression;
   verify?: ImportVerify;
   keyrings?: readonly string[];
@@ -87,6 +89,7 @@ export async function runTransfer(t: Transfer, a: TransferArgs): Promise<void> {
           ...common,
           verify: a.verify ?? 'signature',
           keyrings: a.keyrings,
+          keepDownload: a.keepDownload,
           onSize: (n) => {
             total = n;
           },

@@ -25,9 +25,9 @@ import {
   type Timespec,
   unlinkat,
   utimensat,
+  writeAll,
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
-import { writeSyncErrno } from '../io.js';
 import { ACL_XATTR, shiftAclXattr } from '../tar/acl.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
@@ -73,6 +73,8 @@ const { ELOOP } = ERRNO;
 const { ENOTDIR } = ERRNO;
 const { EXDEV } = ERRNO;
 const IN_ROOT = { noSymlinks: true, noXdev: true } as const;
+/** Parent directory fds kept open at once. */
+const DIR_CACHE = 16;
 
 const ts = (t: TarEntry['mtime']): Timespec => ({ sec: t.sec, nsec: t.nsec });
 
@@ -87,8 +89,15 @@ export class Extractor implements TarSink {
   readonly #devices: DevicePolicy;
   readonly #shift: number;
   readonly #log: (m: string) => void;
-  #dirKey: string | undefined;
-  #dirFd = -1;
+  /**
+   * O_PATH fds of recently used parent directories, least recently used
+   * first: GNU tar goes back to a directory after each subdirectory, and a
+   * lookup per return cost an openat2 and a close. Safe to keep: entries
+   * never replace or move a directory (a non-directory by a directory's
+   * name is refused, hard links to directories too).
+   */
+  readonly #dirFds = new Map<string, number>();
+  #lastKey: string | undefined;
   #file: { fd: number; e: TarEntry; name: string } | undefined;
   readonly #dirs: DirMeta[] = [];
   /** The owner every new entry gets by itself, or undefined when it is not certain (a setgid root). */
@@ -136,11 +145,17 @@ export class Extractor implements TarSink {
 
   /** An fd of the parent directory of `parts`, created (like tar does) when the archive left it out. */
   #parent(parts: string[], path: string): number {
-    const key = parts.slice(0, -1).join('/');
-    if (key === this.#dirKey) return this.#dirFd;
-    closeQuietly(this.#dirFd);
-    this.#dirFd = -1;
-    this.#dirKey = undefined;
+    const key = parts.length === 1 ? '' : parts.slice(0, -1).join('/');
+    const cached = this.#dirFds.get(key);
+    if (cached !== undefined) {
+      if (this.#lastKey !== key) {
+        // Most recently used last.
+        this.#dirFds.delete(key);
+        this.#dirFds.set(key, cached);
+        this.#lastKey = key;
+      }
+      return cached;
+    }
     const rel = key === '' ? '.' : key;
     let fd: number;
     try {
@@ -154,8 +169,13 @@ export class Extractor implements TarSink {
         throw this.#lookupError(e2, path);
       }
     }
-    this.#dirFd = fd;
-    this.#dirKey = key;
+    if (this.#dirFds.size >= DIR_CACHE) {
+      const [oldKey, oldFd] = this.#dirFds.entries().next().value as [string, number];
+      this.#dirFds.delete(oldKey);
+      closeQuietly(oldFd);
+    }
+    this.#dirFds.set(key, fd);
+    this.#lastKey = key;
     return fd;
   }
 
@@ -300,8 +320,13 @@ export class Extractor implements TarSink {
   data(chunk: Buffer): void {
     const f = this.#file;
     if (!f) return;
-    let off = 0;
-    while (off < chunk.length) off += writeSyncErrno(f.fd, chunk, off, chunk.length - off, null, f.e.path);
+    // write(2) through koffi: fs.writeSync's argument checks cost more than the call on small files.
+    try {
+      writeAll(f.fd, chunk);
+    } catch (e) {
+      if (e instanceof SyscallError) throw new SyscallError('write', e.errno, f.e.path, { cause: e });
+      throw e;
+    }
     this.stats.bytes += chunk.length;
   }
 
@@ -372,9 +397,9 @@ export class Extractor implements TarSink {
   close(): void {
     if (this.#file) closeQuietly(this.#file.fd);
     this.#file = undefined;
-    closeQuietly(this.#dirFd);
-    this.#dirFd = -1;
-    this.#dirKey = undefined;
+    for (const fd of this.#dirFds.values()) closeQuietly(fd);
+    this.#dirFds.clear();
+    this.#lastKey = undefined;
   }
 }
 

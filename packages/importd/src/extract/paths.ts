@@ -9,9 +9,11 @@ import { UnsafeEntryError } from '../errors.js';
 export function entryComponents(path: string): string[] {
   const parts = path.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new UnsafeEntryError(path, 'it contains a ".." component');
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short strings need no byte count (a call into C++ each).
   for (const p of parts)
-    if (Buffer.byteLength(p) > 255) throw new UnsafeEntryError(path, 'a component is longer than 255 bytes');
-  if (Buffer.byteLength(path) > 4095)
+    if (p.length > 85 && Buffer.byteLength(p) > 255)
+      throw new UnsafeEntryError(path, 'a component is longer than 255 bytes');
+  if (path.length > 1365 && Buffer.byteLength(path) > 4095)
     throw new UnsafeEntryError(path.slice(0, 64), 'the path is longer than PATH_MAX');
   return parts;
 }

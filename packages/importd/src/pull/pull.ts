@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { InvalidArgumentError } from '@sd/sys';
 import { VerificationError } from '../errors.js';
-import { type ImportOptions, type ImportResult, importRaw, importTar } from '../transfers.js';
+import { fileSource } from '../io.js';
+import { type ImportOptions, type ImportResult, importFs, importRaw, importTar } from '../transfers.js';
 import type { ImportVerify } from '../types.js';
 import { fetchSmall, httpGet, httpGetRest, parseUrl, resumeInfo } from './http.js';
+import { keepDownload, keptEtags, keptPath } from './keep.js';
 import { expectedDigest, KEYRINGS, readKeyring, verifySignature } from './verify.js';
 
 /**
@@ -23,6 +25,8 @@ export interface PullOptions extends ImportOptions {
   onSize?: (bytes: number | undefined) => void;
   /** How often a lost connection is resumed where the server allows it (default 5). */
   resumeAttempts?: number;
+  /** Keep the verified download as a hidden read-only copy in the pool (systemd's `.tar-<URL>.<ETag>`). */
+  keepDownload?: boolean;
 }
 
 const SMALL = 1024 * 1024;
@@ -76,7 +80,26 @@ async function pull(
   const file = decodeURIComponent(u.pathname.split('/').pop() ?? '');
   const expected = await expectedSha256(u, file, opts.verify, opts);
   const want = expected?.digest;
-  const res = await httpGet(u.href, { signal: opts.signal });
+  // A download kept earlier is offered to the server by its ETag; a 304 means it is still current.
+  const old = opts.keepDownload ? keptEtags(opts.pool.poolPath, kind, u.href) : [];
+  const res = await httpGet(u.href, {
+    signal: opts.signal,
+    ...(old.length > 0 && { headers: { 'if-none-match': old.join(', ') }, accept: [200, 304] }),
+  });
+  if (res.statusCode === 304) {
+    res.resume();
+    const etag = res.headers.etag ?? (old.length === 1 ? old[0] : undefined);
+    const kept = etag !== undefined ? keptPath(opts.pool.poolPath, kind, u.href, etag) : undefined;
+    if (!kept)
+      throw new VerificationError(`${u.href}: the server says not modified, but no kept download matches`);
+    opts.log?.(`Image already downloaded (${kept}): skipping the download.`);
+    const r =
+      kind === 'tar' ? await importFs(kept, name, opts) : await importRaw(fileSource(kept), name, opts);
+    await pullSettings(u, file, name, expected, opts).catch((e) =>
+      opts.log?.(`Cannot fetch the .nspawn file: ${(e as Error).message}`),
+    );
+    return r;
+  }
   const length = Number(res.headers['content-length']);
   opts.onSize?.(Number.isFinite(length) ? length : undefined);
   const hash = createHash('sha256');
@@ -110,13 +133,20 @@ async function pull(
       current = await httpGetRest(u.href, received, resume, opts.signal);
     }
   }
-  const beforeCommit = async () => {
-    await opts.beforeCommit?.();
-    if (want === undefined) return;
-    const got = hash.digest('hex');
-    if (got !== want)
-      throw new VerificationError(`SHA-256 of ${file} is ${got}, expected ${want}: refusing the image`);
-    opts.log?.(`SHA-256 checksum of ${file} verified.`);
+  const beforeCommit = async (tempPath: string) => {
+    await opts.beforeCommit?.(tempPath);
+    if (want !== undefined) {
+      const got = hash.digest('hex');
+      if (got !== want)
+        throw new VerificationError(`SHA-256 of ${file} is ${got}, expected ${want}: refusing the image`);
+      opts.log?.(`SHA-256 checksum of ${file} verified.`);
+    }
+    if (opts.keepDownload) {
+      // Only a verified download is kept; a failure here discards the image too.
+      const etag = res.headers.etag;
+      const kept = await keepDownload(opts.pool.poolPath, kind, tempPath, u.href, etag);
+      opts.log?.(`Kept the download as ${kept}.`);
+    }
   };
   const importer = kind === 'tar' ? importTar : importRaw;
   const r = await importer(body(), name, { ...opts, beforeCommit });

@@ -60,6 +60,9 @@ const TYPES: Record<string, EntryType> = {
 
 type Meta = 'x' | 'g' | 'L' | 'K';
 
+/** The xattrs of every entry without any: shared, so nobody may write to an entry's map. */
+const NO_XATTRS = new Map<string, Buffer>();
+
 export class TarReader {
   readonly #sink: TarSink;
   readonly #maxMeta: number;
@@ -225,11 +228,15 @@ export class TarReader {
     const uidV = this.#value('uid');
     const gidV = this.#value('gid');
     const mtimeV = this.#value('mtime');
-    const xattrs = new Map<string, Buffer>();
+    // Most entries have none: they share one empty map (nobody writes to an entry's xattrs).
+    let xattrs = NO_XATTRS;
     const collect = (m: Map<string, Buffer>) => {
       for (const [k, v] of m) {
-        if (k.startsWith('SCHILY.xattr.')) xattrs.set(k.slice(13), v);
-        else if (k.startsWith('LIBARCHIVE.xattr.')) {
+        if (k.startsWith('SCHILY.xattr.')) {
+          if (xattrs === NO_XATTRS) xattrs = new Map();
+          xattrs.set(k.slice(13), v);
+        } else if (k.startsWith('LIBARCHIVE.xattr.')) {
+          if (xattrs === NO_XATTRS) xattrs = new Map();
           let name: string;
           try {
             name = decodeURIComponent(k.slice(17));
@@ -243,12 +250,13 @@ export class TarReader {
           );
       }
     };
-    collect(this.#global);
-    collect(this.#pax);
+    if (this.#global.size > 0) collect(this.#global);
+    if (this.#pax.size > 0) collect(this.#pax);
     // ACLs in text (star, GNU tar --acls); a binary system.posix_acl_* xattr of the same entry wins.
     for (const kind of ['access', 'default'] as const) {
       const text = this.#pax.get(ACL_PAX[kind]) ?? this.#global.get(ACL_PAX[kind]);
       if (text === undefined || xattrs.has(ACL_XATTR[kind])) continue;
+      if (xattrs === NO_XATTRS) xattrs = new Map();
       xattrs.set(
         ACL_XATTR[kind],
         aclTextToXattr(decodeName(text, `PAX ${ACL_PAX[kind]}`), `${JSON.stringify(path)}`),
@@ -272,7 +280,7 @@ export class TarReader {
       devminor: h.devminor,
       xattrs,
     };
-    this.#pax = new Map();
+    if (this.#pax.size > 0) this.#pax = new Map();
     this.#longName = undefined;
     this.#longLink = undefined;
     this.#remaining = size;

@@ -6,7 +6,6 @@ import {
   type OptionDef,
   parseCommandLine,
   parseJsonMode,
-  refusedOption,
   refusedTransportOptions,
   UsageError,
 } from '@sd/basic';
@@ -41,6 +40,8 @@ export interface Options {
   /** Transfer verbs (verbs-transfers.ts). */
   verify?: string;
   format?: string;
+  /** pull-tar/pull-raw --keep-download=BOOL (systemd's machinectl pulls without keeping: default no). */
+  keepDownload?: boolean;
 }
 
 export interface ParsedArgs {
@@ -174,8 +175,10 @@ export const OPTIONS: OptionDef<Options>[] = [
   // systemd's machinectl reaches a remote host over ssh (-H) or a container's (-M); ours does
   // neither, and says so rather than quietly talking to the local machined.
   ...refusedTransportOptions<Options>('machinectl'),
-  // Our sd-importd imports a download as it arrives and never keeps a pristine copy.
-  refusedOption({ long: 'keep-download' }, 'keeping a pristine copy of the download is not supported'),
+  // importctl's option, here too: keep the verified download as a hidden read-only copy.
+  value('keep-download', (o, v) => {
+    o.keepDownload = parseBoolean(v);
+  }),
 ];
 
 export function parseArgs(argv: string[]): ParsedArgs {

@@ -114,6 +114,7 @@ Options:
                               (and an existing image on import/pull)
      --verify=MODE            Verification mode for downloaded images (no, checksum, signature)
      --format=FORMAT          Compression of exported images (uncompressed, xz, gzip, bzip2, zstd)
+     --keep-download=BOOL     Keep a pristine read-only copy of a pulled download
   -q --quiet                  Suppress output
      --json=pretty|short|off  Generate JSON output
 

@@ -272,7 +272,7 @@ const optionsOf = (ctx: VerbContext): TransferOptions => ({
   readOnly: ctx.options.readOnly,
   verify: ctx.options.verify ?? '',
   format: ctx.options.format ?? '',
-  keepDownload: false,
+  keepDownload: ctx.options.keepDownload ?? false,
   quiet: ctx.options.quiet,
   noLegend: ctx.options.noLegend,
   json: ctx.options.json,
