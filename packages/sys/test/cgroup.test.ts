@@ -189,6 +189,31 @@ describe('cgroups', () => {
     expect(cg.exists()).toBe(false);
   });
 
+  it('tryRemove removes an empty cgroup with children everywhere, and leaves one a process is in', async () => {
+    const name = `start4-${uniq()}`;
+    const top = new Cgroup(name);
+    cgroups.push(top);
+    const leaf = new Cgroup(`${name}/payload`).create();
+    const child = sleeper();
+    children.push(child);
+    leaf.attach(child.pid!);
+    // Busy: nothing with the process is removed, the process is still in it.
+    expect(top.tryRemove()).toBe(false);
+    expect(leaf.pids()).toEqual([child.pid]);
+    expect(top.exists()).toBe(true);
+    child.kill('SIGKILL');
+    await exited(child);
+    // The kernel lets go of the exited process a moment later.
+    let removed = false;
+    for (let i = 0; i < 100 && !removed; i++) {
+      removed = top.tryRemove();
+      if (!removed) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(removed).toBe(true);
+    for (const d of [...top.dirs, ...leaf.dirs]) expect(existsSync(d)).toBe(false);
+    expect(top.tryRemove()).toBe(true);
+  });
+
   it('names the path in errors', () => {
     const cg = new Cgroup(uniq());
     let err: unknown;

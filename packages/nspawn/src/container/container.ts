@@ -60,8 +60,10 @@ export { Container, type ContainerEvents, type ContainerOptions } from './handle
 async function mountProc(pid: number, networkNamespace: boolean): Promise<void> {
   const mntFd = open(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
   try {
+    // Our memory is shared: the mount namespace it joins holds only the
+    // waiting init, no code of the container yet (and it exits before the init goes on).
     const child = await spawn(buildProcProgram({ initPid: pid, mntFd, networkNamespace }), {
-      shareMemory: false,
+      joinsOwnSetup: true,
     });
     const st = await child.exited;
     if (st.code !== 0)

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { PrivateUsers } from '../settings/settings.js';
+import { sha256 } from './sha256.js';
 
 /**
  * UID ranges for --private-users. `pick` starts from a hash of the machine
@@ -35,12 +36,7 @@ function tryLock(dir: string, shift: number): number | undefined {
 }
 
 export function candidateShift(machine: string, attempt: number): number {
-  // node:crypto on first use: loading it costs every start ~10–20 ms.
-  const h = process
-    .getBuiltinModule('node:crypto')
-    .createHash('sha256')
-    .update(`${machine}\0${attempt}`)
-    .digest();
+  const h = sha256(Buffer.from(`${machine}\0${attempt}`));
   const slots = (PICK_MAX - PICK_MIN) / RANGE;
   return PICK_MIN + (h.readUInt32LE(0) % slots) * RANGE;
 }

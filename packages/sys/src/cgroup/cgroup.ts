@@ -194,6 +194,27 @@ export class Cgroup {
   }
 
   /**
+   * Removes the cgroup and its descendants in every hierarchy, leaves first,
+   * if no process is in them: true once all are gone. At the first busy
+   * directory it stops and answers false (what it removed stays removed). A
+   * cgroup the kernel still counts a process in refuses rmdir, so this is
+   * the cheap check for an empty cgroup too: no walk unless it has children.
+   */
+  tryRemove(): boolean {
+    for (const p of this.#places) {
+      let errno = rmdirErrno(p.dir);
+      if (errno === EBUSY) {
+        for (const dir of subtree(p.dir).reverse()) {
+          errno = rmdirErrno(dir);
+          if (errno !== 0 && errno !== ENOENT) break;
+        }
+      }
+      if (errno !== 0 && errno !== ENOENT) return false;
+    }
+    return true;
+  }
+
+  /**
    * Removes the cgroup and its descendants in every hierarchy (leaf first).
    * Exiting processes get `timeoutMs` to leave; a cgroup that stays busy is an
    * SdError('EBUSY') naming the directory and the pids in it.

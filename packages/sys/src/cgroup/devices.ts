@@ -5,7 +5,7 @@ import { InvalidArgumentError, SdError, SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { addressOf, koffi, lazyFunc } from '../ffi/libc.js';
 import { syscallNumber } from '../seccomp/syscalls.js';
-import { writeText } from './fs.js';
+import { writeEach, writeText } from './fs.js';
 
 /** One allowed device or range: `c 136:* rw` is every minor of major 136, read and write, no mknod. */
 export interface DeviceRule {
@@ -58,7 +58,7 @@ export function deviceAllowLines(rules: readonly DeviceRule[]): string[] {
 export function applyDevicePolicyV1(dir: string, rules: readonly DeviceRule[]): void {
   const lines = deviceAllowLines(rules);
   writeText(`${dir}/devices.deny`, 'a');
-  for (const line of lines) writeText(`${dir}/devices.allow`, line);
+  writeEach(`${dir}/devices.allow`, lines);
 }
 
 // eBPF (linux/bpf.h), just what a device program needs.

@@ -53,14 +53,24 @@ export function readTextIfExists(path: string): string | undefined {
 
 /** Writes `value` with one write(2): cgroupfs parses each write as one command. */
 export function writeText(path: string, value: string): void {
+  writeEach(path, [value]);
+}
+
+/**
+ * Writes each value with a write() of its own to one open of `path`: a
+ * cgroup file takes one value (a devices.allow rule) per write.
+ */
+export function writeEach(path: string, values: readonly string[]): void {
   const fd = open(path, O.WRONLY);
   try {
-    const data = Buffer.from(value);
-    for (;;) {
-      const n = Number(c.write(fd, data, data.length));
-      if (n >= 0) return;
-      const errno = koffi.errno();
-      if (errno !== EINTR) throw new SyscallError('write', errno, path);
+    for (const value of values) {
+      const data = Buffer.from(value);
+      for (;;) {
+        const n = Number(c.write(fd, data, data.length));
+        if (n >= 0) break;
+        const errno = koffi.errno();
+        if (errno !== EINTR) throw new SyscallError('write', errno, path);
+      }
     }
   } finally {
     closeQuietly(fd);

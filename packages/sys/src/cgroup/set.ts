@@ -136,6 +136,8 @@ export class CgroupSet {
     let error: unknown;
     for (const g of this.groups) {
       try {
+        // Most often there is nothing left to kill: then rmdir alone does it.
+        if (g.tryRemove()) continue;
         if (!g.isEmpty()) await g.kill(signal);
         await g.remove();
       } catch (e) {

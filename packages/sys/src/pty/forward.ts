@@ -43,8 +43,8 @@ export function forwardPty({
   onEscape,
   ignoreInitialHangup,
 }: PtyForwardOptions): PtyForwarder {
-  const stdin = process.stdin;
-  const out = process.stdout;
+  // Node's stdio streams are made on first access, at a cost (stream
+  // modules loaded): only what is used is touched.
   let closed = false;
   let hungUp: () => void = () => {};
   const hangup = new Promise<void>((resolve) => {
@@ -65,7 +65,7 @@ export function forwardPty({
       if (n < 0) return true;
       if (n === 0) return false;
       sawData = true;
-      if (output) out.write(Buffer.from(buf.subarray(0, n)));
+      if (output) process.stdout.write(Buffer.from(buf.subarray(0, n)));
     }
   };
   const onReady = () => {
@@ -84,7 +84,9 @@ export function forwardPty({
     } catch {}
   };
   resize();
-  out.on('resize', resize);
+  // Only a terminal has a size to follow.
+  const ttyOut = isatty(1);
+  if (ttyOut) process.stdout.on('resize', resize);
 
   const tty = isatty(0);
   let presses: number[] = [];
@@ -106,9 +108,9 @@ export function forwardPty({
   };
   const raw = input && tty;
   if (input) {
-    if (raw) stdin.setRawMode(true);
-    stdin.on('data', onData);
-    stdin.resume();
+    if (raw) process.stdin.setRawMode(true);
+    process.stdin.on('data', onData);
+    process.stdin.resume();
   }
 
   return {
@@ -120,11 +122,11 @@ export function forwardPty({
         drain();
       } catch {}
       poller().remove(master);
-      out.off('resize', resize);
+      if (ttyOut) process.stdout.off('resize', resize);
       if (input) {
-        stdin.off('data', onData);
-        stdin.pause();
-        if (raw) stdin.setRawMode(false);
+        process.stdin.off('data', onData);
+        process.stdin.pause();
+        if (raw) process.stdin.setRawMode(false);
       }
     },
   };

@@ -127,27 +127,34 @@ function parse(table: string): ReadonlyMap<string, number> {
   return m;
 }
 
-const tables: Record<Arch, ReadonlyMap<string, number>> = { x86_64: parse(X86_64), aarch64: parse(AARCH64) };
+const texts: Record<Arch, string> = { x86_64: X86_64, aarch64: AARCH64 };
+const parsed: Partial<Record<Arch, ReadonlyMap<string, number>>> = {};
+/** Parsed on first use: most runs (a CLI's --help) never look a number up, few need the other architecture. */
+const table = (arch: Arch): ReadonlyMap<string, number> => {
+  const t = parsed[arch] ?? parse(texts[arch]);
+  parsed[arch] = t;
+  return t;
+};
 
 /** The number of a system call on `arch`; undefined when that architecture does not have it (open, fork on aarch64). */
 export function findSyscallNumber(name: string, arch: Arch = hostArch()): number | undefined {
-  return tables[arch].get(name);
+  return table(arch).get(name);
 }
 
 /** The number of a system call on `arch`; throws naming the call when the architecture lacks it. */
 export function syscallNumber(name: string, arch: Arch = hostArch()): number {
-  const nr = tables[arch].get(name);
+  const nr = table(arch).get(name);
   if (nr === undefined) throw new InvalidArgumentError(`no system call '${name}' on ${arch}`);
   return nr;
 }
 
 /** The name of a system call number on `arch`. */
 export function syscallName(nr: number, arch: Arch = hostArch()): string | undefined {
-  for (const [name, n] of tables[arch]) if (n === nr) return name;
+  for (const [name, n] of table(arch)) if (n === nr) return name;
   return undefined;
 }
 
 /** Every system call name known for `arch`. */
 export function syscallNames(arch: Arch = hostArch()): string[] {
-  return [...tables[arch].keys()];
+  return [...table(arch).keys()];
 }

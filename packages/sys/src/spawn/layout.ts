@@ -23,35 +23,34 @@ const FLAG_IGNORE = 1;
 const FLAG_STORE = 2;
 const FLAG_JUMP_IF_POSITIVE = 4;
 
-const NUL = Buffer.of(0);
-
-function cstring(s: string): Buffer {
-  if (s.includes('\0')) throw new InvalidArgumentError(`string contains a NUL byte: ${JSON.stringify(s)}`);
-  return Buffer.concat([Buffer.from(s), NUL]);
-}
+const TWO_32 = 2 ** 32;
 
 /**
  * Lays `steps` out in memory; `at` fixes the address it will run at
  * instead (for an interpreter outside this process, as the aarch64 test
- * under qemu-user does).
+ * under qemu-user does). Every start builds its programs once, cold: the
+ * layout reserves offsets first and then writes strings, blobs and 8-byte
+ * fields straight into the one zeroed memory (its zeros are the NULs, the
+ * padding and the arrays' NULL ends), numbers without BigInt where they fit.
  */
 export function layoutProgram(steps: readonly Step[], values: Placeholders, at?: bigint): BuiltProgram {
-  const data: Buffer[] = [];
-  let dataSize = 0;
-  const base = HEADER_SIZE + steps.length * STEP_SIZE;
-  const place = (b: Buffer): number => {
-    const off = base + dataSize;
-    data.push(b);
-    dataSize += b.length;
-    const pad = (8 - (dataSize % 8)) % 8;
-    if (pad) {
-      data.push(Buffer.alloc(pad));
-      dataSize += pad;
-    }
+  let size = HEADER_SIZE + steps.length * STEP_SIZE;
+  const strings: Array<[number, string]> = [];
+  const blobs: Array<[number, Uint8Array]> = [];
+  // Each placement starts 8-aligned.
+  const reserve = (n: number): number => {
+    const off = size;
+    size += n + ((8 - (n % 8)) % 8);
+    return off;
+  };
+  const placeString = (s: string): number => {
+    if (s.includes('\0')) throw new InvalidArgumentError(`string contains a NUL byte: ${JSON.stringify(s)}`);
+    const off = reserve(Buffer.byteLength(s) + 1);
+    strings.push([off, s]);
     return off;
   };
   // Offsets first; addresses once the memory exists.
-  type Resolved = { offset: number } | { value: bigint } | { slot: number };
+  type Resolved = { offset: number } | { value: number | bigint } | { slot: number };
   const arrays: Array<{ at: number; items: number[] }> = [];
   const fixups: Array<{ at: number; target: number }> = [];
   // One Data object is placed once: steps that pass the same Data share
@@ -61,47 +60,59 @@ export function layoutProgram(steps: readonly Step[], values: Placeholders, at?:
     const known = placed.get(d);
     if (known !== undefined) return known;
     const targets = d.pointers.map((p) => placeData(p.target));
-    const at = place(d.bytes);
+    const at = reserve(d.bytes.length);
+    blobs.push([at, d.bytes]);
     d.pointers.forEach((p, i) => fixups.push({ at: at + p.offset, target: targets[i]! }));
     placed.set(d, at);
     return at;
   };
   const resolve = (a: Arg): Resolved => {
-    if (a === null) return { value: 0n };
-    if (typeof a === 'number') return { value: BigInt.asUintN(64, BigInt(a)) };
+    if (a === null) return { value: 0 };
+    if (typeof a === 'number') return { value: Number.isSafeInteger(a) ? a : BigInt.asUintN(64, BigInt(a)) };
     if (typeof a === 'bigint') return { value: BigInt.asUintN(64, a) };
-    if (typeof a === 'string') return { offset: place(cstring(a)) };
+    if (typeof a === 'string') return { offset: placeString(a) };
     if (a instanceof Slot) return { slot: a.index };
     if (a instanceof Data) return { offset: placeData(a) };
     if (a instanceof Special) {
       const v = values[a.name];
       if (v === undefined) throw new InvalidArgumentError(`spawn program needs ${a.name}`);
-      return { value: BigInt(v) };
+      return { value: v };
     }
-    const items = a.strings.map((s) => place(cstring(s)));
-    const at = place(Buffer.alloc((items.length + 1) * 8));
+    const items = a.strings.map(placeString);
+    const at = reserve((items.length + 1) * 8);
     arrays.push({ at, items });
     return { offset: at };
   };
   const resolvedSteps = steps.map((s) => s.args.map(resolve));
 
-  const ab = new ArrayBuffer(base + dataSize);
+  const ab = new ArrayBuffer(size);
   const memory = Buffer.from(ab);
+  const u32 = new Uint32Array(ab);
+  const u64 = new BigUint64Array(ab);
   const address = at ?? addressOfMemory(memory);
-  let off = base;
-  for (const d of data) {
-    d.copy(memory, off);
-    off += d.length;
-  }
-  for (const { at, items } of arrays) {
-    items.forEach((item, i) => memory.writeBigUInt64LE(address + BigInt(item), at + i * 8));
-  }
-  for (const { at, target } of fixups) memory.writeBigUInt64LE(address + BigInt(target), at);
-  memory.writeBigUInt64LE(BigInt(steps.length), 0);
-  memory.writeBigUInt64LE(BigInt(values.reportFd), 8);
+  // User-space addresses are below 2^53 on every architecture sd runs on.
+  const base = Number(address);
+  if (!Number.isSafeInteger(base))
+    throw new InvalidArgumentError(`spawn program address ${address} out of range`);
+  // An 8-byte little-endian field (every host sd runs on is little-endian).
+  const put = (off: number, v: number | bigint): void => {
+    if (typeof v === 'bigint') {
+      u64[off / 8] = v;
+      return;
+    }
+    const hi = Math.floor(v / TWO_32);
+    u32[off / 4] = v - hi * TWO_32;
+    u32[off / 4 + 1] = hi;
+  };
+  for (const [off, s] of strings) memory.write(s, off);
+  for (const [off, b] of blobs) memory.set(b, off);
+  for (const { at, items } of arrays) items.forEach((item, i) => put(at + i * 8, base + item));
+  for (const { at, target } of fixups) put(at, base + target);
+  put(0, steps.length);
+  put(8, values.reportFd);
   steps.forEach((s, i) => {
     const at = HEADER_SIZE + i * STEP_SIZE;
-    memory.writeBigUInt64LE(BigInt(s.nr), at);
+    put(at, s.nr);
     let flags = (s.ignoreErrno ? FLAG_IGNORE : 0) | (s.slot ? FLAG_STORE : 0);
     if (s.jump !== undefined) {
       if (!Number.isInteger(s.jump) || s.jump < 0 || s.jump > steps.length || s.jump > 0xffff)
@@ -109,16 +120,13 @@ export function layoutProgram(steps: readonly Step[], values: Placeholders, at?:
       flags |= FLAG_JUMP_IF_POSITIVE | (s.jump << 16);
     }
     resolvedSteps[i]!.forEach((r, j) => {
-      let v: bigint;
       if ('slot' in r) {
         flags |= 1 << (8 + j);
-        v = BigInt(r.slot);
-      } else if ('offset' in r) v = address + BigInt(r.offset);
-      else v = r.value;
-      memory.writeBigUInt64LE(v, at + 8 + j * 8);
+        put(at + 8 + j * 8, r.slot);
+      } else put(at + 8 + j * 8, 'offset' in r ? base + r.offset : r.value);
     });
-    memory.writeUInt32LE(flags, at + 56);
-    memory.writeUInt32LE(s.slot?.index ?? 0, at + 60);
+    u32[(at + 56) / 4] = flags;
+    u32[(at + 60) / 4] = s.slot?.index ?? 0;
   });
   return { memory, address };
 }

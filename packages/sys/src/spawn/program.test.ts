@@ -70,6 +70,18 @@ describe('memory sharing', () => {
     expect(new SpawnProgram(x86_64).unshare(0x20000).canShareMemory).toBe(true);
   });
 
+  it('needs its own memory only where the kernel demands it (joinsOwnSetup)', () => {
+    const P = () => new SpawnProgram(x86_64);
+    expect(P().setns(5, 0x20000 /* CLONE_NEWNS */).needsOwnMemory).toBe(false);
+    expect(P().unshare(0x20000).needsOwnMemory).toBe(false);
+    expect(P().setns(5, 0x10000000 /* CLONE_NEWUSER */).needsOwnMemory).toBe(true);
+    expect(P().setns(5, 0 /* any type, a user namespace too */).needsOwnMemory).toBe(true);
+    expect(P().unshare(0x10000000).needsOwnMemory).toBe(true);
+    const forks = P();
+    forks.fork(17);
+    expect(forks.needsOwnMemory).toBe(true);
+  });
+
   it('places one Data once when several steps pass it', async () => {
     const { Data } = await import('./program.js');
     const p = new SpawnProgram(x86_64);

@@ -50,6 +50,22 @@ export class SpawnProgram {
     });
   }
 
+  /**
+   * Whether the kernel itself refuses the program a memory it shares: it
+   * makes or joins a user namespace (or may: a flag or namespace type that
+   * is not a constant), or forks (the fork would run on our stack).
+   */
+  get needsOwnMemory(): boolean {
+    const NEWUSER = 0x10000000;
+    return this.steps.some((s) => {
+      if (s.name === 'unshare' || s.name === 'setns') {
+        const flags = s.args[s.name === 'unshare' ? 0 : 1];
+        return typeof flags !== 'number' || flags === 0 || (flags & NEWUSER) !== 0;
+      }
+      return s.name === 'clone';
+    });
+  }
+
   /** Whether the program waits for the parent (spawn() then creates the sync pipe). */
   get waitsForParent(): boolean {
     return this.syncUsed;

@@ -33,6 +33,14 @@ export interface SpawnOptions {
    * shares memory: asking for it is an error. Daemons pass `false`.
    */
   shareMemory?: boolean;
+  /**
+   * The caller vouches that every namespace the program joins (setns) runs
+   * nothing but our own setup until the child has exited or exec'd — a
+   * container being set up, none of its code running yet — so the child may
+   * share our memory though it joins them: nothing there can reach into it.
+   * Ignored for a program that needs its own memory (needsOwnMemory).
+   */
+  joinsOwnSetup?: boolean;
   /** CLONE_NEW* flags for the child's namespaces. */
   cloneFlags?: number | bigint;
   /** An fd of a cgroup v2 directory the child starts in (CLONE_INTO_CGROUP). */
@@ -158,9 +166,12 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     // stack of its own and touches nothing but it and the program memory.
     // Joining a user namespace needs a memory of its own (the kernel refuses
     // setns/unshare of one to a task that shares its mm).
-    if (options.shareMemory && (!program.canShareMemory || options.pidNamespaceOf !== undefined))
+    const canShare =
+      options.pidNamespaceOf === undefined &&
+      (program.canShareMemory || (options.joinsOwnSetup === true && !program.needsOwnMemory));
+    if (options.shareMemory && !canShare)
       throw new SdError('EINVAL', 'spawn: a child that joins other namespaces cannot share our memory');
-    if (options.shareMemory ?? (program.canShareMemory && options.pidNamespaceOf === undefined)) {
+    if (options.shareMemory ?? canShare) {
       stack = mapStack();
       flags |= BigInt(CLONE.VM);
       args.writeBigUInt64LE(stack, 40);

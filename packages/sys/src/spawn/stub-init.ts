@@ -2,7 +2,7 @@ import { type Arch, hostArch } from '../arch/index.js';
 import { AT } from '../constants.js';
 import { InvalidArgumentError, SyscallError } from '../errors.js';
 import { closeQuietly, fcntl, writeAll } from '../fd/fd.js';
-import { koffi, libc } from '../ffi/libc.js';
+import { koffi, lazyFunc } from '../ffi/libc.js';
 import { type SpawnProgram, type StepOptions, StringArray } from './program.js';
 import { stubInits } from './stub-init.generated.js';
 
@@ -31,7 +31,7 @@ const EINVAL = 22;
 export const STUB_INIT_NAME = 'sd-stub-init';
 
 const c = {
-  memfdCreate: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+  memfdCreate: lazyFunc('int memfd_create(const char *name, unsigned int flags)'),
 };
 
 /** The stub init's ELF executable for an architecture (the host's by default). */
