@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { DAEMON_CLAIM, onNetworkStep, tryClaim } from '@sd/networkd-veth';
 import { CLONE, closeQuietly, openNamespace, openRouteSocket, setLink, setns } from '@sd/sys';
 import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from '../lib/rootfs.js';
-import { elapsedMs, have } from '../lib/runners.js';
+import { elapsedMs, have, nodeStartNote } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
 import { makeNs, type Ns, startNetworkd } from './dhcp-lab.js';
 import { StepTable } from './step-table.js';
@@ -253,6 +253,8 @@ try {
     `${table(['contender', 'server', 'to address', 'p90', 'to exit', 'min exit', 'measures'], out)}\n\n`,
   );
   process.stdout.write('to address: /proc/uptime at the start and inside when host0 has it (10 ms steps)\n');
+  const note = nodeStartNote();
+  if (note) process.stdout.write(`note: ${note}\n`);
   process.stdout.write(
     `\n${steps.format('library -n: network step (ends at: since startContainer)')}\n(tools/bench/net/steps.ts --cold: the same for a fresh process per start, as the CLI)\n\n`,
   );

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { type PrivateBus, startPrivateBus } from '../../dbus/private-bus.js';
 import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from '../lib/rootfs.js';
+import { nodeStartNote } from '../lib/runners.js';
 import { ms, quantile, table } from '../lib/stats.js';
 
 /**
@@ -161,6 +162,8 @@ export async function overheadBench(o: OverheadOptions): Promise<void> {
     machined = await startMachined(bus, stateRoot);
     const rel = (p: string) => p.replace(repo, '');
     o.say(`node ${process.version}; ${o.runs} runs each; sd-machined on ${bus.address}`);
+    const note = nodeStartNote();
+    if (note) o.say(note);
     const contenders: Contender[] = [
       { name: 'node -e 0', argv: [node, '-e', '0'] },
       { name: 'sd-nspawn --version', argv: [node, nspawn, '--version'] },
