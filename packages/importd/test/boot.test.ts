@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -13,12 +13,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { findBusybox, makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
+import { type ImportdProc, startImportd, TS } from './importd-proc.js';
 
 /**
  * The issue's must-show: an image imported by Debian's own `machinectl
@@ -29,8 +29,6 @@ import { findBusybox, makeBusyboxTree } from '../../../tools/test/busybox-tree.j
  */
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const TS = ['--conditions=sd-source', '--import', 'tsx'];
-const IMPORTD = join(repo, 'packages/importd/src/importd.ts');
 const MACHINECTL = join(repo, 'packages/machined/src/machinectl.ts');
 const NSPAWN = join(repo, 'packages/nspawn/src/cli.ts');
 const DEBIAN_BUILD = join(repo, 'tools/debian-tree/build.sh');
@@ -38,8 +36,8 @@ const DEBIAN_BUILD = join(repo, 'tools/debian-tree/build.sh');
 let root: string;
 let pool: ImagePool;
 let bus: PrivateBus;
-let daemon: ChildProcess | undefined;
-let daemonLog = '';
+let daemon: ImportdProc | undefined;
+const daemonLog = () => daemon?.log() ?? '';
 let tree: { dir: string; remove: () => void };
 let server: Server | undefined;
 
@@ -88,27 +86,12 @@ beforeAll(async () => {
   mkdirSync(pool.poolPath, { recursive: true });
   tree = makeBusyboxTree('importd-boot-tree-');
   bus = await startPrivateBus();
-  const proc = spawn(process.execPath, [...TS, IMPORTD, '--root', root], {
-    env: bus.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  daemon = proc;
-  proc.stdout?.on('data', (d) => (daemonLog += d));
-  proc.stderr?.on('data', (d) => (daemonLog += d));
-  for (let i = 0; i < 600 && !daemonLog.includes('serving'); i++) {
-    if (proc.exitCode !== null) throw new Error(`sd-importd exited: ${daemonLog}`);
-    await sleep(50);
-  }
-  if (!daemonLog.includes('serving')) throw new Error(`sd-importd did not start: ${daemonLog}`);
+  daemon = await startImportd(root, bus.env);
 }, 60_000);
 
 afterAll(async () => {
   server?.close();
-  if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
-    const exited = new Promise((r) => daemon?.once('exit', r));
-    daemon.kill('SIGTERM');
-    await exited;
-  }
+  await daemon?.stop();
   await bus?.stop();
   tree?.remove();
   if (root) rmSync(root, { recursive: true, force: true });
@@ -123,7 +106,7 @@ describe.skipIf(!busyboxOk)('imported and pulled images run with sd-nspawn', () 
     ]);
     expect(t.status, String(t.stderr)).toBe(0);
     const r = debianMachinectl('import-tar', file, 'importd-boot-deb');
-    expect(r.status, `${r.stderr}\n${daemonLog}`).toBe(0);
+    expect(r.status, `${r.stderr}\n${daemonLog()}`).toBe(0);
     const run = runInImage('importd-boot-deb');
     expect(run.stdout, run.stderr).toContain('ok from');
     expect(run.status, run.stderr).toBe(0);
@@ -154,7 +137,7 @@ describe.skipIf(!busyboxOk)('imported and pulled images run with sd-nspawn', () 
         encoding: 'utf8',
         timeout: 300_000,
       });
-      expect(imp.status, `${imp.stderr}\n${daemonLog}`).toBe(0);
+      expect(imp.status, `${imp.stderr}\n${daemonLog()}`).toBe(0);
       rmSync(file);
       // Evidence that systemd ran the boot: a unit pulled in from the kernel command line writes PID 1's name.
       const img = join(pool.poolPath, 'import3-debian');
@@ -217,7 +200,7 @@ describe.skipIf(!busyboxOk)('imported and pulled images run with sd-nspawn', () 
       p.stderr?.on('data', (d) => (out += d));
       p.on('exit', (status) => resolve({ status, out }));
     });
-    expect(pull.status, `${pull.out}\n${daemonLog}`).toBe(0);
+    expect(pull.status, `${pull.out}\n${daemonLog()}`).toBe(0);
     expect(readdirSync(pool.poolPath)).toContain('importd-boot-web');
     const run = runInImage('importd-boot-web');
     expect(run.stdout, run.stderr).toContain('ok from');

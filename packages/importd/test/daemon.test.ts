@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   closeSync,
   existsSync,
@@ -22,10 +22,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { exportTar } from '../src/index.js';
 import { archive } from './archive.js';
+import { type ImportdProc, startImportd } from './importd-proc.js';
 import { makeTree, snapshotTree } from './tree.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const IMPORTD = join(repo, 'packages/importd/src/importd.ts');
 const IMPORTCTL = join(repo, 'packages/importd/src/importctl.ts');
 const MACHINECTL = join(repo, 'packages/machined/src/machinectl.ts');
 
@@ -53,37 +53,17 @@ let root: string;
 let pool: ImagePool;
 let privateBus: PrivateBus;
 let client: MessageBus;
-let daemon: { proc: ChildProcess; log: () => string } | undefined;
+let daemon: ImportdProc | undefined;
 const signals: Array<{ path: string; member: string; body: unknown[] }> = [];
 
-async function startImportd(): Promise<void> {
-  const proc = spawn(
-    process.execPath,
-    ['--conditions=sd-source', '--import', 'tsx', IMPORTD, '--root', root],
-    {
-      env: privateBus.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let log = '';
-  proc.stdout?.on('data', (d) => (log += d));
-  proc.stderr?.on('data', (d) => (log += d));
-  daemon = { proc, log: () => log };
-  for (let i = 0; i < 300; i++) {
-    if (log.includes('serving')) return;
-    if (proc.exitCode !== null) throw new Error(`sd-importd exited: ${log}`);
-    await sleep(50);
-  }
-  throw new Error(`sd-importd did not start: ${log}`);
+async function restartImportd(): Promise<void> {
+  daemon = await startImportd(root, privateBus.env);
 }
 
 async function stopImportd(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   const d = daemon;
   daemon = undefined;
-  if (!d || d.proc.exitCode !== null || d.proc.signalCode !== null) return;
-  const exited = new Promise((r) => d.proc.once('exit', r));
-  d.proc.kill(signal);
-  await exited;
+  await d?.stop(signal);
 }
 
 async function call(
@@ -138,7 +118,7 @@ beforeAll(async () => {
   client.on('message', (m) => {
     if (m.type === 4) signals.push({ path: m.path, member: m.member, body: m.body });
   });
-  await startImportd();
+  await restartImportd();
 }, 60_000);
 
 afterAll(async () => {
@@ -244,7 +224,7 @@ describe('sd-importd on a private bus', () => {
     await stopImportd('SIGKILL');
     closeSync(w);
     expect(await pool.get('imp-killed')).toBeUndefined();
-    await startImportd();
+    await restartImportd();
     expect(temps()).toEqual([]);
     expect(signals.some((s) => s.member === 'TransferRemoved' && s.body[0] === id)).toBe(false);
     expect(await call('ListTransfers')).toEqual([[]]);

@@ -1,17 +1,17 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
 import { compress, exportTar, pullRaw, pullTar } from '../src/index.js';
 import { escapeForFilename, keptName, removeKept } from '../src/pull/keep.js';
+import { type ImportdProc, startImportd, TS } from './importd-proc.js';
 import { makeTree, snapshotTree } from './tree.js';
 
 /**
@@ -23,16 +23,14 @@ import { makeTree, snapshotTree } from './tree.js';
  */
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
-const TS = ['--conditions=sd-source', '--import', 'tsx'];
-const IMPORTD = join(repo, 'packages/importd/src/importd.ts');
 const IMPORTCTL = join(repo, 'packages/importd/src/importctl.ts');
 const MACHINECTL = join(repo, 'packages/machined/src/machinectl.ts');
 
 let root: string;
 let pool: ImagePool;
 let bus: PrivateBus;
-let daemon: ChildProcess | undefined;
-let daemonLog = '';
+let daemon: ImportdProc | undefined;
+const daemonLog = () => daemon?.log() ?? '';
 let server: Server;
 let base: string;
 const files = new Map<string, { data: Buffer; etag?: string }>();
@@ -111,27 +109,12 @@ beforeAll(async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   bus = await startPrivateBus();
-  const proc = spawn(process.execPath, [...TS, IMPORTD, '--root', root], {
-    env: bus.env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  daemon = proc;
-  proc.stdout?.on('data', (d) => (daemonLog += d));
-  proc.stderr?.on('data', (d) => (daemonLog += d));
-  for (let i = 0; i < 600 && !daemonLog.includes('serving'); i++) {
-    if (proc.exitCode !== null) throw new Error(`sd-importd exited: ${daemonLog}`);
-    await sleep(50);
-  }
-  if (!daemonLog.includes('serving')) throw new Error(`sd-importd did not start: ${daemonLog}`);
+  daemon = await startImportd(root, bus.env);
 }, 60_000);
 
 afterAll(async () => {
   server?.close();
-  if (daemon && daemon.exitCode === null && daemon.signalCode === null) {
-    const exited = new Promise((r) => daemon?.once('exit', r));
-    daemon.kill('SIGTERM');
-    await exited;
-  }
+  await daemon?.stop();
   await bus?.stop();
   if (root) {
     clearKept();
@@ -228,7 +211,7 @@ describe('--keep-download', () => {
   it('importctl keeps by default and not with -N; machinectl with --keep-download=yes (raw, through import1)', async () => {
     const tarUrl = `${base}/img/import3-keep.tar.xz`;
     const a = await cli(IMPORTCTL, 'pull-tar', '--verify=checksum', tarUrl, 'import3-keep-ctl');
-    expect(a.status, `${a.out}\n${daemonLog}`).toBe(0);
+    expect(a.status, `${a.out}\n${daemonLog()}`).toBe(0);
     expect(kept()).toEqual([keptName(pool.poolPath, 'tar', tarUrl, '"v1"')]);
     clearKept();
     const b = await cli(IMPORTCTL, '-N', 'pull-tar', '--verify=checksum', tarUrl, 'import3-keep-ctl-n');
@@ -256,7 +239,7 @@ describe('--keep-download', () => {
       rawUrl,
       'import3-keep-raw',
     );
-    expect(m.status, `${m.out}\n${daemonLog}`).toBe(0);
+    expect(m.status, `${m.out}\n${daemonLog()}`).toBe(0);
     const name = keptName(pool.poolPath, 'raw', rawUrl, 'W/"r/1"');
     expect(name).toMatch(/^\.raw-.*\.W\\x2f\\x22r\\x2f1\\x22\.raw$/);
     expect(kept()).toEqual([name]);

@@ -20,6 +20,7 @@ import { CopyHelper } from '../src/copy/helper.js';
 import { removeTree } from '../src/copy/remove.js';
 import { copyTree } from '../src/copy/tree.js';
 import { lsetxattr } from '../src/copy/xattr.js';
+import { describeTree } from './helpers/describe-tree.js';
 
 // copyTree with its helper process, on the real kernel, as root: the copy
 // equals `cp -a`'s also when subtrees went to the helper — hard links whose
@@ -30,20 +31,6 @@ import { lsetxattr } from '../src/copy/xattr.js';
 const base = mkdtempSync(join(tmpdir(), 'copy3-parallel-'));
 const src = join(base, 'src');
 const small = join(base, 'small');
-
-function describeTree(dir: string): { entries: string; xattrs: string } {
-  const entries = execFileSync('find', ['.', '-printf', '%P %M %U %G %s %T@ %n %l\\n'], { cwd: dir })
-    .toString()
-    .split('\n')
-    .sort()
-    .join('\n');
-  const xattrs = execFileSync('getfattr', ['-R', '-h', '-d', '-m', '-', '.'], { cwd: dir })
-    .toString()
-    .split('\n')
-    .sort()
-    .join('\n');
-  return { entries, xattrs };
-}
 
 /** Whether process `pid` still exists (not even as a zombie). */
 const running = (pid: number) => existsSync(`/proc/${pid}`);

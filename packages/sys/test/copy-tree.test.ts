@@ -19,6 +19,7 @@ import { readDirFd } from '../src/copy/file.js';
 import { copyTree } from '../src/copy/tree.js';
 import { lsetxattr } from '../src/copy/xattr.js';
 import { closeQuietly, openat } from '../src/fd/fd.js';
+import { describeTree } from './helpers/describe-tree.js';
 
 // copyTree against `cp -a` on the real kernel, as root: the copy must be the
 // same tree down to modes (setuid, setgid, sticky, odd permission bits the
@@ -27,21 +28,6 @@ import { closeQuietly, openat } from '../src/fd/fd.js';
 
 const base = mkdtempSync(join(tmpdir(), 'sys-copy-tree-'));
 const src = join(base, 'src');
-
-/** Each entry's path, type/mode, owner, size, mtime, link count, link target; and every xattr. */
-function describeTree(dir: string): { entries: string; xattrs: string } {
-  const entries = execFileSync('find', ['.', '-printf', '%P %M %U %G %s %T@ %n %l\\n'], { cwd: dir })
-    .toString()
-    .split('\n')
-    .sort()
-    .join('\n');
-  const xattrs = execFileSync('getfattr', ['-R', '-h', '-d', '-m', '-', '.'], { cwd: dir })
-    .toString()
-    .split('\n')
-    .sort()
-    .join('\n');
-  return { entries, xattrs };
-}
 
 /** A POSIX ACL xattr value (version 2): [tag, perm, id?] entries in the kernel's order. */
 function acl(entries: Array<[number, number, number?]>): Buffer {

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fuzzRuns } from '../../../../tools/test/fuzz.js';
 import { BusConnection } from './connection.js';
+import { marshal } from './wire.js';
 
 // BusConnection attacked from the other side: the peer is a hostile bus
 // (machined's login connects to a guest's own bus, which the machine's root
@@ -80,6 +81,38 @@ describe('a hostile bus peer', () => {
   it('a big-endian or garbage message: EBADMSG', async () => {
     behave = okThen(Buffer.concat([Buffer.from('B'), Buffer.alloc(31, 7)]));
     await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({ code: 'EBADMSG' });
+    // A well-formed big-endian header with small lengths, which read as little-endian would pass as a message.
+    const be = Buffer.alloc(16);
+    be.write('B', 0, 'latin1');
+    be[1] = 2;
+    be[3] = 1;
+    be.writeUInt32BE(1, 8);
+    behave = okThen(be);
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({
+      code: 'EBADMSG',
+      message: expect.stringContaining('little-endian'),
+    });
+  });
+
+  it('a reply to Hello that carries unix fds: EBADMSG, the fds never taken', async () => {
+    const fields = marshal('yyyyuua(yv)', [
+      0x6c,
+      2,
+      0,
+      1,
+      0,
+      2,
+      [
+        [5, { signature: 'u', value: 1 }],
+        [9, { signature: 'u', value: 1 }],
+      ],
+    ]);
+    const padded = Buffer.concat([fields, Buffer.alloc((8 - (fields.length % 8)) % 8)]);
+    behave = okThen(padded);
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({
+      code: 'EBADMSG',
+      message: expect.stringContaining('unix fds'),
+    });
   });
 
   it('a peer that stalls after the auth: ETIMEDOUT at the deadline', async () => {

@@ -42,6 +42,20 @@ describe('D-Bus wire format', () => {
     expect(() => unmarshal('ay', Buffer.from([8, 0, 0, 0, 1, 2, 3, 4]))).toThrow(/runs past the end/);
   });
 
+  it('refuses an array its length says is over 64 MiB, whatever follows', () => {
+    expect(() => unmarshal('au', Buffer.from([0xff, 0xff, 0xff, 0x7f, 1, 0, 0, 0]))).toThrow(
+      /array of 2147483647 bytes/,
+    );
+  });
+
+  it('refuses variants nested deeper than the specification allows (a peer picks their depth)', () => {
+    // Each level is a variant whose signature is "v"; the innermost holds the byte 7.
+    const nested = (n: number) =>
+      Buffer.concat([Buffer.from('017600'.repeat(n), 'hex'), Buffer.from('01790007', 'hex')]);
+    expect(unmarshal('v', nested(10))).toHaveLength(1);
+    expect(() => unmarshal('v', nested(70))).toThrow(/nests too deep/);
+  });
+
   it('lays out values as the specification says', () => {
     // "s" then "t": the string's length, bytes and NUL, then padding to 8.
     expect(marshal('st', ['ab', 1n]).toString('hex')).toBe(`02000000616200${'00'}0100000000000000`);

@@ -7,7 +7,7 @@ import {
   pieceStream,
   type StreamEnd,
 } from './bzip2-blocks.js';
-import { hostLibrary, threads } from './native.js';
+import { type AsyncFn, callAsync, hostLibrary, threads } from './native.js';
 
 /**
  * bzip2 decoded block by block in parallel on libuv's pool threads (koffi
@@ -25,7 +25,6 @@ const BZ_OUTBUFF_FULL = -8;
 /** Most blocks decode to about 1 MB; a block of long runs can reach 51× its 900 kB. */
 const OUT_SIZE = 4 * 1024 * 1024;
 
-type AsyncFn = ((...args: unknown[]) => number) & { async: (...args: unknown[]) => void };
 let decodeFn: AsyncFn | undefined;
 
 function buffToBuff(): AsyncFn {
@@ -46,13 +45,10 @@ function decodePiece(piece: Piece, out: Buffer): Promise<Decoded> {
   const src = pieceStream(piece);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(out.length, 0);
-  return new Promise((resolve, reject) =>
-    buffToBuff().async(out, len, src, src.length, 0, 0, (err: unknown, code: number) => {
-      void src;
-      if (err) reject(err);
-      else resolve({ code, out, len: len.readUInt32LE(0) });
-    }),
-  );
+  return callAsync(buffToBuff(), [out, len, src, src.length, 0, 0], (code: number) => {
+    void src;
+    return { code, out, len: len.readUInt32LE(0) };
+  });
 }
 
 export interface ParallelBzip2Options {

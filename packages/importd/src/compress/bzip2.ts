@@ -1,6 +1,6 @@
 import { DecompressError } from '../errors.js';
 import type { AsyncStreamCodec, StepResult, StreamCodec } from './codec.js';
-import { addr, hostLibrary } from './native.js';
+import { addr, callAsync, hostLibrary } from './native.js';
 
 /**
  * bzip2 through the host's libbz2. Files made by pbzip2/lbzip2 are several
@@ -18,7 +18,6 @@ const BZ_FINISH_OK = 3;
 const BZ_STREAM_END = 4;
 
 type Fn = (...args: unknown[]) => number;
-type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 let fns: Record<'dInit' | 'dec' | 'dEnd' | 'cInit' | 'comp' | 'cEnd', Fn> | undefined;
 
 function bz() {
@@ -91,16 +90,7 @@ class Bzip2Codec implements StreamCodec {
     const p = this.#prepare(input, inOff, out, outOff, finishing);
     const args = p.args;
     if (!args) return Promise.resolve({ inUsed: 0, outUsed: 0, ended: finishing });
-    return new Promise((resolve, reject) =>
-      (args[0] as AsyncFn).async(...args[1], (err: unknown, r: number) => {
-        if (err) return reject(err);
-        try {
-          resolve(this.#result(r, p.availIn, p.availOut, finishing));
-        } catch (e) {
-          reject(e);
-        }
-      }),
-    );
+    return callAsync(args[0], args[1], (r: number) => this.#result(r, p.availIn, p.availOut, finishing));
   }
 
   #result(r: number, availIn: number, availOut: number, finishing: boolean): StepResult {

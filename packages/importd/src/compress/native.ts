@@ -34,3 +34,24 @@ export function addr(buf: Buffer, off = 0): bigint {
 export function threads(): number {
   return Math.max(1, Math.min(cpus().length, 8));
 }
+
+/** A koffi function that can also run on a libuv pool thread. */
+export type AsyncFn = ((...args: unknown[]) => unknown) & { async: (...args: unknown[]) => void };
+
+/**
+ * Calls `fn` on a libuv pool thread (koffi's async call) and settles with
+ * `then(result)`, or with what `then` throws: a decoder's step off the main
+ * thread, its outcome read back on it.
+ */
+export function callAsync<R, T>(fn: unknown, args: unknown[], then: (result: R) => T): Promise<T> {
+  return new Promise((resolve, reject) =>
+    (fn as AsyncFn).async(...args, (err: unknown, result: R) => {
+      if (err) return reject(err);
+      try {
+        resolve(then(result));
+      } catch (e) {
+        reject(e);
+      }
+    }),
+  );
+}

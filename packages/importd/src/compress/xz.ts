@@ -1,6 +1,6 @@
 import { DecompressError } from '../errors.js';
 import type { AsyncStreamCodec, StepResult, StreamCodec } from './codec.js';
-import { addr, hostLibrary, threads } from './native.js';
+import { addr, callAsync, hostLibrary, threads } from './native.js';
 
 /**
  * xz through the host's liblzma: the multi-threaded stream decoder (blocks
@@ -38,7 +38,6 @@ const RET_NAMES = [
 ];
 
 type Fn = (...args: unknown[]) => number;
-type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 let fns: { decMt: Fn; encMt: Fn; code: Fn; end: Fn } | undefined;
 
 function lzma() {
@@ -78,14 +77,8 @@ class LzmaCodec implements StreamCodec {
   }
 
   step(input: Buffer, inOff: number, out: Buffer, outOff: number, finishing: boolean): StepResult {
-    const s = this.#strm;
-    const availIn = input.length - inOff;
-    const availOut = out.length - outOff;
-    s.writeBigUInt64LE(availIn > 0 ? addr(input, inOff) : 0n, 0);
-    s.writeBigUInt64LE(BigInt(availIn), 8);
-    s.writeBigUInt64LE(addr(out, outOff), 24);
-    s.writeBigUInt64LE(BigInt(availOut), 32);
-    return this.#result(lzma().code(s, finishing ? LZMA_FINISH : LZMA_RUN), availIn, availOut);
+    const { availIn, availOut } = this.#prepare(input, inOff, out, outOff);
+    return this.#result(lzma().code(this.#strm, finishing ? LZMA_FINISH : LZMA_RUN), availIn, availOut);
   }
 
   stepAsync(
@@ -95,6 +88,14 @@ class LzmaCodec implements StreamCodec {
     outOff: number,
     finishing: boolean,
   ): Promise<StepResult> {
+    const { availIn, availOut } = this.#prepare(input, inOff, out, outOff);
+    return callAsync(lzma().code, [this.#strm, finishing ? LZMA_FINISH : LZMA_RUN], (ret: number) =>
+      this.#result(ret, availIn, availOut),
+    );
+  }
+
+  /** Points the stream at the input and output (next_in, avail_in, next_out, avail_out). */
+  #prepare(input: Buffer, inOff: number, out: Buffer, outOff: number): { availIn: number; availOut: number } {
     const s = this.#strm;
     const availIn = input.length - inOff;
     const availOut = out.length - outOff;
@@ -102,16 +103,7 @@ class LzmaCodec implements StreamCodec {
     s.writeBigUInt64LE(BigInt(availIn), 8);
     s.writeBigUInt64LE(addr(out, outOff), 24);
     s.writeBigUInt64LE(BigInt(availOut), 32);
-    return new Promise((resolve, reject) =>
-      (lzma().code as AsyncFn).async(s, finishing ? LZMA_FINISH : LZMA_RUN, (err: unknown, ret: number) => {
-        if (err) return reject(err);
-        try {
-          resolve(this.#result(ret, availIn, availOut));
-        } catch (e) {
-          reject(e);
-        }
-      }),
-    );
+    return { availIn, availOut };
   }
 
   #result(ret: number, availIn: number, availOut: number): StepResult {

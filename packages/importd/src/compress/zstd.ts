@@ -1,6 +1,6 @@
 import { DecompressError } from '../errors.js';
 import type { AsyncStreamCodec, StepResult, StreamCodec } from './codec.js';
-import { addr, hostLibrary, threads } from './native.js';
+import { addr, callAsync, hostLibrary, threads } from './native.js';
 
 /**
  * zstd through the host's libzstd (ZSTD_decompressStream /
@@ -9,7 +9,6 @@ import { addr, hostLibrary, threads } from './native.js';
  */
 
 type Fn = (...args: unknown[]) => unknown;
-type AsyncFn = Fn & { async: (...args: unknown[]) => void };
 let fns:
   | Record<'createD' | 'freeD' | 'dec' | 'createC' | 'freeC' | 'setP' | 'comp' | 'isErr' | 'errName', Fn>
   | undefined;
@@ -112,17 +111,8 @@ class ZstdCodec implements StreamCodec {
   ): Promise<StepResult> {
     const args = this.#prepare(input, inOff, out, outOff, finishing);
     if (!args) return Promise.resolve(this.#result(undefined, input.length - inOff, finishing));
-    const fn = (this.#encode ? zstd().comp : zstd().dec) as AsyncFn;
-    return new Promise((resolve, reject) =>
-      fn.async(...args, (err: unknown, raw: bigint) => {
-        if (err) return reject(err);
-        try {
-          resolve(this.#result(raw, input.length - inOff, finishing));
-        } catch (e) {
-          reject(e);
-        }
-      }),
-    );
+    const fn = this.#encode ? zstd().comp : zstd().dec;
+    return callAsync(fn, args, (raw: bigint) => this.#result(raw, input.length - inOff, finishing));
   }
 
   close(): void {

@@ -1,4 +1,10 @@
-import { SdError, SyscallError } from '@sd/sys';
+import {
+  decodeWire,
+  encodeWire,
+  type WireError as SysWireError,
+  errorFromWire as sysErrorFromWire,
+  errorToWire as sysErrorToWire,
+} from '@sd/sys';
 import { BusError } from '../bus/errors.js';
 import type { ImagePoolPaths } from '../images/paths.js';
 import type { IdRange } from '../inspect/uid-map.js';
@@ -37,43 +43,23 @@ export interface PoolRequest {
 
 export type WorkerRequest = CopyRequest | PoolRequest;
 
-export interface WireError {
-  message: string;
-  code?: string;
+/** sys's wire error, with the bus error name a pool method failed with. */
+export interface WireError extends SysWireError {
   busName?: string;
-  syscall?: string;
-  errno?: number;
-  path?: string;
 }
 
 export type WorkerReply = { ok: true; value?: unknown } | { ok: false; error: WireError };
 
-export const encode = (v: unknown): string =>
-  JSON.stringify(v, (_, x) => (typeof x === 'bigint' ? { $bigint: x.toString() } : x));
-
-export const decode = <T>(s: string): T =>
-  JSON.parse(s, (_, x) =>
-    x && typeof x === 'object' && typeof x.$bigint === 'string' && Object.keys(x).length === 1
-      ? BigInt(x.$bigint)
-      : x,
-  ) as T;
+export const encode = encodeWire;
+export const decode = decodeWire;
 
 export function errorToWire(e: unknown): WireError {
   if (e instanceof BusError) return { message: e.message, busName: e.busName, code: e.code };
-  if (e instanceof SyscallError)
-    return { message: e.message, code: e.code, syscall: e.syscall, errno: e.errno, path: e.path };
-  if (e instanceof SdError) return { message: e.message, code: e.code };
-  return { message: e instanceof Error ? e.message : String(e) };
+  return sysErrorToWire(e);
 }
 
 /** The worker's error as the daemon throws it: the same bus error name as if it had happened in-process. */
 export function errorFromWire(w: WireError): Error {
   if (w.busName) return new BusError(w.busName, w.message);
-  if (w.syscall !== undefined && w.errno !== undefined) {
-    const e = new SyscallError(w.syscall, w.errno, w.path);
-    e.message = w.message;
-    return e;
-  }
-  if (w.code) return new SdError(w.code, w.message);
-  return new SdError('EIO', `Worker failed: ${w.message}`);
+  return sysErrorFromWire(w, 'Worker');
 }

@@ -62,16 +62,34 @@ export class EtcChanges {
     return `.#${name}.sd-nspawn-${what}-${process.pid}-${(serial++).toString(36)}`;
   }
 
-  kind(name: string): EtcEntryKind {
-    let mode: number;
+  /** The entry's stat (not following a link), or undefined when there is none. */
+  private lstat(name: string): ReturnType<typeof statAt> | undefined {
     try {
-      mode = statAt(this.etc(), name, AT.SYMLINK_NOFOLLOW).mode;
+      return statAt(this.etc(), name, AT.SYMLINK_NOFOLLOW);
     } catch (e) {
-      if (isErrno(e, 'ENOENT')) return 'absent';
+      if (isErrno(e, 'ENOENT')) return undefined;
       throw e;
     }
-    const type = mode & S_IF.MT;
+  }
+
+  kind(name: string): EtcEntryKind {
+    const st = this.lstat(name);
+    if (!st) return 'absent';
+    const type = st.mode & S_IF.MT;
     return type === S_IF.LNK ? 'symlink' : type === S_IF.REG ? 'regular' : 'other';
+  }
+
+  /** Renames the new entry `temp` over /etc/NAME; `temp` is removed when that fails. */
+  private replaceWith(temp: string, name: string): void {
+    const etc = this.etc();
+    try {
+      renameat2(etc, temp, etc, name);
+    } catch (e) {
+      try {
+        unlinkat(etc, temp);
+      } catch {}
+      throw e;
+    }
   }
 
   /** Whether /etc/NAME is a regular file holding exactly `content`. */
@@ -106,8 +124,8 @@ export class EtcChanges {
   /** /etc/NAME becomes a regular file holding `content` (a regular file there keeps its owner and mode). */
   writeFile(name: string, content: Buffer): void {
     const etc = this.etc();
-    let old: { mode: number; uid: number; gid: number } | undefined;
-    if (this.kind(name) === 'regular') old = statAt(etc, name, AT.SYMLINK_NOFOLLOW);
+    const st = this.lstat(name);
+    const old = st && (st.mode & S_IF.MT) === S_IF.REG ? st : undefined;
     this.keep(name);
     const temp = this.tempName(name, 'new');
     const fd = openat(etc, temp, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, 0o644);
@@ -117,7 +135,6 @@ export class EtcChanges {
         fchown(fd, old.uid, old.gid, `/etc/${name}`);
         fchmod(fd, old.mode, `/etc/${name}`);
       } else fchmod(fd, 0o644, `/etc/${name}`);
-      renameat2(etc, temp, etc, name);
     } catch (e) {
       try {
         unlinkat(etc, temp);
@@ -126,6 +143,7 @@ export class EtcChanges {
     } finally {
       closeQuietly(fd);
     }
+    this.replaceWith(temp, name);
   }
 
   /** /etc/NAME becomes a symlink to `target`. */
@@ -136,14 +154,7 @@ export class EtcChanges {
     this.keep(name);
     const temp = this.tempName(name, 'new');
     symlinkat(target, etc, temp);
-    try {
-      renameat2(etc, temp, etc, name);
-    } catch (e) {
-      try {
-        unlinkat(etc, temp);
-      } catch {}
-      throw e;
-    }
+    this.replaceWith(temp, name);
   }
 
   /** Removes /etc/NAME (not a directory); nothing there is no error. */

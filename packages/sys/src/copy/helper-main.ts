@@ -5,15 +5,8 @@ import { closeQuietly } from '../fd/fd.js';
 import { receivedFds } from '../net/cmsg.js';
 import { MSG } from '../net/sockaddr.js';
 import { recvmsg, sendmsg } from '../net/socket.js';
-import {
-  decodeJob,
-  encodeJob,
-  errorToWire,
-  HELPER_SOCKET_FD,
-  type Job,
-  type JobReply,
-  type JobRunner,
-} from './helper-wire.js';
+import { decodeWire, encodeWire, errorToWire } from '../wire.js';
+import { HELPER_SOCKET_FD, type Job, type JobReply, type JobRunner } from './helper-wire.js';
 import { treeJobs } from './tree-jobs.js';
 
 const fd = HELPER_SOCKET_FD;
@@ -42,7 +35,7 @@ async function main(): Promise<void> {
     let reply: JobReply;
     let id = 0;
     try {
-      const job = decodeJob<Job>(m.data.toString('utf8'));
+      const job = decodeWire<Job>(m.data.toString('utf8'));
       id = job.id;
       const run = kinds[job.kind];
       if (!run) throw new Error(`unknown copy job '${job.kind}'`);
@@ -53,7 +46,7 @@ async function main(): Promise<void> {
       closeQuietly(...fds);
     }
     try {
-      sendmsg(fd, { data: Buffer.from(encodeJob(reply)) });
+      sendmsg(fd, { data: Buffer.from(encodeWire(reply)) });
     } catch {
       return;
     }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { SdError, SyscallError } from '../errors.js';
+import { SdError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { rightsCmsg } from '../net/cmsg.js';
 import { AF, MSG, SOCK } from '../net/sockaddr.js';
@@ -10,7 +10,8 @@ import { poller } from '../poller/poller.js';
 import { type ChildProcess, waitPidfd } from '../proc/pidfd.js';
 import { SpawnProgram } from '../spawn/program.js';
 import { spawn } from '../spawn/spawn.js';
-import { decodeJob, encodeJob, HELPER_SOCKET_FD, type JobReply } from './helper-wire.js';
+import { decodeWire, encodeWire, errorFromWire } from '../wire.js';
+import { HELPER_SOCKET_FD, type JobReply } from './helper-wire.js';
 
 /**
  * A second copying process: cp is single-threaded, and a copy's time is
@@ -176,7 +177,7 @@ export class CopyHelper {
     if (!this.alive || this.#sock === undefined)
       throw this.#dead ?? new SdError('EPIPE', 'The copy helper has stopped');
     const id = this.#nextId++;
-    const data = Buffer.from(encodeJob({ id, kind, args }));
+    const data = Buffer.from(encodeWire({ id, kind, args }));
     try {
       sendmsg(this.#sock, { data, control: fds.length ? [rightsCmsg(fds)] : undefined });
     } catch (e) {
@@ -198,7 +199,7 @@ export class CopyHelper {
       const a = this.#answers.get(id);
       if (a) {
         this.#answers.delete(id);
-        if (!a.ok) throw errorFrom(a);
+        if (!a.ok) throw errorFromWire(a.error, 'The copy helper');
         return a.value;
       }
       if (this.#dead) throw this.#dead;
@@ -214,7 +215,7 @@ export class CopyHelper {
     const out: unknown[] = [];
     for (const [id, a] of this.#answers) {
       this.#answers.delete(id);
-      if (!a.ok) throw errorFrom(a);
+      if (!a.ok) throw errorFromWire(a.error, 'The copy helper');
       out.push(a.value);
     }
     if (this.#dead && this.#pending.length > 0) throw this.#dead;
@@ -261,7 +262,7 @@ export class CopyHelper {
         return got;
       }
       if (m === null) return got;
-      const reply = decodeJob<JobReply>(m.data.toString('utf8'));
+      const reply = decodeWire<JobReply>(m.data.toString('utf8'));
       if (reply.id !== this.#pending[0]) {
         this.#fail(new SdError('EPROTO', `The copy helper answered job ${reply.id} out of turn`));
         return got;
@@ -307,16 +308,6 @@ export class CopyHelper {
     } catch {}
     closeQuietly(this.#child.pidfd);
   }
-}
-
-function errorFrom(a: Extract<JobReply, { ok: false }>): Error {
-  const w = a.error;
-  if (w.syscall !== undefined && w.errno !== undefined) {
-    const e = new SyscallError(w.syscall, w.errno, w.path);
-    e.message = w.message;
-    return e;
-  }
-  return new SdError(w.code ?? 'EIO', w.message);
 }
 
 const shared = new Map<string, CopyHelper>();
