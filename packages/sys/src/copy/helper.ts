@@ -34,14 +34,20 @@ const SIGKILL = 9;
 const QUEUE = 2;
 const cpus = availableParallelism();
 
-/** The number of tasks runnable right now (the 4th field of /proc/loadavg, "running/total"). */
+/** How long one look at /proc/loadavg serves: a copy asks at every directory it meets. */
+const RUNNABLE_TTL_MS = 20;
+let runnableSample = { at: -Infinity, n: 0 };
+
+/** The number of tasks runnable now (the 4th field of /proc/loadavg, "running/total"), read at most every 20 ms. */
 function runnable(): number {
+  const now = performance.now();
+  if (now - runnableSample.at < RUNNABLE_TTL_MS) return runnableSample.n;
+  let n = 0;
   try {
-    const f = readFileSync('/proc/loadavg', 'latin1').split(' ')[3] ?? '';
-    return Number.parseInt(f, 10) || 0;
-  } catch {
-    return 0;
-  }
+    n = Number.parseInt(readFileSync('/proc/loadavg', 'latin1').split(' ')[3] ?? '', 10) || 0;
+  } catch {}
+  runnableSample = { at: now, n };
+  return n;
 }
 const PR_SET_PDEATHSIG = 1;
 const SOL_SOCKET = 1;
