@@ -141,7 +141,8 @@ export const AUDIT: Record<string, Cli> = {
     table: IMPORTD_OPTIONS as Table,
     implemented: {
       '--bus-address': EFFECTS,
-      '--root': IMPORTD_DAEMON,
+      // Every daemon test (daemon, keep, boot) starts sd-importd with --root through this helper.
+      '--root': 'packages/importd/test/importd-proc.ts',
       // The CLI hands the files straight to Importd's `keyrings`, which the pull test verifies signatures with.
       '--keyring': 'packages/importd/test/pull.test.ts',
     },
