@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { type Resolver, sdModulesArePure } from '../../tools/build/cli-bundle.js';
+import { asciiBundle, type Resolver, sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
 // machinectl's pty forwarder (login, shell) needs koffi: a bundle of its own that the CLI
 // requires only for those verbs (bundled in, it would make esbuild wrap @sd/sys lazily as a
@@ -40,7 +40,7 @@ export default defineConfig([
     shims: true,
     noExternal: [/^@sd\//],
     external: ['koffi', 'dbus-next', 'usocket'],
-    esbuildPlugins: [ptyApart as never, sdModulesArePure as never],
+    esbuildPlugins: [ptyApart as never, sdModulesArePure as never, asciiBundle as never],
     // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
     esbuildOptions(o) {
       o.supported = { ...o.supported, 'dynamic-import': false };

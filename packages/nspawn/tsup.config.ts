@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { koffiFastLoad, sdModulesArePure } from '../../tools/build/cli-bundle.js';
+import { asciiBundle, koffiFastLoad, sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
 // The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
 // file with @sd/* bundled in and tree-shaken, so that a start resolves and
@@ -29,7 +29,7 @@ export default defineConfig([
     noExternal: [/^@sd\//],
     // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
     external: ['dbus-next'],
-    esbuildPlugins: [koffiFastLoad as never, sdModulesArePure as never],
+    esbuildPlugins: [koffiFastLoad as never, sdModulesArePure as never, asciiBundle as never],
     // An ASCII bundle is read as a one-byte string, without UTF-8 decoding (runCached).
     esbuildOptions: (o) => {
       o.charset = 'ascii';

@@ -41,6 +41,7 @@ export * from './pty/pty.js';
 export * from './seccomp/bpf.js';
 export * from './seccomp/filter.js';
 export * from './seccomp/groups.js';
+export * from './prebuilt/prebuilt.js';
 export * from './seccomp/policy.js';
 export * from './seccomp/syscalls.js';
 export * from './spawn/program.js';

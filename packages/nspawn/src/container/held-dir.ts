@@ -1,5 +1,5 @@
-import { readdirSync, renameSync, rmSync } from 'node:fs';
-import { closeQuietly, getRandom, LOCK, O, open, tryFlock } from '@sd/sys';
+import { readdirSync, renameSync } from 'node:fs';
+import { closeQuietly, getRandom, LOCK, O, open, tryFlock, unlinkIfExists } from '@sd/sys';
 
 /**
  * Directories that belong to one running sd-nspawn (its staging directory,
@@ -31,15 +31,15 @@ export function holdNewDir(parent: string, name: string, create: (path: string) 
     renameSync(tmp, lock);
     create(path);
   } catch (e) {
-    rmSync(tmp, { force: true });
-    rmSync(lock, { force: true });
+    unlinkIfExists(tmp);
+    unlinkIfExists(lock);
     closeQuietly(fd);
     throw e;
   }
   return {
     path,
     release: () => {
-      rmSync(lock, { force: true });
+      unlinkIfExists(lock);
       closeQuietly(fd);
     },
   };
@@ -81,7 +81,7 @@ export function pruneDeadDirs(
         // Left for a later start; the lock file stays with it.
         continue;
       }
-      rmSync(lock, { force: true });
+      unlinkIfExists(lock);
       pruned.push(`${parent}/${name}`);
     } finally {
       closeQuietly(fd);

@@ -1,13 +1,4 @@
-import {
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readlinkSync,
-  rmSync,
-  statSync,
-} from 'node:fs';
+import { fstatSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { assertValidMachineName, machineNameFromPath } from '@sd/basic';
@@ -23,6 +14,7 @@ import {
   open,
   openInRoot,
   openTree,
+  removeTree,
   tryFlock,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
@@ -212,7 +204,7 @@ export function prepareCustomMounts(settings: Settings, rootFd: number) {
   const workDirs: string[] = [];
   const close = () => closeQuietly(...fds.splice(0));
   const remove = () => {
-    for (const d of workDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+    for (const d of workDirs.splice(0)) removeTree(d);
   };
   try {
     const binds = [...settings.binds];
@@ -290,7 +282,7 @@ export function createStaging(runtimeDir: string, machine: string): { path: stri
   return {
     path: held.path,
     remove: () => {
-      rmSync(held.path, { recursive: true, force: true });
+      removeTree(held.path);
       held.release();
     },
   };
@@ -303,6 +295,6 @@ export function removeStaleStaging(runtimeDir: string): string[] {
   return pruneDeadDirs(
     runtimeDir,
     (name) => !name.startsWith('.'),
-    (path) => rmSync(path, { recursive: true, force: true }),
+    (path) => removeTree(path),
   );
 }

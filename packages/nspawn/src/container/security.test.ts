@@ -2,12 +2,15 @@ import {
   capabilityFromName,
   containerAllowedSyscalls,
   containerSeccompFilter,
+  hostArch,
   NSPAWN_DEFAULT_CAPABILITIES,
+  prebuiltDeviceProgram,
+  prebuiltSeccompFilter,
 } from '@sd/sys';
 import { describe, expect, it } from 'vitest';
 import { parseArgv } from '../settings/argv.js';
 import { parseSettingsFile } from '../settings/file.js';
-import { capabilityMask, defaultSeccompFilter } from './security.js';
+import { capabilityMask, defaultSeccompFilter, deviceRules } from './security.js';
 
 const bit = (name: string) => 1n << BigInt(capabilityFromName(name)!);
 
@@ -80,4 +83,18 @@ describe('--system-call-filter', () => {
     const f = parseSettingsFile('[Exec]\nSystemCallFilter=~@mount kill\n', 'x.nspawn');
     expect(JSON.stringify(f)).toContain('"~@mount","~kill"');
   });
+});
+
+describe('prebuilt programs', () => {
+  // A start with these settings looks its BPF programs up instead of building them
+  // (@sd/sys prebuilt/, ~3 ms of a cold start): a change of defaults must regenerate them.
+  it.each([[['-D', '/x']], [['-D', '/x', '--private-network']], [['-D', '/x', '-n', '-b']]])(
+    'serve the usual start %j (else run `npm run gen:prebuilt`)',
+    (argv) => {
+      const { settings } = parseArgv(argv);
+      const inputs = { capabilities: capabilityMask(settings), systemCallFilter: settings.systemCallFilter };
+      expect(prebuiltSeccompFilter(hostArch(), inputs)).toBeDefined();
+      expect(prebuiltDeviceProgram(deviceRules(settings))).toBeDefined();
+    },
+  );
 });

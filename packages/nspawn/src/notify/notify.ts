@@ -1,4 +1,4 @@
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import {
   AF,
   bind,
@@ -13,6 +13,7 @@ import {
   setsockopt,
   sockaddrUn,
   socket,
+  unlinkIfExists,
 } from '@sd/sys';
 
 /**
@@ -81,7 +82,7 @@ export class NotifySocket {
       chmodSync(path, 0o666);
     } catch (e) {
       closeQuietly(this.fd);
-      rmSync(path, { force: true });
+      unlinkIfExists(path);
       throw e;
     }
   }
@@ -120,6 +121,6 @@ export class NotifySocket {
     this.#closed = true;
     if (this.#watching) poller().remove(this.fd);
     closeQuietly(this.fd);
-    rmSync(this.path, { force: true });
+    unlinkIfExists(this.path);
   }
 }

@@ -1,10 +1,10 @@
 // A cgroup handle across every mounted hierarchy, on plain cgroupfs (no systemd).
 
 import { type Dirent, existsSync, readdirSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { O, SIG } from '../constants.js';
 import { SdError, SyscallError } from '../errors.js';
 import { open } from '../fd/fd.js';
+import { sleep } from '../loop/sleep.js';
 import { type CgroupLayout, detectCgroups } from './detect.js';
 import { findFreezer, freeze, thaw } from './freeze.js';
 import {

@@ -4,6 +4,7 @@ import { O } from '../constants.js';
 import { InvalidArgumentError, SdError, SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { addressOf, koffi, lazyFunc } from '../ffi/libc.js';
+import { prebuiltDeviceProgram } from '../prebuilt/prebuilt.js';
 import { syscallNumber } from '../seccomp/syscalls.js';
 import { writeEach, writeText } from './fs.js';
 
@@ -96,6 +97,11 @@ const EXIT = 0x95;
  * the rule's, major, minor; a match returns 1; falling off the list returns 0.
  */
 export function buildDeviceProgram(rules: readonly DeviceRule[]): Buffer {
+  return prebuiltDeviceProgram(rules) ?? compileDeviceProgram(rules);
+}
+
+/** buildDeviceProgram without the prebuilt programs (prebuilt/; tests, tools/build/gen-prebuilt.ts). */
+export function compileDeviceProgram(rules: readonly DeviceRule[]): Buffer {
   const out: Buffer[] = [
     insn(LDX_W, 2, 1, 0, 0),
     insn(AND64_K, 2, 0, 0, 0xffff), // r2 = type

@@ -1,6 +1,6 @@
 // Freezing a cgroup (v2 cgroup.freeze or the v1 freezer) so that killing it cannot race forks.
 
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep } from '../loop/sleep.js';
 import { readTextIfExists, writeText } from './fs.js';
 
 export interface Freezer {

@@ -163,7 +163,7 @@ export class CopyHelper {
 
   /**
    * Whether to hand the helper a job now: it has fewer than QUEUE waiting
-   * (answers read first), and a CPU is free to run it — the kernel's count
+   * (answers read first), and a CPU is free to run it: the kernel's count
    * of runnable tasks (/proc/loadavg), less us and the helper when it
    * works, is below the other CPUs'. On a busy machine a second process
    * only competes for the same cores and costs more CPU in all (contention

@@ -4,3 +4,8 @@ const cell = new Int32Array(new SharedArrayBuffer(4));
 export function sleepSync(ms: number): void {
   Atomics.wait(cell, 0, 0, ms);
 }
+
+/** Resolves after `ms` milliseconds (node:timers/promises costs a module load at start). */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,6 +1,7 @@
 import { type Arch, hostArch } from '../arch/index.js';
 import { capabilityFromName } from '../caps/names.js';
 import { InvalidArgumentError } from '../errors.js';
+import { prebuiltSeccompFilter, seccompKey } from '../prebuilt/prebuilt.js';
 import { buildTableFilter, SECCOMP_RET } from './filter.js';
 import { expandSyscallGroup, groupedSyscallNames, isSyscallGroup } from './groups.js';
 import { findSyscallNumber, syscallNames } from './syscalls.js';
@@ -120,50 +121,58 @@ export function containerAllowedSyscalls(o: ContainerSeccompOptions, arch: Arch 
 const cache = new Map<string, Buffer>();
 
 /**
- * The container's seccomp program (a sock_filter array for the host's
- * architecture), built once per distinct capabilities and filter and then
- * reused. Throws InvalidArgumentError naming an unknown call or group.
+ * The container's seccomp program (a sock_filter array for `arch`, the
+ * host's by default): prebuilt for systemd-nspawn's usual inputs
+ * (prebuilt/), else built once per distinct capabilities and filter and
+ * then reused. Throws InvalidArgumentError naming an unknown call or group.
  */
-export function containerSeccompFilter(o: {
-  capabilities: bigint;
-  systemCallFilter?: readonly string[];
-}): Buffer {
-  const key = `${o.capabilities.toString(16)}|${(o.systemCallFilter ?? []).join(' ')}`;
+export function containerSeccompFilter(
+  o: { capabilities: bigint; systemCallFilter?: readonly string[] },
+  arch: Arch = hostArch(),
+): Buffer {
+  const key = seccompKey(arch, o);
   let filter = cache.get(key);
   if (!filter) {
-    const arch = hostArch();
-    const allowed = containerAllowedSyscalls(o, arch);
-    const actions = new Map<number, number>();
-    const newer = new Set(SYSCALLS_NEWER_THAN_KNOWN);
-    for (const name of syscallNames(arch)) {
-      const nr = findSyscallNumber(name, arch)!;
-      const denied = (SECCOMP_RET.ERRNO | (newer.has(name) ? ENOSYS : EPERM)) >>> 0;
-      actions.set(nr, allowed.has(name) ? SECCOMP_RET.ALLOW : denied);
-    }
-    filter = buildTableFilter({
-      arch,
-      actions,
-      defaultAction: (SECCOMP_RET.ERRNO | ENOSYS) >>> 0,
-      // i386 and x32 calls: the container has no business with them.
-      badArchAction: (SECCOMP_RET.ERRNO | ENOSYS) >>> 0,
-      // Audit is not namespaced: socket(AF_NETLINK, *, NETLINK_AUDIT) fails with
-      // EAFNOSUPPORT, which audit userspace takes for "no audit in this kernel" (as systemd-nspawn).
-      argumentRules: allowed.has('socket')
-        ? [
-            {
-              nr: findSyscallNumber('socket', arch)!,
-              args: [
-                { index: 0, value: AF_NETLINK },
-                { index: 2, value: NETLINK_AUDIT },
-              ],
-              action: (SECCOMP_RET.ERRNO | EAFNOSUPPORT) >>> 0,
-            },
-          ]
-        : [],
-    });
+    filter = prebuiltSeccompFilter(arch, o) ?? buildContainerSeccompFilter(o, arch);
     cache.set(key, filter);
   }
   return filter;
+}
+
+/** containerSeccompFilter without the prebuilt programs or the cache (tests, tools/build/gen-prebuilt.ts). */
+export function buildContainerSeccompFilter(
+  o: { capabilities: bigint; systemCallFilter?: readonly string[] },
+  arch: Arch,
+): Buffer {
+  const allowed = containerAllowedSyscalls(o, arch);
+  const actions = new Map<number, number>();
+  const newer = new Set(SYSCALLS_NEWER_THAN_KNOWN);
+  for (const name of syscallNames(arch)) {
+    const nr = findSyscallNumber(name, arch)!;
+    const denied = (SECCOMP_RET.ERRNO | (newer.has(name) ? ENOSYS : EPERM)) >>> 0;
+    actions.set(nr, allowed.has(name) ? SECCOMP_RET.ALLOW : denied);
+  }
+  return buildTableFilter({
+    arch,
+    actions,
+    defaultAction: (SECCOMP_RET.ERRNO | ENOSYS) >>> 0,
+    // i386 and x32 calls: the container has no business with them.
+    badArchAction: (SECCOMP_RET.ERRNO | ENOSYS) >>> 0,
+    // Audit is not namespaced: socket(AF_NETLINK, *, NETLINK_AUDIT) fails with
+    // EAFNOSUPPORT, which audit userspace takes for "no audit in this kernel" (as systemd-nspawn).
+    argumentRules: allowed.has('socket')
+      ? [
+          {
+            nr: findSyscallNumber('socket', arch)!,
+            args: [
+              { index: 0, value: AF_NETLINK },
+              { index: 2, value: NETLINK_AUDIT },
+            ],
+            action: (SECCOMP_RET.ERRNO | EAFNOSUPPORT) >>> 0,
+          },
+        ]
+      : [],
+  });
 }
 
 const EPERM = 1;
