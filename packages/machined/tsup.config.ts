@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { asciiBundle, type Resolver, sdModulesArePure } from '../../tools/build/cli-bundle.js';
+import { asciiBundle, koffiFastLoad, type Resolver, sdModulesArePure } from '../../tools/build/cli-bundle.js';
 
 // machinectl's pty forwarder (login, shell) needs koffi: a bundle of its own that the CLI
 // requires only for those verbs (bundled in, it would make esbuild wrap @sd/sys lazily as a
@@ -39,8 +39,9 @@ export default defineConfig([
     target: 'node20',
     shims: true,
     noExternal: [/^@sd\//],
-    external: ['koffi', 'dbus-next', 'usocket'],
-    esbuildPlugins: [ptyApart as never, sdModulesArePure as never, asciiBundle as never],
+    // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
+    external: ['dbus-next', 'usocket'],
+    esbuildPlugins: [ptyApart as never, koffiFastLoad as never, sdModulesArePure as never, asciiBundle as never],
     // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
     esbuildOptions(o) {
       o.supported = { ...o.supported, 'dynamic-import': false };

@@ -9,4 +9,9 @@
 
 const { loadKoffi } = require('./koffi-find.cjs');
 
-module.exports = loadKoffi(__dirname, () => require('koffi'));
+// One koffi per process, whichever bundle loads it first (machinectl's CLI and
+// its pty bundle each carry this file): a second dlopen of the native module
+// would run its init again over the first one's instance data.
+const LOADED = Symbol.for('sd.koffi');
+globalThis[LOADED] ??= loadKoffi(__dirname, () => require('koffi'));
+module.exports = globalThis[LOADED];

@@ -41,6 +41,7 @@ export {
   outputOptions,
   parseJsonMode,
   useColor,
+  writeFd,
 } from './cli/output.js';
 export { answerHelpOrVersion, errorLine, packageVersion, runMain } from './cli/run.js';
 export {

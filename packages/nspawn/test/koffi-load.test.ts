@@ -77,3 +77,25 @@ describe('koffi-load', () => {
     }
   });
 });
+
+describe('koffi-load in two bundles', () => {
+  it('gives every bundle of a process the same koffi', () => {
+    const source = fileURLToPath(new URL('../../../tools/build/koffi-load.cjs', import.meta.url));
+    const find = fileURLToPath(new URL('../../../tools/build/koffi-find.cjs', import.meta.url));
+    const loaded: unknown[] = [];
+    for (const name of ['a', 'b']) {
+      // A copy as a second bundle would carry it, next to the real node_modules.
+      const at = join(dirname(source), `.koffi-load-test-${process.pid}-${name}`);
+      mkdirSync(at, { recursive: true });
+      copyFileSync(source, join(at, 'koffi-load.cjs'));
+      copyFileSync(find, join(at, 'koffi-find.cjs'));
+      try {
+        loaded.push(require(join(at, 'koffi-load.cjs')));
+      } finally {
+        rmSync(at, { recursive: true, force: true });
+      }
+    }
+    expect(loaded[0]).toBeDefined();
+    expect(loaded[1]).toBe(loaded[0]);
+  });
+});

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { SdError } from '@sd/sys';
+import { SdError, UnixStream } from '@sd/sys';
 import { BusWireError, marshal, Reader, unmarshal, Writer } from './wire.js';
 
 /**
@@ -40,6 +40,29 @@ const MAX_MESSAGE = 128 * 1024 * 1024;
 const DEFAULT_CALL_TIMEOUT_MS = 25_000;
 const NO_REPLY_FLAG = 0;
 
+/** What the connection needs of a socket: a UnixStream of @sd/sys, or a node:net Socket adapted. */
+interface Transport {
+  setHandlers(onData: (d: Buffer) => void, onEnd: (e: Error) => void): void;
+  write(data: Buffer | string): void;
+  destroy(): void;
+}
+
+function socketTransport(sock: Socket): Transport {
+  let onData: (d: Buffer) => void = () => {};
+  let onEnd: (e: Error) => void = () => {};
+  sock.on('data', (d: Buffer) => onData(d));
+  sock.on('error', (e) => onEnd(e));
+  sock.on('close', () => onEnd(new SdError('ECONNRESET', 'The bus connection closed')));
+  return {
+    setHandlers(d, e) {
+      onData = d;
+      onEnd = e;
+    },
+    write: (d) => void sock.write(d),
+    destroy: () => sock.destroy(),
+  };
+}
+
 interface Pending {
   resolve(body: unknown[]): void;
   reject(e: Error): void;
@@ -64,7 +87,7 @@ function socketOf(address: string): string {
 }
 
 export class BusConnection {
-  readonly #sock: Socket;
+  readonly #sock: Transport;
   readonly #pending = new Map<number, Pending>();
   #serial = 0;
   #in: Buffer = Buffer.alloc(0);
@@ -72,21 +95,29 @@ export class BusConnection {
   /** The unique name the bus gave us. */
   uniqueName = '';
 
-  private constructor(sock: Socket) {
+  private constructor(sock: Transport) {
     this.#sock = sock;
   }
 
   /** Connects, authenticates as this process's uid and says Hello; errors name the address. */
-  static connect(address: string, timeoutMs = 10_000): Promise<BusConnection> {
-    let path: string;
+  static async connect(address: string, timeoutMs = 10_000): Promise<BusConnection> {
+    const path = socketOf(address);
+    // Through @sd/sys's poller, not node:net: a CLI's start spares loading node:net and the stream modules.
+    let stream: UnixStream;
     try {
-      path = socketOf(address);
+      stream = await UnixStream.connect(path.startsWith('\0') ? `@${path.slice(1)}` : path);
     } catch (e) {
-      return Promise.reject(e);
+      throw new SdError('ECONNREFUSED', `Cannot connect to the bus at ${address}: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
-    // node:net on first use: a CLI that never talks to a bus (sd-nspawn without machined) spares loading it.
-    const { createConnection } = process.getBuiltinModule('node:net');
-    return BusConnection.#open(createConnection(path), address, timeoutMs, false);
+    const uid = String(process.geteuid?.() ?? 0);
+    return BusConnection.#open(
+      stream,
+      address,
+      timeoutMs,
+      `\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`,
+    );
   }
 
   /**
@@ -95,10 +126,12 @@ export class BusConnection {
    * with EXTERNAL and no identity: the bus takes the socket's own.
    */
   static fromConnectedSocket(sock: Socket, what: string, timeoutMs = 10_000): Promise<BusConnection> {
-    return BusConnection.#open(sock, what, timeoutMs, true);
+    return BusConnection.#open(socketTransport(sock), what, timeoutMs, '\0AUTH EXTERNAL\r\nDATA\r\n');
   }
 
-  static #open(sock: Socket, address: string, timeoutMs: number, connected: boolean): Promise<BusConnection> {
+  static #open(sock: Transport, address: string, timeoutMs: number, auth: string): Promise<BusConnection> {
+    // Without an identity the bus answers DATA first (the challenge), answered ahead with an empty DATA.
+    const anonymous = !/AUTH EXTERNAL [0-9a-f]/.test(auth);
     return new Promise((resolve, reject) => {
       const conn = new BusConnection(sock);
       const fail = (e: Error) => {
@@ -114,24 +147,15 @@ export class BusConnection {
         () => fail(new SdError('ETIMEDOUT', `Timed out connecting to the bus at ${address}`)),
         timeoutMs,
       );
-      sock.once('error', fail);
-      if (connected) sock.write('\0AUTH EXTERNAL\r\nDATA\r\n');
-      else
-        sock.once('connect', () => {
-          const uid = String(process.geteuid?.() ?? 0);
-          sock.write(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`);
-        });
       let line = '';
       const onAuth = (d: Buffer) => {
         line += d.toString('latin1');
-        // The challenge to an identity-less EXTERNAL, answered ahead (empty DATA).
-        if (connected && line.startsWith('DATA\r\n')) line = line.slice(6);
+        if (anonymous && line.startsWith('DATA\r\n')) line = line.slice(6);
         const nl = line.indexOf('\r\n');
         if (nl < 0) {
           if (line.length > 4096) fail(new SdError('EPROTO', `The bus at ${address} sent no auth reply`));
           return;
         }
-        sock.off('data', onAuth);
         if (!line.startsWith('OK ')) {
           fail(new SdError('EACCES', `The bus at ${address} refused authentication: ${line.slice(0, nl)}`));
           return;
@@ -147,20 +171,23 @@ export class BusConnection {
           })
           .then(([name]) => {
             clearTimeout(timer);
-            sock.off('error', fail);
             conn.uniqueName = String(name);
             resolve(conn);
           }, fail);
       };
-      sock.on('data', onAuth);
+      sock.setHandlers(onAuth, fail);
+      sock.write(auth);
     });
   }
 
   #start(rest: Buffer): void {
-    this.#sock.on('data', (d: Buffer) => this.#feed(d));
-    const end = (e: Error) => this.#fail(e);
-    this.#sock.on('error', end);
-    this.#sock.on('close', () => end(new SdError('ECONNRESET', 'The bus connection closed')));
+    this.#sock.setHandlers(
+      (d) => this.#feed(d),
+      (e) =>
+        this.#fail(
+          (e as SdError).code === 'ECONNRESET' ? new SdError('ECONNRESET', 'The bus connection closed') : e,
+        ),
+    );
     if (rest.length > 0) this.#feed(rest);
   }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SdError } from '@sd/sys';
+import { writeFd } from './output.js';
 
 /**
  * The one exit path of every sd CLI: run main, print a failure as one line
@@ -10,8 +11,8 @@ import { SdError } from '@sd/sys';
  */
 export function runMain(name: string, main: (argv: string[]) => Promise<number> | number): void {
   const fail = (e: unknown): number => {
-    process.stderr.write(`${name}: ${errorLine(e)}\n`);
-    if (process.env.SD_DEBUG === '1' && e instanceof Error && e.stack) process.stderr.write(`${e.stack}\n`);
+    writeFd(2, `${name}: ${errorLine(e)}\n`);
+    if (process.env.SD_DEBUG === '1' && e instanceof Error && e.stack) writeFd(2, `${e.stack}\n`);
     const status = (e as { exitStatus?: unknown } | undefined)?.exitStatus;
     return typeof status === 'number' && status > 0 && status < 256 ? status : 1;
   };
@@ -57,7 +58,7 @@ export function answerHelpOrVersion(
   help: string,
   version: string,
 ): boolean {
-  if (p.help) process.stdout.write(help);
-  else if (p.version) process.stdout.write(`${version}\n`);
+  if (p.help) writeFd(1, help);
+  else if (p.version) writeFd(1, `${version}\n`);
   return p.help || p.version;
 }

@@ -9,6 +9,7 @@ import {
   refusedTransportOptions,
   UsageError,
 } from '@sd/basic';
+import { isatty } from '@sd/sys';
 
 /**
  * machinectl's command line on @sd/basic's option tables, parsed the way
@@ -169,7 +170,7 @@ export const OPTIONS: OptionDef<Options>[] = [
     short: 'j',
     arg: 'none',
     apply: (o) => {
-      o.json = process.stdout.isTTY ? 'pretty' : 'short';
+      o.json = isatty(1) ? 'pretty' : 'short';
     },
   },
   // systemd's machinectl reaches a remote host over ssh (-H) or a container's (-M); ours does

@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { writeFd } from '@sd/basic';
+import { isatty } from '@sd/sys';
 import { checkVerb, type Options, parseArgs, UsageError } from './args.js';
 import { BusMachine1, LiteMachine1, type Machine1 } from './client.js';
 import type { Verb, VerbContext } from './context.js';
@@ -144,8 +146,8 @@ function version(): string {
 
 /** Runs machinectl with `argv`; resolves to the exit status. Never exits the process itself. */
 export async function runMachinectl(argv: string[], run: RunOptions = {}): Promise<number> {
-  const out = run.out ?? ((s: string) => void process.stdout.write(s));
-  const err = run.err ?? ((s: string) => void process.stderr.write(s));
+  const out = run.out ?? ((s: string) => writeFd(1, s));
+  const err = run.err ?? ((s: string) => writeFd(2, s));
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs(argv);
@@ -179,7 +181,7 @@ export async function runMachinectl(argv: string[], run: RunOptions = {}): Promi
     options: parsed.options as Options,
     out,
     err,
-    color: useColor(run.isTTY ?? process.stdout.isTTY),
+    color: useColor(run.isTTY ?? isatty(1)),
     stdinFd: 0,
     stdoutFd: 1,
   };

@@ -60,6 +60,17 @@ export function read(fd: number, buf: Buffer, length = buf.length): number {
   return n;
 }
 
+/** One write(2): the count written, or -1 for EAGAIN (a full non-blocking pipe or socket). */
+export function writeSome(fd: number, data: Buffer): number {
+  for (;;) {
+    const n = Number(c.write(fd, data, data.length));
+    if (n >= 0) return n;
+    const errno = koffi.errno();
+    if (errno === 11) return -1;
+    if (errno !== 4) throw new SyscallError('write', errno);
+  }
+}
+
 /** Writes all of `data` (retrying short writes); throws on error. */
 export function writeAll(fd: number, data: Buffer | string): void {
   let buf = typeof data === 'string' ? Buffer.from(data) : data;

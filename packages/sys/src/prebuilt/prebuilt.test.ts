@@ -33,7 +33,9 @@ describe('prebuilt BPF programs', () => {
     }
     expect(prebuiltDeviceProgram(NSPAWN_DEVICE_ALLOW)).toBeDefined();
     expect(prebuiltDeviceProgram(NSPAWN_DEVICE_ALLOW.slice(1))).toBeUndefined();
-    expect(prebuiltDeviceProgram([...NSPAWN_DEVICE_ALLOW, { type: 'b', major: 7, access: 'r' }])).toBeUndefined();
+    expect(
+      prebuiltDeviceProgram([...NSPAWN_DEVICE_ALLOW, { type: 'b', major: 7, access: 'r' }]),
+    ).toBeUndefined();
   });
 
   it('a filter with a word still fails on an unknown call (never served from the table)', () => {
