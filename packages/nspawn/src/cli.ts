@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { packageVersion, runMain } from '@sd/basic';
+import { packageVersion, runMain, writeFd } from '@sd/basic';
 import { exitCodeOf, isatty } from '@sd/sys';
 import { defaultConsoleMode } from './console/console.js';
 import { runContainer } from './container/container.js';
@@ -10,11 +10,11 @@ import { HELP, parseArgv } from './settings/argv.js';
 async function main(argv: string[]): Promise<number> {
   const { settings, explicit, help, version: wantVersion } = parseArgv(argv);
   if (help) {
-    process.stdout.write(HELP);
+    writeFd(1, HELP);
     return 0;
   }
   if (wantVersion) {
-    process.stdout.write(`${packageVersion(import.meta.url, 'sd-nspawn')}\n`);
+    writeFd(1, `${packageVersion(import.meta.url, 'sd-nspawn')}\n`);
     return 0;
   }
   // systemd-nspawn's default off a terminal is read-only: the guest's console output is shown (the
@@ -23,7 +23,7 @@ async function main(argv: string[]): Promise<number> {
   // Notices that come while the container starts go out after the banner, as systemd-nspawn orders them.
   let announced = false;
   const held: string[] = [];
-  const say = (m: string) => settings.quiet || process.stderr.write(`${m}\n`);
+  const say = (m: string) => settings.quiet || writeFd(2, `${m}\n`);
   const flush = () => {
     announced = true;
     for (const m of held.splice(0)) say(m);
