@@ -9,7 +9,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { capabilityMask, parseArgv } from '@sd/nspawn';
-import { type Arch, buildContainerSeccompFilter, compileDeviceProgram, NSPAWN_DEVICE_ALLOW } from '@sd/sys';
+import {
+  type Arch,
+  buildContainerSeccompFilter,
+  compileDeviceProgram,
+  deviceRulesKey,
+  NSPAWN_DEVICE_ALLOW,
+} from '@sd/sys';
 
 const OUT = new URL('../../packages/sys/src/prebuilt/programs.generated.ts', import.meta.url).pathname;
 const ARCHES: Arch[] = ['x86_64', 'aarch64'];
@@ -49,9 +55,15 @@ export const PREBUILT_SECCOMP_FILTERS: ReadonlyArray<{
 ${seccomp.join('\n')}
 ];
 
-export const PREBUILT_DEVICE_PROGRAMS: ReadonlyArray<{ rules: readonly DeviceRule[]; program: string }> = [
+export const PREBUILT_DEVICE_PROGRAMS: ReadonlyArray<{
+  rules: readonly DeviceRule[];
+  /** deviceRulesKey(rules), so that a lookup computes only the asked rules' key. */
+  key: string;
+  program: string;
+}> = [
   {
     rules: ${rules},
+    key: '${deviceRulesKey(NSPAWN_DEVICE_ALLOW)}',
     program: '${device}',
   },
 ];

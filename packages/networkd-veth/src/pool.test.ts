@@ -5,6 +5,12 @@ import { generateMac } from './mac.js';
 import { formatSubnet, overlaps, parseSubnet, type Subnet } from './pool/ipv4.js';
 import { POOLS, pickSubnet } from './pool/pool.js';
 
+describe('POOLS', () => {
+  it("are systemd-networkd's private ranges, in its order", () => {
+    expect(POOLS).toEqual(['192.168.0.0/16', '172.16.0.0/12', '10.0.0.0/8'].map(parseSubnet));
+  });
+});
+
 describe('address pool', () => {
   it('picks a /28 or /24 in the private pools, the same one for the same name', () => {
     const a = pickSubnet('web', 28, []);

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, SdError } from '@sd/sys';
 import { siphash24 } from '../siphash.js';
-import { overlaps, parseSubnet, type Subnet } from './ipv4.js';
+import { overlaps, type Subnet } from './ipv4.js';
 
 /**
  * systemd-networkd's address pool for container links: private IPv4 ranges
@@ -12,7 +12,12 @@ import { overlaps, parseSubnet, type Subnet } from './ipv4.js';
  * and two machines rarely race for the same one.
  */
 
-export const POOLS: readonly Subnet[] = ['192.168.0.0/16', '172.16.0.0/12', '10.0.0.0/8'].map(parseSubnet);
+/** 192.168.0.0/16, 172.16.0.0/12, 10.0.0.0/8, as numbers: a start that makes no link parses nothing. */
+export const POOLS: readonly Subnet[] = [
+  { network: 0xc0a80000, prefixLength: 16 },
+  { network: 0xac100000, prefixLength: 12 },
+  { network: 0x0a000000, prefixLength: 8 },
+];
 
 // A fixed key: the start of the walk is the same on every run and host.
 const POOL_KEY = Buffer.from('5d1f0a3c9b7e4f21a8c6e0d2b4f61937', 'hex');

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Arch } from '../arch/index.js';
 import { compileDeviceProgram, NSPAWN_DEVICE_ALLOW } from '../cgroup/devices.js';
 import { buildContainerSeccompFilter, containerSeccompFilter } from '../seccomp/policy.js';
-import { prebuiltDeviceProgram, prebuiltSeccompFilter } from './prebuilt.js';
+import { deviceRulesKey, prebuiltDeviceProgram, prebuiltSeccompFilter } from './prebuilt.js';
 import { PREBUILT_DEVICE_PROGRAMS, PREBUILT_SECCOMP_FILTERS } from './programs.generated.js';
 
 const REGENERATE = 'stale prebuilt program: run `npm run gen:prebuilt` and commit programs.generated.ts';
@@ -15,8 +15,10 @@ describe('prebuilt BPF programs', () => {
       const built = buildContainerSeccompFilter(inputs, e.arch).toString('base64');
       expect(built, `${REGENERATE} (${e.arch} ${e.capabilities})`).toBe(e.program);
     }
-    for (const e of PREBUILT_DEVICE_PROGRAMS)
+    for (const e of PREBUILT_DEVICE_PROGRAMS) {
       expect(compileDeviceProgram(e.rules).toString('base64'), REGENERATE).toBe(e.program);
+      expect(deviceRulesKey(e.rules), REGENERATE).toBe(e.key);
+    }
   });
 
   it('are found for their own inputs only', () => {

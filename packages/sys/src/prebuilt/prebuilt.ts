@@ -43,7 +43,7 @@ export function prebuiltSeccompFilter(arch: Arch, o: SeccompInputs): Buffer | un
 
 /** The prebuilt device program for these rules, if there is one. */
 export function prebuiltDeviceProgram(rules: readonly DeviceRule[]): Buffer | undefined {
-  devices ??= new Map(PREBUILT_DEVICE_PROGRAMS.map((e) => [deviceRulesKey(e.rules), e.program]));
+  devices ??= new Map(PREBUILT_DEVICE_PROGRAMS.map((e) => [e.key, e.program]));
   const b64 = devices.get(deviceRulesKey(rules));
   return b64 === undefined ? undefined : Buffer.from(b64, 'base64');
 }
