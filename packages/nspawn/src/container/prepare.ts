@@ -1,4 +1,13 @@
-import { fstatSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import {
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmdirSync,
+  statSync,
+} from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { assertValidMachineName, machineNameFromPath } from '@sd/basic';
@@ -282,7 +291,13 @@ export function createStaging(runtimeDir: string, machine: string): { path: stri
   return {
     path: held.path,
     remove: () => {
-      removeTree(held.path);
+      // Usually just the empty root mount point is left: two rmdirs, else the whole walk.
+      try {
+        rmdirSync(`${held.path}/root`);
+        rmdirSync(held.path);
+      } catch {
+        removeTree(held.path);
+      }
       held.release();
     },
   };
