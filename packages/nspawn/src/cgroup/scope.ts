@@ -1,13 +1,4 @@
-import {
-  chownSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmdirSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { machineScopeName, machineScopePath, removeEmptyMachineSlices } from '@sd/basic';
 import {
@@ -15,9 +6,12 @@ import {
   applyDevicePolicyV2,
   type CgroupLayout,
   CgroupSet,
+  closeQuietly,
   type DeviceRule,
   detectCgroups,
   NSPAWN_DEVICE_ALLOW,
+  O,
+  open,
   parseProcCgroup,
   SIG,
 } from '@sd/sys';
@@ -108,7 +102,7 @@ export class ContainerScope {
    * devices controller, whose payload cgroup is a child of the scope: root
    * in the container (CAP_SYS_ADMIN) may write devices.allow of its own
    * cgroup root, but a child can never allow what its parent denies.
-   * Both where both exist. Call after create(), before attach().
+   * Both where both exist. Call after create(), before openJoin().
    */
   restrictDevices(rules: readonly DeviceRule[] = NSPAWN_DEVICE_ALLOW): void {
     try {
@@ -133,9 +127,37 @@ export class ContainerScope {
     }
   }
 
-  attach(pid: number): void {
-    this.#set.attach(pid);
-    if (this.#devicesPayload !== undefined) writeFileSync(`${this.#devicesPayload}/cgroup.procs`, `${pid}\n`);
+  /**
+   * How a child joins the scope at its start, without a move by pid (which
+   * waits for an RCU grace period, 10-25 ms here, before anything else the
+   * start does): the unified scope as a CLONE_INTO_CGROUP fd, and each v1
+   * hierarchy's `tasks` file (the devices one below the policy), to which
+   * the child writes "0", itself, as its first step; the kernel moves a
+   * task that moves itself at once. Its forks inherit the scope. Call after
+   * restrictDevices(); close the fds once the child runs.
+   */
+  openJoin(): { cgroupFd: number | undefined; tasksFds: Array<{ fd: number; dir: string }> } {
+    const fds: number[] = [];
+    try {
+      const unified = this.unifiedDir;
+      const cgroupFd = unified === undefined ? undefined : open(unified, O.RDONLY | O.DIRECTORY);
+      if (cgroupFd !== undefined) fds.push(cgroupFd);
+      const tasksFds: Array<{ fd: number; dir: string }> = [];
+      for (const g of this.#set.groups)
+        for (const dir of g.dirs) {
+          if (dir === g.unifiedDir) continue;
+          const at = dir === g.v1Dir('devices') && this.#devicesPayload ? this.#devicesPayload : dir;
+          const fd = open(`${at}/tasks`, O.WRONLY);
+          fds.push(fd);
+          tasksFds.push({ fd, dir: at });
+        }
+      return { cgroupFd, tasksFds };
+    } catch (e) {
+      closeQuietly(...fds);
+      throw new NspawnError('EIO', `Failed to open the cgroup ${this.name}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
   }
 
   /** Hands the unified scope to the container's root user (with --private-users). */

@@ -142,6 +142,14 @@ export async function startContainer(
     await scope.create();
     container.addCleanup(() => scope.destroy());
     scope.restrictDevices(deviceRules(settings));
+    // The child joins the scope at its clone, not moved by pid later (ContainerScope.openJoin).
+    const join = scope.openJoin();
+    let joinOpen = true;
+    const closeJoin = () => {
+      if (joinOpen) closeQuietly(join.cgroupFd, ...join.tasksFds.map((t) => t.fd));
+      joinOpen = false;
+    };
+    container.addCleanup(closeJoin);
 
     const uids = chooseUidRange(settings.privateUsers, machine, runtimeDir);
     if (uids) container.addCleanup(() => uids.release());
@@ -190,6 +198,7 @@ export async function startContainer(
     const custom = prepareCustomMounts(settings, rootFd);
     container.addCleanup(custom.remove);
     plan.custom = custom.custom;
+    plan.cgroupTasks = join.tasksFds;
     const etc = prepareEtcFiles(settings, rootFd);
     // Undone when the start fails; kept (commit below) once the payload runs.
     container.addCleanup(() => etc.changes.undo());
@@ -238,9 +247,9 @@ export async function startContainer(
     try {
       child = await spawn(program, {
         cloneFlags,
+        cgroupFd: join.cgroupFd,
         netNamespaceOf: ns?.net ?? netnsPathFd,
         beforeRun: async (c) => {
-          scope.attach(c.pid);
           if (needsLinks(settings) && !network) {
             network = beginContainerNetwork(settings, machine, c, netOptions);
             container.addCleanup(network.cleanup);
@@ -253,6 +262,7 @@ export async function startContainer(
         },
       });
     } finally {
+      closeJoin();
       closeDetached(mounts);
       custom.close();
       closeQuietly(...layerFds);

@@ -86,6 +86,11 @@ export interface ContainerPlan {
   };
   networkNamespace: boolean;
   cgroupNamespace: boolean;
+  /**
+   * The v1 `tasks` files of the container's scope (ContainerScope.openJoin),
+   * to which the child writes "0" first: it joins the scope itself, at once.
+   */
+  cgroupTasks?: ReadonlyArray<{ fd: number; dir: string }>;
   hostname: string;
   containerUuid: string;
   /**
@@ -121,6 +126,8 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
   const { mounts } = plan;
   // The container must not outlive a killed sd-nspawn: nothing would supervise or clean up after it.
   p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
+  // Into the container's cgroup before anything else; the unified one came with the clone (CLONE_INTO_CGROUP).
+  for (const t of plan.cgroupTasks ?? []) p.write(t.fd, '0', { label: `join the cgroup ${t.dir}` });
   const ns = plan.namespaces;
   if (ns) {
     // Before any mount: mqueue shows the IPC namespace of its mounter. (The
@@ -134,8 +141,7 @@ export function buildContainerProgram(plan: ContainerPlan): SpawnProgram {
     p.setfsid(ns.rootUid, ns.rootUid);
   } else {
     p.waitForParent();
-    // The parent has moved us into the container's cgroup by now: a cgroup
-    // namespace made here has that cgroup as its root.
+    // In the container's cgroup already: a cgroup namespace made here has that cgroup as its root.
     if (plan.cgroupNamespace) p.unshare(CLONE.NEWCGROUP);
   }
 

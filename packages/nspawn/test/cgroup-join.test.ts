@@ -1,0 +1,69 @@
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { detectCgroups } from '@sd/sys';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defaultSettings, type Settings, startContainer } from '../src/index.js';
+
+// The payload joins its scope at its clone (CLONE_INTO_CGROUP, and "0" written to
+// each v1 tasks file by the child itself), not moved by pid afterwards: seen from
+// the host, it is in the scope in every hierarchy, and the fds it joined through
+// are gone from it.
+
+let tree: string;
+beforeAll(() => {
+  tree = mkdtempSync(join(tmpdir(), 'sd-cgroup-join-'));
+  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run']) mkdirSync(join(tree, d));
+  copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
+  for (const applet of ['sh', 'sleep', 'ls']) symlinkSync('busybox', join(tree, 'bin', applet));
+});
+afterAll(() => rmSync(tree, { recursive: true, force: true }));
+
+const settings = (machine: string, ...extra: Partial<Settings>[]): Settings =>
+  Object.assign(
+    {
+      ...defaultSettings(),
+      directory: tree,
+      machine,
+      console: 'pipe' as const,
+      quiet: true,
+      parameters: ['sh', '-c', 'ls /proc/self/fd > /root/fds; exec sleep 30'],
+    },
+    ...extra,
+  );
+
+describe('the payload joins its cgroup scope itself', () => {
+  it.each([
+    ['cgjoin-userns', {}],
+    ['cgjoin-nouserns', { privateUsers: { mode: 'no' } } as Partial<Settings>],
+  ])('%s: in machine.slice/machine-NAME.scope everywhere, no join fd left', async (machine, extra) => {
+    const { container, exited } = await startContainer(settings(machine, extra));
+    try {
+      const pid = container.pid ?? 0;
+      for (let i = 0; i < 200 && !readSafe(join(tree, 'root/fds')); i++)
+        await new Promise((r) => setTimeout(r, 10));
+      const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n');
+      const scope = `/machine.slice/machine-${machine.replace(/-/g, '\\x2d')}.scope`;
+      const layout = detectCgroups();
+      expect(lines.length).toBe(layout.hierarchies.length + (layout.unifiedRoot ? 1 : 0));
+      for (const line of lines) {
+        const [, controllers, path] = line.split(':') as [string, string, string];
+        const want = controllers === 'devices' ? `${scope}/payload` : scope;
+        expect(path.endsWith(want), line).toBe(true);
+      }
+      // stdin, stdout, stderr and ls's own directory fd: nothing of the setup.
+      expect(readSafe(join(tree, 'root/fds')).trim().split('\n').map(Number)).toEqual([0, 1, 2, 3]);
+    } finally {
+      container.kill();
+      await exited;
+    }
+  });
+});
+
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
