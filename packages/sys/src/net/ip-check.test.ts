@@ -8,9 +8,11 @@ import { ipv4Bytes, ipv6Bytes, isIPv4, isIPv6 } from './sockaddr.js';
 
 const octet = fc.integer({ min: 0, max: 255 }).map(String);
 const quad = fc.tuple(octet, octet, octet, octet).map((o) => o.join('.'));
-const group = fc.integer({ min: 0, max: 0xffff }).chain((n) =>
-  fc.constantFrom(n.toString(16), n.toString(16).toUpperCase(), n.toString(16).padStart(4, '0')),
-);
+const group = fc
+  .integer({ min: 0, max: 0xffff })
+  .chain((n) =>
+    fc.constantFrom(n.toString(16), n.toString(16).toUpperCase(), n.toString(16).padStart(4, '0')),
+  );
 /** Eight groups with any run of them compressed to `::`, maybe a dotted quad last, maybe a zone. */
 const v6 = fc
   .tuple(
