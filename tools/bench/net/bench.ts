@@ -35,10 +35,16 @@ import { StepTable } from './step-table.js';
  * Target (issue 13): <= 100 ms from `sd-nspawn -n` start to address with our
  * client; at or below networkd with each client.
  *
- *   npx tsx tools/bench/net/bench.ts [--runs 20]
+ *   npx tsx tools/bench/net/bench.ts [--runs 20] [--nspawn path/to/sd-nspawn.cjs]
  */
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    // Another build's bin (a copy of packages/nspawn/dist), to compare before and after.
+    nspawn: { type: 'string' },
+  },
+});
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) {
   process.stderr.write('bench: --runs must be a positive integer\n');
@@ -48,7 +54,9 @@ if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root\n');
   process.exit(1);
 }
-const NSPAWN_CLI = fileURLToPath(new URL('../../../packages/nspawn/dist/cli.cjs', import.meta.url));
+// sd-nspawn's bin, as users run it (the code-cache launcher of dist/cli.cjs, as tools/bench/start runs it).
+const NSPAWN_CLI =
+  values.nspawn ?? fileURLToPath(new URL('../../../packages/nspawn/dist/sd-nspawn.cjs', import.meta.url));
 const busybox = findBusybox();
 if (!busybox) {
   process.stderr.write('bench: busybox is not installed\n');
