@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, constants, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -35,7 +35,7 @@ import { StepTable } from './step-table.js';
  * Target (issue 13): <= 100 ms from `sd-nspawn -n` start to address with our
  * client; at or below networkd with each client.
  *
- *   npx tsx tools/bench/net/bench.ts [--runs 20] [--nspawn path/to/sd-nspawn.cjs]
+ *   npx tsx tools/bench/net/bench.ts [--runs 20] [--nspawn path/to/sd-nspawn.cjs] [--baseline other/sd-nspawn.cjs]
  */
 
 const { values } = parseArgs({
@@ -43,6 +43,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '20' },
     // Another build's bin (a copy of packages/nspawn/dist), to compare before and after.
     nspawn: { type: 'string' },
+    // A build to compare with in the same run: its -n and --private-network rows take turns with ours.
+    baseline: { type: 'string' },
   },
 });
 const runs = Number(values.runs);
@@ -135,10 +137,12 @@ const ns = await makeNs().catch((e: unknown) => {
   removeRoot(root);
   throw e;
 });
-const sd = (...a: string[]): [string, string[]] => [
+const sdWith = (cli: string, ...a: string[]): [string, string[]] => [
   process.execPath,
-  [NSPAWN_CLI, '-q', '--register=no', '-D', root.rootfs, '-M', 'sdnet-bench', ...a],
+  [cli, '-q', '--register=no', '-D', root.rootfs, '-M', 'sdnet-bench', ...a],
 ];
+const sd = (...a: string[]): [string, string[]] => sdWith(NSPAWN_CLI, ...a);
+const baseline = values.baseline;
 type Row = { name: string; server: string; note: string; args: () => [string, string[]] };
 const ourClient: Omit<Row, 'server'> = {
   name: 'sd-nspawn -n, our client',
@@ -171,6 +175,21 @@ try {
       args: () => sd('--private-network', '/bin/true'),
     },
   ];
+  if (baseline)
+    ours.push(
+      {
+        ...ourClient,
+        name: 'baseline: sd-nspawn -n, our client',
+        server: 'ours',
+        args: () => sdWith(baseline, '-n', '/bin/sh', '-c', WAIT_FOR_ADDRESS),
+      },
+      {
+        name: 'baseline: --private-network',
+        server: '-',
+        note: 'the same, with the --baseline build',
+        args: () => sdWith(baseline, '--private-network', '/bin/true'),
+      },
+    );
   const theirs: Row[] = [
     { ...ourClient, server: 'networkd' },
     { ...udhcpc, server: 'networkd' },
@@ -292,6 +311,19 @@ try {
       `${c}: our server ${ms(a)} vs networkd ${ms(b)} (${a <= b ? 'at or below' : 'above'} networkd)\n`,
     );
   }
+  // What the network adds: -n's time to address over --private-network's time to exit (its
+  // /bin/true exits at once), both started the same way, in the same run.
+  const cost = (prefix: string, p: string) =>
+    med(`ours|${prefix}sd-nspawn -n, our client|address`) - med(`-|${p}`);
+  process.stdout.write(
+    `network's cost (-n to address minus --private-network to exit): ${ms(cost('', 'sd-nspawn --private-network'))}`,
+  );
+  if (baseline) process.stdout.write(`; baseline ${ms(cost('baseline: ', 'baseline: --private-network'))}`);
+  process.stdout.write(
+    `; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
+  );
 } finally {
   await ns.stop();
   rmSync(nd, { recursive: true, force: true });
