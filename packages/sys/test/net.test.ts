@@ -59,6 +59,21 @@ describe('netlink', () => {
     expect(poller().size).toBe(0);
   });
 
+  it('keeps every reply whole though all are read into one buffer', async () => {
+    const nl = new NetlinkSocket(NETLINK.ROUTE);
+    try {
+      const [one] = await nl.request(RTM.GETLINK, 0, encodeIfinfomsg({ index: loIndex }));
+      const before = Buffer.from(one?.payload ?? Buffer.alloc(0));
+      // Later datagrams land where lo's reply was read: what we were given must not change.
+      for (let i = 0; i < 3; i++) await nl.dump(RTM.GETLINK, encodeIfinfomsg());
+      await nl.request(RTM.GETLINK, 0, encodeIfinfomsg({ index: loIndex })).catch(() => []);
+      expect(one?.payload.equals(before)).toBe(true);
+      expect(one && parseLink(one).name).toBe('lo');
+    } finally {
+      nl.close();
+    }
+  });
+
   it('gets one link, and a missing one is ENODEV', async () => {
     const nl = new NetlinkSocket(NETLINK.ROUTE);
     try {
@@ -113,6 +128,25 @@ describe('unix sockets and control messages', () => {
 });
 
 describe('inet datagrams on loopback', () => {
+  it('receives into a buffer it is given, and refuses one too small', async () => {
+    const rx = socket(AF.INET, SOCK.DGRAM | SOCK.NONBLOCK, IPPROTO.UDP);
+    const tx = socket(AF.INET, SOCK.DGRAM, IPPROTO.UDP);
+    try {
+      bind(rx, sockaddrIn('127.0.0.1', 0));
+      const to = getsockname(rx);
+      const into = Buffer.alloc(64);
+      expect(() => recvfrom(rx, 128, 0, into)).toThrow(/a buffer of 64 bytes for 128/);
+      sendmsg(tx, { to, data: Buffer.from('first') });
+      await poller().readable(rx);
+      const r = recvfrom(rx, 64, 0, into);
+      expect(r?.data.toString()).toBe('first');
+      expect(r?.data.buffer).toBe(into.buffer);
+      expect(recvfrom(rx, 64, 0, into)).toBeNull();
+    } finally {
+      closeQuietly(rx, tx);
+    }
+  });
+
   it('reports IP_PKTINFO of a UDP datagram sent to 127.0.0.1', async () => {
     const rx = socket(AF.INET, SOCK.DGRAM, IPPROTO.UDP);
     const tx = socket(AF.INET, SOCK.DGRAM, IPPROTO.UDP);

@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, constants, existsSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -34,10 +35,18 @@ import { StepTable } from './step-table.js';
  * Target (issue 13): <= 100 ms from `sd-nspawn -n` start to address with our
  * client; at or below networkd with each client.
  *
- *   npx tsx tools/bench/net/bench.ts [--runs 20]
+ *   npx tsx tools/bench/net/bench.ts [--runs 20] [--nspawn path/to/sd-nspawn.cjs] [--baseline other/sd-nspawn.cjs]
  */
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '20' },
+    // Another build's bin (a copy of packages/nspawn/dist), to compare before and after.
+    nspawn: { type: 'string' },
+    // A build to compare with in the same run: its -n and --private-network rows take turns with ours.
+    baseline: { type: 'string' },
+  },
+});
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) {
   process.stderr.write('bench: --runs must be a positive integer\n');
@@ -47,16 +56,21 @@ if (process.getuid?.() !== 0) {
   process.stderr.write('bench: needs root\n');
   process.exit(1);
 }
-const NSPAWN_CLI = fileURLToPath(new URL('../../../packages/nspawn/dist/cli.cjs', import.meta.url));
+// sd-nspawn's bin, as users run it (the code-cache launcher of dist/cli.cjs, as tools/bench/start runs it).
+const NSPAWN_CLI =
+  values.nspawn ?? fileURLToPath(new URL('../../../packages/nspawn/dist/sd-nspawn.cjs', import.meta.url));
 const busybox = findBusybox();
 if (!busybox) {
   process.stderr.write('bench: busybox is not installed\n');
   process.exit(1);
 }
 
-// Exits once host0 has an IPv4 address, printing the boot-time clock (/proc/uptime, 10 ms steps) at that moment.
-const WAIT_FOR_ADDRESS =
-  'until ip -4 addr show host0 2>/dev/null | grep -q "inet "; do :; done; read up idle < /proc/uptime; echo "address-at $up"';
+// A FIFO at the tree's root: the payload writes a line to it once host0 has an IPv4 address,
+// and the bench notes when that line arrives (to well under a millisecond; the container's
+// clock cannot be read finer than /proc/uptime's 10 ms steps).
+const ADDRESS_FIFO = '/.sd-bench-address';
+// Exits once host0 has an IPv4 address, saying so through the FIFO.
+const WAIT_FOR_ADDRESS = `until ip -4 addr show host0 2>/dev/null | grep -q "inet "; do :; done; echo address > ${ADDRESS_FIFO}`;
 // The guest's own client as init: brings host0 up, leases, exits once configured.
 const UDHCPC_INIT = `#!/bin/sh
 udhcpc -i host0 -f -q -n -t 20 -T 1 -s /udhcpc.sh >/dev/null 2>&1 || exit 1
@@ -75,27 +89,33 @@ const VE_NETWORK = existsSync('/usr/lib/systemd/network/80-container-ve.network'
   ? readFileSync('/usr/lib/systemd/network/80-container-ve.network', 'utf8')
   : '[Match]\nName=ve-*\nDriver=veth\n\n[Network]\nAddress=0.0.0.0/28\nLinkLocalAddressing=yes\nDHCPServer=yes\nIPMasquerade=both\n';
 
-const uptime = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-
 /** Runs one start; resolves with ms to exit and ms to "host0 has an address" (when the payload says). */
 function run(ns: Ns, cmd: string, args: string[]): Promise<{ exit: number; address?: number }> {
   return new Promise((resolve, reject) => {
+    // Read and write: the FIFO then never reads as closed before the payload writes.
+    const fifo = new Socket({
+      fd: openSync(`${root.rootfs}${ADDRESS_FIFO}`, constants.O_RDWR | constants.O_NONBLOCK),
+      readable: true,
+      writable: false,
+    });
+    let address: number | undefined;
     const start = process.hrtime.bigint();
-    const up0 = uptime();
+    fifo.on('data', () => {
+      address ??= elapsedMs(start);
+    });
     const child = spawn('nsenter', [`--net=/proc/${ns.pid}/ns/net`, cmd, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
+    child.stdout.resume();
     child.stderr.on('data', (d) => (stderr += d));
     let t = 0;
     child.once('exit', () => (t = elapsedMs(start)));
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
     child.once('close', (code) => {
       clearTimeout(timer);
-      const at = /address-at (\d+\.\d+)/.exec(stdout)?.[1];
-      if (code === 0) resolve({ exit: t, ...(at ? { address: (Number(at) - up0) * 1000 } : {}) });
+      fifo.destroy();
+      if (code === 0) resolve({ exit: t, ...(address !== undefined ? { address } : {}) });
       else reject(new Error(`${cmd} ${args.join(' ')}: exit ${code}: ${stderr.trim().slice(-400)}`));
     });
   });
@@ -109,16 +129,20 @@ writeFileSync(join(root.rootfs, 'sbin/init'), UDHCPC_INIT, { flag: 'wx' });
 chmodSync(join(root.rootfs, 'sbin/init'), 0o755);
 writeFileSync(join(root.rootfs, 'udhcpc.sh'), UDHCPC_SCRIPT, { flag: 'wx' });
 chmodSync(join(root.rootfs, 'udhcpc.sh'), 0o755);
+const made = spawnSync('mkfifo', ['-m', '0666', `${root.rootfs}${ADDRESS_FIFO}`], { encoding: 'utf8' });
+if (made.status !== 0) throw new Error(`bench: mkfifo: ${made.stderr}`);
 const nd = join(tmpdir(), `sd-bench-networkd-${process.pid}`);
 // The tree goes also when the namespace cannot be made.
 const ns = await makeNs().catch((e: unknown) => {
   removeRoot(root);
   throw e;
 });
-const sd = (...a: string[]): [string, string[]] => [
+const sdWith = (cli: string, ...a: string[]): [string, string[]] => [
   process.execPath,
-  [NSPAWN_CLI, '-q', '--register=no', '-D', root.rootfs, '-M', 'sdnet-bench', ...a],
+  [cli, '-q', '--register=no', '-D', root.rootfs, '-M', 'sdnet-bench', ...a],
 ];
+const sd = (...a: string[]): [string, string[]] => sdWith(NSPAWN_CLI, ...a);
+const baseline = values.baseline;
 type Row = { name: string; server: string; note: string; args: () => [string, string[]] };
 const ourClient: Omit<Row, 'server'> = {
   name: 'sd-nspawn -n, our client',
@@ -151,6 +175,21 @@ try {
       args: () => sd('--private-network', '/bin/true'),
     },
   ];
+  if (baseline)
+    ours.push(
+      {
+        ...ourClient,
+        name: 'baseline: sd-nspawn -n, our client',
+        server: 'ours',
+        args: () => sdWith(baseline, '-n', '/bin/sh', '-c', WAIT_FOR_ADDRESS),
+      },
+      {
+        name: 'baseline: --private-network',
+        server: '-',
+        note: 'the same, with the --baseline build',
+        args: () => sdWith(baseline, '--private-network', '/bin/true'),
+      },
+    );
   const theirs: Row[] = [
     { ...ourClient, server: 'networkd' },
     { ...udhcpc, server: 'networkd' },
@@ -252,7 +291,9 @@ try {
   process.stdout.write(
     `${table(['contender', 'server', 'to address', 'p90', 'to exit', 'min exit', 'measures'], out)}\n\n`,
   );
-  process.stdout.write('to address: /proc/uptime at the start and inside when host0 has it (10 ms steps)\n');
+  process.stdout.write(
+    "to address: from spawning the command to the payload's line through a FIFO once it sees host0's address\n",
+  );
   const note = nodeStartNote();
   if (note) process.stdout.write(`note: ${note}\n`);
   process.stdout.write(
@@ -270,6 +311,19 @@ try {
       `${c}: our server ${ms(a)} vs networkd ${ms(b)} (${a <= b ? 'at or below' : 'above'} networkd)\n`,
     );
   }
+  // What the network adds: -n's time to address over --private-network's time to exit (its
+  // /bin/true exits at once), both started the same way, in the same run.
+  const cost = (prefix: string, p: string) =>
+    med(`ours|${prefix}sd-nspawn -n, our client|address`) - med(`-|${p}`);
+  process.stdout.write(
+    `network's cost (-n to address minus --private-network to exit): ${ms(cost('', 'sd-nspawn --private-network'))}`,
+  );
+  if (baseline) process.stdout.write(`; baseline ${ms(cost('baseline: ', 'baseline: --private-network'))}`);
+  process.stdout.write(
+    `; load ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
+  );
 } finally {
   await ns.stop();
   rmSync(nd, { recursive: true, force: true });

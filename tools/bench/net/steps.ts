@@ -19,7 +19,10 @@ import { StepTable } from './step-table.js';
  *
  * Warm (default): every start in this process after one warm-up, as a
  * daemon or a test would start containers. --cold: every start in a fresh
- * process, as the CLI starts one (modules, libnftables and JIT all cold).
+ * process, as the CLI starts one (modules, libnftables and JIT all cold):
+ * plain node on the built packages (steps-child.mjs; run `npm run build`
+ * first), without a code cache (the CLI has one: its compile time is not
+ * the network's).
  *
  *   npx tsx tools/bench/net/steps.ts [--runs 20] [--cold]
  */
@@ -30,8 +33,6 @@ const { values } = parseArgs({
     cold: { type: 'boolean', default: false },
     // With --cold: a V8 CPU profile of every start process, in this directory.
     profile: { type: 'string' },
-    // Internal: one start in this process (for --cold), its result on stdout.
-    child: { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -75,13 +76,6 @@ async function once(rootfs: string, nsPath: string, args: string[]): Promise<Res
   }
 }
 
-if (values.child !== undefined) {
-  const [rootfs, ...args] = JSON.parse(values.child) as string[];
-  const r = await once(rootfs!, process.env.SD_STEPS_NETNS!, args);
-  process.stdout.write(`STEPS ${JSON.stringify(r)}\n`);
-  process.exit(0);
-}
-
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) {
   process.stderr.write('steps: --runs must be a positive integer\n');
@@ -104,19 +98,17 @@ const ns = await makeNs().catch((e: unknown) => {
   throw e;
 });
 const nsPath = `/proc/${ns.pid}/ns/net`;
-const self = fileURLToPath(import.meta.url);
+const child = fileURLToPath(new URL('./steps-child.mjs', import.meta.url));
 
-/** A start in a process of its own (tsx's loader flags come along in execArgv). */
+/** A start in a process of its own: plain node, the built packages. */
 function coldOnce(args: string[]): Result {
   const r = spawnSync(
     process.execPath,
     [
-      ...process.execArgv,
       ...(values.profile
         ? ['--cpu-prof', '--cpu-prof-interval=400', `--cpu-prof-dir=${values.profile}`]
         : []),
-      self,
-      '--child',
+      child,
       JSON.stringify([root.rootfs, ...args]),
     ],
     {

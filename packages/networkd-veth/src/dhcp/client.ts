@@ -1,27 +1,21 @@
 import { EventEmitter } from 'node:events';
-import {
-  addIPv4Address,
-  addIPv4Route,
-  getRandom,
-  listIPv4Addresses,
-  removeIPv4Address,
-  removeIPv4Route,
-} from '@sd/sys';
+import { getRandom } from '@sd/sys';
 import { type Ipv4ll, startIpv4ll } from '../ipv4ll/ipv4ll.js';
 import { probeAddressInUse } from '../ipv4ll/probe.js';
+import { applyLease, foreignAddress, removeLease } from './client-apply.js';
 import { type ClientLease, leaseFromReply } from './client-lease.js';
+import { clientMessage } from './client-message.js';
 import { ClientSockets } from './client-sockets.js';
+import { rebindStepMs, renewStepMs, retransmitDelay } from './client-timing.js';
 import type { DhcpClientEvents, DhcpClientOptions, DhcpClientState } from './client-types.js';
 
 export type { DhcpClientEvents, DhcpClientOptions, DhcpClientState } from './client-types.js';
 
 import {
-  BOOTREQUEST,
   DHCP_CLIENT_PORT,
   DHCP_SERVER_PORT,
   type DhcpMessage,
   DhcpType,
-  encodeDhcp,
   messageType,
   Opt,
   opt,
@@ -39,7 +33,6 @@ import { type NetnsLink, openNetnsLink } from './netns-link.js';
  * applied with rtnetlink on a socket made in that namespace.
  */
 
-const MAX_RETRANSMIT_MS = 64_000;
 const REQUEST_TRIES = 4;
 const LINK_DOWN_RETRY_MS = 50;
 
@@ -101,42 +94,22 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
   }
 
   private backoff(): number {
-    const base = Math.min(
-      MAX_RETRANSMIT_MS,
-      (this.options.retransmitMs ?? 1000) * 2 ** Math.min(this.tries, 10),
-    );
-    // RFC 2131 §4.1: randomized by ±1 s (scaled down with short delays).
-    return Math.max(50, base + (Math.random() * 2 - 1) * Math.min(1000, base / 4));
-  }
-
-  private secs(): number {
-    return Math.min(0xffff, Math.floor((Date.now() - this.started) / 1000));
+    return retransmitDelay(this.tries, this.options.retransmitMs ?? 1000);
   }
 
   private message(type: number, extra: Array<[number, Buffer]>, ciaddr?: string): Buffer {
-    const options: Array<[number, Buffer]> = [
-      opt.u8(Opt.MESSAGE_TYPE, type),
-      opt.bytes(Opt.CLIENT_ID, this.clientId),
-      ...extra,
-    ];
-    if (type === DhcpType.DISCOVER || type === DhcpType.REQUEST) {
-      options.push(opt.u16(Opt.MAX_MESSAGE_SIZE, 1500));
-      options.push(
-        opt.bytes(
-          Opt.PARAMETER_REQUEST_LIST,
-          Buffer.of(Opt.SUBNET_MASK, Opt.ROUTER, Opt.DNS, Opt.DOMAIN_NAME, Opt.BROADCAST),
-        ),
-      );
-      if (this.options.hostname) options.push(opt.bytes(Opt.HOSTNAME, Buffer.from(this.options.hostname)));
-    }
-    return encodeDhcp({
-      op: BOOTREQUEST,
+    const x = {
       xid: this.xid,
-      secs: this.secs(),
-      ciaddr: ciaddr ?? '0.0.0.0',
-      chaddr: this.link.mac,
-      options,
-    });
+      started: this.started,
+      clientId: this.clientId,
+      mac: this.link.mac,
+      hostname: this.options.hostname,
+    };
+    return clientMessage(x, type, extra, ciaddr);
+  }
+
+  private get metric(): number {
+    return this.options.routeMetric ?? 1024;
   }
 
   private init(): void {
@@ -206,13 +179,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     if (type === DhcpType.NAK) {
       if (m.xid !== this.xid || !m.chaddr.equals(this.link.mac)) return;
       const from = optionIp(m, Opt.SERVER_ID);
-      // While rebinding any server may answer; otherwise only the one we talk to.
-      const expected =
-        this.state === 'requesting'
-          ? this.offer?.serverId
-          : this.state === 'renewing'
-            ? this.lease?.serverId
-            : undefined;
+      const expected = this.serverId();
       if (this.state === 'selecting' || this.state === 'bound' || (expected && from && from !== expected))
         return;
       void this.lose('nak').then(() => this.init());
@@ -240,12 +207,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       return;
     }
     if (this.state === 'requesting' || this.state === 'renewing' || this.state === 'rebinding') {
-      const serverId =
-        this.state === 'requesting'
-          ? this.offer?.serverId
-          : this.state === 'renewing'
-            ? this.lease?.serverId
-            : undefined;
+      const serverId = this.serverId();
       const l = leaseFromReply(m, { ...base, type: DhcpType.ACK, ...(serverId ? { serverId } : {}) });
       if (typeof l === 'string') return void this.emit('drop', { reason: l });
       if (this.state !== 'requesting' && l.address !== this.lease?.address)
@@ -254,6 +216,12 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
         });
       void this.bind(l);
     }
+  }
+
+  /** The server that must answer now: while rebinding any server may, otherwise only the one we talk to. */
+  private serverId(): string | undefined {
+    if (this.state === 'requesting') return this.offer?.serverId;
+    return this.state === 'renewing' ? this.lease?.serverId : undefined;
   }
 
   private async bind(l: ClientLease): Promise<void> {
@@ -271,17 +239,13 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     }
     if (this.options.configure ?? true) {
       try {
-        if (!renewed) {
-          const foreign = (await listIPv4Addresses(this.link.ifindex, this.link.netlink)).find(
-            (a) => a.global && a.address !== l.address && a.address !== prev?.address,
-          );
-          if (foreign) {
-            this.emit('yielded', { address: foreign.address });
-            await this.standDown();
-            return;
-          }
+        const foreign = renewed ? undefined : await foreignAddress(this.link, l, prev);
+        if (foreign) {
+          this.emit('yielded', { address: foreign });
+          await this.standDown();
+          return;
         }
-        await this.apply(l);
+        await applyLease(this.link, l, this.metric);
       } catch (e) {
         this.emit('warning', { error: e as Error });
       }
@@ -317,25 +281,6 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     this.schedule(this.options.declineBackoffMs ?? 10_000, () => this.init());
   }
 
-  private async apply(l: ClientLease): Promise<void> {
-    const ifindex = this.link.ifindex;
-    await addIPv4Address(
-      { ifindex, address: l.address, prefixLength: l.prefixLength, validLifetime: l.leaseTime },
-      this.link.netlink,
-    );
-    if (l.router)
-      await addIPv4Route(
-        {
-          ifindex,
-          gateway: l.router,
-          source: l.address,
-          protocol: 'dhcp',
-          metric: this.options.routeMetric ?? 1024,
-        },
-        this.link.netlink,
-      );
-  }
-
   private armLeaseTimers(l: ClientLease): void {
     for (const t of this.leaseTimers) clearTimeout(t);
     const at = (s: number, fn: () => void) => this.leaseTimers.push(setTimeout(fn, s * 1000));
@@ -346,8 +291,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       const step = () => {
         if (this.state !== 'renewing') return;
         this.renewOrRebind();
-        // RFC 2131 §4.4.5: half the time left to T2, at least 60 s (scaled for short leases).
-        this.schedule(Math.max(Math.min(60_000, l.t2 * 100), ((l.t2 - l.t1) * 1000) / 2), step);
+        this.schedule(renewStepMs(l), step);
       };
       step();
     });
@@ -356,7 +300,7 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
       const step = () => {
         if (this.state !== 'rebinding') return;
         this.renewOrRebind();
-        this.schedule(Math.max(Math.min(60_000, l.leaseTime * 100), ((l.leaseTime - l.t2) * 1000) / 2), step);
+        this.schedule(rebindStepMs(l), step);
       };
       step();
     });
@@ -369,25 +313,14 @@ export class DhcpClient extends EventEmitter<DhcpClientEvents> {
     const l = this.lease;
     this.lease = undefined;
     if (!l) return;
-    if (this.options.configure ?? true) await this.unapply(l);
-    this.emit('lost', { lease: l, reason });
-  }
-
-  private async unapply(l: ClientLease): Promise<void> {
-    const ifindex = this.link.ifindex;
-    try {
-      if (l.router)
-        await removeIPv4Route(
-          { ifindex, gateway: l.router, protocol: 'dhcp', metric: this.options.routeMetric ?? 1024 },
-          this.link.netlink,
-        );
-      await removeIPv4Address(
-        { ifindex, address: l.address, prefixLength: l.prefixLength },
-        this.link.netlink,
-      );
-    } catch (e) {
-      this.emit('warning', { error: e as Error });
+    if (this.options.configure ?? true) {
+      try {
+        await removeLease(this.link, l, this.metric);
+      } catch (e) {
+        this.emit('warning', { error: e as Error });
+      }
     }
+    this.emit('lost', { lease: l, reason });
   }
 
   private async startLinkLocal(): Promise<void> {

@@ -1,7 +1,7 @@
 import {
+  getLink,
   InvalidArgumentError,
   ifNameToIndex,
-  listLinks,
   NETLINK,
   NetlinkSocket,
   withNetworkNamespace,
@@ -31,7 +31,8 @@ export async function openNetnsLink(ifname: string, netnsFd?: number): Promise<N
     return { ifindex, netlink: new NetlinkSocket(NETLINK.ROUTE) };
   });
   try {
-    const link = (await listLinks(netlink)).find((l) => l.index === ifindex);
+    // The one link, not a dump of the namespace's.
+    const link = await getLink(netlink, ifindex);
     if (!link) throw new InvalidArgumentError(`link ${ifname} disappeared`);
     const mac = Buffer.from(
       (link.address ?? '')

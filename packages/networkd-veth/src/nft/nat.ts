@@ -154,7 +154,13 @@ export class NatTable {
 
   /** Every element with its owner. */
   elements(): { masq: Element[]; ports: Element[] } {
-    if (!this.exists()) return { masq: [], ports: [] };
+    const { masq, ports } = this.contents();
+    return { masq, ports };
+  }
+
+  /** The elements, and whether the table is there at all. */
+  private contents(): { exists: boolean; masq: Element[]; ports: Element[] } {
+    if (!this.exists()) return { exists: false, masq: [], ports: [] };
     const out = JSON.parse(this.nft.run(`list table ${T}`, { json: true })) as {
       nftables: Array<Record<string, unknown>>;
     };
@@ -176,7 +182,7 @@ export class NatTable {
         else if (set.name === 'map_port_ipport') ports.push(el);
       }
     }
-    return { masq, ports };
+    return { exists: true, masq, ports };
   }
 
   /**
@@ -189,7 +195,7 @@ export class NatTable {
   }
 
   private removeLocked(isGone: (o: Owner) => boolean): number {
-    const { masq, ports } = this.elements();
+    const { exists, masq, ports } = this.contents();
     const lines: string[] = [];
     for (const e of masq)
       if (e.owner && isGone(e.owner)) lines.push(`delete element ${T} masq_saddr { ${e.key} }`);
@@ -197,7 +203,8 @@ export class NatTable {
       if (e.owner && isGone(e.owner)) lines.push(`delete element ${T} map_port_ipport { ${e.key} }`);
     if (lines.length) this.nft.run(lines.join('\n'));
     const left = masq.length + ports.length - lines.length;
-    if (left === 0 && this.exists()) {
+    // No second listing: a table that was not there is not deleted, and one that went meanwhile fails the delete.
+    if (left === 0 && exists) {
       try {
         this.nft.run(`delete table ${T}`);
       } catch (e) {

@@ -205,6 +205,8 @@ export class NetlinkSocket {
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private readonly pending = new Map<number, Pending>();
   private listener: ((m: NlMsg) => void) | undefined;
+  /** Where datagrams are read: one buffer for the socket's life (dispatch copies what it keeps). */
+  private rbuf: Buffer | undefined;
   private watching = false;
   private closed = false;
 
@@ -304,7 +306,8 @@ export class NetlinkSocket {
     for (;;) {
       let r: ReturnType<typeof recvfrom>;
       try {
-        r = recvfrom(this.fd, 1 << 16);
+        this.rbuf ??= Buffer.allocUnsafe(1 << 16);
+        r = recvfrom(this.fd, 1 << 16, 0, this.rbuf);
       } catch (e) {
         // ENOBUFS: the kernel dropped messages; in-flight requests cannot be trusted.
         for (const p of this.pending.values()) p.reject(e as Error);

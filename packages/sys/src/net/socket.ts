@@ -1,4 +1,4 @@
-import { SyscallError } from '../errors.js';
+import { InvalidArgumentError, SyscallError } from '../errors.js';
 import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
 import { type Cmsg, decodeCmsgs, encodeCmsgs } from './cmsg.js';
 import { MSG, SOCK } from './sockaddr.js';
@@ -108,9 +108,16 @@ export interface Received {
   length: number;
 }
 
-/** Receives one datagram into a buffer of `size`; null when none is waiting. */
-export function recvfrom(fd: number, size = 65536, flags = 0): Received | null {
-  const buf = Buffer.alloc(size);
+/**
+ * Receives one datagram into a buffer of `size`; null when none is waiting.
+ * With `into` (at least `size` bytes, reused by a caller that reads often)
+ * no buffer is allocated: `data` is then a view of `into`, valid until the
+ * next call that is given it.
+ */
+export function recvfrom(fd: number, size = 65536, flags = 0, into?: Buffer): Received | null {
+  if (into !== undefined && into.length < size)
+    throw new InvalidArgumentError(`recvfrom: a buffer of ${into.length} bytes for ${size}`);
+  const buf = into ?? Buffer.alloc(size);
   const addr = Buffer.alloc(128);
   const alen = [addr.length];
   const n = io('recvfrom', () => c.recvfrom(fd, buf, size, flags, addr, alen));
