@@ -41,7 +41,12 @@ export default defineConfig([
     noExternal: [/^@sd\//],
     // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
     external: ['dbus-next', 'usocket'],
-    esbuildPlugins: [ptyApart as never, koffiFastLoad as never, sdModulesArePure as never, asciiBundle as never],
+    esbuildPlugins: [
+      ptyApart as never,
+      koffiFastLoad as never,
+      sdModulesArePure as never,
+      asciiBundle as never,
+    ],
     // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
     esbuildOptions(o) {
       o.supported = { ...o.supported, 'dynamic-import': false };
