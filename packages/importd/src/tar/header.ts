@@ -212,28 +212,45 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
   };
 }
 
-/** PAX records: `<len> <key>=<value>\n`, the length counting the whole record. */
-export function parsePax(data: Buffer): Map<string, Buffer> {
+/**
+ * PAX records: `<len> <key>=<value>\n`, the length counting the whole
+ * record. Every record is checked; the values of `unused` keys are not
+ * kept. Byte loops instead of indexOf/toString/RegExp: records are short,
+ * and each of those is a call into C++ (GNU tar writes a header of three
+ * records before every entry).
+ */
+export function parsePax(data: Buffer, unused?: ReadonlySet<string>): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
+  const n = data.length;
   let off = 0;
-  while (off < data.length) {
+  while (off < n) {
     if (data[off] === 0) break; // some writers pad with NULs
-    const sp = data.indexOf(0x20, off);
-    if (sp < 0 || sp - off > 20) throw new ArchiveError('Malformed PAX record: no length');
-    const lenText = data.toString('latin1', off, sp);
-    if (!/^[1-9][0-9]*$/.test(lenText))
-      throw new ArchiveError(`Malformed PAX record length ${JSON.stringify(lenText)}`);
-    const len = Number(lenText);
+    let sp = off;
+    const spMax = Math.min(n, off + 21);
+    while (sp < spMax && data[sp] !== 0x20) sp++;
+    if (sp === spMax) throw new ArchiveError('Malformed PAX record: no length');
+    let len = 0;
+    for (let i = off; i < sp; i++) {
+      const c = data[i]!;
+      if (c < 0x30 || c > 0x39 || (i === off && c === 0x30))
+        throw new ArchiveError(
+          `Malformed PAX record length ${JSON.stringify(data.toString('latin1', off, sp))}`,
+        );
+      len = len * 10 + (c - 0x30);
+    }
+    if (sp === off) throw new ArchiveError('Malformed PAX record length ""');
     const end = off + len;
-    if (end > data.length || end <= sp + 2)
-      throw new ArchiveError(`PAX record length ${len} runs past its header`);
+    if (end > n || end <= sp + 2) throw new ArchiveError(`PAX record length ${len} runs past its header`);
     if (data[end - 1] !== 0x0a) throw new ArchiveError('Malformed PAX record: no newline at its end');
-    const eq = data.indexOf(0x3d, sp + 1);
-    if (eq < 0 || eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
+    let eq = sp + 1;
+    while (eq < end && data[eq] !== 0x3d) eq++;
+    if (eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
     const key = nameField(data, sp + 1, eq - sp - 1, 'PAX key', true);
-    // A value pins its header; a small one (every entry's atime/ctime/mtime) may, a big one is copied.
-    const value = data.subarray(eq + 1, end - 1);
-    out.set(key, data.length <= 4096 ? value : Buffer.from(value));
+    if (unused?.has(key) !== true) {
+      // A value pins its header; a small one (every entry's times) may, a big one is copied.
+      const value = data.subarray(eq + 1, end - 1);
+      out.set(key, n <= 4096 ? value : Buffer.from(value));
+    }
     off = end;
   }
   return out;
