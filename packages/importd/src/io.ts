@@ -1,5 +1,5 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
-import { ftruncate, SyscallError, sendfile } from '@sd/sys';
+import { ftruncate, lseek, SEEK, SyscallError, sendfileAt, sendfileAtAsync } from '@sd/sys';
 import { CanceledError } from './errors.js';
 
 /**
@@ -55,19 +55,27 @@ export function fileSource(path: string): ReusableSource {
  */
 export interface ReusableSource extends AsyncIterable<Buffer> {
   reuseBuffers(): void;
-  /**
-   * Moves the next `length` bytes of the file (right after the last chunk
-   * handed out) into `outFd` inside the kernel, skipping them in the
-   * chunks; the bytes moved. Only between chunks, and only for a consumer
-   * that reads the stream as it is (no decompression).
-   */
-  sendTo(outFd: number, length: number): number;
+  /** The source is a regular file: its bytes can be moved inside the kernel. */
+  readonly direct: DirectSource;
 }
 
-/** The source's sendTo, where it has one. */
-export function directOf(source: AsyncIterable<Buffer>): ReusableSource['sendTo'] | undefined {
-  const s = (source as Partial<ReusableSource>).sendTo;
-  return s ? s.bind(source) : undefined;
+/**
+ * Kernel-side access to a file source, for a consumer that reads the
+ * stream as it is (no decompression). Offsets count from the source's
+ * first byte.
+ */
+export interface DirectSource {
+  /** The next `n` bytes (none of them handed out yet) are left out of the chunks. */
+  skip(n: number): void;
+  /** Moves `length` bytes at `offset` into `outFd` (sendfile); the bytes moved, fewer only at the end of the file. */
+  sendAt(outFd: number, offset: number, length: number): number;
+  /** sendAt() on a pool thread. The source's fd stays open until every such call is done. */
+  sendAtAsync(outFd: number, offset: number, length: number): Promise<number>;
+}
+
+/** The source's kernel-side access, where it has one. */
+export function directOf(source: AsyncIterable<Buffer>): DirectSource | undefined {
+  return (source as Partial<ReusableSource>).direct;
 }
 
 /** Turns on buffer reuse where the source offers it. */
@@ -77,20 +85,31 @@ export function reuseBuffers(source: AsyncIterable<Buffer>): void {
 
 function syncChunks(fd: number, close: boolean): ReusableSource {
   let reuse = false;
+  // Positional reads from where the fd stood: skip() and sendAt() need to know where the stream is.
+  const start = lseek(fd, 0, SEEK.CUR);
+  let pos = start;
+  let inFlight = 0;
+  let closeWanted = false;
+  const closeNow = () => {
+    if (close) closeSync(fd);
+  };
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
       let spare: Buffer | undefined;
       for (;;) {
         const buf = spare ?? Buffer.allocUnsafeSlow(CHUNK);
         spare = undefined;
-        const n = readSync(fd, buf, 0, buf.length, null);
+        const n = readSync(fd, buf, 0, buf.length, pos);
         if (n === 0) return;
+        pos += n;
         yield n === buf.length ? buf : buf.subarray(0, n);
         // The consumer asked for more: with reuse on, it is done with `buf`.
         if (reuse) spare = buf;
       }
     } finally {
-      if (close) closeSync(fd);
+      // An fd number closed under a pending sendfile could be reused by the next open.
+      if (inFlight > 0) closeWanted = true;
+      else closeNow();
     }
   }
   return {
@@ -98,7 +117,20 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
     reuseBuffers: () => {
       reuse = true;
     },
-    sendTo: (outFd: number, length: number) => sendfile(outFd, fd, length),
+    direct: {
+      skip: (n) => {
+        pos += n;
+      },
+      sendAt: (outFd, offset, length) => sendfileAt(outFd, fd, start + offset, length),
+      sendAtAsync: async (outFd, offset, length) => {
+        inFlight++;
+        try {
+          return await sendfileAtAsync(outFd, fd, start + offset, length);
+        } finally {
+          if (--inFlight === 0 && closeWanted) closeNow();
+        }
+      },
+    },
   };
 }
 

@@ -6,6 +6,7 @@ export {
   CopyHelper,
   copyHelpersCpuMs,
   releaseCopyHelper,
+  spareCpu,
   stopCopyHelpers,
 } from './helper.js';
 export type { JobRunner } from './helper-wire.js';

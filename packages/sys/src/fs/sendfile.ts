@@ -30,3 +30,70 @@ export function sendfile(outFd: number, inFd: number, length: number, path?: str
   }
   return done;
 }
+
+/** One sendfile(2) from `offset` of `inFd` (its file position untouched); the raw result. */
+function sendfileOnce(outFd: number, inFd: number, offset: number, length: number): number {
+  const off = Buffer.alloc(8);
+  off.writeBigInt64LE(BigInt(offset));
+  return Number(c.sendfile(outFd, inFd, off, Math.min(length, MAX)));
+}
+
+/**
+ * sendfile(2) of `length` bytes from `offset` of `inFd` (a regular file,
+ * whose file position stays as it is, so calls may overlap) into `outFd`.
+ * Returns the bytes moved, fewer than `length` only at the end of `inFd`.
+ */
+export function sendfileAt(
+  outFd: number,
+  inFd: number,
+  offset: number,
+  length: number,
+  path?: string,
+): number {
+  let done = 0;
+  while (done < length) {
+    const n = sendfileOnce(outFd, inFd, offset + done, length - done);
+    if (n < 0) {
+      const errno = koffi.errno();
+      if (errno === EINTR) continue;
+      throw new SyscallError('sendfile', errno, path);
+    }
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+/**
+ * sendfileAt() on a libuv pool thread: the copy runs beside the main
+ * thread. errno is not readable after a call on another thread, so a
+ * failed call is made again synchronously, which reports it (ENOSPC, EIO
+ * fail again the same way). Resolves with the bytes moved.
+ */
+export async function sendfileAtAsync(
+  outFd: number,
+  inFd: number,
+  offset: number,
+  length: number,
+  path?: string,
+): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const off = Buffer.alloc(8);
+    off.writeBigInt64LE(BigInt(offset + done));
+    // By address: the kernel writes the offset back into `off`, which the callback keeps alive until then.
+    const n = await new Promise<number>((resolve, reject) =>
+      c.sendfile.async(
+        outFd,
+        inFd,
+        koffi.address(off),
+        Math.min(length - done, MAX),
+        (err: unknown, r: unknown) => (err ? reject(err) : resolve(off.length === 8 ? Number(r) : -1)),
+      ),
+    );
+    if (n < 0) return done + sendfileAt(outFd, inFd, offset + done, length - done, path);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
