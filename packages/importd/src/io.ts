@@ -10,6 +10,12 @@ import { CanceledError } from './errors.js';
  */
 
 export const CHUNK = 1024 * 1024;
+/**
+ * Reads of a regular file: smaller, because a plain tar's big files are
+ * moved by sendfile and skipped, and whatever of them a read already
+ * brought in was copied for nothing (256 KiB measured best, by a little).
+ */
+const FILE_CHUNK = 256 * 1024;
 
 /** fs.writeSync with the failure as a SyscallError (ENOSPC, EIO...), like every other syscall here. */
 export function writeSyncErrno(
@@ -97,7 +103,7 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
     try {
       let spare: Buffer | undefined;
       for (;;) {
-        const buf = spare ?? Buffer.allocUnsafeSlow(CHUNK);
+        const buf = spare ?? Buffer.allocUnsafeSlow(FILE_CHUNK);
         spare = undefined;
         const n = readSync(fd, buf, 0, buf.length, pos);
         if (n === 0) return;

@@ -148,33 +148,44 @@ function signedChecksum(h: Buffer, off: number): number {
   return signed;
 }
 
-/** A DataView over the bytes of the last buffer seen (the reader's chunks recur: one view each). */
-let viewOf: { buf: ArrayBufferLike; off: number; len: number; view: DataView } | undefined;
-function dataView(b: Buffer): DataView {
-  const v = viewOf;
-  if (v && v.buf === b.buffer && v.off === b.byteOffset && v.len === b.length) return v.view;
-  const view = new DataView(b.buffer, b.byteOffset, b.length);
-  viewOf = { buf: b.buffer, off: b.byteOffset, len: b.length, view };
-  return view;
+/** 32-bit words over the memory of the last buffer seen (the reader's chunks recur: one view each). */
+let wordsOf: { buf: ArrayBufferLike; words: Uint32Array } | undefined;
+function words(b: Buffer): Uint32Array {
+  const w = wordsOf;
+  if (w && w.buf === b.buffer) return w.words;
+  const words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+  wordsOf = { buf: b.buffer, words };
+  return words;
 }
 
 /**
  * The unsigned byte sum of a header with the checksum field as spaces:
  * four bytes per step, two 16-bit lanes (128 words of at most 2 × 255 each
- * cannot carry between lanes); a quarter of a byte loop's steps on every header.
+ * cannot carry between lanes); a quarter of a byte loop's steps on every
+ * header. The byte order of the words does not change a sum of bytes.
  */
 function unsignedChecksum(b: Buffer, off: number): number {
-  const v = dataView(b);
+  const at = b.byteOffset + off;
+  // Headers sit at multiples of 512 in the reader's buffers; anywhere else, bytes one by one.
+  if ((at & 3) !== 0) return byteChecksum(b, off);
+  const w = words(b);
+  const base = at >>> 2;
   let lanes = 0;
-  for (let i = 0; i < BLOCK; i += 4) {
-    if (i === 148) {
-      i += 4; // 148..155: the checksum field, counted as spaces below
+  for (let i = 0; i < BLOCK / 4; i++) {
+    if (i === 37) {
+      i++; // bytes 148..155: the checksum field, counted as spaces below
       continue;
     }
-    const w = v.getUint32(off + i);
-    lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+    const x = w[base + i]!;
+    lanes += (x & 0x00ff00ff) + ((x >>> 8) & 0x00ff00ff);
   }
   return (lanes & 0xffff) + (lanes >>> 16) + 8 * 0x20;
+}
+
+function byteChecksum(b: Buffer, off: number): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += b[off + i]!;
+  return sum;
 }
 
 /** Decodes one header block at `off` (which must not be all zeros); fields are read in place, no copies. */
