@@ -112,6 +112,7 @@ export async function importTar(
       // A plain tar in a regular file: big files' data goes from the archive into the file inside the kernel.
       const src = d.format === 'uncompressed' ? directOf(source) : undefined;
       if (src) {
+        src.narrow();
         direct = directData(extractor, src);
         // Bytes left out of the chunks are input read all the same.
         skip = (n) => {
