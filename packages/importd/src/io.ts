@@ -1,5 +1,5 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync, write, writeSync } from 'node:fs';
-import { ftruncate, lseek, SEEK, SyscallError, sendfileAt, sendfileAtAsync } from '@sd/sys';
+import { ftruncate, lseek, SEEK, SyscallError, sendfileAt } from '@sd/sys';
 import { CanceledError } from './errors.js';
 
 /**
@@ -77,8 +77,6 @@ export interface DirectSource {
   skip(n: number): void;
   /** Moves `length` bytes at `offset` into `outFd` (sendfile); the bytes moved, fewer only at the end of the file. */
   sendAt(outFd: number, offset: number, length: number): number;
-  /** sendAt() on a pool thread. The source's fd stays open until every such call is done. */
-  sendAtAsync(outFd: number, offset: number, length: number): Promise<number>;
 }
 
 /** The source's kernel-side access, where it has one. */
@@ -97,11 +95,6 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
   // Positional reads from where the fd stood: skip() and sendAt() need to know where the stream is.
   const start = lseek(fd, 0, SEEK.CUR);
   let pos = start;
-  let inFlight = 0;
-  let closeWanted = false;
-  const closeNow = () => {
-    if (close) closeSync(fd);
-  };
   async function* chunks(): AsyncGenerator<Buffer> {
     try {
       let spare: Buffer | undefined;
@@ -116,9 +109,7 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
         if (reuse) spare = buf;
       }
     } finally {
-      // An fd number closed under a pending sendfile could be reused by the next open.
-      if (inFlight > 0) closeWanted = true;
-      else closeNow();
+      if (close) closeSync(fd);
     }
   }
   return {
@@ -134,14 +125,6 @@ function syncChunks(fd: number, close: boolean): ReusableSource {
         pos += n;
       },
       sendAt: (outFd, offset, length) => sendfileAt(outFd, fd, start + offset, length),
-      sendAtAsync: async (outFd, offset, length) => {
-        inFlight++;
-        try {
-          return await sendfileAtAsync(outFd, fd, start + offset, length);
-        } finally {
-          if (--inFlight === 0 && closeWanted) closeNow();
-        }
-      },
     },
   };
 }

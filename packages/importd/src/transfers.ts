@@ -4,8 +4,8 @@ import { AT, closeQuietly, copyTree, O, openat, openRoot } from '@sd/sys';
 import { autoDecompress, type Compression, compress } from './compress/index.js';
 import { CanceledError } from './errors.js';
 import { tarTree } from './export/tree.js';
+import { directData } from './extract/direct.js';
 import { type DevicePolicy, Extractor } from './extract/extract.js';
-import { asyncData, directData } from './extract/pending.js';
 import { abortError, counted, directOf, fileSource, reuseBuffers, writeSparse } from './io.js';
 import {
   checkFree,
@@ -15,7 +15,7 @@ import {
   type TempImage,
 } from './pool/target.js';
 import { convertQcow2, isQcow2 } from './qcow2/qcow2.js';
-import { DIRECT_MIN, TarReader, type TarReaderOptions } from './tar/reader.js';
+import { TarReader, type TarReaderOptions } from './tar/reader.js';
 
 /**
  * The transfers as library calls: import a tar or raw stream (any of the
@@ -96,9 +96,8 @@ export async function importTar(
       let direct: TarReaderOptions['direct'];
       let skip: TarReaderOptions['skip'];
       const reader = new TarReader(extractor, {
-        direct: (o, n, end) => direct?.(o, n, end) ?? false,
+        direct: (o, n) => direct?.(o, n) ?? false,
         skip: (n) => skip?.(n),
-        directMin: Math.min(DIRECT_MIN, asyncData.min),
       });
       const onBytes = (n: number) => {
         bytes += n;
@@ -124,14 +123,10 @@ export async function importTar(
         cancelCheck(opts.signal);
         reader.push(chunk);
         if (reader.ended) break;
-        await extractor.pending.turn();
       }
       reader.finish();
-      await extractor.pending.settle();
       extractor.finish();
     } finally {
-      // Nothing is closed or removed under a sendfile still running on a pool thread.
-      await extractor.pending.settle().catch(() => {});
       extractor.close();
       closeQuietly(rootFd);
     }

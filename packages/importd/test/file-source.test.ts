@@ -5,23 +5,20 @@ import { tmpdir } from 'node:os';
 import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { SdError } from '@sd/sys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { asyncData } from '../src/extract/pending.js';
 import { ArchiveError, fileSource, importTar } from '../src/index.js';
 import { archive, chunks, type Spec } from './archive.js';
 import { snapshotTree } from './tree.js';
 
 /**
- * A plain tar in a regular file takes another path than a stream: big
- * files' data goes from the archive into the file with sendfile, on a
- * libuv pool thread while the main thread goes on with the next entries,
- * and the reads skip those bytes. The tree must be the same as through a
- * stream, byte for byte and in every attribute, whichever way each file
- * went; failures must still leave nothing.
+ * A plain tar in a regular file takes another path than a stream: reads
+ * at known offsets, and what of a file runs past a read goes from the
+ * archive into the file with sendfile, those bytes skipped by the reads.
+ * The tree must be the same as through a stream, byte for byte and in
+ * every attribute; failures must still leave nothing.
  */
 
 let root: string;
 let pool: ImagePool;
-const saved = { ...asyncData };
 
 beforeAll(() => {
   root = mkdtempSync(`${tmpdir()}/tar5-filesrc-`);
@@ -30,20 +27,8 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 afterEach(async () => {
-  Object.assign(asyncData, saved);
   for (const img of await pool.list()) if (img.name.startsWith('tar5-')) await pool.remove(img.name);
 });
-
-/** Every file through the pool thread, whatever its size and the load. */
-function allAsync(): void {
-  asyncData.min = 1;
-  asyncData.ignoreLoad = true;
-}
-
-/** No file through the pool thread: data runs through the chunks, and past a chunk's end a synchronous sendfile. */
-function noAsync(): void {
-  asyncData.min = Number.MAX_SAFE_INTEGER;
-}
 
 const xattrs = (o: Record<string, string>) => new Map(Object.entries(o).map(([k, v]) => [k, Buffer.from(v)]));
 
@@ -69,7 +54,7 @@ function mixed(): Spec[] {
       mtime: { sec: 1234567890n, nsec: 123456789 },
     },
     { path: 'hard', type: 'hardlink', linkname: 'd/owned' },
-    // A big file whose data is still moving when a later entry of the same name replaces it.
+    // Big files a later entry of the same name replaces.
     { path: 'again', data: randomBytes(3 << 20) },
     { path: 'again', type: 'symlink', linkname: 'd/f1' },
     { path: 'twice', data: randomBytes(2 << 20) },
@@ -100,35 +85,17 @@ async function importVia(
 }
 
 describe('a plain tar from a regular file', () => {
-  it('gives the tree a stream gives, with data moved on a pool thread or not', async () => {
+  it('gives the tree a stream gives', async () => {
     const data = archive(mixed());
     const viaStream = await importVia('stream', data, 'tar5-stream');
-    allAsync();
-    const viaPool = await importVia('file', data, 'tar5-pool');
-    noAsync();
-    const viaSync = await importVia('file', data, 'tar5-sync');
-    const want = snapshotTree(viaStream.path);
-    expect(snapshotTree(viaPool.path)).toEqual(want);
-    expect(snapshotTree(viaSync.path)).toEqual(want);
+    const viaFile = await importVia('file', data, 'tar5-file');
+    expect(snapshotTree(viaFile.path)).toEqual(snapshotTree(viaStream.path));
     // Progress counts every byte of input, also those left out of the reads.
-    for (const r of [viaStream, viaPool, viaSync]) expect(r.progress).toBe(data.length);
-    expect(readFileSync(`${viaPool.path}/twice`, 'utf8')).toBe('small now');
+    for (const r of [viaStream, viaFile]) expect(r.progress).toBe(data.length);
+    expect(readFileSync(`${viaFile.path}/twice`, 'utf8')).toBe('small now');
   });
 
-  it('gets the whole of the last files, whose copies outlive the reads', async () => {
-    // The reads end (and a file source closes its fd) while the last files' sendfiles still run or wait for a thread.
-    allAsync();
-    const big = Array.from({ length: 6 }, () => randomBytes(6 << 20));
-    const r = await importVia(
-      'file',
-      archive(big.map((data, i) => ({ path: `big${i}`, data }))),
-      'tar5-last',
-    );
-    for (const [i, data] of big.entries()) expect(readFileSync(`${r.path}/big${i}`).equals(data)).toBe(true);
-  });
-
-  it('refuses an archive cut inside a file moved on a pool thread, with nothing left', async () => {
-    allAsync();
+  it('refuses an archive cut inside a file sendfile moves, with nothing left', async () => {
     const t = archive([
       { path: 'a', data: 'x' },
       { path: 'big', data: randomBytes(3 << 20) },
@@ -141,11 +108,10 @@ describe('a plain tar from a regular file', () => {
 });
 
 describe('a plain tar from a regular file into a full pool', () => {
-  it('fails with ENOSPC from a pool thread and leaves nothing', async () => {
+  it('fails with ENOSPC from sendfile and leaves nothing', async () => {
     const small = mkdtempSync(`${tmpdir()}/tar5-full-`);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tar5-full', small]);
     try {
-      allAsync();
       const p = new ImagePool({ paths: { ...imagePoolPaths(small), poolDir: small, searchPath: [small] } });
       const data = archive([
         { path: 'a', data: 'x' },

@@ -23,9 +23,9 @@ import {
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
+import type { DirectSink } from './direct.js';
 import { EntryMeta, ts } from './meta.js';
 import { entryComponents } from './paths.js';
-import { type DirectSink, PendingFiles } from './pending.js';
 
 /**
  * Writes tar entries into a directory that only this extraction uses (a
@@ -36,7 +36,8 @@ import { type DirectSink, PendingFiles } from './pending.js';
  * are made as links and never followed; hard links only to entries already
  * in the tree; device nodes only when allowed. Owners, modes, xattrs and
  * mtimes are applied on the open file (meta.ts); directories get theirs at
- * the end. A big file's data may move on a pool thread (pending.ts).
+ * the end. A plain tar in a regular file moves big files' data inside the
+ * kernel (direct.ts).
  */
 
 export type DevicePolicy = 'allow' | 'skip' | 'refuse';
@@ -75,8 +76,6 @@ export class Extractor implements TarSink, DirectSink {
   readonly #devices: DevicePolicy;
   readonly #log: (m: string) => void;
   readonly #meta: EntryMeta;
-  /** Files whose data is still moving beside the main thread. */
-  readonly pending = new PendingFiles();
   /**
    * O_PATH fds of recently used parent directories, least recently used
    * first: GNU tar goes back to a directory after each subdirectory, and a
@@ -170,7 +169,6 @@ export class Extractor implements TarSink, DirectSink {
 
   entry(e: TarEntry): void {
     if (this.#file) throw new ArchiveError('Internal: a file entry was not finished');
-    this.pending.check();
     this.stats.entries++;
     const parts = entryComponents(e.path);
     if (parts.length === 0) {
@@ -294,36 +292,6 @@ export class Extractor implements TarSink, DirectSink {
   /** Counts data a caller moved into dataFd by itself. */
   directData(bytes: number): void {
     this.stats.bytes += bytes;
-  }
-
-  /**
-   * The rest of the current file's data (`length` bytes) is moved by
-   * `move` beside the main thread; the file is finished (owner, mode,
-   * xattrs, mtime, close) once it is in. The reader's end() then finds no
-   * file open.
-   */
-  deferData(length: number, move: (fd: number) => Promise<number>): void {
-    const f = this.#file;
-    if (!f) throw new ArchiveError('Internal: no file to move data into');
-    this.#file = undefined;
-    const done = async () => {
-      try {
-        let moved: number;
-        try {
-          moved = await move(f.fd);
-        } catch (e) {
-          if (e instanceof SyscallError) throw new SyscallError(e.syscall, e.errno, f.e.path, { cause: e });
-          throw e;
-        }
-        this.stats.bytes += moved;
-        if (moved < length)
-          throw new ArchiveError(`The archive is truncated (in the data of ${JSON.stringify(f.e.path)})`);
-        this.#meta.apply(f.fd, f.e, true);
-      } finally {
-        closeQuietly(f.fd);
-      }
-    };
-    this.pending.add(done());
   }
 
   end(): void {

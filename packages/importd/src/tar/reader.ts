@@ -35,17 +35,14 @@ export interface TarReaderOptions {
   /** Largest PAX or GNU long-name header accepted (default 1 MiB). */
   maxMetaSize?: number;
   /**
-   * Offers a file's data to the sink to move by other means (sendfile from
-   * the archive into the file): at the start of the data, and again where
-   * it runs past the end of a pushed chunk. `offset` is where the `length`
-   * bytes still to come start in the stream. Returning true takes them all:
-   * the reader then passes over them, and has skip() drop those not pushed yet.
+   * When a file's data runs past the end of the pushed chunk: offers the
+   * rest (`length` bytes, from `offset` of the stream) to the sink to move
+   * by other means (sendfile from the archive into the file). Returning
+   * true takes them all: the reader has skip() drop them from the stream.
    */
-  direct?: (offset: number, length: number, atChunkEnd: boolean) => boolean;
+  direct?: (offset: number, length: number) => boolean;
   /** The next `n` bytes of the stream, not pushed yet, are not wanted (after a direct() took them). */
   skip?: (n: number) => void;
-  /** Data shorter than this is not offered to direct() (default DIRECT_MIN). */
-  directMin?: number;
 }
 
 /** Below this, the bytes just come in the chunks: a sendfile call costs more than it saves. */
@@ -76,7 +73,6 @@ export class TarReader {
   readonly #maxMeta: number;
   readonly #direct: TarReaderOptions['direct'];
   readonly #skipSource: (n: number) => void;
-  readonly #directMin: number;
   readonly #hdr = Buffer.alloc(BLOCK);
   #hdrFill = 0;
   /** Bytes of entry data still to come; #meta set: they go into the meta buffer. */
@@ -86,8 +82,6 @@ export class TarReader {
   /** Data of a non-file entry (directory, link with a size): read past, not used. */
   #skip = false;
   #inEntry = false;
-  /** The current file's data has not started yet. */
-  #dataStart = false;
   /** The sink was told about the current entry (volume labels are not passed on). */
   #announced = false;
   #meta: { kind: Meta; buf: Buffer; fill: number } | undefined;
@@ -103,7 +97,6 @@ export class TarReader {
     this.#sink = sink;
     this.#maxMeta = options.maxMetaSize ?? 1024 * 1024;
     this.#direct = options.direct;
-    this.#directMin = Math.max(1, options.directMin ?? DIRECT_MIN);
     this.#skipSource =
       options.skip ??
       (() => {
@@ -129,16 +122,6 @@ export class TarReader {
         break;
       }
       if (this.#remaining > 0) {
-        if (this.#dataStart) {
-          this.#dataStart = false;
-          if (
-            this.#remaining >= this.#directMin &&
-            this.#direct?.(this.#offset + off, this.#remaining, false)
-          ) {
-            off = this.#passOver(off, len);
-            continue;
-          }
-        }
         const n = Math.min(this.#remaining, len - off);
         if (this.#meta) {
           chunk.copy(this.#meta.buf, this.#meta.fill, off, off + n);
@@ -150,12 +133,12 @@ export class TarReader {
         this.#remaining -= n;
         if (
           off === len &&
-          this.#remaining >= this.#directMin &&
+          this.#remaining >= DIRECT_MIN &&
           !this.#meta &&
           !this.#skip &&
-          this.#direct?.(this.#offset + off, this.#remaining, true)
+          this.#direct?.(this.#offset + off, this.#remaining)
         ) {
-          off = this.#passOver(off, len);
+          this.#passOver();
           continue;
         }
         if (this.#remaining === 0) this.#dataDone();
@@ -184,18 +167,13 @@ export class TarReader {
     this.#offset += off;
   }
 
-  /** Passes over the rest of the current file's data, which direct() took; the new position in the chunk. */
-  #passOver(off: number, len: number): number {
-    const here = Math.min(this.#remaining, len - off);
-    const later = this.#remaining - here;
-    if (later > 0) {
-      this.#skipSource(later);
-      // Counted as consumed: the stream's offsets go on past the dropped bytes.
-      this.#offset += later;
-    }
+  /** Drops the rest of the current file's data, which direct() took, from the stream. */
+  #passOver(): void {
+    this.#skipSource(this.#remaining);
+    // Counted as consumed: the stream's offsets go on past the dropped bytes.
+    this.#offset += this.#remaining;
     this.#remaining = 0;
     this.#dataDone();
-    return off + here;
   }
 
   /** The end of the input: throws unless the archive ended properly. */
@@ -352,7 +330,6 @@ export class TarReader {
     this.#remaining = size;
     this.#setPadding(size);
     this.#skip = type !== 'file';
-    this.#dataStart = type === 'file' && size > 0;
     this.#inEntry = true;
     this.#announced = type !== undefined;
     if (type !== undefined) this.#sink.entry(e);

@@ -49,14 +49,6 @@ function runnable(): number {
   runnableSample = { at: now, n };
   return n;
 }
-/**
- * Whether a core is free for more work of ours beside what runs now:
- * runnable tasks (/proc/loadavg, read at most every 20 ms) other than
- * `ours` (our runnable threads, counted there too) leave one idle.
- */
-export function spareCpu(ours = 1): boolean {
-  return cpus > 1 && runnable() - ours < cpus - 1;
-}
 const PR_SET_PDEATHSIG = 1;
 const SOL_SOCKET = 1;
 const SO_RCVTIMEO = 20;

@@ -6,7 +6,6 @@ export {
   CopyHelper,
   copyHelpersCpuMs,
   releaseCopyHelper,
-  spareCpu,
   stopCopyHelpers,
 } from './helper.js';
 export type { JobRunner } from './helper-wire.js';

@@ -63,37 +63,3 @@ export function sendfileAt(
   }
   return done;
 }
-
-/**
- * sendfileAt() on a libuv pool thread: the copy runs beside the main
- * thread. errno is not readable after a call on another thread, so a
- * failed call is made again synchronously, which reports it (ENOSPC, EIO
- * fail again the same way). Resolves with the bytes moved.
- */
-export async function sendfileAtAsync(
-  outFd: number,
-  inFd: number,
-  offset: number,
-  length: number,
-  path?: string,
-): Promise<number> {
-  let done = 0;
-  while (done < length) {
-    const off = Buffer.alloc(8);
-    off.writeBigInt64LE(BigInt(offset + done));
-    // By address: the kernel writes the offset back into `off`, which the callback keeps alive until then.
-    const n = await new Promise<number>((resolve, reject) =>
-      c.sendfile.async(
-        outFd,
-        inFd,
-        koffi.address(off),
-        Math.min(length - done, MAX),
-        (err: unknown, r: unknown) => (err ? reject(err) : resolve(off.length === 8 ? Number(r) : -1)),
-      ),
-    );
-    if (n < 0) return done + sendfileAt(outFd, inFd, offset + done, length - done, path);
-    if (n === 0) break;
-    done += n;
-  }
-  return done;
-}
