@@ -4,6 +4,7 @@ import { AT, closeQuietly, copyTree, O, openat, openRoot } from '@sd/sys';
 import { autoDecompress, type Compression, compress } from './compress/index.js';
 import { CanceledError } from './errors.js';
 import { tarTree } from './export/tree.js';
+import { directData } from './extract/direct.js';
 import { type DevicePolicy, Extractor } from './extract/extract.js';
 import { abortError, counted, directOf, fileSource, reuseBuffers, writeSparse } from './io.js';
 import {
@@ -14,7 +15,7 @@ import {
   type TempImage,
 } from './pool/target.js';
 import { convertQcow2, isQcow2 } from './qcow2/qcow2.js';
-import { TarReader } from './tar/reader.js';
+import { TarReader, type TarReaderOptions } from './tar/reader.js';
 
 /**
  * The transfers as library calls: import a tar or raw stream (any of the
@@ -92,32 +93,32 @@ export async function importTar(
       log: opts.log,
     });
     try {
-      let direct: ((n: number) => number) | undefined;
-      const reader = new TarReader(extractor, { direct: (n) => direct?.(n) ?? 0 });
-      const input = counted(
-        source,
-        (n) => {
-          bytes += n;
-          opts.onProgress?.(bytes);
-        },
-        opts.signal,
-      );
+      let direct: TarReaderOptions['direct'];
+      let skip: TarReaderOptions['skip'];
+      const reader = new TarReader(extractor, {
+        direct: (o, n) => direct?.(o, n) ?? false,
+        skip: (n) => skip?.(n),
+      });
+      const onBytes = (n: number) => {
+        bytes += n;
+        opts.onProgress?.(bytes);
+      };
+      const input = counted(source, onBytes, opts.signal);
       const d = await autoDecompress(input, { reuseOutput: true });
       compression = d.format;
       // The reader and the native decoders are done with a chunk when they ask for the next; zlib's stream is not.
       if (d.format !== 'gzip') reuseBuffers(source);
       // A plain tar in a regular file: big files' data goes from the archive into the file inside the kernel.
-      const send = d.format === 'uncompressed' ? directOf(source) : undefined;
-      if (send)
-        direct = (n) => {
-          const fd = extractor.dataFd;
-          if (fd === undefined) return 0;
-          const moved = send(fd, n);
-          extractor.directData(moved);
-          bytes += moved;
-          opts.onProgress?.(bytes);
-          return moved;
+      const src = d.format === 'uncompressed' ? directOf(source) : undefined;
+      if (src) {
+        src.narrow();
+        direct = directData(extractor, src);
+        // Bytes left out of the chunks are input read all the same.
+        skip = (n) => {
+          src.skip(n);
+          onBytes(n);
         };
+      }
       for await (const chunk of d.stream) {
         cancelCheck(opts.signal);
         reader.push(chunk);

@@ -2,15 +2,55 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { ArchiveError } from '../src/errors.js';
-import { BLOCK, decodeHeader } from '../src/index.js';
+import { BLOCK, decodeHeader, parsePax } from '../src/index.js';
 import { isZeroBlock } from '../src/tar/header.js';
 import { fixChecksum } from './archive.js';
 
 /**
  * The header fast paths against the plain definitions: the four-bytes-a-step
  * checksum against a byte sum, at any offset and alignment of the block in
- * its buffer, and the zero-block test against a byte scan.
+ * its buffer, the zero-block test against a byte scan, and the PAX record
+ * parser's byte loops against the plain indexOf/RegExp definition.
  */
+
+/** PAX records the plain way (the parser before its byte loops): the reference. */
+function plainPax(data: Buffer): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  let off = 0;
+  while (off < data.length) {
+    if (data[off] === 0) break;
+    const sp = data.indexOf(0x20, off);
+    if (sp < 0 || sp - off > 20) throw new ArchiveError('Malformed PAX record: no length');
+    const lenText = data.toString('latin1', off, sp);
+    if (!/^[1-9][0-9]*$/.test(lenText))
+      throw new ArchiveError(`Malformed PAX record length ${JSON.stringify(lenText)}`);
+    const len = Number(lenText);
+    const end = off + len;
+    if (end > data.length || end <= sp + 2)
+      throw new ArchiveError(`PAX record length ${len} runs past its header`);
+    if (data[end - 1] !== 0x0a) throw new ArchiveError('Malformed PAX record: no newline at its end');
+    const eq = data.indexOf(0x3d, sp + 1);
+    if (eq < 0 || eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
+    const bytes = data.subarray(sp + 1, eq);
+    const key = bytes.every((c) => c < 0x80)
+      ? bytes.toString('latin1')
+      : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    out.set(key, Buffer.from(data.subarray(eq + 1, end - 1)));
+    off = end;
+  }
+  return out;
+}
+
+/** The outcome of a parser: its records, or the message it refused with. */
+function outcome(parse: () => Map<string, Buffer>): string {
+  try {
+    return JSON.stringify([...parse()].map(([k, v]) => [k, v.toString('hex')]));
+  } catch (e) {
+    if (!(e instanceof ArchiveError)) throw e;
+    // Absurd lengths (over 2^53) may print differently; what matters is that both refuse.
+    return `refused: ${e.message.replace(/length \d{16,} runs/, 'length N runs')}`;
+  }
+}
 
 const byteSum = (b: Buffer, off: number) => {
   let s = 8 * 0x20;
@@ -71,6 +111,57 @@ describe('tar header fast paths', () => {
         },
       ),
       { numRuns: fuzzRuns(2000) },
+    );
+  });
+
+  it('parses PAX records exactly as the plain definition does, or refuses as it does', () => {
+    const text = fc.oneof(
+      fc.constantFrom('path', 'mtime', 'atime', 'SCHILY.xattr.user.a', 'ü', ''),
+      fc.string({ maxLength: 12 }),
+    );
+    const bytes = fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a));
+    // Records with a right length, or one off by a little, with leading zeros, spaces or junk in it.
+    const record = fc
+      .tuple(
+        text,
+        fc.oneof(
+          text.map((t) => Buffer.from(t)),
+          bytes,
+        ),
+        fc.integer({ min: -3, max: 3 }),
+        fc.constantFrom('', '', '', '0', '00', ' ', 'x', '-'),
+        fc.constantFrom('=', '=', '=', '', '=='),
+        fc.constantFrom('\n', '\n', '\n', '', 'x'),
+      )
+      .map(([key, value, delta, prefix, eq, nl]) => {
+        const body = Buffer.concat([Buffer.from(` ${key}${eq}`), value, Buffer.from(nl)]);
+        let len = body.length + 1;
+        while (String(len).length + body.length !== len) len++;
+        return Buffer.concat([Buffer.from(`${prefix}${Math.max(0, len + delta)}`), body]);
+      });
+    const records = fc.array(record, { maxLength: 5 }).map((r) => Buffer.concat(r));
+    const input = fc.oneof(
+      records,
+      // Padded with NULs, as some writers do.
+      records.chain((r) =>
+        fc.integer({ min: 0, max: 30 }).map((pad) => Buffer.concat([r, Buffer.alloc(pad)])),
+      ),
+      bytes,
+      bytes.map((b) => Buffer.concat([Buffer.from(`${b.length + 3} `), b])),
+    );
+    fc.assert(
+      fc.property(input, (data) => {
+        expect(outcome(() => parsePax(data))).toBe(outcome(() => plainPax(data)));
+        // Leaving out unused keys' values changes nothing else: the same records are checked.
+        const without = (m: Map<string, Buffer>) => {
+          m.delete('atime');
+          return m;
+        };
+        expect(outcome(() => parsePax(data, new Set(['atime'])))).toBe(
+          outcome(() => without(plainPax(data))),
+        );
+      }),
+      { numRuns: fuzzRuns(3000) },
     );
   });
 

@@ -1,10 +1,20 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { ImagePool, imagePoolPaths } from '@sd/machined';
 import { SdError } from '@sd/sys';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { compress, importTar, paxRecord } from '../src/index.js';
+import { compress, fileSource, importTar, paxRecord } from '../src/index.js';
 import { archive, chunks, fixChecksum, headerWithSize, paxThen } from './archive.js';
 
 let root: string;
@@ -32,8 +42,18 @@ function assertContained(): void {
   expect(existsSync('/imp-abs')).toBe(false);
 }
 
+/** Refused as a stream, and from a regular file (reads at offsets, sendfile for data past a read). */
 async function refused(data: Buffer, match: RegExp, name = 'imp-hostile'): Promise<void> {
   await expect(importTar(chunks(data), name, { pool })).rejects.toThrow(match);
+  expect(await pool.get(name)).toBeUndefined();
+  assertContained();
+  const file = `${root}/hostile.tar`;
+  writeFileSync(file, data);
+  try {
+    await expect(importTar(fileSource(file), name, { pool })).rejects.toThrow(match);
+  } finally {
+    rmSync(file);
+  }
   expect(await pool.get(name)).toBeUndefined();
   assertContained();
 }
@@ -124,6 +144,29 @@ describe('hostile archives: refused or contained, nothing outside the target', (
       ]),
       /through a symlink/,
     );
+  });
+
+  it('keeps a big file sendfile fills apart from a symlink that replaces it', async () => {
+    // The data goes into the file opened for it, never by name: never through the symlink.
+    const file = `${root}/moving.tar`;
+    writeFileSync(
+      file,
+      archive([
+        { path: 'x', data: Buffer.alloc(4 << 20, 0x61) },
+        { path: 'x', type: 'symlink', linkname: `${outside}/sentinel` },
+        { path: 'y', type: 'hardlink', linkname: 'x' },
+      ]),
+    );
+    try {
+      const r = await importTar(fileSource(file), 'imp-moving', { pool });
+      expect(readlinkSync(`${r.path}/x`)).toBe(`${outside}/sentinel`);
+      // A hard link to a symlink links the symlink itself.
+      expect(lstatSync(`${r.path}/y`).isSymbolicLink()).toBe(true);
+    } finally {
+      rmSync(file);
+    }
+    expect(readFileSync(`${outside}/sentinel`, 'utf8')).toBe('');
+    assertContained();
   });
 
   it('refuses hard links out of the tree', async () => {

@@ -1,15 +1,9 @@
-import { readFileSync } from 'node:fs';
 import {
   AT,
   closeQuietly,
   ERRNO,
-  fchmod,
   fchmodat,
-  fchown,
   fchownat,
-  fgetxattr,
-  fsetxattr,
-  futimens,
   linkat,
   makedev,
   mkdirat,
@@ -22,15 +16,15 @@ import {
   SyscallError,
   statAt,
   symlinkat,
-  type Timespec,
   unlinkat,
   utimensat,
   writeAll,
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
-import { ACL_XATTR, shiftAclXattr } from '../tar/acl.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
+import type { DirectSink } from './direct.js';
+import { EntryMeta, ts } from './meta.js';
 import { entryComponents } from './paths.js';
 
 /**
@@ -41,14 +35,9 @@ import { entryComponents } from './paths.js';
  * the last component is created by name with O_EXCL/O_NOFOLLOW; symlinks
  * are made as links and never followed; hard links only to entries already
  * in the tree; device nodes only when allowed. Owners, modes, xattrs and
- * mtimes are applied on the open file (chown first: it clears setuid and
- * security.capability); directories get theirs at the end.
- *
- * Speed: a file is created with its final permission bits, and the chown
- * and chmod are left out when the kernel already gave the file the owner
- * and mode the archive asks for (our fsuid/fsgid, no setgid root, no default
- * ACL, no umask bits in the way): on a distribution tree almost every file
- * is root:root 0644/0755, so a file costs openat + write + futimens + close.
+ * mtimes are applied on the open file (meta.ts); directories get theirs at
+ * the end. A plain tar in a regular file moves big files' data inside the
+ * kernel (direct.ts).
  */
 
 export type DevicePolicy = 'allow' | 'skip' | 'refuse';
@@ -76,19 +65,17 @@ const IN_ROOT = { noSymlinks: true, noXdev: true } as const;
 /** Parent directory fds kept open at once. */
 const DIR_CACHE = 16;
 
-const ts = (t: TarEntry['mtime']): Timespec => ({ sec: t.sec, nsec: t.nsec });
-
 export interface ExtractStats {
   entries: number;
   bytes: number;
   skipped: number;
 }
 
-export class Extractor implements TarSink {
+export class Extractor implements TarSink, DirectSink {
   readonly #root: number;
   readonly #devices: DevicePolicy;
-  readonly #shift: number;
   readonly #log: (m: string) => void;
+  readonly #meta: EntryMeta;
   /**
    * O_PATH fds of recently used parent directories, least recently used
    * first: GNU tar goes back to a directory after each subdirectory, and a
@@ -100,47 +87,14 @@ export class Extractor implements TarSink {
   #lastKey: string | undefined;
   #file: { fd: number; e: TarEntry; name: string } | undefined;
   readonly #dirs: DirMeta[] = [];
-  /** The owner every new entry gets by itself, or undefined when it is not certain (a setgid root). */
-  readonly #ownIds: { uid: number; gid: number } | undefined;
-  /** New files get exactly `mode & ~umask` (no default ACL on the root), so the chmod may be left out. */
-  readonly #umask: number | undefined;
   readonly stats: ExtractStats = { entries: 0, bytes: 0, skipped: 0 };
 
   /** `rootFd`: an O_PATH fd of the (empty) target directory; it stays the caller's to close. */
   constructor(rootFd: number, options: ExtractOptions = {}) {
     this.#root = rootFd;
     this.#devices = options.devices ?? 'skip';
-    this.#shift = options.uidShift ?? 0;
     this.#log = options.log ?? (() => {});
-    const st = statAt(rootFd, '', AT.EMPTY_PATH);
-    const uid = process.geteuid?.();
-    const gid = process.getegid?.();
-    // Directories made below inherit a setgid bit (and with it the group); the archive's own modes come at the end.
-    this.#ownIds =
-      (st.mode & 0o2000) === 0 && uid !== undefined && gid !== undefined ? { uid, gid } : undefined;
-    this.#umask = hasDefaultAcl(rootFd) ? undefined : currentUmask();
-  }
-
-  /** Whether a new entry owned by us by default needs the archive's owner set. */
-  #needsChown(uid: number, gid: number): boolean {
-    return this.#ownIds === undefined || uid !== this.#ownIds.uid || gid !== this.#ownIds.gid;
-  }
-
-  /** The permission bits a new file is created with: the final ones where the kernel keeps them intact. */
-  #createMode(mode: number): number {
-    return this.#umask === undefined ? 0o600 : mode & 0o777;
-  }
-
-  /** Whether the file made with #createMode(mode) still needs a chmod: setuid/setgid/sticky, bits the umask removed. */
-  #needsChmod(mode: number): boolean {
-    return this.#umask === undefined || (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
-  }
-
-  #id(v: number, what: string, path: string): number {
-    const id = v + this.#shift;
-    if (id > 0xfffffffe)
-      throw new UnsafeEntryError(path, `${what} ${v} shifted by ${this.#shift} is out of range`);
-    return id;
+    this.#meta = new EntryMeta(rootFd, options.uidShift ?? 0);
   }
 
   /** An fd of the parent directory of `parts`, created (like tar does) when the archive left it out. */
@@ -241,7 +195,7 @@ export class Extractor implements TarSink {
       }
       case 'file': {
         const flags = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW;
-        const mode = this.#createMode(e.mode);
+        const mode = this.#meta.createMode(e.mode);
         let fd: number;
         try {
           fd = openat(dirFd, name, flags, mode);
@@ -257,9 +211,9 @@ export class Extractor implements TarSink {
         if (e.linkname === '')
           throw new ArchiveError(`Symlink ${JSON.stringify(e.path)} has an empty target`);
         this.#create(dirFd, name, e.path, () => symlinkat(e.linkname, dirFd, name));
-        const uid = this.#id(e.uid, 'uid', e.path);
-        const gid = this.#id(e.gid, 'gid', e.path);
-        if (this.#needsChown(uid, gid)) fchownat(dirFd, name, uid, gid, AT.SYMLINK_NOFOLLOW);
+        const uid = this.#meta.id(e.uid, 'uid', e.path);
+        const gid = this.#meta.id(e.gid, 'gid', e.path);
+        if (this.#meta.needsChown(uid, gid)) fchownat(dirFd, name, uid, gid, AT.SYMLINK_NOFOLLOW);
         utimensat(dirFd, name, ts(e.mtime), ts(e.mtime), AT.SYMLINK_NOFOLLOW);
         return;
       }
@@ -281,8 +235,8 @@ export class Extractor implements TarSink {
         fchownat(
           dirFd,
           name,
-          this.#id(e.uid, 'uid', e.path),
-          this.#id(e.gid, 'gid', e.path),
+          this.#meta.id(e.uid, 'uid', e.path),
+          this.#meta.id(e.gid, 'gid', e.path),
           AT.SYMLINK_NOFOLLOW,
         );
         fchmodat(dirFd, name, e.mode & 0o7777);
@@ -345,32 +299,10 @@ export class Extractor implements TarSink {
     if (!f) return;
     this.#file = undefined;
     try {
-      this.#applyMeta(f.fd, f.e, true);
+      this.#meta.apply(f.fd, f.e, true);
     } finally {
       closeQuietly(f.fd);
     }
-  }
-
-  /** `created`: a file this extraction made with #createMode(), whose owner and mode may already be right. */
-  #applyMeta(fd: number, e: TarEntry, created = false): void {
-    const uid = this.#id(e.uid, 'uid', e.path);
-    const gid = this.#id(e.gid, 'gid', e.path);
-    const chown = !created || this.#needsChown(uid, gid);
-    if (chown) fchown(fd, uid, gid, e.path);
-    // A chown clears setuid/setgid, and #needsChmod is true for those anyway.
-    if (!created || this.#needsChmod(e.mode)) fchmod(fd, e.mode & 0o7777, e.path);
-    for (const [k, raw] of e.xattrs) {
-      const v =
-        this.#shift !== 0 && (k === ACL_XATTR.access || k === ACL_XATTR.default)
-          ? shiftAclXattr(raw, this.#shift, JSON.stringify(e.path))
-          : raw;
-      try {
-        fsetxattr(fd, k, v, 0, e.path);
-      } catch (err) {
-        throw new ArchiveError(`Cannot set xattr ${k} on ${JSON.stringify(e.path)}`, { cause: err });
-      }
-    }
-    futimens(fd, ts(e.mtime), ts(e.mtime), e.path);
   }
 
   /** After the last entry: directory owners, modes, xattrs and mtimes, deepest first. */
@@ -386,7 +318,7 @@ export class Extractor implements TarSink {
         IN_ROOT,
       );
       try {
-        this.#applyMeta(fd, e);
+        this.#meta.apply(fd, e);
       } finally {
         closeQuietly(fd);
       }
@@ -400,24 +332,5 @@ export class Extractor implements TarSink {
     for (const fd of this.#dirFds.values()) closeQuietly(fd);
     this.#dirFds.clear();
     this.#lastKey = undefined;
-  }
-}
-
-/** The process umask, from /proc (process.umask() without an argument is deprecated: it races). */
-function currentUmask(): number {
-  const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number.parseInt(m[1]!, 8) : 0o777;
-}
-
-/** A default ACL on the root decides new files' modes instead of the umask. */
-function hasDefaultAcl(rootFd: number): boolean {
-  const fd = openat(rootFd, '.', O.RDONLY | O.DIRECTORY | O.NOFOLLOW);
-  try {
-    return fgetxattr(fd, 'system.posix_acl_default') !== undefined;
-  } catch (e) {
-    // No ACL support on the file system: no default ACL either. Anything else: assume one (always chmod).
-    return !(e instanceof SyscallError && e.errno === ERRNO.EOPNOTSUPP);
-  } finally {
-    closeQuietly(fd);
   }
 }

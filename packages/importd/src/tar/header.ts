@@ -148,33 +148,44 @@ function signedChecksum(h: Buffer, off: number): number {
   return signed;
 }
 
-/** A DataView over the bytes of the last buffer seen (the reader's chunks recur: one view each). */
-let viewOf: { buf: ArrayBufferLike; off: number; len: number; view: DataView } | undefined;
-function dataView(b: Buffer): DataView {
-  const v = viewOf;
-  if (v && v.buf === b.buffer && v.off === b.byteOffset && v.len === b.length) return v.view;
-  const view = new DataView(b.buffer, b.byteOffset, b.length);
-  viewOf = { buf: b.buffer, off: b.byteOffset, len: b.length, view };
-  return view;
+/** 32-bit words over the memory of the last buffer seen (the reader's chunks recur: one view each). */
+let wordsOf: { buf: ArrayBufferLike; words: Uint32Array } | undefined;
+function words(b: Buffer): Uint32Array {
+  const w = wordsOf;
+  if (w && w.buf === b.buffer) return w.words;
+  const words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
+  wordsOf = { buf: b.buffer, words };
+  return words;
 }
 
 /**
  * The unsigned byte sum of a header with the checksum field as spaces:
  * four bytes per step, two 16-bit lanes (128 words of at most 2 × 255 each
- * cannot carry between lanes); a quarter of a byte loop's steps on every header.
+ * cannot carry between lanes); a quarter of a byte loop's steps on every
+ * header. The byte order of the words does not change a sum of bytes.
  */
 function unsignedChecksum(b: Buffer, off: number): number {
-  const v = dataView(b);
+  const at = b.byteOffset + off;
+  // Headers sit at multiples of 512 in the reader's buffers; anywhere else, bytes one by one.
+  if ((at & 3) !== 0) return byteChecksum(b, off);
+  const w = words(b);
+  const base = at >>> 2;
   let lanes = 0;
-  for (let i = 0; i < BLOCK; i += 4) {
-    if (i === 148) {
-      i += 4; // 148..155: the checksum field, counted as spaces below
+  for (let i = 0; i < BLOCK / 4; i++) {
+    if (i === 37) {
+      i++; // bytes 148..155: the checksum field, counted as spaces below
       continue;
     }
-    const w = v.getUint32(off + i);
-    lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+    const x = w[base + i]!;
+    lanes += (x & 0x00ff00ff) + ((x >>> 8) & 0x00ff00ff);
   }
   return (lanes & 0xffff) + (lanes >>> 16) + 8 * 0x20;
+}
+
+function byteChecksum(b: Buffer, off: number): number {
+  let sum = 8 * 0x20;
+  for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += b[off + i]!;
+  return sum;
 }
 
 /** Decodes one header block at `off` (which must not be all zeros); fields are read in place, no copies. */
@@ -212,28 +223,45 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
   };
 }
 
-/** PAX records: `<len> <key>=<value>\n`, the length counting the whole record. */
-export function parsePax(data: Buffer): Map<string, Buffer> {
+/**
+ * PAX records: `<len> <key>=<value>\n`, the length counting the whole
+ * record. Every record is checked; the values of `unused` keys are not
+ * kept. Byte loops instead of indexOf/toString/RegExp: records are short,
+ * and each of those is a call into C++ (GNU tar writes a header of three
+ * records before every entry).
+ */
+export function parsePax(data: Buffer, unused?: ReadonlySet<string>): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
+  const n = data.length;
   let off = 0;
-  while (off < data.length) {
+  while (off < n) {
     if (data[off] === 0) break; // some writers pad with NULs
-    const sp = data.indexOf(0x20, off);
-    if (sp < 0 || sp - off > 20) throw new ArchiveError('Malformed PAX record: no length');
-    const lenText = data.toString('latin1', off, sp);
-    if (!/^[1-9][0-9]*$/.test(lenText))
-      throw new ArchiveError(`Malformed PAX record length ${JSON.stringify(lenText)}`);
-    const len = Number(lenText);
+    let sp = off;
+    const spMax = Math.min(n, off + 21);
+    while (sp < spMax && data[sp] !== 0x20) sp++;
+    if (sp === spMax) throw new ArchiveError('Malformed PAX record: no length');
+    let len = 0;
+    for (let i = off; i < sp; i++) {
+      const c = data[i]!;
+      if (c < 0x30 || c > 0x39 || (i === off && c === 0x30))
+        throw new ArchiveError(
+          `Malformed PAX record length ${JSON.stringify(data.toString('latin1', off, sp))}`,
+        );
+      len = len * 10 + (c - 0x30);
+    }
+    if (sp === off) throw new ArchiveError('Malformed PAX record length ""');
     const end = off + len;
-    if (end > data.length || end <= sp + 2)
-      throw new ArchiveError(`PAX record length ${len} runs past its header`);
+    if (end > n || end <= sp + 2) throw new ArchiveError(`PAX record length ${len} runs past its header`);
     if (data[end - 1] !== 0x0a) throw new ArchiveError('Malformed PAX record: no newline at its end');
-    const eq = data.indexOf(0x3d, sp + 1);
-    if (eq < 0 || eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
+    let eq = sp + 1;
+    while (eq < end && data[eq] !== 0x3d) eq++;
+    if (eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
     const key = nameField(data, sp + 1, eq - sp - 1, 'PAX key', true);
-    // A value pins its header; a small one (every entry's atime/ctime/mtime) may, a big one is copied.
-    const value = data.subarray(eq + 1, end - 1);
-    out.set(key, data.length <= 4096 ? value : Buffer.from(value));
+    if (unused?.has(key) !== true) {
+      // A value pins its header; a small one (every entry's times) may, a big one is copied.
+      const value = data.subarray(eq + 1, end - 1);
+      out.set(key, n <= 4096 ? value : Buffer.from(value));
+    }
     off = end;
   }
   return out;

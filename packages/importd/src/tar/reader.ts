@@ -35,16 +35,18 @@ export interface TarReaderOptions {
   /** Largest PAX or GNU long-name header accepted (default 1 MiB). */
   maxMetaSize?: number;
   /**
-   * When a file's data runs past the end of the pushed chunk: hands the
-   * rest (up to `length` bytes, which directly follow the chunk in the
-   * source) to the sink by other means (sendfile from the archive into the
-   * file) and returns how many it took; those bytes are then not pushed.
+   * When a file's data runs past the end of the pushed chunk: offers the
+   * rest (`length` bytes, from `offset` of the stream) to the sink to move
+   * by other means (sendfile from the archive into the file). Returning
+   * true takes them all: the reader has skip() drop them from the stream.
    */
-  direct?: (length: number) => number;
+  direct?: (offset: number, length: number) => boolean;
+  /** The next `n` bytes of the stream, not pushed yet, are not wanted (after a direct() took them). */
+  skip?: (n: number) => void;
 }
 
-/** Below this, the bytes just come in the next chunk: a sendfile call costs more than it saves. */
-const DIRECT_MIN = 16 * 1024;
+/** Below this, the bytes just come in the chunks: a sendfile call costs more than it saves. */
+export const DIRECT_MIN = 16 * 1024;
 
 const TYPES: Record<string, EntryType> = {
   '0': 'file',
@@ -60,13 +62,17 @@ const TYPES: Record<string, EntryType> = {
 
 type Meta = 'x' | 'g' | 'L' | 'K';
 
+/** PAX keys nothing here reads: checked as records, their values not kept. */
+const UNUSED_PAX: ReadonlySet<string> = new Set(['atime', 'ctime']);
+
 /** The xattrs of every entry without any: shared, so nobody may write to an entry's map. */
 const NO_XATTRS = new Map<string, Buffer>();
 
 export class TarReader {
   readonly #sink: TarSink;
   readonly #maxMeta: number;
-  readonly #direct: ((length: number) => number) | undefined;
+  readonly #direct: TarReaderOptions['direct'];
+  readonly #skipSource: (n: number) => void;
   readonly #hdr = Buffer.alloc(BLOCK);
   #hdrFill = 0;
   /** Bytes of entry data still to come; #meta set: they go into the meta buffer. */
@@ -79,6 +85,7 @@ export class TarReader {
   /** The sink was told about the current entry (volume labels are not passed on). */
   #announced = false;
   #meta: { kind: Meta; buf: Buffer; fill: number } | undefined;
+  #metaScratch = Buffer.alloc(0);
   #pax = new Map<string, Buffer>();
   #global = new Map<string, Buffer>();
   #longName: string | undefined;
@@ -90,6 +97,11 @@ export class TarReader {
     this.#sink = sink;
     this.#maxMeta = options.maxMetaSize ?? 1024 * 1024;
     this.#direct = options.direct;
+    this.#skipSource =
+      options.skip ??
+      (() => {
+        throw new ArchiveError('Internal: direct() took data without a skip()');
+      });
   }
 
   /** Bytes of archive consumed so far. */
@@ -111,19 +123,23 @@ export class TarReader {
       }
       if (this.#remaining > 0) {
         const n = Math.min(this.#remaining, len - off);
-        const slice = chunk.subarray(off, off + n);
         if (this.#meta) {
-          slice.copy(this.#meta.buf, this.#meta.fill);
+          chunk.copy(this.#meta.buf, this.#meta.fill, off, off + n);
           this.#meta.fill += n;
         } else if (!this.#skip) {
-          this.#sink.data(slice);
+          this.#sink.data(chunk.subarray(off, off + n));
         }
         off += n;
         this.#remaining -= n;
-        if (off === len && this.#direct && this.#remaining >= DIRECT_MIN && !this.#meta && !this.#skip) {
-          const moved = this.#direct(this.#remaining);
-          this.#remaining -= moved;
-          this.#offset += moved;
+        if (
+          off === len &&
+          this.#remaining >= DIRECT_MIN &&
+          !this.#meta &&
+          !this.#skip &&
+          this.#direct?.(this.#offset + off, this.#remaining)
+        ) {
+          this.#passOver();
+          continue;
         }
         if (this.#remaining === 0) this.#dataDone();
         continue;
@@ -151,6 +167,15 @@ export class TarReader {
     this.#offset += off;
   }
 
+  /** Drops the rest of the current file's data, which direct() took, from the stream. */
+  #passOver(): void {
+    this.#skipSource(this.#remaining);
+    // Counted as consumed: the stream's offsets go on past the dropped bytes.
+    this.#offset += this.#remaining;
+    this.#remaining = 0;
+    this.#dataDone();
+  }
+
   /** The end of the input: throws unless the archive ended properly. */
   finish(): void {
     if (this.#ended) return;
@@ -176,7 +201,16 @@ export class TarReader {
         throw new ArchiveError(
           `Extended header of ${h.size} bytes is larger than the limit (${this.#maxMeta})`,
         );
-      this.#meta = { kind: h.typeflag, buf: Buffer.alloc(h.size), fill: 0 };
+      // A per-entry PAX header (one before nearly every entry GNU tar writes) is read into a reused buffer:
+      // its values are used up by the entry that follows (xattrs are copied there). Not while an earlier
+      // one's values wait for their entry, nor for global ones, which last.
+      const reuse = h.typeflag !== 'g' && this.#pax.size === 0;
+      let buf: Buffer;
+      if (reuse) {
+        if (this.#metaScratch.length < h.size) this.#metaScratch = Buffer.allocUnsafe(Math.max(h.size, 4096));
+        buf = this.#metaScratch.subarray(0, h.size);
+      } else buf = Buffer.alloc(h.size);
+      this.#meta = { kind: h.typeflag, buf, fill: 0 };
       this.#remaining = h.size;
       this.#setPadding(h.size);
       if (h.size === 0) this.#dataDone();
@@ -189,8 +223,11 @@ export class TarReader {
     const m = this.#meta;
     if (m) {
       this.#meta = undefined;
-      if (m.kind === 'x') for (const [k, v] of parsePax(m.buf)) this.#pax.set(k, v);
-      else if (m.kind === 'g') for (const [k, v] of parsePax(m.buf)) this.#global.set(k, v);
+      if (m.kind === 'x') {
+        const pax = parsePax(m.buf, UNUSED_PAX);
+        if (this.#pax.size === 0) this.#pax = pax;
+        else for (const [k, v] of pax) this.#pax.set(k, v);
+      } else if (m.kind === 'g') for (const [k, v] of parsePax(m.buf, UNUSED_PAX)) this.#global.set(k, v);
       else {
         const nul = m.buf.indexOf(0);
         const text = decodeName(nul < 0 ? m.buf : m.buf.subarray(0, nul), 'GNU long name');
@@ -208,6 +245,33 @@ export class TarReader {
 
   #value(key: string): Buffer | undefined {
     return this.#pax.get(key) ?? this.#global.get(key);
+  }
+
+  /** The xattrs among PAX values, added to `xattrs` (a new map once there is one). */
+  #collectXattrs(m: Map<string, Buffer>, xattrs: Map<string, Buffer>, path: string): Map<string, Buffer> {
+    for (const [k, v] of m) {
+      const c = k.charCodeAt(0);
+      // Only keys starting S, L or G matter; most are atime/ctime/mtime/path.
+      if (c !== 0x53 && c !== 0x4c && c !== 0x47) continue;
+      if (k.startsWith('SCHILY.xattr.')) {
+        if (xattrs === NO_XATTRS) xattrs = new Map();
+        // A copy: the value may sit in the reader's reused buffer, and a directory's xattrs wait until the end.
+        xattrs.set(k.slice(13), Buffer.from(v));
+      } else if (k.startsWith('LIBARCHIVE.xattr.')) {
+        if (xattrs === NO_XATTRS) xattrs = new Map();
+        let name: string;
+        try {
+          name = decodeURIComponent(k.slice(17));
+        } catch {
+          throw new ArchiveError(`Invalid PAX key ${JSON.stringify(k)}`);
+        }
+        xattrs.set(name, Buffer.from(v.toString('latin1'), 'base64'));
+      } else if (k.startsWith('GNU.sparse.'))
+        throw new ArchiveError(
+          `Unsupported PAX header ${JSON.stringify(k)} (GNU sparse files) for ${JSON.stringify(path)}`,
+        );
+    }
+    return xattrs;
   }
 
   #startEntry(h: RawHeader): void {
@@ -230,28 +294,8 @@ export class TarReader {
     const mtimeV = this.#value('mtime');
     // Most entries have none: they share one empty map (nobody writes to an entry's xattrs).
     let xattrs = NO_XATTRS;
-    const collect = (m: Map<string, Buffer>) => {
-      for (const [k, v] of m) {
-        if (k.startsWith('SCHILY.xattr.')) {
-          if (xattrs === NO_XATTRS) xattrs = new Map();
-          xattrs.set(k.slice(13), v);
-        } else if (k.startsWith('LIBARCHIVE.xattr.')) {
-          if (xattrs === NO_XATTRS) xattrs = new Map();
-          let name: string;
-          try {
-            name = decodeURIComponent(k.slice(17));
-          } catch {
-            throw new ArchiveError(`Invalid PAX key ${JSON.stringify(k)}`);
-          }
-          xattrs.set(name, Buffer.from(v.toString('latin1'), 'base64'));
-        } else if (k.startsWith('GNU.sparse.'))
-          throw new ArchiveError(
-            `Unsupported PAX header ${JSON.stringify(k)} (GNU sparse files) for ${JSON.stringify(path)}`,
-          );
-      }
-    };
-    if (this.#global.size > 0) collect(this.#global);
-    if (this.#pax.size > 0) collect(this.#pax);
+    if (this.#global.size > 0) xattrs = this.#collectXattrs(this.#global, xattrs, path);
+    if (this.#pax.size > 0) xattrs = this.#collectXattrs(this.#pax, xattrs, path);
     // ACLs in text (star, GNU tar --acls); a binary system.posix_acl_* xattr of the same entry wins.
     for (const kind of ['access', 'default'] as const) {
       const text = this.#pax.get(ACL_PAX[kind]) ?? this.#global.get(ACL_PAX[kind]);

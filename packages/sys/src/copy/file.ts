@@ -75,9 +75,12 @@ const times = Buffer.alloc(32);
 function timesBuf(atime: Timespec, mtime: Timespec): Buffer {
   const b = times;
   b.writeBigInt64LE(atime.sec, 0);
-  b.writeBigInt64LE(BigInt(atime.nsec), 8);
+  // tv_nsec is below 10^9 (or UTIME_NOW/UTIME_OMIT, below 2^30): no BigInt needed for it.
+  b.writeUInt32LE(atime.nsec, 8);
+  b.writeUInt32LE(0, 12);
   b.writeBigInt64LE(mtime.sec, 16);
-  b.writeBigInt64LE(BigInt(mtime.nsec), 24);
+  b.writeUInt32LE(mtime.nsec, 24);
+  b.writeUInt32LE(0, 28);
   return b;
 }
 

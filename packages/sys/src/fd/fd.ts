@@ -15,6 +15,7 @@ const c = {
   eventfd: lazyFunc('int eventfd(unsigned int initval, int flags)'),
   flock: lazyFunc('int flock(int fd, int op)'),
   isatty: lazyFunc('int isatty(int fd)'),
+  lseek: lazyFunc('int64_t lseek(int fd, int64_t offset, int whence)'),
 };
 
 /** Opens a path; the fd is close-on-exec unless `flags` says otherwise via `inheritable`. */
@@ -139,4 +140,11 @@ export function tryFlock(fd: number, op: number, path?: string): boolean {
  */
 export function isatty(fd: number): boolean {
   return c.isatty(fd) === 1;
+}
+
+export const SEEK = { SET: 0, CUR: 1, END: 2 } as const;
+
+/** lseek(2): the new file offset. */
+export function lseek(fd: number, offset: number, whence: number): number {
+  return Number(check('lseek', c.lseek(fd, offset, whence) as bigint));
 }

@@ -30,3 +30,36 @@ export function sendfile(outFd: number, inFd: number, length: number, path?: str
   }
   return done;
 }
+
+/** One sendfile(2) from `offset` of `inFd` (its file position untouched); the raw result. */
+function sendfileOnce(outFd: number, inFd: number, offset: number, length: number): number {
+  const off = Buffer.alloc(8);
+  off.writeBigInt64LE(BigInt(offset));
+  return Number(c.sendfile(outFd, inFd, off, Math.min(length, MAX)));
+}
+
+/**
+ * sendfile(2) of `length` bytes from `offset` of `inFd` (a regular file,
+ * whose file position stays as it is, so calls may overlap) into `outFd`.
+ * Returns the bytes moved, fewer than `length` only at the end of `inFd`.
+ */
+export function sendfileAt(
+  outFd: number,
+  inFd: number,
+  offset: number,
+  length: number,
+  path?: string,
+): number {
+  let done = 0;
+  while (done < length) {
+    const n = sendfileOnce(outFd, inFd, offset + done, length - done);
+    if (n < 0) {
+      const errno = koffi.errno();
+      if (errno === EINTR) continue;
+      throw new SyscallError('sendfile', errno, path);
+    }
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
