@@ -67,7 +67,7 @@ describe('runCached', () => {
     const { launcher, cache } = setup('once');
     const first = run(launcher);
     expect(first).toEqual({ status: 3, stdout: 'hello cli.cjs once true\n', stderr: '' });
-    expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 2 v\d+.*\nwork \d+\n/);
+    expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 3 v\d+.*\nwork \d+ failed\n/);
     const before = id(cache);
     expect(run(launcher)).toEqual(first);
     expect(id(cache)).toBe(before);
@@ -87,7 +87,7 @@ describe('runCached', () => {
     run(launcher);
     const text = readFileSync(cache);
     const stamp = text.subarray(0, text.indexOf(10, text.indexOf(10) + 1) + 1);
-    expect(stamp.toString()).toMatch(/\nwork \d+\n$/);
+    expect(stamp.toString()).toMatch(/\nwork \d+ failed\n$/);
     writeFileSync(cache, Buffer.concat([stamp, Buffer.from('garbage, not V8 code')]), { mode: 0o644 });
     expect(run(launcher)).toEqual({ status: 3, stdout: 'hello cli.cjs corrupt true\n', stderr: '' });
     expect(readFileSync(cache).length).toBeGreaterThan(stamp.length + 20);
@@ -113,7 +113,7 @@ describe('runCached', () => {
         '  const busy = (ms) => { const end = process.cpuUsage().user + ms * 1000; let x = 0; while (process.cpuUsage().user < end) x++; return x; };\n' +
         '  busy(60);\n}\n',
     );
-    const work = () => Number(/\nwork (\d+)\n/.exec(readFileSync(cache).toString('latin1'))?.[1]);
+    const work = () => Number(/\nwork (\d+) /.exec(readFileSync(cache).toString('latin1'))?.[1]);
     run(launcher);
     const light = id(cache);
     const lightWork = work();
@@ -126,6 +126,23 @@ describe('runCached', () => {
     run(launcher);
     run(launcher, {}, ['heavy']);
     expect(id(cache)).toBe(heavy);
+  });
+
+  it('is written again by the first run that succeeds after a failed run wrote it, and then kept', () => {
+    const { file, launcher, cache } = setup('failed-first');
+    writeFileSync(file, `${bundle('hello')}if (process.argv.includes('ok')) process.exitCode = 0;\n`);
+    expect(run(launcher).status).toBe(3);
+    const failed = id(cache);
+    expect(readFileSync(cache).toString('latin1')).toMatch(/\nwork \d+ failed\n/);
+    expect(run(launcher).status).toBe(3);
+    expect(id(cache)).toBe(failed);
+    expect(run(launcher, {}, ['ok']).status).toBe(0);
+    expect(id(cache)).not.toBe(failed);
+    expect(readFileSync(cache).toString('latin1')).toMatch(/\nwork \d+ ok\n/);
+    const ok = id(cache);
+    run(launcher, {}, ['ok']);
+    run(launcher);
+    expect(id(cache)).toBe(ok);
   });
 
   it('is not written again by a run longer than upgradeMaxSeconds (V8 may have flushed idle code)', () => {

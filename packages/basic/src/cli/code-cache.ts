@@ -41,9 +41,12 @@ import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
  * the writing run spent in the bundle, and a run that spends clearly more
  * (half as much again, plus 10 ms) writes it again, holding the union of
  * both. Not a run of more than 20 s, whose idle code V8 may have flushed.
+ * A cache written by a run that failed (a typo'd path, an option refused
+ * late) lacks most of what a working run does, however long that failure
+ * took: the first run that succeeds after it writes it again.
  */
 
-const STAMP_VERSION = 'sd-v8cache 2';
+const STAMP_VERSION = 'sd-v8cache 3';
 /** A run longer than this never replaces a valid cache (see runCached's exit handler). */
 const UPGRADE_MAX_SECONDS = 20;
 
@@ -86,6 +89,8 @@ interface Cache {
   code: Buffer;
   /** CPU time in µs the writing run spent in the bundle. */
   work: number;
+  /** Whether the writing run exited with status 0. */
+  ok: boolean;
 }
 
 /** A cache file's code, if it is ours to trust and matches the stamp. */
@@ -101,9 +106,11 @@ function readCache(path: string, stamp: string, bundleUid: number): Cache | unde
     const nl = all.indexOf(10);
     if (nl < 0 || all.subarray(0, nl + 1).toString('utf8') !== stamp) return undefined;
     const nl2 = all.indexOf(10, nl + 1);
-    const work = /^work (\d+)$/.exec(all.subarray(nl + 1, Math.max(nl2, nl + 1)).toString('latin1'));
+    const work = /^work (\d+) (ok|failed)$/.exec(
+      all.subarray(nl + 1, Math.max(nl2, nl + 1)).toString('latin1'),
+    );
     if (!work) return undefined;
-    return { code: all.subarray(nl2 + 1), work: Number(work[1]) };
+    return { code: all.subarray(nl2 + 1), work: Number(work[1]), ok: work[2] === 'ok' };
   } catch {
     return undefined;
   } finally {
@@ -112,12 +119,12 @@ function readCache(path: string, stamp: string, bundleUid: number): Cache | unde
 }
 
 /** Writes the cache to the first place that takes it: a private temporary file renamed over. */
-function writeCache(paths: string[], stamp: string, work: number, data: Buffer): void {
+function writeCache(paths: string[], stamp: string, work: string, data: Buffer): void {
   for (const path of paths) {
     const tmp = `${path}.${process.pid}.tmp`;
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileSync(tmp, Buffer.concat([Buffer.from(`${stamp}work ${Math.round(work)}\n`, 'utf8'), data]), {
+      writeFileSync(tmp, Buffer.concat([Buffer.from(`${stamp}work ${work}\n`, 'utf8'), data]), {
         mode: 0o644,
         flag: 'wx',
       });
@@ -165,20 +172,20 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
   if (enabled) {
     const stale = cached === undefined || script.cachedDataRejected === true;
     // At exit the cache also holds the functions this run compiled lazily, not only the top level.
-    process.once('exit', () => {
+    process.once('exit', (status) => {
       const used = process.cpuUsage(start);
       const work = used.user + used.system;
+      const ok = status === 0;
       // A long run (a booted container) has had its idle functions' bytecode
       // flushed: its cache could lack what a start runs. Only a stale cache is
       // replaced from one.
-      if (
-        !stale &&
-        (work <= 1.5 * (cached as Cache).work + 10_000 ||
-          process.uptime() > (options.upgradeMaxSeconds ?? UPGRADE_MAX_SECONDS))
-      )
-        return;
+      if (!stale) {
+        const c = cached as Cache;
+        const grown = work > 1.5 * c.work + 10_000 || (ok && !c.ok);
+        if (!grown || process.uptime() > (options.upgradeMaxSeconds ?? UPGRADE_MAX_SECONDS)) return;
+      }
       try {
-        writeCache(paths, stamp, work, script.createCachedData());
+        writeCache(paths, stamp, `${Math.round(work)} ${ok ? 'ok' : 'failed'}`, script.createCachedData());
       } catch {}
     });
   }
