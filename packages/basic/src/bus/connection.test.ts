@@ -113,7 +113,10 @@ describe.skipIf(skip)('BusConnection against dbus-daemon', () => {
         fc.asyncProperty(
           // Dict keys are strings here: dbus-next cannot send back dicts whose keys it decoded from
           // numbers (it makes them strings).
-          stringKeyed.chain((s) => valueArb(parseSignature(s)[0]!, stringKeyed).map((v) => [s, v] as const)),
+          stringKeyed
+            .chain((s) => valueArb(parseSignature(s)[0]!, stringKeyed).map((v) => [s, v] as const))
+            // dbus-next itself refuses to send back INT64_MIN ("less than min int64"): its bound is off by one.
+            .filter(([, [value]]) => !holdsInt64Min(value)),
           async ([sig, [value, back]]) => {
             const r = await c.call({
               destination: echoName,
@@ -150,3 +153,11 @@ describe.skipIf(skip)('BusConnection against dbus-daemon', () => {
     await expect(c.call({ ...DBUS, member: 'ListNames' })).rejects.toThrow(/closed/);
   });
 });
+
+function holdsInt64Min(v: unknown): boolean {
+  if (v === -(2n ** 63n)) return true;
+  if (v instanceof Map) return [...v].some(([k, x]) => holdsInt64Min(k) || holdsInt64Min(x));
+  if (Array.isArray(v)) return v.some(holdsInt64Min);
+  if (v && typeof v === 'object') return Object.values(v).some(holdsInt64Min);
+  return false;
+}

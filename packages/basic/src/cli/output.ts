@@ -1,5 +1,4 @@
-import { writeSync } from 'node:fs';
-import { isatty, sleepSync } from '@sd/sys';
+import { isatty, sleepSync, writeSome } from '@sd/sys';
 import type { OptionDef } from './options.js';
 import { UsageError } from './options.js';
 
@@ -26,12 +25,9 @@ export function formatJson(value: unknown, mode: Exclude<JsonMode, 'off'>): stri
 export function writeFd(fd: number, text: string): void {
   let buf = Buffer.from(text);
   while (buf.length > 0) {
-    try {
-      buf = buf.subarray(writeSync(fd, buf));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-      sleepSync(1);
-    }
+    const n = writeSome(fd, buf);
+    if (n < 0) sleepSync(1);
+    else buf = buf.subarray(n);
   }
 }
 
