@@ -15,7 +15,7 @@ beforeAll(() => {
   tree = mkdtempSync(join(tmpdir(), 'sd-cgroup-join-'));
   for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run']) mkdirSync(join(tree, d));
   copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
-  for (const applet of ['sh', 'sleep', 'ls']) symlinkSync('busybox', join(tree, 'bin', applet));
+  for (const applet of ['sh', 'sleep', 'ls', 'mv']) symlinkSync('busybox', join(tree, 'bin', applet));
 });
 afterAll(() => rmSync(tree, { recursive: true, force: true }));
 
@@ -27,7 +27,8 @@ const settings = (machine: string, ...extra: Partial<Settings>[]): Settings =>
       machine,
       console: 'pipe' as const,
       quiet: true,
-      parameters: ['sh', '-c', 'ls /proc/self/fd > /root/fds; exec sleep 30'],
+      // Written whole, then renamed: the test reads it as soon as it is there.
+      parameters: ['sh', '-c', 'ls /proc/self/fd > /root/fds.tmp; mv /root/fds.tmp /root/fds; exec sleep 30'],
     },
     ...extra,
   );
@@ -37,6 +38,7 @@ describe('the payload joins its cgroup scope itself', () => {
     ['cgjoin-userns', {}],
     ['cgjoin-nouserns', { privateUsers: { mode: 'no' } } as Partial<Settings>],
   ])('%s: in machine.slice/machine-NAME.scope everywhere, no join fd left', async (machine, extra) => {
+    rmSync(join(tree, 'root/fds'), { force: true });
     const { container, exited } = await startContainer(settings(machine, extra));
     try {
       const pid = container.pid ?? 0;
