@@ -1,5 +1,11 @@
 import { defineConfig } from 'tsup';
-import { asciiBundle, koffiFastLoad, type Resolver, sdModulesArePure } from '../../tools/build/cli-bundle.js';
+import {
+  asciiBundle,
+  cjsImportMetaUrl,
+  koffiFastLoad,
+  type Resolver,
+  sdModulesArePure,
+} from '../../tools/build/cli-bundle.js';
 
 // machinectl's pty forwarder (login, shell) needs koffi: a bundle of its own that the CLI
 // requires only for those verbs (bundled in, it would make esbuild wrap @sd/sys lazily as a
@@ -37,7 +43,7 @@ export default defineConfig([
     clean: false,
     sourcemap: true,
     target: 'node20',
-    shims: true,
+    shims: false,
     noExternal: [/^@sd\//],
     // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
     external: ['dbus-next', 'usocket'],
@@ -50,6 +56,7 @@ export default defineConfig([
     // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
     esbuildOptions(o) {
       o.supported = { ...o.supported, 'dynamic-import': false };
+      cjsImportMetaUrl(o);
     },
   },
 ]);

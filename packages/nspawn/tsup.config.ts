@@ -1,5 +1,10 @@
 import { defineConfig } from 'tsup';
-import { asciiBundle, koffiFastLoad, sdModulesArePure } from '../../tools/build/cli-bundle.js';
+import {
+  asciiBundle,
+  cjsImportMetaUrl,
+  koffiFastLoad,
+  sdModulesArePure,
+} from '../../tools/build/cli-bundle.js';
 
 // The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
 // file with @sd/* bundled in and tree-shaken, so that a start resolves and
@@ -25,7 +30,7 @@ export default defineConfig([
     clean: false,
     sourcemap: true,
     target: 'node20',
-    shims: true,
+    shims: false,
     noExternal: [/^@sd\//],
     // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
     external: ['dbus-next'],
@@ -33,6 +38,7 @@ export default defineConfig([
     // An ASCII bundle is read as a one-byte string, without UTF-8 decoding (runCached).
     esbuildOptions: (o) => {
       o.charset = 'ascii';
+      cjsImportMetaUrl(o);
     },
   },
 ]);

@@ -86,3 +86,15 @@ export const asciiBundle = {
     });
   },
 };
+
+const IMPORT_META_URL = new URL('./import-meta-url.js', import.meta.url).pathname;
+
+/**
+ * import.meta.url in a CommonJS CLI bundle as a plain string (import-meta-url.js)
+ * instead of tsup's shim (`shims: false` with this), which constructs a URL at
+ * every start.
+ */
+export function cjsImportMetaUrl(o: { define?: Record<string, string>; inject?: string[] }): void {
+  o.define = { ...o.define, 'import.meta.url': 'importMetaUrl' };
+  o.inject = [...(o.inject ?? []), IMPORT_META_URL];
+}

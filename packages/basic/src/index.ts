@@ -75,4 +75,6 @@ export {
   machineScopeName,
   machineScopePath,
   removeEmptyMachineSlices,
+  SYSTEMD_V1_CONTROLLERS,
+  systemdHierarchies,
 } from './systemd/units.js';

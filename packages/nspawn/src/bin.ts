@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { fileURLToPath } from 'node:url';
 import { runCached } from '@sd/basic/code-cache';
 
 // sd-nspawn's bin: runs the CLI bundle (cli.ts built into dist/cli.cjs) through a V8 code cache,
@@ -7,4 +6,5 @@ import { runCached } from '@sd/basic/code-cache';
 // --help and --version run little of the bundle: a cache of their own, so that a container start's
 // cache always holds the start's code, whichever came first.
 const info = process.argv.slice(2).some((a) => a === '--help' || a === '-h' || a === '--version');
-runCached(fileURLToPath(new URL('./cli.cjs', import.meta.url)), { variant: info ? 'info' : 'run' });
+// Built as CommonJS only (tsup.config.ts): __dirname is dist/, and no URL is made at start.
+runCached(`${__dirname}/cli.cjs`, { variant: info ? 'info' : 'run' });

@@ -32,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     status = await runContainer(settings, {
       explicit,
+      // Nothing else runs while the container starts: its helpers' answers are awaited on this thread.
+      briefWaitMs: 50,
       // -q: "the only output will be the console output of the container OS itself".
       logger: { warn: (m) => (announced ? say(m) : held.push(m)) },
       onContainer: (c) => {

@@ -1,9 +1,14 @@
 import { constants } from 'node:os';
 import { type LibcFunction, lazyFunc } from './ffi/libc.js';
 
-const errnoNames = new Map<number, string>();
-for (const [name, value] of Object.entries(constants.errno)) {
-  if (!errnoNames.has(value)) errnoNames.set(value, name);
+/** Number → first name, built at the first error (not at every start: ~0.2 ms). */
+let errnoNames: Map<number, string> | undefined;
+function namesByNumber(): Map<number, string> {
+  if (errnoNames) return errnoNames;
+  errnoNames = new Map();
+  for (const [name, value] of Object.entries(constants.errno))
+    if (!errnoNames.has(value)) errnoNames.set(value, name);
+  return errnoNames;
 }
 
 /**
@@ -14,7 +19,7 @@ export const ERRNO: Readonly<Record<string, number>> & typeof constants.errno = 
 
 /** The symbolic name of an errno value (`EPERM`), or `E<number>` when unknown. */
 export function errnoName(errno: number): string {
-  return errnoNames.get(errno) ?? `E${errno}`;
+  return namesByNumber().get(errno) ?? `E${errno}`;
 }
 
 /** The errno value of a symbolic name such as `ENOENT`. */

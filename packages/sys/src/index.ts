@@ -33,7 +33,7 @@ export * from './net/sockaddr.js';
 export * from './net/socket.js';
 export * from './net/unix-stream.js';
 export type { PollCallback } from './poller/poller.js';
-export { EPOLL, Poller, poller, readToEnd } from './poller/poller.js';
+export { EPOLL, Poller, poller, readToEnd, waitReadable } from './poller/poller.js';
 export * from './prebuilt/prebuilt.js';
 export * from './proc/fsids.js';
 export * from './proc/ns.js';

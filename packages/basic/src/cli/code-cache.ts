@@ -10,7 +10,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire, Module } from 'node:module';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
 
@@ -71,7 +70,9 @@ export function codeCacheFiles(
 ): string[] {
   const suffix = variant === undefined ? '.v8cache' : `.${variant.replace(/[^a-z0-9-]/gi, '_')}.v8cache`;
   const out = [`${file}${suffix}`];
-  const base = env.XDG_CACHE_HOME || (env.HOME ? join(env.HOME, '.cache') : join(homedir(), '.cache'));
+  // node:os only without HOME: loading it costs a start ~0.2 ms.
+  const home = () => env.HOME || process.getBuiltinModule('node:os').homedir();
+  const base = env.XDG_CACHE_HOME || join(home(), '.cache');
   out.push(join(base, 'sd', 'code-cache', `${file.replaceAll('/', '%')}${suffix}`));
   return out;
 }

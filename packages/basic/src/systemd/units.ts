@@ -1,4 +1,5 @@
 import { rmdirSync } from 'node:fs';
+import type { CgroupLayout } from '@sd/sys';
 
 /**
  * systemd's names for units and where machines live in the cgroup tree:
@@ -84,4 +85,31 @@ export function removeEmptyMachineSlices(dirs: readonly string[]): void {
       rmdirSync(parent);
     } catch {}
   }
+}
+
+/**
+ * The v1 controllers systemd puts a unit's cgroup in (besides its own
+ * name=systemd hierarchy): cpuset and freezer are v2-only to systemd, and
+ * net_cls, perf_event, hugetlb, rdma and misc it never manages. A machine's
+ * processes stay where they were in those, as under systemd-machined.
+ */
+export const SYSTEMD_V1_CONTROLLERS: ReadonlySet<string> = new Set([
+  'name=systemd',
+  'cpu',
+  'cpuacct',
+  'blkio',
+  'memory',
+  'devices',
+  'pids',
+]);
+
+/** `layout` with only the v1 hierarchies systemd makes a unit's cgroup in (SYSTEMD_V1_CONTROLLERS). */
+export function systemdHierarchies(layout: CgroupLayout): CgroupLayout {
+  const hierarchies = layout.hierarchies.filter((h) =>
+    h.controllers.some((c) => SYSTEMD_V1_CONTROLLERS.has(c)),
+  );
+  if (hierarchies.length === layout.hierarchies.length) return layout;
+  const controllers: Record<string, string> = {};
+  for (const h of hierarchies) for (const c of h.controllers) controllers[c] = h.mountPoint;
+  return { ...layout, controllers, hierarchies };
 }

@@ -1,4 +1,4 @@
-import { machineScopePath } from '@sd/basic';
+import { machineScopePath, systemdHierarchies } from '@sd/basic';
 import { Cgroup, type CgroupLayout, detectCgroups, SdError } from '@sd/sys';
 import { MachineCgroup } from './cgroup.js';
 
@@ -8,8 +8,8 @@ import { MachineCgroup } from './cgroup.js';
  * org.freedesktop.systemd1 with the caller's scope properties and the
  * leader in PIDs): a systemd backend is the hook for that. Everywhere else
  * — and in every test here — machined makes machine.slice/NAME.scope on
- * cgroupfs itself, in every mounted hierarchy, and removes it when the
- * machine goes.
+ * cgroupfs itself, in the hierarchies systemd manages (systemdHierarchies),
+ * and removes it when the machine goes.
  */
 export interface ScopeBackend {
   readonly kind: 'cgroupfs' | 'systemd';
@@ -26,7 +26,7 @@ export class CgroupfsScopeBackend implements ScopeBackend {
   readonly layout: CgroupLayout;
 
   constructor(layout: CgroupLayout = detectCgroups()) {
-    this.layout = layout;
+    this.layout = systemdHierarchies(layout);
   }
 
   async createScope(machine: string, leader: number): Promise<MachineCgroup> {

@@ -1,6 +1,6 @@
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { machineScopeName, machineScopePath, removeEmptyMachineSlices } from '@sd/basic';
+import { machineScopeName, machineScopePath, removeEmptyMachineSlices, systemdHierarchies } from '@sd/basic';
 import {
   applyDevicePolicyV1,
   applyDevicePolicyV2,
@@ -19,7 +19,9 @@ import { NspawnError } from '../errors.js';
 
 /**
  * The container's own cgroup, machine.slice/machine-NAME.scope as machined
- * names it, in every mounted hierarchy. Each hierarchy's scope is placed
+ * names it, in the unified hierarchy and the v1 ones systemd manages
+ * (systemdHierarchies: not cpuset or freezer, whose setup cost a start
+ * ~1 ms for nothing systemd would give). Each hierarchy's scope is placed
  * below the cgroup the supervisor itself runs in there (at the root on a
  * plain host), so that limits someone put on the supervisor keep covering
  * its containers. The payload is attached while it waits before its setup;
@@ -53,7 +55,7 @@ export class ContainerScope {
   constructor(machine: string, layout: CgroupLayout = detectCgroups(), ownCgroups?: string) {
     this.name = scopeName(machine);
     const own = parseProcCgroup(ownCgroups ?? readFileSync('/proc/self/cgroup', 'utf8'));
-    this.#set = CgroupSet.at(own, layout, { below: machineScopePath(machine) });
+    this.#set = CgroupSet.at(own, systemdHierarchies(layout), { below: machineScopePath(machine) });
   }
 
   /** Every directory of the scope, unified first. */
@@ -102,19 +104,26 @@ export class ContainerScope {
    * devices controller, whose payload cgroup is a child of the scope: root
    * in the container (CAP_SYS_ADMIN) may write devices.allow of its own
    * cgroup root, but a child can never allow what its parent denies.
-   * Both where both exist. Call after create(), before openJoin().
+   * On a hybrid host the v1 controller alone, as systemd does (it attaches
+   * device programs only on a fully unified host): it governs every task of
+   * the scope wherever it is in the unified tree, and the container cannot
+   * leave its v1 cgroup (above its cgroup namespace root) nor attach a
+   * program of its own (CAP_BPF of the host's user namespace); a program
+   * beside it would only cost a start its load and verification (~0.7 ms).
+   * Call after create(), before openJoin().
    */
   restrictDevices(rules: readonly DeviceRule[] = NSPAWN_DEVICE_ALLOW): void {
     try {
+      const v1 = this.#set.groups.some((g) => g.v1Dir('devices') !== undefined);
       for (const g of this.#set.groups) {
-        const v1 = g.v1Dir('devices');
-        if (v1 !== undefined) {
-          applyDevicePolicyV1(v1, rules);
-          mkdirSync(`${v1}/payload`);
-          this.#devicesPayload = `${v1}/payload`;
+        const dir = g.v1Dir('devices');
+        if (dir !== undefined) {
+          applyDevicePolicyV1(dir, rules);
+          mkdirSync(`${dir}/payload`);
+          this.#devicesPayload = `${dir}/payload`;
         }
         const unified = g.unifiedDir;
-        if (unified !== undefined) applyDevicePolicyV2(unified, rules);
+        if (unified !== undefined && !v1) applyDevicePolicyV2(unified, rules);
       }
     } catch (e) {
       throw new NspawnError(

@@ -57,15 +57,16 @@ import { chooseUidRange } from './userns.js';
 export { Container, type ContainerEvents, type ContainerOptions } from './handle.js';
 
 /** Mounts the container's /proc for its init `pid` (see buildProcProgram). */
-async function mountProc(pid: number, networkNamespace: boolean): Promise<void> {
+async function mountProc(pid: number, networkNamespace: boolean, briefWaitMs: number): Promise<void> {
   const mntFd = open(`/proc/${pid}/ns/mnt`, O.RDONLY | O.CLOEXEC);
   try {
     // Our memory is shared: the mount namespace it joins holds only the
     // waiting init, no code of the container yet (and it exits before the init goes on).
     const child = await spawn(buildProcProgram({ initPid: pid, mntFd, networkNamespace }), {
       joinsOwnSetup: true,
+      briefWaitMs,
     });
-    const st = await child.exited;
+    const st = await child.exitedSoon(briefWaitMs);
     if (st.code !== 0)
       throw new NspawnError('ESPAWN', `Failed to mount /proc for the container (${describeExit(st)})`);
   } finally {
@@ -245,8 +246,11 @@ export async function startContainer(
         : undefined;
     if (network) container.addCleanup(network.cleanup);
     try {
+      // Blocking briefly for the child's answers only while no network setup runs beside it.
+      const briefWaitMs = network ? 0 : (options.briefWaitMs ?? 0);
       child = await spawn(program, {
         cloneFlags,
+        briefWaitMs,
         cgroupFd: join.cgroupFd,
         netNamespaceOf: ns?.net ?? netnsPathFd,
         beforeRun: async (c) => {
@@ -256,7 +260,7 @@ export async function startContainer(
           }
           if (uids) scope.delegate(uids.shift);
           // c is the init, forked in the container's PID namespace, waiting in the setup's mount namespace.
-          if (ns) await mountProc(c.pid, plan.networkNamespace);
+          if (ns) await mountProc(c.pid, plan.networkNamespace, briefWaitMs);
           // Links, addresses and nftables rules are in place before the payload's first packet.
           if (network) netif = (await network.ready()).hostInterfaces;
         },

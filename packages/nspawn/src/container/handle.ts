@@ -22,6 +22,13 @@ export interface ContainerOptions {
   imageSearchPath?: readonly string[];
   /** Receives notices such as ignored settings of an untrusted .nspawn file. */
   logger?: { warn(message: string): void };
+  /**
+   * How long (ms) the start may block the event loop for each answer of
+   * its setup processes (a few ms at most each) before waiting through the
+   * poller: a round trip through the poller's thread costs more. For a
+   * caller with nothing else to do meanwhile, as sd-nspawn's CLI; default 0.
+   */
+  briefWaitMs?: number;
 }
 
 export interface ContainerEvents {

@@ -29,6 +29,7 @@ export const aarch64: SyscallTable = {
   fsconfig: 431,
   fsmount: 432,
   mount_setattr: 442,
+  bpf: 280,
   sethostname: 161,
   setdomainname: 162,
   unshare: 97,

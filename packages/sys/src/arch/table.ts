@@ -27,6 +27,7 @@ export interface SyscallTable {
   fsconfig: number;
   fsmount: number;
   mount_setattr: number;
+  bpf: number;
   sethostname: number;
   setdomainname: number;
   unshare: number;

@@ -29,6 +29,7 @@ export const x86_64: SyscallTable = {
   fsconfig: 431,
   fsmount: 432,
   mount_setattr: 442,
+  bpf: 321,
   sethostname: 170,
   setdomainname: 171,
   unshare: 272,

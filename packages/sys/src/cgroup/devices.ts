@@ -1,11 +1,11 @@
 // A cgroup's device policy: which device nodes its processes may open or create.
 
+import { SYS } from '../arch/index.js';
 import { O } from '../constants.js';
 import { InvalidArgumentError, SdError, SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { addressOf, koffi, lazyFunc } from '../ffi/libc.js';
 import { prebuiltDeviceProgram } from '../prebuilt/prebuilt.js';
-import { syscallNumber } from '../seccomp/syscalls.js';
 import { writeEach, writeText } from './fs.js';
 
 /** One allowed device or range: `c 136:* rw` is every minor of major 136, read and write, no mknod. */
@@ -140,7 +140,7 @@ const c = {
 };
 
 function bpf(cmd: number, attr: Buffer, what: string, path?: string): number {
-  const ret = Number(c.bpf(syscallNumber('bpf'), cmd, attr, attr.length));
+  const ret = Number(c.bpf(SYS.bpf, cmd, attr, attr.length));
   if (ret < 0) throw new SyscallError(`bpf(${what})`, koffi.errno(), path);
   return ret;
 }

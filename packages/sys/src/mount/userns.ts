@@ -46,6 +46,14 @@ function writeProcFile(path: string, text: string): void {
 }
 
 /**
+ * How long a namespace helper's end is waited for on this thread: once
+ * released it only exits, within microseconds; a wait through the poller
+ * would cost a start ~1 ms (the poller's thread and its round trip). Bounded
+ * and short, so daemons may take it too.
+ */
+const HELPER_EXIT_MS = 5;
+
+/**
  * An fd of a new user namespace with the given mappings (for idmapped mounts
  * via mount_setattr MOUNT_ATTR_IDMAP, or for setns in a spawn program),
  * made without touching the Node process: a child is cloned into a new user
@@ -64,6 +72,7 @@ export async function createUserNamespaceFd(
   try {
     const child = await spawn(program, {
       cloneFlags: CLONE.NEWUSER,
+      briefWaitMs: HELPER_EXIT_MS,
       beforeRun: (child) => {
         // The child cannot exit or be reaped while it waits, so its pid is stable here.
         writeProcFile(`/proc/${child.pid}/uid_map`, uidText);
@@ -71,7 +80,7 @@ export async function createUserNamespaceFd(
         nsFd = open(`/proc/${child.pid}/ns/user`, O.RDONLY);
       },
     });
-    await child.exited;
+    await child.exitedSoon(HELPER_EXIT_MS);
     if (nsFd === undefined)
       throw new SdError('ESPAWN', 'user namespace child ended before its maps were written');
     const fd = nsFd;
@@ -125,6 +134,7 @@ export async function createContainerNamespaces(
     // Node's page tables is most of a spawn's cost.
     const child = await spawn(program, {
       cloneFlags: CLONE.NEWUSER | CLONE.NEWUTS | CLONE.NEWIPC | (o.network ? CLONE.NEWNET : 0),
+      briefWaitMs: HELPER_EXIT_MS,
       beforeRun: (child) => {
         writeProcFile(`/proc/${child.pid}/uid_map`, uidText);
         writeProcFile(`/proc/${child.pid}/gid_map`, gidText);
@@ -136,7 +146,7 @@ export async function createContainerNamespaces(
         };
       },
     });
-    await child.exited;
+    await child.exitedSoon(HELPER_EXIT_MS);
     if (!fds) throw new SdError('ESPAWN', 'the namespace helper ended before its namespaces were opened');
     const done = fds;
     opened.length = 0;

@@ -23,11 +23,25 @@ const c = {
   epoll_create1: lazyFunc('int epoll_create1(int flags)'),
   epoll_ctl: lazyFunc('int epoll_ctl(int epfd, int op, int fd, const uint8_t *event)'),
   epoll_wait: lazyFunc('int epoll_wait(int epfd, uint8_t *events, int maxevents, int timeout)'),
+  poll: lazyFunc('int poll(uint8_t *fds, unsigned long nfds, int timeout)'),
 };
 const EPOLL_CTL_ADD = 1;
 const EPOLL_CTL_DEL = 2;
 const EPOLL_CTL_MOD = 3;
 const EPOLL_CLOEXEC = 0o2000000;
+
+/**
+ * Blocks this thread up to `ms` until `fd` is readable (or hung up): for an
+ * answer due within microseconds (a child that was just released), which a
+ * round trip through the poller's thread would delay by far more. False when
+ * it is not (then wait through the poller). A signal ends it early (false).
+ */
+export function waitReadable(fd: number, ms: number): boolean {
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(EPOLL.IN, 4);
+  return c.poll(pfd, 1, Math.max(0, Math.ceil(ms))) > 0;
+}
 
 export class Poller {
   private readonly epfd: number;

@@ -3,7 +3,7 @@ import { CLD, P_PIDFD, WEXITED, WNOHANG } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { close } from '../fd/fd.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
-import { poller } from '../poller/poller.js';
+import { poller, waitReadable } from '../poller/poller.js';
 
 const c = {
   pidfd_open: lazyFunc('syscall', 'long', ['long', 'int', 'uint']),
@@ -50,33 +50,59 @@ export function waitPidfd(pidfd: number, block = false): ExitStatus | undefined 
 }
 
 /**
- * A child process of ours known by its pidfd. Exit is observed through the
- * poller; the pidfd is closed once the child is reaped.
+ * A child process of ours known by its pidfd. Its exit is watched through
+ * the poller from the first time `exited` is asked for (not at once: a start
+ * whose helpers all end within exitedSoon's wait never needs the poller's
+ * thread); the pidfd is closed once the child is reaped.
  */
 export class ChildProcess {
   readonly pid: number;
   readonly pidfd: number;
-  readonly exited: Promise<ExitStatus>;
+  #exited: Promise<ExitStatus> | undefined;
   private status: ExitStatus | undefined;
 
   constructor(pid: number, pidfd: number) {
     this.pid = pid;
     this.pidfd = pidfd;
-    this.exited = new Promise((resolve, reject) => {
-      poller().add(pidfd, () => {
-        try {
-          const st = waitPidfd(pidfd);
-          if (!st) return;
-          poller().remove(pidfd);
-          close(pidfd);
-          this.status = st;
-          resolve(st);
-        } catch (e) {
-          poller().remove(pidfd);
-          reject(e);
-        }
-      });
-    });
+  }
+
+  /** Resolves with the exit status once the child has been reaped. */
+  get exited(): Promise<ExitStatus> {
+    this.#exited ??= this.status
+      ? Promise.resolve(this.status)
+      : new Promise((resolve, reject) => {
+          poller().add(this.pidfd, () => {
+            try {
+              if (!this.#reap()) return;
+              resolve(this.status as ExitStatus);
+            } catch (e) {
+              poller().remove(this.pidfd);
+              reject(e);
+            }
+          });
+        });
+    return this.#exited;
+  }
+
+  /**
+   * `exited`, after waiting up to `ms` on this thread for a child that is
+   * about to end (a helper just released): reaped here, without the round
+   * trip through the poller's thread. Only before `exited` was asked for.
+   */
+  exitedSoon(ms: number): Promise<ExitStatus> {
+    if (!this.status && !this.#exited && ms > 0 && waitReadable(this.pidfd, ms)) this.#reap();
+    return this.exited;
+  }
+
+  /** Reaps the child if it has exited: true then (its pidfd closed). */
+  #reap(): boolean {
+    const st = waitPidfd(this.pidfd);
+    if (!st) return false;
+    // Watched only once `exited` was asked for (a child reaped by exitedSoon never was).
+    if (this.#exited) poller().remove(this.pidfd);
+    close(this.pidfd);
+    this.status = st;
+    return true;
   }
 
   /** The exit status once the child has been reaped. */

@@ -3,7 +3,7 @@ import { CLONE, O, SIG } from '../constants.js';
 import { errnoName, SdError, SyscallError, strerror } from '../errors.js';
 import { close, closeQuietly, pipe, read, writeAll } from '../fd/fd.js';
 import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
-import { poller } from '../poller/poller.js';
+import { poller, waitReadable } from '../poller/poller.js';
 import { openNamespace, setns } from '../proc/ns.js';
 import { ChildProcess, pidfdOpen, pidfdSendSignal } from '../proc/pidfd.js';
 import { interpreters } from './interp.generated.js';
@@ -65,6 +65,15 @@ export interface SpawnOptions {
    * after (a network namespace change is per thread). Not with CLONE_NEWNET.
    */
   netNamespaceOf?: number;
+  /**
+   * How long (ms) spawn may block this thread for each answer of a child
+   * whose start is short and bounded (its fork's pid, the report of its
+   * execve or end) before it waits through the poller instead: a round trip
+   * through the poller's thread costs more than such a child takes. For a
+   * caller with nothing else to do meanwhile (a CLI starting a container);
+   * default 0, never blocking, as a daemon needs.
+   */
+  briefWaitMs?: number;
 }
 
 const c = {
@@ -215,8 +224,9 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     }
     // A parent that failed before its fork: its report says why.
     let failedBeforeFork = false;
+    const brief = options.briefWaitMs ?? 0;
     if (forkRead !== undefined) {
-      const forked = await followFork(child, forkRead, forkWrite as number);
+      const forked = await followFork(child, forkRead, forkWrite as number, brief);
       forkWrite = undefined;
       if (forked) child = forked;
       else failedBeforeFork = true;
@@ -229,7 +239,7 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
       syncWrite = undefined;
     }
 
-    await poller().readable(reportRead);
+    await readable(reportRead, brief);
     const report = Buffer.alloc(8);
     const n = read(reportRead, report);
     reportClosed = true;
@@ -270,21 +280,29 @@ async function followFork(
   parent: ChildProcess,
   forkRead: number,
   forkWrite: number,
+  brief: number,
 ): Promise<ChildProcess | undefined> {
   close(forkWrite);
-  await poller().readable(forkRead);
+  await readable(forkRead, brief);
   const b = Buffer.alloc(4);
   if (read(forkRead, b) !== 4) return undefined;
   const pid = b.readInt32LE(0);
   // Ours to reap, so the pid cannot be reused before this.
   const forked = new ChildProcess(pid, pidfdOpen(pid));
-  const st = await parent.exited;
+  // The parent exits right after it wrote the pid.
+  const st = await parent.exitedSoon(brief);
   if (st.code !== 0) {
     pidfdSendSignal(forked.pidfd, SIG.KILL);
     await forked.exited;
     throw new SdError('ESPAWN', `spawn: the parent of a fork ended with ${st.code ?? `signal ${st.signal}`}`);
   }
   return forked;
+}
+
+/** Once `fd` is readable: within `brief` ms on this thread, else through the poller. */
+async function readable(fd: number, brief: number): Promise<void> {
+  if (brief > 0 && waitReadable(fd, brief)) return;
+  await poller().readable(fd);
 }
 
 /** Switches the main thread's pid-for-children; returns an fd of the old one to switch back with. */
