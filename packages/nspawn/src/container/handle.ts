@@ -65,10 +65,16 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.machine = machine;
     this.uuid = uuid;
     this.readyPromise = new Promise<void>((resolve, reject) => {
-      this.once(settings.notifyReady ? 'ready' : 'started', () => resolve());
-      this.once('exit', (st) =>
-        reject(new NspawnError('ECHILD', `The container exited before it was ready (${describeExit(st)})`)),
-      );
+      let ready = false;
+      this.once(settings.notifyReady ? 'ready' : 'started', () => {
+        ready = true;
+        resolve();
+      });
+      // No error (and its stack) made at every exit of a container that was ready.
+      this.once('exit', (st) => {
+        if (!ready)
+          reject(new NspawnError('ECHILD', `The container exited before it was ready (${describeExit(st)})`));
+      });
     });
     this.readyPromise.catch(() => {});
   }
