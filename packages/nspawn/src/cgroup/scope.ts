@@ -187,6 +187,11 @@ export class ContainerScope {
     if (!this.#created) return;
     this.#created = false;
     try {
+      // The payload's devices cgroup first: an empty scope then goes by rmdir alone, without a walk.
+      if (this.#devicesPayload !== undefined)
+        try {
+          rmdirSync(this.#devicesPayload);
+        } catch {}
       await this.#set.destroy(SIG.KILL);
     } finally {
       removeEmptyMachineSlices(this.#set.dirs);
