@@ -123,13 +123,19 @@ function planEtcFiles(settings: Settings, rootFd: number, plan: EtcPlan): void {
     if (treeWritable(settings)) removeInEtc(changes, 'localtime', plan.notices);
   } else if (tz !== 'off' && existsSync('/etc/localtime')) {
     if (tz === 'symlink' && zone && treeWritable(settings)) {
+      let linked = false;
       try {
-        closeQuietly(openInRoot(rootFd, `/usr/share/zoneinfo/${zone}`, O.PATH | O.CLOEXEC));
-        changes.symlink('localtime', `../usr/share/zoneinfo/${zone}`);
-      } catch {
-        // The tree lacks the zone: fall back to a bind of the host's file.
-        plan.localtimeBind = '/etc/localtime';
-      }
+        const fd = openInRoot(rootFd, `/usr/share/zoneinfo/${zone}`, O.PATH | O.CLOEXEC, undefined, {
+          missingOk: true,
+        });
+        if (fd >= 0) {
+          closeQuietly(fd);
+          changes.symlink('localtime', `../usr/share/zoneinfo/${zone}`);
+          linked = true;
+        }
+      } catch {}
+      // The tree lacks the zone: fall back to a bind of the host's file.
+      if (!linked) plan.localtimeBind = '/etc/localtime';
     } else if (tz === 'copy' && treeWritable(settings)) {
       writeInTree(changes, 'localtime', readFileSync('/etc/localtime'), true, plan.notices);
     } else plan.localtimeBind = '/etc/localtime';

@@ -60,6 +60,7 @@ export interface RegularInRootOptions extends InRootOptions {
 /** An O_PATH fd of `path` in the root, checked to be a regular file; nothing is opened for I/O yet. */
 function pathFdOfRegular(rootFd: number, path: string, o: RegularInRootOptions): number {
   const pfd = openInRoot(rootFd, path, O.PATH | (o.noFollow ? O.NOFOLLOW : 0), undefined, o);
+  if (pfd < 0) return pfd; // missingOk and missing
   try {
     const st = statAt(pfd, '', AT.EMPTY_PATH);
     if ((st.mode & S_IF.MT) !== S_IF.REG) throw new NotRegularFileError(path, fileTypeName(st.mode));
@@ -77,7 +78,8 @@ function pathFdOfRegular(rootFd: number, path: string, o: RegularInRootOptions):
  * with fstat; only a regular file is then re-opened through its own fd, so a
  * device's open() never runs and the file checked is the file opened.
  * O_NONBLOCK and O_NOCTTY are always added. Throws NotRegularFileError for
- * anything else, a SyscallError (ENOENT...) when it cannot be resolved.
+ * anything else, a SyscallError (ENOENT...) when it cannot be resolved
+ * (with `missingOk`, -1 for a path that does not exist).
  */
 export function openRegularInRoot(
   rootFd: number,
@@ -86,6 +88,7 @@ export function openRegularInRoot(
   options: RegularInRootOptions = {},
 ): number {
   const pfd = pathFdOfRegular(rootFd, path, options);
+  if (pfd < 0) return pfd;
   try {
     const access = flags & (O.WRONLY | O.RDWR | O.TRUNC | O.APPEND);
     return open(`/proc/self/fd/${pfd}`, access | O.NONBLOCK | O.NOCTTY);
@@ -114,11 +117,12 @@ export function readRegularInRoot(
   const max = options.maxBytes ?? 1 << 20;
   let fd: number;
   try {
-    fd = openRegularInRoot(rootFd, path, O.RDONLY, options);
+    fd = openRegularInRoot(rootFd, path, O.RDONLY, { ...options, missingOk: true });
   } catch (e) {
     if (e instanceof SyscallError && e.errno === ENOENT) return undefined;
     throw e;
   }
+  if (fd < 0) return undefined;
   try {
     const chunks: Buffer[] = [];
     let total = 0;

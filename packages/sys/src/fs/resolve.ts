@@ -18,6 +18,7 @@ const c = {
 };
 
 const EAGAIN = 11;
+const ENOENT = 2;
 const EEXIST = 17;
 
 export interface OpenHow {
@@ -33,7 +34,7 @@ export interface OpenHow {
  * openat2(2). The kernel answers EAGAIN for RESOLVE_IN_ROOT/BENEATH lookups
  * with `..` that raced a rename; those are retried a few times.
  */
-export function openat2(dirfd: number, path: string, how: OpenHow): number {
+export function openat2(dirfd: number, path: string, how: OpenHow, missingOk = false): number {
   assertValidPath(path);
   const b = Buffer.alloc(24);
   b.writeBigUInt64LE(BigInt(how.flags | O.CLOEXEC), 0);
@@ -44,6 +45,8 @@ export function openat2(dirfd: number, path: string, how: OpenHow): number {
     if (fd >= 0) return fd;
     const errno = koffi.errno();
     if (errno === EAGAIN && attempt < 16) continue;
+    // A miss that is no error (a file a tree may lack) costs no exception: -1.
+    if (missingOk && errno === ENOENT) return -1;
     throw new SyscallError('openat2', errno, path);
   }
 }
@@ -58,6 +61,8 @@ export interface InRootOptions {
   noXdev?: boolean;
   /** Refuse every symlink, not just magic ones (RESOLVE_NO_SYMLINKS). */
   noSymlinks?: boolean;
+  /** A path that does not exist (ENOENT) gives -1 instead of an exception. */
+  missingOk?: boolean;
 }
 
 function resolveFlags(o: InRootOptions): number {
@@ -80,11 +85,12 @@ export function openInRoot(
   options: InRootOptions = {},
 ): number {
   const creating = (flags & O.CREAT) !== 0 || (flags & O.TMPFILE) === O.TMPFILE;
-  return openat2(rootFd, path, {
-    flags,
-    mode: creating ? (mode ?? 0o644) : 0,
-    resolve: resolveFlags(options),
-  });
+  return openat2(
+    rootFd,
+    path,
+    { flags, mode: creating ? (mode ?? 0o644) : 0, resolve: resolveFlags(options) },
+    options.missingOk,
+  );
 }
 
 export interface MkdirInRootOptions extends InRootOptions {
