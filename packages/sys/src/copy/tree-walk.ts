@@ -116,7 +116,22 @@ function copyFile(
     }
     ctx.links.set(key, dstPath);
   }
-  const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW);
+  // Checked again once open (as cp does): a FIFO or a device node the tree's owner swapped in
+  // after the stat is neither waited on (O_NONBLOCK) nor read.
+  const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
+  try {
+    const now = statxFull(s, '', AT.EMPTY_PATH, ctx.statBuf);
+    if (
+      (now.mode & S_IF.MT) !== S_IF.REG ||
+      now.ino !== st.ino ||
+      now.devMajor !== st.devMajor ||
+      now.devMinor !== st.devMinor
+    )
+      throw new SdError('EAGAIN', `Refusing to copy '${path}': it was replaced while being copied`);
+  } catch (e) {
+    closeQuietly(s);
+    throw e;
+  }
   // With the final permission bits at once when no chown must come first (the usual case).
   const created = createMode(ctx.creation, ctx.opts.owners ? st.uid : undefined, st.gid, st.mode);
   let d: number | undefined;
