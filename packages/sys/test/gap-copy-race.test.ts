@@ -7,16 +7,19 @@ import { CopyHelper } from '../src/copy/helper.js';
 import { removeTree } from '../src/copy/remove.js';
 import { copyTree } from '../src/copy/tree.js';
 import {
-  type AttackCounts,
   Attacker,
-  type Findings,
   inspect,
   makeCanary,
   makeDecoys,
   makeTree,
+  type RaceRun,
   type RaceTree,
+  report,
+  runRace,
   snapshot,
+  swapper,
   swapsOf,
+  targetDirs,
 } from './gap-race-lib.js';
 
 // The parallel copyTree against whoever owns the source tree (an image's
@@ -49,7 +52,7 @@ beforeAll(() => {
   const decoys = makeDecoys(join(fs, 'stash'), links);
   hostBefore = snapshot(host);
   srcBefore = snapshot(src, false);
-  attacker = new Attacker({ dirs: tree.dirs, files: tree.files, ...decoys });
+  attacker = new Attacker({ dirs: targetDirs(tree), files: tree.files, ...decoys });
 });
 
 afterAll(async () => {
@@ -60,71 +63,82 @@ afterAll(async () => {
   rmSync(base, { recursive: true, force: true });
 });
 
-/** One line of figures for the log: what the attacker did while the copies ran. */
-function total(all: AttackCounts[]): AttackCounts {
-  const t = { ...all[0]! };
-  for (const c of all.slice(1)) for (const k of Object.keys(t) as Array<keyof AttackCounts>) t[k] += c[k];
-  return t;
-}
-
 describe('copyTree with its helper under a swapping attacker', () => {
   it('copies nothing of the host, no FIFO or device data, writes nothing outside, never hangs', async () => {
-    const counts: AttackCounts[] = [];
-    const leaks: string[] = [];
-    const errors = new Map<string, number>();
-    let seen = 0;
-    let jobs = 0;
-    let copies = 0;
-    let slowest = 0;
     let helper: CopyHelper | undefined;
-    const started = Date.now();
+    let jobs = 0;
+    let r: RaceRun;
     try {
-      // Copies until 40 s or 150 copies; a failed copy kills its helper: a new one for the next.
-      while (copies < 150 && Date.now() - started < 40_000) {
-        if (!helper?.alive) {
-          if (helper) jobs += helper.jobs;
+      r = await runRace({
+        attacker: attacker!,
+        maxCopies: 150,
+        budgetMs: 40_000,
+        // A failed copy kills its helper: a new one for the next.
+        before: async () => {
+          if (helper?.alive) return;
+          jobs += helper?.jobs ?? 0;
           helper?.stop();
           helper = await CopyHelper.start([], { ignoreLoad: true });
-        }
-        const h = helper;
-        const t0 = Date.now();
-        const { result, counts: c } = await attacker!.during(() =>
-          copyTree(src, dst, { parallel: h }).then(
-            () => 'ok',
-            (e: unknown) => String((e as { code?: string }).code ?? e),
-          ),
-        );
-        slowest = Math.max(slowest, Date.now() - t0);
-        copies++;
-        counts.push(c);
-        errors.set(result, (errors.get(result) ?? 0) + 1);
-        const f: Findings = inspect(dst, links);
-        seen += f.seen;
-        leaks.push(...f.leaks);
-        if (existsSync(dst)) removeTree(dst);
-      }
+        },
+        copy: () => copyTree(src, dst, { parallel: helper }),
+        dst,
+        links,
+        clean: () => {
+          if (existsSync(dst)) removeTree(dst);
+        },
+      });
     } finally {
-      if (helper) jobs += helper.jobs;
+      jobs += helper?.jobs ?? 0;
       helper?.stop();
     }
-    const t = total(counts);
-    console.log(
-      `gap-copy-race: ${copies} copies (${[...errors].map(([k, v]) => `${k}: ${v}`).join(', ')}), ` +
-        `${jobs} helper jobs, slowest ${slowest} ms; swaps during the copies: ${swapsOf(t)} ` +
-        `(dir->link ${t.dirLinks}, dir->special ${t.dirSpecials}, file->fifo ${t.fileFifos}, ` +
-        `file->/dev/zero ${t.fileDevs}), FIFOs found open ${t.fifoReaders}; swaps the copies met: ${seen}`,
-    );
+    console.log(report('gap-copy-race', r, jobs));
     // The race was run: the attacker swapped while copies ran, the copies met swaps, the helper worked.
-    expect(swapsOf(t)).toBeGreaterThan(0);
-    expect(seen).toBeGreaterThan(0);
-    expect(jobs).toBeGreaterThan(copies);
-    expect(leaks).toEqual([]);
+    expect(swapsOf(r.counts)).toBeGreaterThan(0);
+    expect(r.seen).toBeGreaterThan(0);
+    expect(jobs).toBeGreaterThan(r.copies);
+    expect(r.leaks).toEqual([]);
     // No copy hung (a FIFO opened blocking is released by the attacker, with data that shows above).
-    expect(slowest).toBeLessThan(15_000);
+    expect(r.slowestMs).toBeLessThan(15_000);
     // Nothing was written on the host: the canary and /etc are as they were.
     expect(snapshot(host)).toBe(hostBefore);
     expect(readdirSync('/etc').filter((n) => n.startsWith('gap'))).toEqual([]);
     // The attacker left the source whole (the test's own sanity).
     expect(snapshot(src, false)).toBe(srcBefore);
   }, 90_000);
+
+  it('a directory swapped for a link to the host as it is handed to the helper: the helper copies what was opened', async () => {
+    // The exact point: `offloadable` runs once the walk has the directory open, before the job is sent;
+    // it stays swapped while the job waits in the helper and while it runs.
+    const src2 = join(fs, 'src2');
+    makeTree(src2, 8, 2);
+    const before = snapshot(src2, false);
+    const dst2 = join(fs, 'dst2');
+    const s = swapper(join(fs, 'swaps'), host);
+    const helper = await CopyHelper.start([], { ignoreLoad: true });
+    try {
+      await copyTree(src2, dst2, {
+        parallel: helper,
+        offloadable: (p) => {
+          // Not below one swapped already (its name leads to the host now).
+          if (!s.swapped.some((q) => p.startsWith(`${q}/`))) s.swap(p);
+          return true;
+        },
+      });
+      expect(helper.jobs).toBeGreaterThan(1);
+      expect(s.swapped.length).toBeGreaterThan(1);
+      // Each swapped directory copied as it was, wherever its name led meanwhile.
+      for (const p of s.swapped) {
+        const copy = join(dst2, p.slice(src2.length));
+        expect(snapshot(copy, false).split('\n').slice(0, -1)).toEqual(
+          snapshot(s.movedTo(p), false).split('\n').slice(0, -1),
+        );
+      }
+      expect(inspect(dst2, links).leaks).toEqual([]);
+      expect(snapshot(host)).toBe(hostBefore);
+    } finally {
+      helper.stop();
+      s.restore();
+    }
+    expect(snapshot(src2, false)).toBe(before);
+  }, 60_000);
 });

@@ -120,11 +120,11 @@ function batch() {
     const r = Math.random();
     let target;
     let decoy;
-    if (r < 0.4) {
+    if (r < 0.4 && cfg.dirs.length > 0) {
       target = { p: pick(cfg.dirs), dir: true };
       // Mostly links: they lead somewhere (a FIFO or device in a directory's place only fails an open).
       decoy = pick(srcDecoys.filter((d) => unused.has(d) && (d.kind === 'link') === Math.random() < 0.7));
-    } else if (r < 0.8) {
+    } else if (r < 0.8 && cfg.files.length > 0) {
       target = { p: pick(cfg.files) };
       decoy = pick(fileDecoys.filter((d) => unused.has(d)));
     } else if (dsts.length > 0) {
@@ -134,27 +134,38 @@ function batch() {
     if (!target || !decoy || !free(target.p)) continue;
     busy.push(target.p);
     unused.delete(decoy);
-    pairs.push({ target, decoy, flips: 2 * (1 + Math.floor(Math.random() * 20)), swapped: false });
+    pairs.push({
+      target,
+      decoy,
+      flips: 2 * (1 + Math.floor(Math.random() * 20)),
+      swapped: false,
+      tries: 0,
+      until: 0,
+    });
   }
   const hold = Math.random() < 0.3;
   for (let round = 0; pairs.some((x) => x.flips > 0 || x.swapped); round++) {
     for (const x of pairs) {
       if (x.flips <= 0 && !x.swapped) continue;
+      if (x.until > performance.now()) continue;
       if (!exchange(x.target.p, x.decoy.p)) {
-        // The destination's entry is not there yet (or was removed): nothing swapped.
-        counts.failed++;
-        if (!x.swapped) x.flips = 0;
+        // A destination directory not made yet: tried again and again (a few ms), so that the
+        // swap lands right after the copy's mkdir, before it opens the new directory.
+        if (!x.swapped && (!x.target.dst || ++x.tries > 5000)) x.flips = 0;
+        if (!x.target.dst) counts.failed++;
         continue;
       }
       x.swapped = !x.swapped;
       x.flips--;
       if (x.swapped) counts[kindOf(x.target, x.decoy)]++;
+      // A new destination directory stays swapped a moment: the copy's open comes a few µs after.
+      if (x.swapped && x.target.dst) x.until = performance.now() + 0.05;
     }
     if (hold && round === 0) {
       const until = performance.now() + 0.5 + Math.random() * 2;
       while (performance.now() < until);
     }
-    if (round > 1000) break;
+    if (round > 20_000) break;
   }
   feedReaders();
   counts.batches++;

@@ -2,18 +2,24 @@ import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:c
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
+  constants,
   linkSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
   symlinkSync,
+  unlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AT } from '../src/constants.js';
+import { RENAME, renameat2 } from '../src/copy/file.js';
 
 // The pieces of the copy race tests (gap-copy-race.test.ts here, and
 // machined's gap-machine-copy-race.test.ts): a source tree with many
@@ -65,6 +71,15 @@ export function makeTree(src: string, tops = 12, subs = 6): RaceTree {
   return { dirs, files };
 }
 
+/**
+ * The directories to attack, the tops five times more often: the walk
+ * hands those to the helper, so the swaps around a handover are there.
+ */
+export function targetDirs(tree: RaceTree): string[] {
+  const tops = tree.dirs.filter((d) => !d.includes('/gaps'));
+  return [...tops, ...tops, ...tops, ...tops, ...tops, ...tree.dirs];
+}
+
 /** The host side: a secret file, and subdirectories named as the source's (a walk through a link finds them). */
 export function makeCanary(host: string, subs = 6): void {
   mkdirSync(host, { recursive: true });
@@ -72,18 +87,27 @@ export function makeCanary(host: string, subs = 6): void {
   for (let s = 0; s < subs; s++) {
     mkdirSync(join(host, `gaps${s}`));
     writeFileSync(join(host, `gaps${s}`, 'gapf0'), `${SECRET} below\n`);
+    // Read at least once since written (relatime): a copy that read it moves its atime.
+    utimesSync(join(host, `gaps${s}`, 'gapf0'), CANARY_MTIME - 1000, CANARY_MTIME);
     utimesSync(join(host, `gaps${s}`), CANARY_MTIME, CANARY_MTIME);
   }
+  utimesSync(join(host, 'secret.txt'), CANARY_MTIME - 1000, CANARY_MTIME);
   utimesSync(host, CANARY_MTIME, CANARY_MTIME);
 }
 
 /**
- * Every entry below `dir` with its type, mode, size, mtime (unless not
- * `times`) and contents or target (links never followed).
+ * Every entry below `dir` with its type, mode, size, mtime and a file's
+ * atime (unless not `times`: a file read since moves it) and contents or
+ * target (links never followed; files read with O_NOATIME).
  */
 export function snapshot(dir: string, times = true): string {
   const fmt = times ? '%P %y %m %s %T@ %l\\n' : '%P %y %m %s %l\\n';
-  const entries = execFileSync('find', [dir, '-printf', fmt]).toString().split('\n').sort().join('\n');
+  const atimes = times ? ['(', '-type', 'f', '-printf', '%P atime %A@\\n', ')', ','] : [];
+  const entries = execFileSync('find', [dir, ...atimes, '-printf', fmt])
+    .toString()
+    .split('\n')
+    .sort()
+    .join('\n');
   return `${entries}\n${createHash('sha256').update(readAll(dir)).digest('hex')}`;
 }
 
@@ -93,7 +117,14 @@ function readAll(dir: string): string {
     const p = join(dir, name);
     const st = lstatSync(p);
     if (st.isDirectory()) out += readAll(p);
-    else if (st.isFile()) out += `${p}:${readFileSync(p, 'latin1')}\n`;
+    else if (st.isFile()) {
+      const fd = openSync(p, constants.O_RDONLY | constants.O_NOATIME);
+      try {
+        out += `${p}:${readFileSync(fd, 'latin1')}\n`;
+      } finally {
+        closeSync(fd);
+      }
+    }
   }
   return out;
 }
@@ -238,4 +269,104 @@ export class Attacker {
     this.#child.kill('SIGKILL');
     await gone;
   }
+}
+
+export interface RaceRun {
+  copies: number;
+  /** 'ok' or the error code, and how many copies ended so. */
+  outcomes: Map<string, number>;
+  /** What the attacker did while the copies ran, summed. */
+  counts: AttackCounts;
+  seen: number;
+  leaks: string[];
+  slowestMs: number;
+}
+
+/**
+ * Copies until `maxCopies` or `budgetMs`, each while `attacker` swaps;
+ * looks at each copy (`dst`) and removes it (`clean`). `before` runs
+ * first each time (a new helper when the last failure killed it).
+ */
+export async function runRace(o: {
+  attacker: Attacker;
+  maxCopies: number;
+  budgetMs: number;
+  before?: () => Promise<void>;
+  copy: () => Promise<unknown>;
+  dst: string;
+  links: readonly string[];
+  clean: () => void;
+}): Promise<RaceRun> {
+  const run: RaceRun = {
+    copies: 0,
+    outcomes: new Map(),
+    counts: undefined!,
+    seen: 0,
+    leaks: [],
+    slowestMs: 0,
+  };
+  const started = Date.now();
+  while (run.copies < o.maxCopies && Date.now() - started < o.budgetMs) {
+    await o.before?.();
+    const t0 = Date.now();
+    const { result, counts } = await o.attacker.during(() =>
+      o.copy().then(
+        () => 'ok',
+        (e: unknown) => String((e as { code?: string }).code ?? e),
+      ),
+    );
+    run.slowestMs = Math.max(run.slowestMs, Date.now() - t0);
+    run.copies++;
+    run.outcomes.set(result, (run.outcomes.get(result) ?? 0) + 1);
+    if (run.counts === undefined) run.counts = counts;
+    else for (const k of Object.keys(counts) as Array<keyof AttackCounts>) run.counts[k] += counts[k];
+    const f = inspect(o.dst, o.links);
+    run.seen += f.seen;
+    run.leaks.push(...f.leaks);
+    o.clean();
+  }
+  return run;
+}
+
+/** One line for the log: what ran, what the attacker did meanwhile, what the copies met. */
+export function report(name: string, r: RaceRun, jobs: number): string {
+  const c = r.counts;
+  return (
+    `${name}: ${r.copies} copies (${[...r.outcomes].map(([k, v]) => `${k}: ${v}`).join(', ')}), ` +
+    `${jobs} helper jobs, slowest ${r.slowestMs} ms; swaps during the copies: ${swapsOf(c)} ` +
+    `(dir->link ${c.dirLinks}, dir->fifo/dev ${c.dirSpecials}, file->fifo ${c.fileFifos}, ` +
+    `file->/dev/zero ${c.fileDevs}, new dst dir->link ${c.dstLinks}), FIFOs found open ${c.fifoReaders}; ` +
+    `swaps the copies met: ${r.seen}`
+  );
+}
+
+/**
+ * Swaps `paths` for links to `to` (a link each, made next to `stash`, one
+ * renameat2 RENAME_EXCHANGE) — and back with `restore`: the race won at an
+ * exact point (an `offloadable` callback) instead of by chance.
+ */
+export function swapper(stash: string, to: string) {
+  const done: Array<[string, string]> = [];
+  mkdirSync(stash, { recursive: true });
+  return {
+    swap(path: string): void {
+      const link = join(stash, `swap${done.length}`);
+      symlinkSync(to, link);
+      renameat2(AT.FDCWD, path, AT.FDCWD, link, RENAME.EXCHANGE);
+      done.push([path, link]);
+    },
+    get swapped(): string[] {
+      return done.map(([p]) => p);
+    },
+    /** Where the directory swapped away from `path` is now. */
+    movedTo(path: string): string {
+      return done.find(([p]) => p === path)![1];
+    },
+    restore(): void {
+      for (const [p, link] of done.splice(0).reverse()) {
+        renameat2(AT.FDCWD, p, AT.FDCWD, link, RENAME.EXCHANGE);
+        unlinkSync(link);
+      }
+    },
+  };
 }
