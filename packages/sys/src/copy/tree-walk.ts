@@ -5,7 +5,7 @@ import { fchmodat, fchownat, makedev, mkdirat, mknodat, readlinkat, symlinkat } 
 import { type Creation, createMode, madeMode, ownerAsCreated, settle } from './creation.js';
 import { DataCopier } from './data.js';
 import { futimens, linkat, readDirFd, utimensat } from './file.js';
-import { type FullStat, statxFull } from './stat.js';
+import { type FullStat, isSameRegularFile, statxFull } from './stat.js';
 import type { CopyTreeOptions, CopyTreeStats } from './tree.js';
 import { fgetxattr, flistxattr, fsetxattr } from './xattr.js';
 
@@ -120,13 +120,7 @@ function copyFile(
   // after the stat is neither waited on (O_NONBLOCK) nor read.
   const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
   try {
-    const now = statxFull(s, '', AT.EMPTY_PATH, ctx.statBuf);
-    if (
-      (now.mode & S_IF.MT) !== S_IF.REG ||
-      now.ino !== st.ino ||
-      now.devMajor !== st.devMajor ||
-      now.devMinor !== st.devMinor
-    )
+    if (!isSameRegularFile(s, st, ctx.statBuf))
       throw new SdError('EAGAIN', `Refusing to copy '${path}': it was replaced while being copied`);
   } catch (e) {
     closeQuietly(s);
