@@ -22,6 +22,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   lstatSync,
   openSync,
   readdirSync,
@@ -128,7 +129,11 @@ function batch() {
       target = { p: pick(cfg.files) };
       decoy = pick(fileDecoys.filter((d) => unused.has(d)));
     } else if (dsts.length > 0) {
-      target = { p: pick(dsts), dst: true };
+      // The next directories the copy will make (dst.dirs is in the order of the source's
+      // directory listing, the walk's): made while the attacker lurks, swapped at once.
+      const p = dsts.find((d) => !busy.includes(d) && !existsSync(d));
+      if (p === undefined) continue;
+      target = { p, dst: true };
       decoy = pick(dstDecoys.filter((d) => unused.has(d)));
     }
     if (!target || !decoy || !free(target.p)) continue;
