@@ -277,6 +277,7 @@ export interface RaceRun {
   outcomes: Map<string, number>;
   /** What the attacker did while the copies ran, summed. */
   counts: AttackCounts;
+  /** Swaps the copies met: entries in the copies that show one, and copies refused because of one. */
   seen: number;
   leaks: string[];
   slowestMs: number;
@@ -318,6 +319,9 @@ export async function runRace(o: {
     run.slowestMs = Math.max(run.slowestMs, Date.now() - t0);
     run.copies++;
     run.outcomes.set(result, (run.outcomes.get(result) ?? 0) + 1);
+    // Refused because of a swap: a link or FIFO where the stat saw a directory (ENOTDIR, ELOOP), a
+    // file replaced after its stat (EAGAIN), a directory where it saw a link (EINVAL), a device.
+    if (['ENOTDIR', 'ELOOP', 'EAGAIN', 'EINVAL', 'EOPNOTSUPP'].includes(result)) run.seen++;
     // The trees are a few MB on a 64 MB file system: only a device read (/dev/zero) fills it.
     if (result === 'ENOSPC')
       run.leaks.push(`copy ${run.copies}: ENOSPC (a device read until the file system was full)`);
