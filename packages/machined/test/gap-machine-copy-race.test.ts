@@ -35,6 +35,10 @@ import { COPY_JOBS_MODULE } from '../src/transfer/copy-jobs.js';
 // just made for links to the host. Whatever it hits, nothing of the host
 // reaches a copy, nothing is written on the host, no copy hangs. The
 // machine and the pool are on a small tmpfs of their own.
+//
+// The defences these catch when removed (tried): copier.ts's O_NOFOLLOW
+// on the open of a directory the copy just made (make()), of a directory
+// it walks (children()) and of one it hands to the helper (offload()).
 
 const base = mkdtempSync(join(tmpdir(), 'gap-mrace-'));
 const fs = join(base, 'fs');

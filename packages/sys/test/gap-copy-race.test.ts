@@ -29,8 +29,16 @@ import {
 // relative, /etc), directories and files for FIFOs and /dev/zero nodes, and
 // swaps them back. Whatever it hits, no host file and no device's or
 // FIFO's data reaches the copy, nothing is written on the host, and no copy
-// hangs. The tree is on a small tmpfs of its own: a copy that read
-// /dev/zero stops at ENOSPC.
+// hangs (the host's canary is compared whole, its files' atimes too: a
+// read shows even when the copy then failed). The tree is on a small
+// tmpfs of its own: a copy that read /dev/zero stops at ENOSPC. A second
+// case wins the race at the exact point instead of by chance: each
+// directory swapped as it is handed to the helper.
+//
+// The defences these catch when removed (tried): tree-walk.ts copyDir's
+// O_NOFOLLOW on a directory's open, copyFile's isSameRegularFile check
+// after a file's open, tree.ts joinHelper's times read from the copy (not
+// the source by path), tree-jobs.ts working on the fds it was passed.
 
 const base = mkdtempSync(join(tmpdir(), 'gap-race-'));
 const fs = join(base, 'fs');
