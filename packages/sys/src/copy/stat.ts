@@ -1,3 +1,4 @@
+import { AT, S_IF } from '../constants.js';
 import { check, lazyFunc } from '../ffi/libc.js';
 import { assertValidPath } from '../fs/at.js';
 
@@ -10,6 +11,9 @@ const c = {
   statx: lazyFunc('statx', 'int', ['int', 'str', 'int', 'uint32_t', 'uint8_t *']),
   fstatfs: lazyFunc('fstatfs', 'int', ['int', 'uint8_t *']),
 };
+
+const STATX_TYPE = 0x1;
+const STATX_INO = 0x100;
 
 export const STATX_MASK = {
   BASIC_STATS: 0x7ff,
@@ -75,6 +79,21 @@ export function statxFull(dirfd: number, path: string, flags = 0, buf: Buffer = 
     path || undefined,
   );
   return decodeStatx(buf);
+}
+
+/**
+ * Whether the open `fd` is still the regular file `st` described (type,
+ * inode, device): a copy's check after its open, one statx asking for
+ * little, into `buf`, read for these fields only.
+ */
+export function isSameRegularFile(fd: number, st: FullStat, buf: Buffer): boolean {
+  check('statx', c.statx(fd, '', AT.EMPTY_PATH, STATX_TYPE | STATX_INO, buf));
+  return (
+    (buf.readUInt16LE(28) & S_IF.MT) === S_IF.REG &&
+    buf.readBigUInt64LE(32) === st.ino &&
+    buf.readUInt32LE(136) === st.devMajor &&
+    buf.readUInt32LE(140) === st.devMinor
+  );
 }
 
 /** statx without throwing: the errno (>0) on failure. */

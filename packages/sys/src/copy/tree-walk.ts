@@ -5,7 +5,7 @@ import { fchmodat, fchownat, makedev, mkdirat, mknodat, readlinkat, symlinkat } 
 import { type Creation, createMode, madeMode, ownerAsCreated, settle } from './creation.js';
 import { DataCopier } from './data.js';
 import { futimens, linkat, readDirFd, utimensat } from './file.js';
-import { type FullStat, statxFull } from './stat.js';
+import { type FullStat, isSameRegularFile, statxFull } from './stat.js';
 import type { CopyTreeOptions, CopyTreeStats } from './tree.js';
 import { fgetxattr, flistxattr, fsetxattr } from './xattr.js';
 
@@ -116,7 +116,16 @@ function copyFile(
     }
     ctx.links.set(key, dstPath);
   }
-  const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW);
+  // Checked again once open (as cp does): a FIFO or a device node the tree's owner swapped in
+  // after the stat is neither waited on (O_NONBLOCK) nor read.
+  const s = openat(srcDir, name, O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY);
+  try {
+    if (!isSameRegularFile(s, st, ctx.statBuf))
+      throw new SdError('EAGAIN', `Refusing to copy '${path}': it was replaced while being copied`);
+  } catch (e) {
+    closeQuietly(s);
+    throw e;
+  }
   // With the final permission bits at once when no chown must come first (the usual case).
   const created = createMode(ctx.creation, ctx.opts.owners ? st.uid : undefined, st.gid, st.mode);
   let d: number | undefined;

@@ -7,7 +7,7 @@ import { creationFacts } from './creation.js';
 import type { ReflinkMode } from './data.js';
 import { linkat, renameat2, utimensat } from './file.js';
 import { acquireCopyHelper, type CopyHelper, releaseCopyHelper } from './helper.js';
-import { statxFull } from './stat.js';
+import { type FullStat, statxFull } from './stat.js';
 import { type Ctx, copyDir, finishFd, newCtx } from './tree-walk.js';
 
 /**
@@ -103,27 +103,29 @@ function relink(target: string, path: string): void {
 }
 
 /** Waits for the helper's jobs, adds its counts, and joins the hard links both sides met. */
-function joinHelper(ctx: Ctx, helper: CopyHelper, session: string, src: string, dst: string): void {
+function joinHelper(ctx: Ctx, helper: CopyHelper, session: string, dst: string): void {
   helper.drain();
   const end = helper.wait(helper.submit('tree-end', { session })) as TreeEnd;
   for (const k of Object.keys(ctx.stats) as Array<keyof CopyTreeStats>)
     (ctx.stats[k] as number | bigint) = (ctx.stats[k] as number) + (end.stats[k] as number);
-  const touched = new Set<string>();
+  // The times of the directories relinked in, read before from the copy (which has the source's
+  // already): never from the source by path, where its owner may have put a link to the host.
+  const touched = new Map<string, FullStat>();
   for (const [key, names] of end.groups) {
     const target = ctx.links.get(key);
     if (target === undefined) continue;
     for (const name of names) {
+      const dir = name.slice(0, name.lastIndexOf('/'));
+      if (!touched.has(dir)) touched.set(dir, statxFull(AT.FDCWD, dir, AT.SYMLINK_NOFOLLOW));
       relink(target, name);
-      touched.add(name.slice(0, name.lastIndexOf('/')));
     }
     // The helper's copy of the inode is gone: counted as a link, not as a file.
     ctx.stats.files--;
     ctx.stats.hardlinks++;
     ctx.stats.bytes -= statxFull(AT.FDCWD, target, AT.SYMLINK_NOFOLLOW).size;
   }
-  for (const dir of touched) {
+  for (const [dir, st] of touched) {
     if (dir === dst) continue; // the top's times are set last anyway
-    const st = statxFull(AT.FDCWD, `${src}${dir.slice(dst.length)}`, AT.SYMLINK_NOFOLLOW);
     utimensat(AT.FDCWD, dir, st.atime, st.mtime);
   }
 }
@@ -161,7 +163,7 @@ export async function copyTree(
       while (ctx.inflight.size > 0) await Promise.race(ctx.inflight);
     }
     if (ctx.failure !== undefined) throw ctx.failure;
-    if (helper) joinHelper(ctx, helper, session, src, dst);
+    if (helper) joinHelper(ctx, helper, session, dst);
     // The top was not necessarily made by us (into): its owner and mode are always set.
     finishFd({ ...ctx, creation: undefined }, s, d, st, src, 0o700);
     ctx.stats.directories++;
