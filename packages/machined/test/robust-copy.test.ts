@@ -7,6 +7,7 @@ import {
   openSync,
   readdirSync,
   rmSync,
+  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -199,9 +200,18 @@ describe.skipIf(skip)('sd-machined copies and long operations', () => {
     // Terminate signals the machine and returns; it does not wait for the copy.
     expect(performance.now() - t).toBeLessThan(3000);
     const err = await copy;
-    expect(err?.type).toBe('System.Error.ECANCELED');
     await waitFor('the machine to go', async () => !(await listNames(client)).includes(NAME));
     await waitFor('the temporary file to go', () => temps(join(tree.dir, 'root')).length === 0, 15_000);
-    expect(existsSync(join(tree.dir, 'root/big2'))).toBe(false);
+    const dst = join(tree.dir, 'root/big2');
+    if (err instanceof Error || err?.type) {
+      // Cancelled: ECANCELED, and nothing of it left.
+      expect(err?.type).toBe('System.Error.ECANCELED');
+      expect(existsSync(dst)).toBe(false);
+    } else {
+      // On a loaded machine the copy may end before the cancel reaches the worker: then its
+      // answer is success, and the file is whole (never ECANCELED over a complete copy).
+      console.log('CopyToMachine finished before TerminateMachine reached it');
+      expect(statSync(dst).size).toBe(256 * 1024 * 1024);
+    }
   });
 });

@@ -51,4 +51,15 @@ describe('worker processes', () => {
     await expect(first.result).rejects.toBeInstanceOf(OperationCancelledError);
     expect(pool.running).toBe(0);
   });
+
+  it('a cancel that comes once the work is done answers the work, not ECANCELED over it', async () => {
+    const img = join(root, 'var/lib/machines/robdone');
+    mkdirSync(join(img, 'etc'), { recursive: true });
+    const pool = new OperationPool(4, 2000);
+    const op = pool.start({ op: 'pool', paths, method: 'remove', args: ['robdone'] });
+    for (let i = 0; i < 500 && existsSync(img); i++) await new Promise((r) => setTimeout(r, 2));
+    expect(existsSync(img)).toBe(false);
+    op.cancel('too late');
+    await expect(op.result).resolves.toBeUndefined();
+  });
 });

@@ -149,11 +149,16 @@ export class OperationPool {
         await child.exited;
         const lines = out.toString('utf8').trim().split('\n');
         const last = lines[lines.length - 1];
+        let reply: WorkerReply | undefined;
+        try {
+          reply = last ? decode<WorkerReply>(last) : undefined;
+        } catch {}
+        // A worker that finished before the cancel reached it did all of the operation (a copy
+        // renamed into place): that is the answer, not ECANCELED over a complete result.
+        if (reply?.ok) return reply.value as T;
         if (cancelled !== undefined) throw new OperationCancelledError(cancelled);
-        if (!last) throw new SdError('EIO', 'The worker process ended without an answer');
-        const reply = decode<WorkerReply>(last);
-        if (!reply.ok) throw errorFromWire(reply.error);
-        return reply.value as T;
+        if (!reply) throw new SdError('EIO', 'The worker process ended without an answer');
+        throw errorFromWire(reply.error);
       } finally {
         closeQuietly(...fds, resultRead);
         closeCancel();
