@@ -32,9 +32,15 @@ function plainPax(data: Buffer): Map<string, Buffer> {
     const eq = data.indexOf(0x3d, sp + 1);
     if (eq < 0 || eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
     const bytes = data.subarray(sp + 1, eq);
-    const key = bytes.every((c) => c < 0x80)
-      ? bytes.toString('latin1')
-      : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    let key: string;
+    try {
+      key = bytes.every((c) => c < 0x80)
+        ? bytes.toString('latin1')
+        : new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      // Refused as the parser refuses it (a key of bytes that are not UTF-8: rare, found by fast-check).
+      throw new ArchiveError(`PAX key is not valid UTF-8: ${JSON.stringify(bytes.toString('latin1'))}`);
+    }
     out.set(key, Buffer.from(data.subarray(eq + 1, end - 1)));
     off = end;
   }
@@ -112,6 +118,12 @@ describe('tar header fast paths', () => {
       ),
       { numRuns: fuzzRuns(2000) },
     );
+  });
+
+  it('refuses a PAX key that is not UTF-8 as the plain definition does (fast-check found: "5 \\x80=\\n")', () => {
+    const data = Buffer.from([0x35, 0x20, 0x80, 0x3d, 0x0a]);
+    expect(outcome(() => parsePax(data))).toBe(outcome(() => plainPax(data)));
+    expect(outcome(() => parsePax(data))).toMatch(/^refused: PAX key is not valid UTF-8/);
   });
 
   it('parses PAX records exactly as the plain definition does, or refuses as it does', () => {
