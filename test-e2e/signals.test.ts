@@ -57,8 +57,10 @@ async function recordSignals(extra: string[]) {
     RECORDER,
   ]);
   const { container, exited } = await startContainer(settings, { explicit });
-  await until('the init to start', () => existsSync(join(rec, 'up')));
-  const pidInside = readFileSync(join(rec, 'up'), 'utf8').trim();
+  // The shell creates the file, then writes to it: wait for what it wrote, not for the file.
+  const up = () => (existsSync(join(rec, 'up')) ? readFileSync(join(rec, 'up'), 'utf8') : '');
+  await until('the init to start', () => up().endsWith('\n'));
+  const pidInside = up().trim();
   // One at a time, each recorded before the next: the order is part of what is checked.
   for (const [i, s] of SIGNALS.entries()) {
     process.kill(container.pid!, `SIG${s}`);
