@@ -6,6 +6,7 @@ import { closeQuietly, open } from '../fd/fd.js';
 import { rightsCmsg } from '../net/cmsg.js';
 import { AF, MSG, SOCK } from '../net/sockaddr.js';
 import { recvmsg, sendmsg, setsockopt, socketpair } from '../net/socket.js';
+import { poller } from '../poller/poller.js';
 import { type ChildProcess, waitPidfd } from '../proc/pidfd.js';
 import { SpawnProgram } from '../spawn/program.js';
 import { spawn } from '../spawn/spawn.js';
@@ -129,8 +130,8 @@ export class CopyHelper {
       setsockopt(mine, SOL_SOCKET, SO_RCVTIMEO, tv);
       // Its own memory from the start, as every helper of a daemon that handles machines' files.
       const child = await spawn(p, { shareMemory: false });
-      // Never watched (nobody asks for child.exited): a warm helper must not keep our process
-      // alive; it is reaped when stopped.
+      // Not watched: a warm helper must not keep our process alive (it is reaped when stopped).
+      poller().remove(child.pidfd);
       const h = new CopyHelper(mine, child);
       h.ignoreLoad = options.ignoreLoad ?? false;
       return h;
