@@ -32,6 +32,12 @@ describe('brief waits', () => {
     expect(child.kill()).toBe(false);
   });
 
+  it('without briefWaitMs a child is watched at once: reaped though nobody asks (no zombie)', async () => {
+    const child = await spawn(new SpawnProgram().exit(4));
+    for (let i = 0; i < 200 && !child.exitStatus; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(child.exitStatus).toEqual({ pid: child.pid, code: 4, signal: null });
+  });
+
   it('a child that is not done in time is awaited through the poller', async () => {
     const child = await spawn(new SpawnProgram().execve('/bin/sleep', ['sleep', '0.3'], []), {
       briefWaitMs: 5,

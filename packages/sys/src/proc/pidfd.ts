@@ -51,9 +51,10 @@ export function waitPidfd(pidfd: number, block = false): ExitStatus | undefined 
 
 /**
  * A child process of ours known by its pidfd. Its exit is watched through
- * the poller from the first time `exited` is asked for (not at once: a start
- * whose helpers all end within exitedSoon's wait never needs the poller's
- * thread); the pidfd is closed once the child is reaped.
+ * the poller, and the pidfd closed once the child is reaped. With `watch`
+ * false, watching starts only when `exited` is asked for: a start whose
+ * helpers all end within exitedSoon's wait then never needs the poller's
+ * thread (the caller must ask, or the child stays a zombie).
  */
 export class ChildProcess {
   readonly pid: number;
@@ -61,9 +62,10 @@ export class ChildProcess {
   #exited: Promise<ExitStatus> | undefined;
   private status: ExitStatus | undefined;
 
-  constructor(pid: number, pidfd: number) {
+  constructor(pid: number, pidfd: number, watch = true) {
     this.pid = pid;
     this.pidfd = pidfd;
+    if (watch) void this.exited;
   }
 
   /** Resolves with the exit status once the child has been reaped. */
@@ -87,7 +89,7 @@ export class ChildProcess {
   /**
    * `exited`, after waiting up to `ms` on this thread for a child that is
    * about to end (a helper just released): reaped here, without the round
-   * trip through the poller's thread. Only before `exited` was asked for.
+   * trip through the poller's thread. Only for a child not watched yet.
    */
   exitedSoon(ms: number): Promise<ExitStatus> {
     if (!this.status && !this.#exited && ms > 0 && waitReadable(this.pidfd, ms)) this.#reap();

@@ -71,7 +71,8 @@ export interface SpawnOptions {
    * execve or end) before it waits through the poller instead: a round trip
    * through the poller's thread costs more than such a child takes. For a
    * caller with nothing else to do meanwhile (a CLI starting a container);
-   * default 0, never blocking, as a daemon needs.
+   * default 0, never blocking, as a daemon needs. With it, the child comes
+   * back not yet watched by the poller: await its `exited` (or exitedSoon).
    */
   briefWaitMs?: number;
 }
@@ -215,7 +216,8 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     }
     if (ret < 0) throw new SyscallError('clone3', -ret);
 
-    child = new ChildProcess(ret, pidfdOut.readInt32LE(0));
+    const brief = options.briefWaitMs ?? 0;
+    child = new ChildProcess(ret, pidfdOut.readInt32LE(0), brief === 0);
     close(reportWrite);
     reportWrite = undefined;
     if (syncRead !== undefined) {
@@ -224,7 +226,6 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     }
     // A parent that failed before its fork: its report says why.
     let failedBeforeFork = false;
-    const brief = options.briefWaitMs ?? 0;
     if (forkRead !== undefined) {
       const forked = await followFork(child, forkRead, forkWrite as number, brief);
       forkWrite = undefined;
@@ -288,7 +289,7 @@ async function followFork(
   if (read(forkRead, b) !== 4) return undefined;
   const pid = b.readInt32LE(0);
   // Ours to reap, so the pid cannot be reused before this.
-  const forked = new ChildProcess(pid, pidfdOpen(pid));
+  const forked = new ChildProcess(pid, pidfdOpen(pid), brief === 0);
   // The parent exits right after it wrote the pid.
   const st = await parent.exitedSoon(brief);
   if (st.code !== 0) {
