@@ -123,8 +123,9 @@ describe('runCached', () => {
     expect(id(cache)).not.toBe(light);
     expect(work()).toBeGreaterThan(lightWork + 30_000);
     const heavy = id(cache);
+    // A lighter run keeps it. (A second heavy run is not checked: under CI load its CPU can pass
+    // half as much again of the first one's, which the rule then rightly takes as more work.)
     run(launcher);
-    run(launcher, {}, ['heavy']);
     expect(id(cache)).toBe(heavy);
   });
 
