@@ -12,10 +12,9 @@ const c = {
   fstatfs: lazyFunc('fstatfs', 'int', ['int', 'uint8_t *']),
 };
 
-const STATX_TYPE = 0x1;
-const STATX_INO = 0x100;
-
 export const STATX_MASK = {
+  TYPE: 0x1,
+  INO: 0x100,
   BASIC_STATS: 0x7ff,
   BTIME: 0x800,
   MNT_ID: 0x1000,
@@ -87,7 +86,7 @@ export function statxFull(dirfd: number, path: string, flags = 0, buf: Buffer = 
  * little, into `buf`, read for these fields only.
  */
 export function isSameRegularFile(fd: number, st: FullStat, buf: Buffer): boolean {
-  check('statx', c.statx(fd, '', AT.EMPTY_PATH, STATX_TYPE | STATX_INO, buf));
+  check('statx', c.statx(fd, '', AT.EMPTY_PATH, STATX_MASK.TYPE | STATX_MASK.INO, buf));
   return (
     (buf.readUInt16LE(28) & S_IF.MT) === S_IF.REG &&
     buf.readBigUInt64LE(32) === st.ino &&

@@ -115,13 +115,7 @@ export function readRegularInRoot(
   options: ReadRegularOptions = {},
 ): Buffer | undefined {
   const max = options.maxBytes ?? 1 << 20;
-  let fd: number;
-  try {
-    fd = openRegularInRoot(rootFd, path, O.RDONLY, { ...options, missingOk: true });
-  } catch (e) {
-    if (e instanceof SyscallError && e.errno === ENOENT) return undefined;
-    throw e;
-  }
+  const fd = openRegularInRoot(rootFd, path, O.RDONLY, { ...options, missingOk: true });
   if (fd < 0) return undefined;
   try {
     const chunks: Buffer[] = [];
