@@ -58,7 +58,8 @@ export const CAP = Object.fromEntries(CAPABILITY_NAMES.map((n, i) => [n.slice(4)
   readonly [K in CapabilityName as K extends `CAP_${infer R}` ? R : never]: number;
 };
 
-const byName = new Map<string, number>(CAPABILITY_NAMES.map((n, i) => [n, i]));
+/** Built at first use, not at every start. */
+let byName: Map<string, number> | undefined;
 
 /** `CAP_SYS_ADMIN` for 21; a number the table does not know comes back as its decimal string, like systemd. */
 export function capabilityName(cap: number): string {
@@ -70,6 +71,7 @@ export function capabilityName(cap: number): string {
  * decimal number up to 63; undefined when it is neither.
  */
 export function capabilityFromName(name: string): number | undefined {
+  byName ??= new Map(CAPABILITY_NAMES.map((n, i) => [n, i]));
   const known = byName.get(name.toUpperCase());
   if (known !== undefined) return known;
   if (/^\d+$/.test(name)) {
