@@ -41,7 +41,7 @@ export interface TarReaderOptions {
    * true takes them all: the reader has skip() drop them from the stream.
    */
   direct?: (offset: number, length: number) => boolean;
-  /** The next `n` bytes of the stream, not pushed yet, are not wanted (after a direct() took them). */
+  /** The next `n` bytes of the stream, not pushed yet, are not wanted (after a direct() took them: those and their padding). */
   skip?: (n: number) => void;
 }
 
@@ -167,12 +167,20 @@ export class TarReader {
     this.#offset += off;
   }
 
-  /** Drops the rest of the current file's data, which direct() took, from the stream. */
+  /**
+   * Drops the rest of the current file's data, which direct() took, from
+   * the stream, and its padding with it: the next read then starts at a
+   * block boundary, so the headers in it sit at 4-byte-aligned offsets
+   * (the checksum reads words; after a file whose size is no multiple of 4
+   * every header of the next read took the byte loop).
+   */
   #passOver(): void {
-    this.#skipSource(this.#remaining);
+    const n = this.#remaining + this.#pad;
+    this.#skipSource(n);
     // Counted as consumed: the stream's offsets go on past the dropped bytes.
-    this.#offset += this.#remaining;
+    this.#offset += n;
     this.#remaining = 0;
+    this.#pad = 0;
     this.#dataDone();
   }
 
