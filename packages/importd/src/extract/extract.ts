@@ -24,7 +24,7 @@ import { ArchiveError, UnsafeEntryError } from '../errors.js';
 import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
 import type { DirectSink } from './direct.js';
-import { EntryMeta, ts } from './meta.js';
+import { EntryMeta } from './meta.js';
 import { entryComponents } from './paths.js';
 
 /**
@@ -54,6 +54,8 @@ export interface ExtractOptions {
 interface DirMeta {
   parts: string[];
   e: TarEntry;
+  /** The mode this extraction made it with; undefined: it was there already (owner, mode unknown). */
+  made: number | undefined;
 }
 
 const { EEXIST } = ERRNO;
@@ -97,8 +99,8 @@ export class Extractor implements TarSink, DirectSink {
     this.#meta = new EntryMeta(rootFd, options.uidShift ?? 0);
   }
 
-  /** An fd of the parent directory of `parts`, created (like tar does) when the archive left it out. */
-  #parent(parts: string[], path: string): number {
+  /** An fd of the parent directory of `parts`, created (like tar does) when the archive left it out (`create`). */
+  #parent(parts: string[], path: string, create = true): number {
     const key = parts.length === 1 ? '' : parts.slice(0, -1).join('/');
     const cached = this.#dirFds.get(key);
     if (cached !== undefined) {
@@ -115,7 +117,7 @@ export class Extractor implements TarSink, DirectSink {
     try {
       fd = openInRoot(this.#root, rel, O.PATH | O.DIRECTORY, undefined, IN_ROOT);
     } catch (e) {
-      if (!(e instanceof SyscallError) || e.errno !== ENOENT) throw this.#lookupError(e, path);
+      if (!(e instanceof SyscallError) || e.errno !== ENOENT || !create) throw this.#lookupError(e, path);
       try {
         mkdirInRoot(this.#root, rel, 0o755, { ...IN_ROOT, parents: true });
         fd = openInRoot(this.#root, rel, O.PATH | O.DIRECTORY, undefined, IN_ROOT);
@@ -173,24 +175,25 @@ export class Extractor implements TarSink, DirectSink {
     const parts = entryComponents(e.path);
     if (parts.length === 0) {
       if (e.type !== 'directory') throw new UnsafeEntryError(e.path, 'only a directory can be the root');
-      this.#dirs.push({ parts, e });
+      this.#dirs.push({ parts, e, made: undefined });
       return;
     }
     const name = parts[parts.length - 1]!;
     const dirFd = this.#parent(parts, e.path);
     switch (e.type) {
       case 'directory': {
+        let made: number | undefined = this.#meta.dirMode(e.mode);
         try {
-          mkdirat(dirFd, name, 0o700);
+          mkdirat(dirFd, name, made);
         } catch (err) {
           if (!(err instanceof SyscallError && err.errno === EEXIST)) throw err;
           const st = statAt(dirFd, name, AT.SYMLINK_NOFOLLOW);
           if ((st.mode & S_IF.MT) !== S_IF.DIR) {
             this.#clear(dirFd, name, e.path);
-            mkdirat(dirFd, name, 0o700);
-          }
+            mkdirat(dirFd, name, made);
+          } else made = undefined; // made before (a parent of an earlier entry, or twice in the archive)
         }
-        this.#dirs.push({ parts, e });
+        this.#dirs.push({ parts, e, made });
         return;
       }
       case 'file': {
@@ -214,7 +217,7 @@ export class Extractor implements TarSink, DirectSink {
         const uid = this.#meta.id(e.uid, 'uid', e.path);
         const gid = this.#meta.id(e.gid, 'gid', e.path);
         if (this.#meta.needsChown(uid, gid)) fchownat(dirFd, name, uid, gid, AT.SYMLINK_NOFOLLOW);
-        utimensat(dirFd, name, ts(e.mtime), ts(e.mtime), AT.SYMLINK_NOFOLLOW);
+        utimensat(dirFd, name, e.mtime, e.mtime, AT.SYMLINK_NOFOLLOW);
         return;
       }
       case 'hardlink':
@@ -240,7 +243,7 @@ export class Extractor implements TarSink, DirectSink {
           AT.SYMLINK_NOFOLLOW,
         );
         fchmodat(dirFd, name, e.mode & 0o7777);
-        utimensat(dirFd, name, ts(e.mtime), ts(e.mtime), AT.SYMLINK_NOFOLLOW);
+        utimensat(dirFd, name, e.mtime, e.mtime, AT.SYMLINK_NOFOLLOW);
         return;
       }
     }
@@ -305,11 +308,23 @@ export class Extractor implements TarSink, DirectSink {
     }
   }
 
-  /** After the last entry: directory owners, modes, xattrs and mtimes, deepest first. */
+  /**
+   * After the last entry: directory owners, modes, xattrs and mtimes,
+   * deepest first. A directory made here that needs only its mtime gets it
+   * by name at its parent (AT_SYMLINK_NOFOLLOW; the parent fd comes from
+   * the kernel's in-root lookup, and entries never replace a directory),
+   * one call instead of open, fchown, fchmod, futimens and close.
+   */
   finish(): void {
-    this.close();
+    if (this.#file) closeQuietly(this.#file.fd);
+    this.#file = undefined;
     for (let i = this.#dirs.length - 1; i >= 0; i--) {
-      const { parts, e } = this.#dirs[i]!;
+      const { parts, e, made } = this.#dirs[i]!;
+      if (made !== undefined && !this.#meta.dirNeedsMeta(e, made)) {
+        const dirFd = this.#parent(parts, e.path, false);
+        utimensat(dirFd, parts[parts.length - 1]!, e.mtime, e.mtime, AT.SYMLINK_NOFOLLOW);
+        continue;
+      }
       const fd = openInRoot(
         this.#root,
         parts.length ? parts.join('/') : '.',
@@ -323,6 +338,7 @@ export class Extractor implements TarSink, DirectSink {
         closeQuietly(fd);
       }
     }
+    this.close();
   }
 
   /** Closes what is open (also after a failure). */
