@@ -12,7 +12,8 @@ export const BLOCK = 512;
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'directory' | 'fifo';
 
 export interface Timestamp {
-  sec: bigint;
+  /** A number for every time that fits one exactly (no BigInt per entry); a bigint beyond. */
+  sec: bigint | number;
   nsec: number;
 }
 
@@ -43,7 +44,8 @@ export interface RawHeader {
   uid: number;
   gid: number;
   size: number;
-  mtime: bigint;
+  /** Twelve octal digits: a number holds them exactly. */
+  mtime: number;
   devmajor: number;
   devminor: number;
 }
@@ -217,7 +219,7 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
     uid: small(parseNumber(b, off + 108, 8, 'uid'), 0xfffffffe, 'uid'),
     gid: small(parseNumber(b, off + 116, 8, 'gid'), 0xfffffffe, 'gid'),
     size: small(size, MAX_SIZE, 'size'),
-    mtime: BigInt(parseNumber(b, off + 136, 12, 'mtime')),
+    mtime: parseNumber(b, off + 136, 12, 'mtime'),
     devmajor: ustar ? small(parseNumber(b, off + 329, 8, 'devmajor'), 0xfffff, 'devmajor') : 0,
     devminor: ustar ? small(parseNumber(b, off + 337, 8, 'devminor'), 0xfffff, 'devminor') : 0,
   };
@@ -276,17 +278,52 @@ export function paxInteger(v: Buffer, key: string, max: number): number {
   return n;
 }
 
-/** A PAX time: seconds with an optional fraction, possibly negative. */
+/**
+ * A PAX time: seconds with an optional fraction, possibly negative. Read by
+ * bytes (every entry of GNU tar's format has one): seconds of up to 15
+ * digits as a number, longer ones as a bigint.
+ */
 export function paxTime(v: Buffer, key: string): Timestamp {
-  const s = v.toString('latin1');
-  const m = /^(-?)([0-9]{1,19})(?:\.([0-9]{0,18}))?$/.exec(s);
-  if (!m) throw new ArchiveError(`Invalid PAX ${key} ${JSON.stringify(s)}`);
-  let sec = BigInt(m[2]!);
-  let nsec = Number(`${m[3] ?? ''}000000000`.slice(0, 9));
-  if (m[1] === '-') {
-    sec = -sec;
+  const n = v.length;
+  const neg = n > 0 && v[0] === 0x2d;
+  let i = neg ? 1 : 0;
+  const intStart = i;
+  let sec = 0;
+  for (; i < n; i++) {
+    const c = v[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    sec = sec * 10 + (c - 0x30);
+  }
+  const intDigits = i - intStart;
+  let nsec = 0;
+  let fracDigits = 0;
+  if (i < n && v[i] === 0x2e) {
+    const fracStart = ++i;
+    for (; i < n; i++) {
+      const c = v[i]!;
+      if (c < 0x30 || c > 0x39) break;
+      if (i - fracStart < 9) nsec = nsec * 10 + (c - 0x30);
+    }
+    fracDigits = i - fracStart;
+  }
+  if (i !== n || intDigits === 0 || intDigits > 19 || fracDigits > 18)
+    throw new ArchiveError(`Invalid PAX ${key} ${JSON.stringify(v.toString('latin1'))}`);
+  for (let k = Math.min(fracDigits, 9); k < 9; k++) nsec *= 10;
+  if (intDigits > 15) {
+    let big = BigInt(v.toString('latin1', intStart, intStart + intDigits));
+    if (neg) {
+      big = -big;
+      if (nsec > 0) {
+        big -= 1n;
+        nsec = 1e9 - nsec;
+      }
+    }
+    return { sec: big, nsec };
+  }
+  if (neg) {
+    sec = sec === 0 ? 0 : -sec;
     if (nsec > 0) {
-      sec -= 1n;
+      sec -= 1;
       nsec = 1e9 - nsec;
     }
   }
