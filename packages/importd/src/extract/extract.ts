@@ -25,7 +25,7 @@ import type { TarEntry } from '../tar/header.js';
 import type { TarSink } from '../tar/reader.js';
 import type { DirectSink } from './direct.js';
 import { EntryMeta } from './meta.js';
-import { entryComponents } from './paths.js';
+import { entryPath } from './paths.js';
 
 /**
  * Writes tar entries into a directory that only this extraction uses (a
@@ -52,7 +52,8 @@ export interface ExtractOptions {
 }
 
 interface DirMeta {
-  parts: string[];
+  /** Relative to the root, '' for the root itself (entryPath()). */
+  rel: string;
   e: TarEntry;
   /** The mode this extraction made it with; undefined: it was there already (owner, mode unknown). */
   made: number | undefined;
@@ -99,9 +100,8 @@ export class Extractor implements TarSink, DirectSink {
     this.#meta = new EntryMeta(rootFd, options.uidShift ?? 0);
   }
 
-  /** An fd of the parent directory of `parts`, created (like tar does) when the archive left it out (`create`). */
-  #parent(parts: string[], path: string, create = true): number {
-    const key = parts.length === 1 ? '' : parts.slice(0, -1).join('/');
+  /** An fd of the directory `key` (relative, '' the root), created (like tar does) when the archive left it out (`create`). */
+  #parent(key: string, path: string, create = true): number {
     const cached = this.#dirFds.get(key);
     if (cached !== undefined) {
       if (this.#lastKey !== key) {
@@ -172,14 +172,15 @@ export class Extractor implements TarSink, DirectSink {
   entry(e: TarEntry): void {
     if (this.#file) throw new ArchiveError('Internal: a file entry was not finished');
     this.stats.entries++;
-    const parts = entryComponents(e.path);
-    if (parts.length === 0) {
+    const rel = entryPath(e.path);
+    if (rel === '') {
       if (e.type !== 'directory') throw new UnsafeEntryError(e.path, 'only a directory can be the root');
-      this.#dirs.push({ parts, e, made: undefined });
+      this.#dirs.push({ rel, e, made: undefined });
       return;
     }
-    const name = parts[parts.length - 1]!;
-    const dirFd = this.#parent(parts, e.path);
+    const slash = rel.lastIndexOf('/');
+    const name = slash < 0 ? rel : rel.slice(slash + 1);
+    const dirFd = this.#parent(slash < 0 ? '' : rel.slice(0, slash), e.path);
     switch (e.type) {
       case 'directory': {
         let made: number | undefined = this.#meta.dirMode(e.mode);
@@ -193,7 +194,7 @@ export class Extractor implements TarSink, DirectSink {
             mkdirat(dirFd, name, made);
           } else made = undefined; // made before (a parent of an earlier entry, or twice in the archive)
         }
-        this.#dirs.push({ parts, e, made });
+        this.#dirs.push({ rel, e, made });
         return;
       }
       case 'file': {
@@ -221,7 +222,7 @@ export class Extractor implements TarSink, DirectSink {
         return;
       }
       case 'hardlink':
-        this.#hardlink(e, dirFd, name);
+        this.#hardlink(e, rel, dirFd, name);
         return;
       case 'char':
       case 'block':
@@ -249,14 +250,13 @@ export class Extractor implements TarSink, DirectSink {
     }
   }
 
-  #hardlink(e: TarEntry, dirFd: number, name: string): void {
-    const target = entryComponents(e.linkname);
-    if (target.length === 0) throw new UnsafeEntryError(e.path, 'a hard link to the root');
-    if (target.join('/') === entryComponents(e.path).join('/'))
-      throw new ArchiveError(`Hard link ${JSON.stringify(e.path)} points at itself`);
+  #hardlink(e: TarEntry, rel: string, dirFd: number, name: string): void {
+    const target = entryPath(e.linkname);
+    if (target === '') throw new UnsafeEntryError(e.path, 'a hard link to the root');
+    if (target === rel) throw new ArchiveError(`Hard link ${JSON.stringify(e.path)} points at itself`);
     let src: number;
     try {
-      src = openInRoot(this.#root, target.join('/'), O.PATH | O.NOFOLLOW, undefined, IN_ROOT);
+      src = openInRoot(this.#root, target, O.PATH | O.NOFOLLOW, undefined, IN_ROOT);
     } catch (err) {
       if (err instanceof SyscallError && err.errno === ENOENT)
         throw new UnsafeEntryError(
@@ -319,15 +319,16 @@ export class Extractor implements TarSink, DirectSink {
     if (this.#file) closeQuietly(this.#file.fd);
     this.#file = undefined;
     for (let i = this.#dirs.length - 1; i >= 0; i--) {
-      const { parts, e, made } = this.#dirs[i]!;
+      const { rel, e, made } = this.#dirs[i]!;
       if (made !== undefined && !this.#meta.dirNeedsMeta(e, made)) {
-        const dirFd = this.#parent(parts, e.path, false);
-        utimensat(dirFd, parts[parts.length - 1]!, e.mtime, e.mtime, AT.SYMLINK_NOFOLLOW);
+        const slash = rel.lastIndexOf('/');
+        const dirFd = this.#parent(slash < 0 ? '' : rel.slice(0, slash), e.path, false);
+        utimensat(dirFd, slash < 0 ? rel : rel.slice(slash + 1), e.mtime, e.mtime, AT.SYMLINK_NOFOLLOW);
         continue;
       }
       const fd = openInRoot(
         this.#root,
-        parts.length ? parts.join('/') : '.',
+        rel === '' ? '.' : rel,
         O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
         undefined,
         IN_ROOT,

@@ -112,6 +112,11 @@ export class EntryMeta {
     if (!created || this.needsChown(uid, gid)) fchown(fd, uid, gid, e.path);
     // A chown clears setuid/setgid, and #needsChmod is true for those anyway.
     if (!created || this.#needsChmod(e.mode)) fchmod(fd, e.mode & 0o7777, e.path);
+    if (e.xattrs.size > 0) this.#xattrs(fd, e);
+    futimens(fd, e.mtime, e.mtime, e.path);
+  }
+
+  #xattrs(fd: number, e: TarEntry): void {
     for (const [k, raw] of e.xattrs) {
       const v =
         this.#shift !== 0 && (k === ACL_XATTR.access || k === ACL_XATTR.default)
@@ -123,7 +128,6 @@ export class EntryMeta {
         throw new ArchiveError(`Cannot set xattr ${k} on ${JSON.stringify(e.path)}`, { cause: err });
       }
     }
-    futimens(fd, e.mtime, e.mtime, e.path);
   }
 }
 

@@ -83,6 +83,29 @@ function nameField(b: Buffer, off: number, len: number, what: string, nulInside 
   return ascii ? b.toString('latin1', off, end) : decodeName(b.subarray(off, end), what);
 }
 
+/** nameField's checks without the string, for names nothing reads (an extended header's own). */
+function checkNameField(b: Buffer, off: number, len: number, what: string): void {
+  const max = off + len;
+  for (let end = off; end < max; end++) {
+    const c = b[end]!;
+    if (c === 0) return;
+    if (c > 0x7f) {
+      nameField(b, off, len, what);
+      return;
+    }
+  }
+}
+
+/** The PAX keys GNU tar writes for every entry, recognised by their bytes (no string made per record). */
+function knownPaxKey(b: Buffer, off: number, len: number): string | undefined {
+  const c = b[off];
+  if (len === 5 && b[off + 1] === 0x74 && b[off + 2] === 0x69 && b[off + 3] === 0x6d && b[off + 4] === 0x65)
+    return c === 0x6d ? 'mtime' : c === 0x61 ? 'atime' : c === 0x63 ? 'ctime' : undefined;
+  if (len === 4 && c === 0x70 && b[off + 1] === 0x61 && b[off + 2] === 0x74 && b[off + 3] === 0x68)
+    return 'path';
+  return undefined;
+}
+
 /**
  * A numeric field: octal (space/NUL padded) or GNU base-256; negative values
  * are refused. Plain numbers, not BigInt: twelve octal digits fit a double
@@ -207,14 +230,27 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
     b[off + 261] === 0x72 &&
     (b[off + 262] === 0 || b[off + 262] === 0x20);
   const posix = ustar && b[off + 262] === 0;
-  let name = nameField(b, off, 100, 'Entry name');
-  if (posix && b[off + 345] !== 0) name = `${nameField(b, off + 345, 155, 'Entry name prefix')}/${name}`;
-  const type = b[off + 156] === 0 ? '0' : String.fromCharCode(b[off + 156]!);
+  const flag = b[off + 156]!;
+  // An extended header's own names are checked as any (invalid UTF-8 is refused) but not made into strings: nothing reads them.
+  const meta = flag === 0x78 || flag === 0x67 || flag === 0x4c || flag === 0x4b; // x g L K
+  let name = '';
+  let linkname = '';
+  if (meta) {
+    checkNameField(b, off, 100, 'Entry name');
+    if (posix && b[off + 345] !== 0) checkNameField(b, off + 345, 155, 'Entry name prefix');
+  } else {
+    name = nameField(b, off, 100, 'Entry name');
+    if (posix && b[off + 345] !== 0) name = `${nameField(b, off + 345, 155, 'Entry name prefix')}/${name}`;
+  }
+  const type = flag === 0 ? '0' : String.fromCharCode(flag);
   const size = parseNumber(b, off + 124, 12, 'size');
+  // The checks in the order they always ran (the first error found is the one reported).
+  if (meta) checkNameField(b, off + 157, 100, 'Link target');
+  else linkname = nameField(b, off + 157, 100, 'Link target');
   return {
     typeflag: type,
     name,
-    linkname: nameField(b, off + 157, 100, 'Link target'),
+    linkname,
     mode: small(parseNumber(b, off + 100, 8, 'mode'), 0o7777777, 'mode') & 0o7777,
     uid: small(parseNumber(b, off + 108, 8, 'uid'), 0xfffffffe, 'uid'),
     gid: small(parseNumber(b, off + 116, 8, 'gid'), 0xfffffffe, 'gid'),
@@ -258,7 +294,8 @@ export function parsePax(data: Buffer, unused?: ReadonlySet<string>): Map<string
     let eq = sp + 1;
     while (eq < end && data[eq] !== 0x3d) eq++;
     if (eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
-    const key = nameField(data, sp + 1, eq - sp - 1, 'PAX key', true);
+    const key =
+      knownPaxKey(data, sp + 1, eq - sp - 1) ?? nameField(data, sp + 1, eq - sp - 1, 'PAX key', true);
     if (unused?.has(key) !== true) {
       // A value pins its header; a small one (every entry's times) may, a big one is copied.
       const value = data.subarray(eq + 1, end - 1);
