@@ -322,9 +322,10 @@ export class TarReader {
           aclTextToXattr(decodeName(text, `PAX ${ACL_PAX[kind]}`), `${JSON.stringify(path)}`),
         );
       }
-    for (const name of xattrs.keys())
-      if (name === '' || name.includes('\0') || !name.includes('.'))
-        throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);
+    if (xattrs !== NO_XATTRS)
+      for (const name of xattrs.keys())
+        if (name === '' || name.includes('\0') || !name.includes('.'))
+          throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);
     if (path.includes('\0') || linkname.includes('\0'))
       throw new ArchiveError(`NUL byte in the name of ${JSON.stringify(path)}`);
     const e: TarEntry = {
