@@ -36,7 +36,8 @@ import { entryPath } from './paths.js';
  * are made as links and never followed; hard links only to entries already
  * in the tree; device nodes only when allowed. Owners, modes, xattrs and
  * mtimes are applied on the open file (meta.ts); directories get theirs at
- * the end. A plain tar in a regular file moves big files' data inside the
+ * the end (made with their final mode where that is safe meanwhile:
+ * EntryMeta.dirMode). A plain tar in a regular file moves big files' data inside the
  * kernel (direct.ts).
  */
 
