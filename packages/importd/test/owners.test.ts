@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { closeQuietly, openRoot } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -145,5 +145,38 @@ describe('directory modes during and after the extraction', () => {
     expect([st('user').uid, st('user').gid, st('user').mode & 0o7777]).toEqual([1000, 1000, 0o755]);
     // The mtimes are set after the last entry went in (a new entry changes its directory's).
     for (const d of ['open', 'shared', 'tmp', 'ro', 'late']) expect(st(d).mtimeMs).toBe(MTIME * 1000);
+  });
+});
+
+describe('mtimes', () => {
+  it('before 1970 and past 2^32 seconds, whole and with nanoseconds, on files, symlinks and directories', () => {
+    const dir = `${root}/mtimes`;
+    mkdirSync(dir);
+    const times = [
+      { path: 'neg', sec: -5n, nsec: 0 },
+      { path: 'far', sec: 8589934593n, nsec: 7 },
+      { path: 'frac', sec: 1700000000n, nsec: 123456789 },
+    ];
+    const fd = openRoot(dir);
+    const ex = new Extractor(fd);
+    try {
+      const r = new TarReader(ex);
+      r.push(
+        archive([
+          ...times.map((t) => ({ path: t.path, data: 'x', mtime: { sec: t.sec, nsec: t.nsec } })),
+          { path: 'l', type: 'symlink', linkname: 'neg', mtime: { sec: -7n, nsec: 0 } },
+          { path: 'd', type: 'directory', mode: 0o755, mtime: { sec: 8589934595n, nsec: 0 } },
+        ]),
+      );
+      r.finish();
+      ex.finish();
+    } finally {
+      ex.close();
+      closeQuietly(fd);
+    }
+    const ns = (p: string) => lstatSync(`${dir}/${p}`, { bigint: true }).mtimeNs;
+    for (const t of times) expect(ns(t.path)).toBe(t.sec * 1_000_000_000n + BigInt(t.nsec));
+    expect(ns('l')).toBe(-7_000_000_000n);
+    expect(ns('d')).toBe(8589934595_000_000_000n);
   });
 });
