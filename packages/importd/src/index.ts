@@ -11,7 +11,7 @@ export {
 export { tarTree } from './export/tree.js';
 export type { DevicePolicy, ExtractOptions, ExtractStats } from './extract/extract.js';
 export { Extractor } from './extract/extract.js';
-export { entryComponents } from './extract/paths.js';
+export { entryComponents, entryPath } from './extract/paths.js';
 export type { Progress } from './io.js';
 export { fdSize, fdSource, fileSource, writeSparse, writeStream } from './io.js';
 export type { TargetKind, TempImage } from './pool/target.js';

@@ -3,15 +3,44 @@ import { describe, expect, it } from 'vitest';
 import { fuzzRuns } from '../../../tools/test/fuzz.js';
 import { ArchiveError } from '../src/errors.js';
 import { BLOCK, decodeHeader, parsePax } from '../src/index.js';
-import { isZeroBlock } from '../src/tar/header.js';
+import { isZeroBlock, paxTime } from '../src/tar/header.js';
 import { fixChecksum } from './archive.js';
 
 /**
  * The header fast paths against the plain definitions: the four-bytes-a-step
  * checksum against a byte sum, at any offset and alignment of the block in
  * its buffer, the zero-block test against a byte scan, and the PAX record
- * parser's byte loops against the plain indexOf/RegExp definition.
+ * parser's byte loops against the plain indexOf/RegExp definition, and the
+ * PAX time's byte loop against its RegExp/BigInt definition.
  */
+
+/** A PAX time the plain way (before its byte loop): the reference, as seconds and nanoseconds in BigInt. */
+function plainPaxTime(s: string): string {
+  const m = /^(-?)([0-9]{1,19})(?:\.([0-9]{0,18}))?$/.exec(s);
+  if (!m) return 'refused';
+  let sec = BigInt(m[2]!);
+  let nsec = Number(`${m[3] ?? ''}000000000`.slice(0, 9));
+  if (m[1] === '-') {
+    sec = -sec;
+    if (nsec > 0) {
+      sec -= 1n;
+      nsec = 1e9 - nsec;
+    }
+  }
+  return `${sec} ${nsec}`;
+}
+
+function paxTimeOutcome(s: string): string {
+  try {
+    const t = paxTime(Buffer.from(s, 'latin1'), 'mtime');
+    // A number only where it is exact.
+    if (typeof t.sec === 'number' && !Number.isSafeInteger(t.sec)) return `inexact ${t.sec}`;
+    return `${BigInt(t.sec)} ${t.nsec}`;
+  } catch (e) {
+    if (!(e instanceof ArchiveError)) throw e;
+    return 'refused';
+  }
+}
 
 /** PAX records the plain way (the parser before its byte loops): the reference. */
 function plainPax(data: Buffer): Map<string, Buffer> {
@@ -172,6 +201,46 @@ describe('tar header fast paths', () => {
         expect(outcome(() => parsePax(data, new Set(['atime'])))).toBe(
           outcome(() => without(plainPax(data))),
         );
+      }),
+      { numRuns: fuzzRuns(3000) },
+    );
+  });
+
+  it('reads PAX times exactly as the plain definition does, or refuses as it does', () => {
+    for (const s of [
+      '0',
+      '-0',
+      '-0.5',
+      '1.',
+      '-1.000000001',
+      '1700000000.123456789999',
+      '9'.repeat(15),
+      '9'.repeat(16),
+      `-${'9'.repeat(19)}.5`,
+      '9'.repeat(20),
+      '',
+      '-',
+      '.5',
+      '1e9',
+      ' 1',
+      '1.2.3',
+    ])
+      expect(paxTimeOutcome(s)).toBe(plainPaxTime(s));
+    const digits = (n: number) => fc.stringMatching(new RegExp(`^[0-9]{0,${n}}$`));
+    const input = fc.oneof(
+      fc
+        .tuple(
+          fc.constantFrom('', '-', '+', ' '),
+          digits(21),
+          fc.constantFrom('', '.', '..', 'e'),
+          digits(20),
+        )
+        .map(([a, b, c, d]) => `${a}${b}${c}${d}`),
+      fc.string({ maxLength: 24 }),
+    );
+    fc.assert(
+      fc.property(input, (s) => {
+        expect(paxTimeOutcome(s)).toBe(plainPaxTime(s));
       }),
       { numRuns: fuzzRuns(3000) },
     );

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { closeQuietly, openRoot } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,4 +83,100 @@ describe('owners and modes without the per-file chown/chmod', () => {
       expectArchived(dir);
     },
   );
+});
+
+/**
+ * Directories are made with their final mode where that is safe while the
+ * extraction runs (as root), so that most need only their mtime at the end;
+ * one that others could write into, or that has special bits, or that we
+ * could not write into without CAP_DAC_OVERRIDE, stays 0700 until the end.
+ */
+describe('directory modes during and after the extraction', () => {
+  const MTIME = 1600000000;
+  const dirs = archive([
+    { path: 'open', type: 'directory', mode: 0o755, mtime: { sec: BigInt(MTIME), nsec: 0 } },
+    { path: 'open/f', data: 'x' },
+    { path: 'shared', type: 'directory', mode: 0o777, mtime: { sec: BigInt(MTIME), nsec: 0 } },
+    { path: 'shared/f', data: 'x' },
+    { path: 'tmp', type: 'directory', mode: 0o1777, mtime: { sec: BigInt(MTIME), nsec: 0 } },
+    { path: 'ro', type: 'directory', mode: 0o555, mtime: { sec: BigInt(MTIME), nsec: 0 } },
+    { path: 'ro/f', data: 'x' },
+    { path: 'user', type: 'directory', mode: 0o755, uid: 1000, gid: 1000 },
+    // A parent made for an earlier entry (0755 by us), then its own entry: the archive's mode wins.
+    { path: 'late/f', data: 'x' },
+    { path: 'late', type: 'directory', mode: 0o750, mtime: { sec: BigInt(MTIME), nsec: 0 } },
+  ]);
+
+  /** Extracts with umask 0 (nothing masks the group/other write bits); the modes seen before finish(). */
+  function extract(dir: string): Record<string, number> {
+    const old = process.umask(0);
+    const fd = openRoot(dir);
+    try {
+      const ex = new Extractor(fd);
+      try {
+        const r = new TarReader(ex);
+        r.push(dirs);
+        r.finish();
+        const during: Record<string, number> = {};
+        for (const d of ['open', 'shared', 'tmp', 'ro', 'user'])
+          during[d] = statSync(`${dir}/${d}`).mode & 0o7777;
+        ex.finish();
+        return during;
+      } finally {
+        ex.close();
+      }
+    } finally {
+      closeQuietly(fd);
+      process.umask(old);
+    }
+  }
+
+  it('final modes at once only where nobody else can write; all exact at the end', () => {
+    const dir = `${root}/dirs`;
+    mkdirSync(dir);
+    const during = extract(dir);
+    expect(during).toEqual({ open: 0o755, shared: 0o700, tmp: 0o700, ro: 0o700, user: 0o755 });
+    const st = (p: string) => statSync(`${dir}/${p}`);
+    expect(st('open').mode & 0o7777).toBe(0o755);
+    expect(st('shared').mode & 0o7777).toBe(0o777);
+    expect(st('tmp').mode & 0o7777).toBe(0o1777);
+    expect(st('ro').mode & 0o7777).toBe(0o555);
+    expect(st('late').mode & 0o7777).toBe(0o750);
+    expect([st('user').uid, st('user').gid, st('user').mode & 0o7777]).toEqual([1000, 1000, 0o755]);
+    // The mtimes are set after the last entry went in (a new entry changes its directory's).
+    for (const d of ['open', 'shared', 'tmp', 'ro', 'late']) expect(st(d).mtimeMs).toBe(MTIME * 1000);
+  });
+});
+
+describe('mtimes', () => {
+  it('before 1970 and past 2^32 seconds, whole and with nanoseconds, on files, symlinks and directories', () => {
+    const dir = `${root}/mtimes`;
+    mkdirSync(dir);
+    const times = [
+      { path: 'neg', sec: -5n, nsec: 0 },
+      { path: 'far', sec: 8589934593n, nsec: 7 },
+      { path: 'frac', sec: 1700000000n, nsec: 123456789 },
+    ];
+    const fd = openRoot(dir);
+    const ex = new Extractor(fd);
+    try {
+      const r = new TarReader(ex);
+      r.push(
+        archive([
+          ...times.map((t) => ({ path: t.path, data: 'x', mtime: { sec: t.sec, nsec: t.nsec } })),
+          { path: 'l', type: 'symlink', linkname: 'neg', mtime: { sec: -7n, nsec: 0 } },
+          { path: 'd', type: 'directory', mode: 0o755, mtime: { sec: 8589934595n, nsec: 0 } },
+        ]),
+      );
+      r.finish();
+      ex.finish();
+    } finally {
+      ex.close();
+      closeQuietly(fd);
+    }
+    const ns = (p: string) => lstatSync(`${dir}/${p}`, { bigint: true }).mtimeNs;
+    for (const t of times) expect(ns(t.path)).toBe(t.sec * 1_000_000_000n + BigInt(t.nsec));
+    expect(ns('l')).toBe(-7_000_000_000n);
+    expect(ns('d')).toBe(8589934595_000_000_000n);
+  });
 });

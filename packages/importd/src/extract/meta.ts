@@ -12,7 +12,6 @@ import {
   openat,
   SyscallError,
   statAt,
-  type Timespec,
 } from '@sd/sys';
 import { ArchiveError, UnsafeEntryError } from '../errors.js';
 import { ACL_XATTR, shiftAclXattr } from '../tar/acl.js';
@@ -29,8 +28,6 @@ import type { TarEntry } from '../tar/header.js';
  * ACL, no umask bits in the way): on a distribution tree almost every file
  * is root:root 0644/0755, so a file costs openat + write + futimens + close.
  */
-
-export const ts = (t: TarEntry['mtime']): Timespec => ({ sec: t.sec, nsec: t.nsec });
 
 export class EntryMeta {
   readonly #shift: number;
@@ -66,6 +63,40 @@ export class EntryMeta {
     return this.#umask === undefined || (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
   }
 
+  /**
+   * The mode a new directory is made with. Its final one only when that is
+   * safe to have while the extraction goes on (we run as root): we can
+   * write into it without CAP_DAC_OVERRIDE (u=rwx), nobody else can
+   * (no group/other write: a local user could plant names that later
+   * entries meet, or move our entries out, in a 0777 directory reached
+   * through the pool), no setuid/setgid/sticky bits (set by chmod only),
+   * and the umask keeps every bit. Read and search bits for others open
+   * nothing more than the finished tree will (its files are created with
+   * their final modes already). Anything else is made 0700 and gets its
+   * mode at the end, after the last entry.
+   */
+  dirMode(mode: number): number {
+    const m = mode & 0o7777;
+    return this.#umask !== undefined && (m & 0o7022) === 0 && (m & 0o700) === 0o700 && (m & this.#umask) === 0
+      ? m
+      : 0o700;
+  }
+
+  /**
+   * Whether a directory this extraction made with mode `made` (dirMode())
+   * still needs more than its mtime at the end: another owner, another
+   * mode, xattrs. Most directories of a distribution tree need none.
+   */
+  dirNeedsMeta(e: TarEntry, made: number): boolean {
+    return (
+      this.needsChown(this.id(e.uid, 'uid', e.path), this.id(e.gid, 'gid', e.path)) ||
+      this.#umask === undefined ||
+      (made & this.#umask) !== 0 ||
+      made !== (e.mode & 0o7777) ||
+      e.xattrs.size > 0
+    );
+  }
+
   /** An archive's uid or gid, shifted. */
   id(v: number, what: string, path: string): number {
     const id = v + this.#shift;
@@ -81,6 +112,11 @@ export class EntryMeta {
     if (!created || this.needsChown(uid, gid)) fchown(fd, uid, gid, e.path);
     // A chown clears setuid/setgid, and #needsChmod is true for those anyway.
     if (!created || this.#needsChmod(e.mode)) fchmod(fd, e.mode & 0o7777, e.path);
+    if (e.xattrs.size > 0) this.#xattrs(fd, e);
+    futimens(fd, e.mtime, e.mtime, e.path);
+  }
+
+  #xattrs(fd: number, e: TarEntry): void {
     for (const [k, raw] of e.xattrs) {
       const v =
         this.#shift !== 0 && (k === ACL_XATTR.access || k === ACL_XATTR.default)
@@ -92,7 +128,6 @@ export class EntryMeta {
         throw new ArchiveError(`Cannot set xattr ${k} on ${JSON.stringify(e.path)}`, { cause: err });
       }
     }
-    futimens(fd, ts(e.mtime), ts(e.mtime), e.path);
   }
 }
 

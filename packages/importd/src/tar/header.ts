@@ -12,7 +12,8 @@ export const BLOCK = 512;
 export type EntryType = 'file' | 'hardlink' | 'symlink' | 'char' | 'block' | 'directory' | 'fifo';
 
 export interface Timestamp {
-  sec: bigint;
+  /** A number for every time that fits one exactly (no BigInt per entry); a bigint beyond. */
+  sec: bigint | number;
   nsec: number;
 }
 
@@ -43,7 +44,8 @@ export interface RawHeader {
   uid: number;
   gid: number;
   size: number;
-  mtime: bigint;
+  /** Twelve octal digits: a number holds them exactly. */
+  mtime: number;
   devmajor: number;
   devminor: number;
 }
@@ -79,6 +81,29 @@ function nameField(b: Buffer, off: number, len: number, what: string, nulInside 
     if (c > 0x7f) ascii = false;
   }
   return ascii ? b.toString('latin1', off, end) : decodeName(b.subarray(off, end), what);
+}
+
+/** nameField's checks without the string, for names nothing reads (an extended header's own). */
+function checkNameField(b: Buffer, off: number, len: number, what: string): void {
+  const max = off + len;
+  for (let end = off; end < max; end++) {
+    const c = b[end]!;
+    if (c === 0) return;
+    if (c > 0x7f) {
+      nameField(b, off, len, what);
+      return;
+    }
+  }
+}
+
+/** The PAX keys GNU tar writes for every entry, recognised by their bytes (no string made per record). */
+function knownPaxKey(b: Buffer, off: number, len: number): string | undefined {
+  const c = b[off];
+  if (len === 5 && b[off + 1] === 0x74 && b[off + 2] === 0x69 && b[off + 3] === 0x6d && b[off + 4] === 0x65)
+    return c === 0x6d ? 'mtime' : c === 0x61 ? 'atime' : c === 0x63 ? 'ctime' : undefined;
+  if (len === 4 && c === 0x70 && b[off + 1] === 0x61 && b[off + 2] === 0x74 && b[off + 3] === 0x68)
+    return 'path';
+  return undefined;
 }
 
 /**
@@ -205,19 +230,32 @@ export function decodeHeader(b: Buffer, off = 0): RawHeader {
     b[off + 261] === 0x72 &&
     (b[off + 262] === 0 || b[off + 262] === 0x20);
   const posix = ustar && b[off + 262] === 0;
-  let name = nameField(b, off, 100, 'Entry name');
-  if (posix && b[off + 345] !== 0) name = `${nameField(b, off + 345, 155, 'Entry name prefix')}/${name}`;
-  const type = b[off + 156] === 0 ? '0' : String.fromCharCode(b[off + 156]!);
+  const flag = b[off + 156]!;
+  // An extended header's own names are checked as any (invalid UTF-8 is refused) but not made into strings: nothing reads them.
+  const meta = flag === 0x78 || flag === 0x67 || flag === 0x4c || flag === 0x4b; // x g L K
+  let name = '';
+  let linkname = '';
+  if (meta) {
+    checkNameField(b, off, 100, 'Entry name');
+    if (posix && b[off + 345] !== 0) checkNameField(b, off + 345, 155, 'Entry name prefix');
+  } else {
+    name = nameField(b, off, 100, 'Entry name');
+    if (posix && b[off + 345] !== 0) name = `${nameField(b, off + 345, 155, 'Entry name prefix')}/${name}`;
+  }
+  const type = flag === 0 ? '0' : String.fromCharCode(flag);
   const size = parseNumber(b, off + 124, 12, 'size');
+  // The checks in the order they always ran (the first error found is the one reported).
+  if (meta) checkNameField(b, off + 157, 100, 'Link target');
+  else linkname = nameField(b, off + 157, 100, 'Link target');
   return {
     typeflag: type,
     name,
-    linkname: nameField(b, off + 157, 100, 'Link target'),
+    linkname,
     mode: small(parseNumber(b, off + 100, 8, 'mode'), 0o7777777, 'mode') & 0o7777,
     uid: small(parseNumber(b, off + 108, 8, 'uid'), 0xfffffffe, 'uid'),
     gid: small(parseNumber(b, off + 116, 8, 'gid'), 0xfffffffe, 'gid'),
     size: small(size, MAX_SIZE, 'size'),
-    mtime: BigInt(parseNumber(b, off + 136, 12, 'mtime')),
+    mtime: parseNumber(b, off + 136, 12, 'mtime'),
     devmajor: ustar ? small(parseNumber(b, off + 329, 8, 'devmajor'), 0xfffff, 'devmajor') : 0,
     devminor: ustar ? small(parseNumber(b, off + 337, 8, 'devminor'), 0xfffff, 'devminor') : 0,
   };
@@ -256,7 +294,8 @@ export function parsePax(data: Buffer, unused?: ReadonlySet<string>): Map<string
     let eq = sp + 1;
     while (eq < end && data[eq] !== 0x3d) eq++;
     if (eq >= end - 1 || eq === sp + 1) throw new ArchiveError('Malformed PAX record: no key');
-    const key = nameField(data, sp + 1, eq - sp - 1, 'PAX key', true);
+    const key =
+      knownPaxKey(data, sp + 1, eq - sp - 1) ?? nameField(data, sp + 1, eq - sp - 1, 'PAX key', true);
     if (unused?.has(key) !== true) {
       // A value pins its header; a small one (every entry's times) may, a big one is copied.
       const value = data.subarray(eq + 1, end - 1);
@@ -276,17 +315,52 @@ export function paxInteger(v: Buffer, key: string, max: number): number {
   return n;
 }
 
-/** A PAX time: seconds with an optional fraction, possibly negative. */
+/**
+ * A PAX time: seconds with an optional fraction, possibly negative. Read by
+ * bytes (every entry of GNU tar's format has one): seconds of up to 15
+ * digits as a number, longer ones as a bigint.
+ */
 export function paxTime(v: Buffer, key: string): Timestamp {
-  const s = v.toString('latin1');
-  const m = /^(-?)([0-9]{1,19})(?:\.([0-9]{0,18}))?$/.exec(s);
-  if (!m) throw new ArchiveError(`Invalid PAX ${key} ${JSON.stringify(s)}`);
-  let sec = BigInt(m[2]!);
-  let nsec = Number(`${m[3] ?? ''}000000000`.slice(0, 9));
-  if (m[1] === '-') {
-    sec = -sec;
+  const n = v.length;
+  const neg = n > 0 && v[0] === 0x2d;
+  let i = neg ? 1 : 0;
+  const intStart = i;
+  let sec = 0;
+  for (; i < n; i++) {
+    const c = v[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    sec = sec * 10 + (c - 0x30);
+  }
+  const intDigits = i - intStart;
+  let nsec = 0;
+  let fracDigits = 0;
+  if (i < n && v[i] === 0x2e) {
+    const fracStart = ++i;
+    for (; i < n; i++) {
+      const c = v[i]!;
+      if (c < 0x30 || c > 0x39) break;
+      if (i - fracStart < 9) nsec = nsec * 10 + (c - 0x30);
+    }
+    fracDigits = i - fracStart;
+  }
+  if (i !== n || intDigits === 0 || intDigits > 19 || fracDigits > 18)
+    throw new ArchiveError(`Invalid PAX ${key} ${JSON.stringify(v.toString('latin1'))}`);
+  for (let k = Math.min(fracDigits, 9); k < 9; k++) nsec *= 10;
+  if (intDigits > 15) {
+    let big = BigInt(v.toString('latin1', intStart, intStart + intDigits));
+    if (neg) {
+      big = -big;
+      if (nsec > 0) {
+        big -= 1n;
+        nsec = 1e9 - nsec;
+      }
+    }
+    return { sec: big, nsec };
+  }
+  if (neg) {
+    sec = sec === 0 ? 0 : -sec;
     if (nsec > 0) {
-      sec -= 1n;
+      sec -= 1;
       nsec = 1e9 - nsec;
     }
   }

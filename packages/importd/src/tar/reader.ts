@@ -41,7 +41,7 @@ export interface TarReaderOptions {
    * true takes them all: the reader has skip() drop them from the stream.
    */
   direct?: (offset: number, length: number) => boolean;
-  /** The next `n` bytes of the stream, not pushed yet, are not wanted (after a direct() took them). */
+  /** The next `n` bytes of the stream, not pushed yet, are not wanted (after a direct() took them: those and their padding). */
   skip?: (n: number) => void;
 }
 
@@ -64,9 +64,12 @@ type Meta = 'x' | 'g' | 'L' | 'K';
 
 /** PAX keys nothing here reads: checked as records, their values not kept. */
 const UNUSED_PAX: ReadonlySet<string> = new Set(['atime', 'ctime']);
+const ACL_KINDS = ['access', 'default'] as const;
 
 /** The xattrs of every entry without any: shared, so nobody may write to an entry's map. */
 const NO_XATTRS = new Map<string, Buffer>();
+/** No per-entry PAX values: shared (a parsed header's map replaces it; only a non-empty one takes more records). */
+const NO_PAX = new Map<string, Buffer>();
 
 export class TarReader {
   readonly #sink: TarSink;
@@ -86,7 +89,9 @@ export class TarReader {
   #announced = false;
   #meta: { kind: Meta; buf: Buffer; fill: number } | undefined;
   #metaScratch = Buffer.alloc(0);
-  #pax = new Map<string, Buffer>();
+  #pax = NO_PAX;
+  /** A PAX key of the entry's headers starts with SCHILY.acl. (ACLs as text). */
+  #aclText = false;
   #global = new Map<string, Buffer>();
   #longName: string | undefined;
   #longLink: string | undefined;
@@ -167,12 +172,20 @@ export class TarReader {
     this.#offset += off;
   }
 
-  /** Drops the rest of the current file's data, which direct() took, from the stream. */
+  /**
+   * Drops the rest of the current file's data, which direct() took, from
+   * the stream, and its padding with it: the next read then starts at a
+   * block boundary, so the headers in it sit at 4-byte-aligned offsets
+   * (the checksum reads words; after a file whose size is no multiple of 4
+   * every header of the next read took the byte loop).
+   */
   #passOver(): void {
-    this.#skipSource(this.#remaining);
+    const n = this.#remaining + this.#pad;
+    this.#skipSource(n);
     // Counted as consumed: the stream's offsets go on past the dropped bytes.
-    this.#offset += this.#remaining;
+    this.#offset += n;
     this.#remaining = 0;
+    this.#pad = 0;
     this.#dataDone();
   }
 
@@ -253,7 +266,8 @@ export class TarReader {
       const c = k.charCodeAt(0);
       // Only keys starting S, L or G matter; most are atime/ctime/mtime/path.
       if (c !== 0x53 && c !== 0x4c && c !== 0x47) continue;
-      if (k.startsWith('SCHILY.xattr.')) {
+      if (k.startsWith('SCHILY.acl.')) this.#aclText = true;
+      else if (k.startsWith('SCHILY.xattr.')) {
         if (xattrs === NO_XATTRS) xattrs = new Map();
         // A copy: the value may sit in the reader's reused buffer, and a directory's xattrs wait until the end.
         xattrs.set(k.slice(13), Buffer.from(v));
@@ -294,21 +308,24 @@ export class TarReader {
     const mtimeV = this.#value('mtime');
     // Most entries have none: they share one empty map (nobody writes to an entry's xattrs).
     let xattrs = NO_XATTRS;
+    this.#aclText = false;
     if (this.#global.size > 0) xattrs = this.#collectXattrs(this.#global, xattrs, path);
     if (this.#pax.size > 0) xattrs = this.#collectXattrs(this.#pax, xattrs, path);
     // ACLs in text (star, GNU tar --acls); a binary system.posix_acl_* xattr of the same entry wins.
-    for (const kind of ['access', 'default'] as const) {
-      const text = this.#pax.get(ACL_PAX[kind]) ?? this.#global.get(ACL_PAX[kind]);
-      if (text === undefined || xattrs.has(ACL_XATTR[kind])) continue;
-      if (xattrs === NO_XATTRS) xattrs = new Map();
-      xattrs.set(
-        ACL_XATTR[kind],
-        aclTextToXattr(decodeName(text, `PAX ${ACL_PAX[kind]}`), `${JSON.stringify(path)}`),
-      );
-    }
-    for (const name of xattrs.keys())
-      if (name === '' || name.includes('\0') || !name.includes('.'))
-        throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);
+    if (this.#aclText)
+      for (const kind of ACL_KINDS) {
+        const text = this.#pax.get(ACL_PAX[kind]) ?? this.#global.get(ACL_PAX[kind]);
+        if (text === undefined || xattrs.has(ACL_XATTR[kind])) continue;
+        if (xattrs === NO_XATTRS) xattrs = new Map();
+        xattrs.set(
+          ACL_XATTR[kind],
+          aclTextToXattr(decodeName(text, `PAX ${ACL_PAX[kind]}`), `${JSON.stringify(path)}`),
+        );
+      }
+    if (xattrs !== NO_XATTRS)
+      for (const name of xattrs.keys())
+        if (name === '' || name.includes('\0') || !name.includes('.'))
+          throw new ArchiveError(`Invalid xattr name ${JSON.stringify(name)} for ${JSON.stringify(path)}`);
     if (path.includes('\0') || linkname.includes('\0'))
       throw new ArchiveError(`NUL byte in the name of ${JSON.stringify(path)}`);
     const e: TarEntry = {
@@ -324,7 +341,7 @@ export class TarReader {
       devminor: h.devminor,
       xattrs,
     };
-    if (this.#pax.size > 0) this.#pax = new Map();
+    this.#pax = NO_PAX;
     this.#longName = undefined;
     this.#longLink = undefined;
     this.#remaining = size;

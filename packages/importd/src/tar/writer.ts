@@ -67,7 +67,8 @@ function ustarHeader(e: TarEntry, name: string, typeflag: string, size: number):
   writeNumber(h, 108, 8, BigInt(e.uid));
   writeNumber(h, 116, 8, BigInt(e.gid));
   writeNumber(h, 124, 12, BigInt(size));
-  writeNumber(h, 136, 12, e.mtime.sec < 0n ? 0n : e.mtime.sec);
+  const sec = BigInt(e.mtime.sec);
+  writeNumber(h, 136, 12, sec < 0n ? 0n : sec);
   h[156] = typeflag.charCodeAt(0);
   writeString(h, 157, 100, typeflag === 'x' ? '' : e.linkname);
   h.write('ustar\x0000', 257, 'latin1');
@@ -92,7 +93,7 @@ export function encodeHeader(e: TarEntry): Buffer {
   if (e.size >= 8 ** 11) records.push(paxRecord('size', String(e.size)));
   if (e.uid >= 8 ** 7) records.push(paxRecord('uid', String(e.uid)));
   if (e.gid >= 8 ** 7) records.push(paxRecord('gid', String(e.gid)));
-  if (e.mtime.nsec !== 0 || e.mtime.sec < 0n || e.mtime.sec >= 8n ** 11n)
+  if (e.mtime.nsec !== 0 || e.mtime.sec < 0 || e.mtime.sec >= 8 ** 11)
     records.push(paxRecord('mtime', formatTime(e.mtime)));
   for (const [name, value] of e.xattrs) records.push(xattrRecord(e.path, name, value));
   const main = ustarHeader(e, ASCII.test(path) ? path.slice(0, 100) : '', TYPEFLAG[e.type], e.size);

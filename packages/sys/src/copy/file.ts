@@ -72,25 +72,44 @@ export function fchown(fd: number, uid: number, gid: number, path?: string): voi
 // Filled and passed synchronously: one buffer serves every call (the hot loop of a tree copy).
 const times = Buffer.alloc(32);
 
-function timesBuf(atime: Timespec, mtime: Timespec): Buffer {
+/** A time to set: Timespec, or whole seconds as a number (no BigInt to make or write: an archive's mtimes). */
+export type TimespecIn = Timespec | { sec: bigint | number; nsec: number };
+
+function putSec(b: Buffer, off: number, sec: bigint | number): void {
+  if (typeof sec === 'bigint') b.writeBigInt64LE(sec, off);
+  else if (!Number.isSafeInteger(sec)) b.writeBigInt64LE(BigInt(sec), off);
+  else {
+    // Two's complement in 32-bit halves: >>> 0 takes the low half of any safe integer, negative ones too.
+    b.writeUInt32LE(sec >>> 0, off);
+    b.writeInt32LE(Math.floor(sec / 0x1_0000_0000), off + 4);
+  }
+}
+
+function timesBuf(atime: TimespecIn, mtime: TimespecIn): Buffer {
   const b = times;
-  b.writeBigInt64LE(atime.sec, 0);
+  putSec(b, 0, atime.sec);
   // tv_nsec is below 10^9 (or UTIME_NOW/UTIME_OMIT, below 2^30): no BigInt needed for it.
   b.writeUInt32LE(atime.nsec, 8);
   b.writeUInt32LE(0, 12);
-  b.writeBigInt64LE(mtime.sec, 16);
+  putSec(b, 16, mtime.sec);
   b.writeUInt32LE(mtime.nsec, 24);
   b.writeUInt32LE(0, 28);
   return b;
 }
 
 /** Sets access and modification time of an open file. */
-export function futimens(fd: number, atime: Timespec, mtime: Timespec, path?: string): void {
+export function futimens(fd: number, atime: TimespecIn, mtime: TimespecIn, path?: string): void {
   check('futimens', c.futimens(fd, timesBuf(atime, mtime)), path);
 }
 
 /** utimensat(2) at a directory fd; AT.SYMLINK_NOFOLLOW sets the times of a symlink itself. */
-export function utimensat(dirfd: number, path: string, atime: Timespec, mtime: Timespec, flags = 0): void {
+export function utimensat(
+  dirfd: number,
+  path: string,
+  atime: TimespecIn,
+  mtime: TimespecIn,
+  flags = 0,
+): void {
   assertValidPath(path);
   check('utimensat', c.utimensat(dirfd, path, timesBuf(atime, mtime), flags), path);
 }
