@@ -3,7 +3,6 @@ import { SyscallError } from '../errors.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
 import { assertValidPath } from '../fs/at.js';
 import { ioctlIntRaw, iow } from '../ioctl/ioctl.js';
-import type { Timespec } from './stat.js';
 
 /**
  * The per-file calls of a copy: data (copy_file_range, FICLONE), metadata
@@ -72,8 +71,11 @@ export function fchown(fd: number, uid: number, gid: number, path?: string): voi
 // Filled and passed synchronously: one buffer serves every call (the hot loop of a tree copy).
 const times = Buffer.alloc(32);
 
-/** A time to set: Timespec, or whole seconds as a number (no BigInt to make or write: an archive's mtimes). */
-export type TimespecIn = Timespec | { sec: bigint | number; nsec: number };
+/** A time to set: a Timespec, whose seconds may also be a number (no BigInt to make or write: an archive's mtimes). */
+export interface TimespecIn {
+  sec: bigint | number;
+  nsec: number;
+}
 
 function putSec(b: Buffer, off: number, sec: bigint | number): void {
   if (typeof sec === 'bigint') b.writeBigInt64LE(sec, off);
