@@ -180,3 +180,48 @@ describe('mtimes', () => {
     expect(ns('d')).toBe(8589934595_000_000_000n);
   });
 });
+
+describe('a directory the archive lists twice', () => {
+  const t = (sec: number) => ({ sec: BigInt(sec), nsec: 0 });
+  // Each pair: the first entry needs only its mtime (a plain 0755 root directory), or more (another
+  // owner, a mode made 0700 first); the later entry wins in both, as GNU tar has it.
+  const twice = archive([
+    { path: 'plain-first', type: 'directory', mode: 0o755, mtime: t(1_600_000_000) },
+    { path: 'plain-first/f', data: 'x' },
+    { path: 'plain-first', type: 'directory', mode: 0o750, uid: 1000, gid: 1001, mtime: t(1_650_000_000) },
+    { path: 'owned-first', type: 'directory', mode: 0o1777, uid: 1000, gid: 1001, mtime: t(1_600_000_000) },
+    { path: 'owned-first/f', data: 'x' },
+    { path: 'owned-first', type: 'directory', mode: 0o755, mtime: t(1_650_000_000) },
+  ]);
+  const seen = (dir: string, p: string) => {
+    const st = statSync(`${dir}/${p}`);
+    return [st.mode & 0o7777, st.uid, st.gid, st.mtimeMs / 1000];
+  };
+
+  it("takes the later entry's owner, mode and mtime, as GNU tar does", () => {
+    const ours = `${root}/twice-ours`;
+    const gnu = `${root}/twice-gnu`;
+    mkdirSync(ours);
+    mkdirSync(gnu);
+    const old = process.umask(0o022);
+    const fd = openRoot(ours);
+    try {
+      const ex = new Extractor(fd);
+      try {
+        const r = new TarReader(ex);
+        r.push(twice);
+        r.finish();
+        ex.finish();
+      } finally {
+        ex.close();
+      }
+    } finally {
+      closeQuietly(fd);
+      process.umask(old);
+    }
+    execFileSync('tar', ['-xpf', '-', '--numeric-owner', '-C', gnu], { input: twice });
+    for (const p of ['plain-first', 'owned-first']) expect(seen(ours, p)).toEqual(seen(gnu, p));
+    expect(seen(ours, 'plain-first')).toEqual([0o750, 1000, 1001, 1_650_000_000]);
+    expect(seen(ours, 'owned-first')).toEqual([0o755, 0, 0, 1_650_000_000]);
+  });
+});

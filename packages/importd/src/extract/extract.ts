@@ -91,6 +91,8 @@ export class Extractor implements TarSink, DirectSink {
   #lastKey: string | undefined;
   #file: { fd: number; e: TarEntry; name: string } | undefined;
   readonly #dirs: DirMeta[] = [];
+  /** The same records by path: a directory the archive lists again takes the later entry's metadata, as GNU tar does. */
+  readonly #dirByPath = new Map<string, DirMeta>();
   readonly stats: ExtractStats = { entries: 0, bytes: 0, skipped: 0 };
 
   /** `rootFd`: an O_PATH fd of the (empty) target directory; it stays the caller's to close. */
@@ -176,7 +178,7 @@ export class Extractor implements TarSink, DirectSink {
     const rel = entryPath(e.path);
     if (rel === '') {
       if (e.type !== 'directory') throw new UnsafeEntryError(e.path, 'only a directory can be the root');
-      this.#dirs.push({ rel, e, made: undefined });
+      this.#addDir(rel, e, undefined);
       return;
     }
     const slash = rel.lastIndexOf('/');
@@ -195,7 +197,7 @@ export class Extractor implements TarSink, DirectSink {
             mkdirat(dirFd, name, made);
           } else made = undefined; // made before (a parent of an earlier entry, or twice in the archive)
         }
-        this.#dirs.push({ rel, e, made });
+        this.#addDir(rel, e, made);
         return;
       }
       case 'file': {
@@ -249,6 +251,22 @@ export class Extractor implements TarSink, DirectSink {
         return;
       }
     }
+  }
+
+  /**
+   * Records a directory's metadata for finish(). Listed again, the later
+   * entry's replaces the earlier one's, keeping how the directory was made
+   * and its place (before its children, so after them in finish()).
+   */
+  #addDir(rel: string, e: TarEntry, made: number | undefined): void {
+    const earlier = this.#dirByPath.get(rel);
+    if (earlier) {
+      earlier.e = e;
+      return;
+    }
+    const d: DirMeta = { rel, e, made };
+    this.#dirs.push(d);
+    this.#dirByPath.set(rel, d);
   }
 
   #hardlink(e: TarEntry, rel: string, dirFd: number, name: string): void {
