@@ -163,11 +163,21 @@ export interface DirEntry {
 }
 
 /**
+ * The getdents64 buffer of callers that bring none: one for every call (each
+ * call decodes all of it before it returns). A zeroed 64 KiB per directory
+ * was a memset and an external allocation for every directory a remove
+ * walked.
+ */
+let direntScratch: Buffer | undefined;
+
+/**
  * The entries of an open directory (without `.` and `..`), read with
  * getdents64 from the fd's current position to the end. Names that are not
  * valid UTF-8 are refused (EILSEQ) rather than silently mangled.
  */
-export function readDirFd(fd: number, path?: string, buf: Buffer = Buffer.alloc(64 * 1024)): DirEntry[] {
+export function readDirFd(fd: number, path?: string, given?: Buffer): DirEntry[] {
+  direntScratch ??= Buffer.allocUnsafeSlow(64 * 1024);
+  const buf = given ?? direntScratch;
   const out: DirEntry[] = [];
   for (;;) {
     const n = Number(c.getdents64(fd, buf, buf.length));
