@@ -31,17 +31,25 @@ const entries = archive([
   { path: 'd/link', type: 'symlink', linkname: 'root-file', uid: 0, gid: 0 },
 ]);
 
-function extractInto(dir: string): void {
+/** Extracts `tar` into `dir` (under `umask` if given); `beforeFinish` looks at the tree before the directories' metadata goes on. */
+function extractInto(
+  dir: string,
+  tar: Buffer = entries,
+  o: { umask?: number; beforeFinish?: () => void } = {},
+): void {
+  const old = o.umask === undefined ? undefined : process.umask(o.umask);
   const fd = openRoot(dir);
   const ex = new Extractor(fd);
   try {
     const r = new TarReader(ex);
-    r.push(entries);
+    r.push(tar);
     r.finish();
+    o.beforeFinish?.();
     ex.finish();
   } finally {
     ex.close();
     closeQuietly(fd);
+    if (old !== undefined) process.umask(old);
   }
 }
 
@@ -109,26 +117,15 @@ describe('directory modes during and after the extraction', () => {
 
   /** Extracts with umask 0 (nothing masks the group/other write bits); the modes seen before finish(). */
   function extract(dir: string): Record<string, number> {
-    const old = process.umask(0);
-    const fd = openRoot(dir);
-    try {
-      const ex = new Extractor(fd);
-      try {
-        const r = new TarReader(ex);
-        r.push(dirs);
-        r.finish();
-        const during: Record<string, number> = {};
+    const during: Record<string, number> = {};
+    extractInto(dir, dirs, {
+      umask: 0,
+      beforeFinish: () => {
         for (const d of ['open', 'shared', 'tmp', 'ro', 'user'])
           during[d] = statSync(`${dir}/${d}`).mode & 0o7777;
-        ex.finish();
-        return during;
-      } finally {
-        ex.close();
-      }
-    } finally {
-      closeQuietly(fd);
-      process.umask(old);
-    }
+      },
+    });
+    return during;
   }
 
   it('final modes at once only where nobody else can write; all exact at the end', () => {
@@ -157,23 +154,14 @@ describe('mtimes', () => {
       { path: 'far', sec: 8589934593n, nsec: 7 },
       { path: 'frac', sec: 1700000000n, nsec: 123456789 },
     ];
-    const fd = openRoot(dir);
-    const ex = new Extractor(fd);
-    try {
-      const r = new TarReader(ex);
-      r.push(
-        archive([
-          ...times.map((t) => ({ path: t.path, data: 'x', mtime: { sec: t.sec, nsec: t.nsec } })),
-          { path: 'l', type: 'symlink', linkname: 'neg', mtime: { sec: -7n, nsec: 0 } },
-          { path: 'd', type: 'directory', mode: 0o755, mtime: { sec: 8589934595n, nsec: 0 } },
-        ]),
-      );
-      r.finish();
-      ex.finish();
-    } finally {
-      ex.close();
-      closeQuietly(fd);
-    }
+    extractInto(
+      dir,
+      archive([
+        ...times.map((t) => ({ path: t.path, data: 'x', mtime: { sec: t.sec, nsec: t.nsec } })),
+        { path: 'l', type: 'symlink', linkname: 'neg', mtime: { sec: -7n, nsec: 0 } },
+        { path: 'd', type: 'directory', mode: 0o755, mtime: { sec: 8589934595n, nsec: 0 } },
+      ]),
+    );
     const ns = (p: string) => lstatSync(`${dir}/${p}`, { bigint: true }).mtimeNs;
     for (const t of times) expect(ns(t.path)).toBe(t.sec * 1_000_000_000n + BigInt(t.nsec));
     expect(ns('l')).toBe(-7_000_000_000n);
@@ -203,22 +191,7 @@ describe('a directory the archive lists twice', () => {
     const gnu = `${root}/twice-gnu`;
     mkdirSync(ours);
     mkdirSync(gnu);
-    const old = process.umask(0o022);
-    const fd = openRoot(ours);
-    try {
-      const ex = new Extractor(fd);
-      try {
-        const r = new TarReader(ex);
-        r.push(twice);
-        r.finish();
-        ex.finish();
-      } finally {
-        ex.close();
-      }
-    } finally {
-      closeQuietly(fd);
-      process.umask(old);
-    }
+    extractInto(ours, twice, { umask: 0o022 });
     execFileSync('tar', ['-xpf', '-', '--numeric-owner', '-C', gnu], { input: twice });
     for (const p of ['plain-first', 'owned-first']) expect(seen(ours, p)).toEqual(seen(gnu, p));
     expect(seen(ours, 'plain-first')).toEqual([0o750, 1000, 1001, 1_650_000_000]);

@@ -1,9 +1,9 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SYSTEMD_V1_CONTROLLERS } from '@sd/basic';
 import { detectCgroups } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
 import { defaultSettings, type Settings, startContainer } from '../src/index.js';
 
 // The payload joins its scope at its clone (CLONE_INTO_CGROUP, and "0" written to
@@ -13,13 +13,11 @@ import { defaultSettings, type Settings, startContainer } from '../src/index.js'
 // the fds it joined through are gone from it.
 
 let tree: string;
+let removeTree: () => void;
 beforeAll(() => {
-  tree = mkdtempSync(join(tmpdir(), 'sd-cgroup-join-'));
-  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run']) mkdirSync(join(tree, d));
-  copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
-  for (const applet of ['sh', 'sleep', 'ls', 'mv']) symlinkSync('busybox', join(tree, 'bin', applet));
+  ({ dir: tree, remove: removeTree } = makeBusyboxTree('sd-cgroup-join-'));
 });
-afterAll(() => rmSync(tree, { recursive: true, force: true }));
+afterAll(() => removeTree());
 
 const settings = (machine: string, ...extra: Partial<Settings>[]): Settings =>
   Object.assign(

@@ -1,7 +1,7 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeBusyboxTree } from '../../../tools/test/busybox-tree.js';
 import { defaultSettings, type Settings, startContainer } from '../src/index.js';
 
 // Root in a container without a user namespace (it has CAP_MKNOD) makes
@@ -12,13 +12,11 @@ import { defaultSettings, type Settings, startContainer } from '../src/index.js'
 // mknod attacks run on a nodev /tmp: this one reaches the policy itself.)
 
 let tree: string;
+let removeTree: () => void;
 beforeAll(() => {
-  tree = mkdtempSync(join(tmpdir(), 'sd-device-policy-'));
-  for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run']) mkdirSync(join(tree, d));
-  copyFileSync('/bin/busybox', join(tree, 'bin/busybox'));
-  for (const applet of ['sh', 'mknod', 'dd', 'cat']) symlinkSync('busybox', join(tree, 'bin', applet));
+  ({ dir: tree, remove: removeTree } = makeBusyboxTree('sd-device-policy-'));
 });
-afterAll(() => rmSync(tree, { recursive: true, force: true }));
+afterAll(() => removeTree());
 
 // The policy refuses the mknod itself ('m' is not allowed for them); should a node exist anyway,
 // its open: both count as refused.

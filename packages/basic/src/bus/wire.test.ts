@@ -64,6 +64,9 @@ describe('D-Bus wire format', () => {
       '100000000000000001000000' + '6b00' + '016200' + '000000' + '01000000',
     );
     expect(marshal('ay', [Buffer.from([1, 2])]).toString('hex')).toBe('020000000102');
+    // A double keeps its sign at 0 (dbus-next's echo does not: connection.test.ts leaves -0 out there).
+    expect(marshal('d', [-0]).toString('hex')).toBe('0000000000000080');
+    expect(Object.is((unmarshal('d', marshal('d', [-0])) as number[])[0], -0)).toBe(true);
   });
 
   it('refuses malformed signatures, with the reason', () => {

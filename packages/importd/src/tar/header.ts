@@ -346,23 +346,13 @@ export function paxTime(v: Buffer, key: string): Timestamp {
   if (i !== n || intDigits === 0 || intDigits > 19 || fracDigits > 18)
     throw new ArchiveError(`Invalid PAX ${key} ${JSON.stringify(v.toString('latin1'))}`);
   for (let k = Math.min(fracDigits, 9); k < 9; k++) nsec *= 10;
+  // Before 1970 with a fraction: one whole second further down, the fraction counted up from it.
+  const borrow = neg && nsec > 0;
+  if (borrow) nsec = 1e9 - nsec;
   if (intDigits > 15) {
-    let big = BigInt(v.toString('latin1', intStart, intStart + intDigits));
-    if (neg) {
-      big = -big;
-      if (nsec > 0) {
-        big -= 1n;
-        nsec = 1e9 - nsec;
-      }
-    }
-    return { sec: big, nsec };
+    const big = BigInt(v.toString('latin1', intStart, intStart + intDigits));
+    return { sec: neg ? -big - (borrow ? 1n : 0n) : big, nsec };
   }
-  if (neg) {
-    sec = sec === 0 ? 0 : -sec;
-    if (nsec > 0) {
-      sec -= 1;
-      nsec = 1e9 - nsec;
-    }
-  }
-  return { sec, nsec };
+  // `|| 0`: "-0" is 0 seconds, not -0.
+  return { sec: neg ? -sec - (borrow ? 1 : 0) || 0 : sec, nsec };
 }
