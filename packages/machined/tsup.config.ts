@@ -3,6 +3,7 @@ import {
   asciiBundle,
   cjsImportMetaUrl,
   koffiFastLoad,
+  prewrapCjs,
   type Resolver,
   sdModulesArePure,
 } from '../../tools/build/cli-bundle.js';
@@ -53,6 +54,7 @@ export default defineConfig([
       sdModulesArePure as never,
       asciiBundle as never,
     ],
+    plugins: [prewrapCjs('machinectl-cli.cjs')],
     // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
     esbuildOptions(o) {
       o.supported = { ...o.supported, 'dynamic-import': false };

@@ -3,6 +3,7 @@ import {
   asciiBundle,
   cjsImportMetaUrl,
   koffiFastLoad,
+  prewrapCjs,
   sdModulesArePure,
 } from '../../tools/build/cli-bundle.js';
 
@@ -35,6 +36,7 @@ export default defineConfig([
     // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
     external: ['dbus-next'],
     esbuildPlugins: [koffiFastLoad as never, sdModulesArePure as never, asciiBundle as never],
+    plugins: [prewrapCjs('cli.cjs')],
     // An ASCII bundle is read as a one-byte string, without UTF-8 decoding (runCached).
     esbuildOptions: (o) => {
       o.charset = 'ascii';

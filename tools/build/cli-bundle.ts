@@ -1,3 +1,6 @@
+import { Module } from 'node:module';
+import { basename } from 'node:path';
+
 /**
  * What the CLI bundles (tsup configs of sd-nspawn and machinectl) share: an
  * esbuild plugin that takes the modules of @sd/sys and @sd/basic bundled
@@ -97,4 +100,26 @@ const IMPORT_META_URL = new URL('./import-meta-url.js', import.meta.url).pathnam
 export function cjsImportMetaUrl(o: { define?: Record<string, string>; inject?: string[] }): void {
   o.define = { ...o.define, 'import.meta.url': 'importMetaUrl' };
   o.inject = [...(o.inject ?? []), IMPORT_META_URL];
+}
+
+/**
+ * A tsup plugin that builds the CLI bundles named (file names in dist/)
+ * already inside Node's CommonJS function wrapper, as runCached
+ * (@sd/basic/code-cache) then compiles them without wrapping them at every
+ * start (a copy of the whole source). The wrapper goes on the first line,
+ * before its "use strict", and the end after the last: no line moves, and
+ * the source map stays true. Such a file is for runCached only: Node running
+ * it directly would only evaluate a function expression.
+ */
+export function prewrapCjs(...files: string[]) {
+  const [start, end] = (Module as unknown as { wrapper: [string, string] }).wrapper;
+  return {
+    name: 'prewrap-cjs',
+    renderChunk(code: string, info: { path: string }) {
+      if (!files.includes(basename(info.path))) return undefined;
+      if (!code.startsWith('"use strict";'))
+        throw new Error(`${info.path}: a prewrapped bundle must start with "use strict" (no hashbang)`);
+      return { code: `${start}${code}${end}\n` };
+    },
+  };
 }

@@ -1,4 +1,3 @@
-import { endianness } from 'node:os';
 import { normalizeGuid } from './guid.js';
 
 /**
@@ -122,7 +121,8 @@ export function hostDpsArch(): DpsArch | undefined {
     s390x: 's390x',
     loong64: 'loongarch64',
   };
-  if (process.arch === 'ppc64' && endianness() === 'LE') return 'ppc64-le';
+  if (process.arch === 'ppc64' && process.getBuiltinModule('node:os').endianness() === 'LE')
+    return 'ppc64-le';
   return map[process.arch];
 }
 

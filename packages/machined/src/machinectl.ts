@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { runMachinectl } from './machinectl/main.js';
 
 runMachinectl(process.argv.slice(2)).then(

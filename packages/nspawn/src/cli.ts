@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { packageVersion, runMain, writeFd } from '@sd/basic';
 import { exitCodeOf, isatty } from '@sd/sys';
 import { defaultConsoleMode } from './console/console.js';

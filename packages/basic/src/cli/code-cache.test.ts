@@ -9,6 +9,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { Module } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,6 +69,22 @@ describe('runCached', () => {
     const first = run(launcher);
     expect(first).toEqual({ status: 3, stdout: 'hello cli.cjs once true\n', stderr: '' });
     expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 3 v\d+.*\nwork \d+ failed\n/);
+    const before = id(cache);
+    expect(run(launcher)).toEqual(first);
+    expect(id(cache)).toBe(before);
+  });
+
+  it('runs a bundle built inside the CommonJS wrapper as it is, lines unmoved, and caches it', () => {
+    const { file, launcher, cache } = setup('prewrapped');
+    // As tools/build/cli-bundle.ts's prewrapCjs builds it: wrapped twice, it would only define a function.
+    const [start, end] = (Module as unknown as { wrapper: [string, string] }).wrapper;
+    const body = bundle('wrapped').replace('#!/usr/bin/env node\n', '');
+    writeFileSync(
+      file,
+      `${start}${body}const line = new Error().stack.split('\\n')[1].match(/:(\\d+):/)[1];\nprocess.stdout.write(line + '\\n');${end}\n`,
+    );
+    const first = run(launcher);
+    expect(first).toEqual({ status: 3, stdout: 'wrapped cli.cjs prewrapped true\n5\n', stderr: '' });
     const before = id(cache);
     expect(run(launcher)).toEqual(first);
     expect(id(cache)).toBe(before);

@@ -1,9 +1,11 @@
-import { constants } from 'node:os';
 import { InvalidArgumentError } from '@sd/sys';
 
 /** Linux's real-time signal range as glibc presents it (SIGRTMIN is 34: glibc keeps 32 and 33). */
 export const SIGRTMIN = 34;
 export const SIGRTMAX = 64;
+
+/** Node's table of the host's signals, loaded at the first use (node:os is not loaded at start). */
+const signals = () => process.getBuiltinModule('node:os').constants.signals;
 
 /**
  * A signal as systemd's signal_from_string() reads it: a name with or
@@ -23,7 +25,7 @@ export function parseSignal(value: string): number {
       // RTMIN counts up and RTMAX down, each only inside the range.
       if ((rt[1] === 'IN' ? off >= 0 : off <= 0) && n >= SIGRTMIN && n <= SIGRTMAX) return n;
     } else {
-      const n = (constants.signals as Record<string, number | undefined>)[`SIG${name}`];
+      const n = (signals() as Record<string, number | undefined>)[`SIG${name}`];
       if (n !== undefined) return n;
     }
   }
@@ -33,6 +35,6 @@ export function parseSignal(value: string): number {
 /** The name systemd prints for a signal number ("SIGTERM", "SIGRTMIN+3"), or the number. */
 export function signalName(n: number): string {
   if (n >= SIGRTMIN && n <= SIGRTMAX) return n === SIGRTMIN ? 'SIGRTMIN' : `SIGRTMIN+${n - SIGRTMIN}`;
-  for (const [name, value] of Object.entries(constants.signals)) if (value === n) return name;
+  for (const [name, value] of Object.entries(signals())) if (value === n) return name;
   return String(n);
 }

@@ -8,7 +8,6 @@ import {
   rmdirSync,
   statSync,
 } from 'node:fs';
-import { hostname as osHostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import { assertValidMachineName, machineNameFromPath } from '@sd/basic';
 import {
@@ -40,7 +39,9 @@ export function machineNameOf(settings: Settings): string {
     if (settings.machine !== undefined) return assertValidMachineName(settings.machine);
     // An image's name without its .raw suffix, as systemd-nspawn names it.
     const dir = resolve(settings.image?.replace(/\.raw$/, '') ?? settings.directory ?? '.');
-    return dir === '/' ? machineNameFromPath(osHostname().split('.')[0]!) : machineNameFromPath(dir);
+    return dir === '/'
+      ? machineNameFromPath(process.getBuiltinModule('node:os').hostname().split('.')[0]!)
+      : machineNameFromPath(dir);
   } catch (e) {
     throw new NspawnError('EINVAL', (e as Error).message, { cause: e });
   }

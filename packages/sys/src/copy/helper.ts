@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { SdError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
@@ -32,7 +31,9 @@ import { HELPER_SOCKET_FD, type JobReply } from './helper-wire.js';
 const SIGKILL = 9;
 /** Jobs waiting in the helper before a directory is copied by the caller instead. */
 const QUEUE = 2;
-const cpus = availableParallelism();
+// At the first use: node:os is not loaded at start.
+let cpuCount: number | undefined;
+const cpus = () => (cpuCount ??= process.getBuiltinModule('node:os').availableParallelism());
 
 /** How long one look at /proc/loadavg serves: a copy asks at every directory it meets. */
 const RUNNABLE_TTL_MS = 20;
@@ -175,7 +176,7 @@ export class CopyHelper {
       if (this.poll()) this.takeDone();
       if (this.#pending.length >= QUEUE) return false;
     }
-    return this.ignoreLoad || runnable() - 1 - (this.#pending.length > 0 ? 1 : 0) < cpus - 1;
+    return this.ignoreLoad || runnable() - 1 - (this.#pending.length > 0 ? 1 : 0) < cpus() - 1;
   }
 
   /** Sends a job with the fds it works on (dup'd into the helper: the caller closes its own). */
