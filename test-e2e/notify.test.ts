@@ -7,7 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 // READY=1 and STATUS= from the container's PID 1 reach sd-nspawn, also when
 // PID 1 is root of its own user namespace (-U), whose credentials the kernel
 // translates on the way out. The sender is perl's Socket from the Debian
-// tree's perl-base (busybox cannot send a datagram to a unix socket).
+// tree's perl-base (busybox cannot send a datagram to a unix socket). Another
+// process of the container sends first, a forged READY=1: it is not heard.
 
 const BUILD = fileURLToPath(new URL('../tools/debian-tree/build.sh', import.meta.url));
 let tree = '';
@@ -24,6 +25,7 @@ const SENDER = [
   '$SIG{TERM} = sub { exit 0 };',
   'socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!";',
   'my $to = pack_sockaddr_un($ENV{NOTIFY_SOCKET});',
+  'if (!fork()) { send($s, "READY=1\\nSTATUS=forged", 0, $to) or die "send: $!"; exit 0 } wait;',
   'send($s, "STATUS=tst starting", 0, $to) or die "send: $!";',
   'send($s, "READY=1\\nSTATUS=tst up", 0, $to) or die "send: $!";',
   'sleep 30;',

@@ -244,6 +244,8 @@ export async function startContainer(
         ? beginContainerNetwork(settings, machine, ns.net, netOptions)
         : undefined;
     if (network) container.addCleanup(network.cleanup);
+    // The payload, once forked: the only sender the notify socket hears.
+    let payloadPid = -1;
     try {
       // Blocking briefly for the child's answers only while no network setup runs beside it.
       const briefWaitMs = network ? 0 : (options.briefWaitMs ?? 0);
@@ -252,12 +254,17 @@ export async function startContainer(
         briefWaitMs,
         cgroupFd: join.cgroupFd,
         netNamespaceOf: ns?.net ?? netnsPathFd,
+        // While the child mounts the container's tree: what needs no answer from it.
+        afterClone: () => {
+          if (uids) scope.delegate(uids.shift);
+          notify.listen(() => payloadPid, { onMessage: (m) => container.handleNotify(m.fields) });
+        },
         beforeRun: async (c) => {
+          payloadPid = c.pid;
           if (needsLinks(settings) && !network) {
             network = beginContainerNetwork(settings, machine, c, netOptions);
             container.addCleanup(network.cleanup);
           }
-          if (uids) scope.delegate(uids.shift);
           // c is the init, forked in the container's PID namespace, waiting in the setup's mount namespace.
           if (ns) await mountProc(c.pid, plan.networkNamespace, briefWaitMs);
           // Links, addresses and nftables rules are in place before the payload's first packet.
@@ -276,7 +283,6 @@ export async function startContainer(
     }
     etc.changes.commit();
     container.setChild(child);
-    notify.listen(child.pid, { onMessage: (m) => container.handleNotify(m.fields) });
     if (pty && consoleMode !== 'pipe') {
       const forwarder = forwardConsole({
         master: pty.master,

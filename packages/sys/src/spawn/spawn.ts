@@ -46,6 +46,12 @@ export interface SpawnOptions {
   /** An fd of a cgroup v2 directory the child starts in (CLONE_INTO_CGROUP). */
   cgroupFd?: number;
   /**
+   * Runs right after the clone, while the child runs its first steps on
+   * another CPU: the caller's own work that needs no answer from the child,
+   * done meanwhile instead of after. The child is killed if this throws.
+   */
+  afterClone?: () => void;
+  /**
    * Runs while the child waits in SpawnProgram.waitForParent(): write uid
    * maps, move links into its network namespace, attach it to cgroups. The
    * child is killed if this throws.
@@ -224,6 +230,7 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
       close(syncRead);
       syncRead = undefined;
     }
+    options.afterClone?.();
     // A parent that failed before its fork: its report says why.
     let failedBeforeFork = false;
     if (forkRead !== undefined) {
