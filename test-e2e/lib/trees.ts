@@ -4,7 +4,9 @@ import { fileURLToPath } from 'node:url';
 
 export { makeBusyboxTree } from '../../tools/test/busybox-tree.js';
 
-export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/cli.cjs', import.meta.url));
+// sd-nspawn's bin, as users run it: dist/cli.cjs is built inside the CommonJS wrapper for the bin's
+// launcher, and run alone it would do nothing.
+export const NSPAWN_CLI = fileURLToPath(new URL('../../packages/nspawn/dist/sd-nspawn.cjs', import.meta.url));
 
 /**
  * --pipe unless the arguments choose a console mode: the tests compare the payload's own stdout and

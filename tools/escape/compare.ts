@@ -22,7 +22,7 @@ const tree = execFileSync(fileURLToPath(new URL('../debian-tree/build.sh', impor
   encoding: 'utf8',
   stdio: ['ignore', 'pipe', 'inherit'],
 }).trim();
-const SD = fileURLToPath(new URL('../../packages/nspawn/dist/cli.cjs', import.meta.url));
+const SD = fileURLToPath(new URL('../../packages/nspawn/dist/sd-nspawn.cjs', import.meta.url));
 
 const common = (dir: string, env: Record<string, string>, volatile = true) => [
   '--pipe',

@@ -20,7 +20,7 @@ import { diffSnapshots, snapshot } from '../test/leak-check.js';
  *   (--network runs the whole soak in a network namespace of its own)
  */
 const repo = join(import.meta.dirname, '..', '..');
-const NSPAWN = join(repo, 'packages/nspawn/dist/cli.cjs');
+const NSPAWN = join(repo, 'packages/nspawn/dist/sd-nspawn.cjs');
 const MACHINED = join(repo, 'packages/machined/dist/machined.js');
 
 const { values } = parseArgs({

@@ -20,7 +20,7 @@ import {
  *   (sd-nspawn runs here; default route via .2)   (a server; no route back to the pool)
  */
 
-export const NSPAWN_CLI = fileURLToPath(new URL('../dist/cli.cjs', import.meta.url));
+export const NSPAWN_CLI = fileURLToPath(new URL('../dist/sd-nspawn.cjs', import.meta.url));
 export const NETWORKD_CLI = fileURLToPath(new URL('../../networkd-veth/dist/cli.js', import.meta.url));
 export const HOST_UPLINK = '198.18.0.1';
 export const INTERNET = '198.18.0.2';

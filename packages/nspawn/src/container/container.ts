@@ -244,8 +244,6 @@ export async function startContainer(
         ? beginContainerNetwork(settings, machine, ns.net, netOptions)
         : undefined;
     if (network) container.addCleanup(network.cleanup);
-    // The payload, once forked: the only sender the notify socket hears.
-    let payloadPid = -1;
     try {
       // Blocking briefly for the child's answers only while no network setup runs beside it.
       const briefWaitMs = network ? 0 : (options.briefWaitMs ?? 0);
@@ -257,10 +255,8 @@ export async function startContainer(
         // While the child mounts the container's tree: what needs no answer from it.
         afterClone: () => {
           if (uids) scope.delegate(uids.shift);
-          notify.listen(() => payloadPid, { onMessage: (m) => container.handleNotify(m.fields) });
         },
         beforeRun: async (c) => {
-          payloadPid = c.pid;
           if (needsLinks(settings) && !network) {
             network = beginContainerNetwork(settings, machine, c, netOptions);
             container.addCleanup(network.cleanup);
@@ -283,6 +279,7 @@ export async function startContainer(
     }
     etc.changes.commit();
     container.setChild(child);
+    notify.listen(child.pid, { onMessage: (m) => container.handleNotify(m.fields) });
     if (pty && consoleMode !== 'pipe') {
       const forwarder = forwardConsole({
         master: pty.master,

@@ -64,8 +64,7 @@ export interface NotifyListener {
 /**
  * A bound, non-blocking notify socket read through the poller. Create it
  * before the container starts (the path is bound into the container), then
- * `listen`: with the payload's pid, or with a function that gives it once
- * known (a negative pid before: every message is ignored until then).
+ * `listen` once the payload's pid is known.
  */
 export class NotifySocket {
   readonly path: string;
@@ -88,9 +87,8 @@ export class NotifySocket {
     }
   }
 
-  /** Starts delivering the messages `pid` sends (any pid when it is 0). */
-  listen(pid: number | (() => number), listener: NotifyListener): void {
-    const sender = typeof pid === 'number' ? () => pid : pid;
+  /** Starts delivering the messages `pid` sends (any pid when `pid` is 0). */
+  listen(pid: number, listener: NotifyListener): void {
     if (this.#closed || this.#watching) return;
     this.#watching = true;
     poller().add(this.fd, () => {
@@ -104,9 +102,8 @@ export class NotifySocket {
           listener.onIgnored?.('notification without credentials');
           continue;
         }
-        const want = sender();
-        if (want !== 0 && cred.pid !== want) {
-          listener.onIgnored?.(`notification from pid ${cred.pid}, not the payload (${want})`);
+        if (pid !== 0 && cred.pid !== pid) {
+          listener.onIgnored?.(`notification from pid ${cred.pid}, not the payload (${pid})`);
           continue;
         }
         if (msg.length > MAX_MESSAGE) {
