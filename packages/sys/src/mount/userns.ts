@@ -127,11 +127,12 @@ export async function createContainerNamespaces(
   };
   try {
     let fds: Omit<ContainerNamespaces, 'close'> | undefined;
-    // The helper shares our memory (CLONE_VM; the kernel refuses that only to
-    // setns/unshare of a user namespace, not to a clone into a new one): it
-    // makes fresh namespaces nobody else is in, waits and exits before any of
-    // them is used, so nothing in them ever sees it. Sparing the copy of
-    // Node's page tables is most of a spawn's cost.
+    // The helper shares our memory (CLONE_VM): the clone itself puts it in
+    // the new user namespace and it changes no ids, so our memory stays as
+    // it was (SpawnProgram.canShareMemory); it makes fresh namespaces nobody
+    // else is in, waits and exits before any of them is used, so nothing in
+    // them ever sees it. Sparing the copy of Node's page tables is most of a
+    // spawn's cost.
     const child = await spawn(program, {
       cloneFlags: CLONE.NEWUSER | CLONE.NEWUTS | CLONE.NEWIPC | (o.network ? CLONE.NEWNET : 0),
       briefWaitMs: HELPER_EXIT_MS,

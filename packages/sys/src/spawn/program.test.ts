@@ -62,17 +62,23 @@ describe('SpawnProgram', () => {
 });
 
 describe('memory sharing', () => {
-  it('never for a program that joins another namespace or makes a user namespace', () => {
+  it('never for a program that joins another namespace, makes a user namespace or changes its ids', () => {
     expect(new SpawnProgram(x86_64).execve('/bin/true', ['true'], []).canShareMemory).toBe(true);
+    expect(new SpawnProgram(x86_64).setresuid(1000).canShareMemory).toBe(false);
+    expect(new SpawnProgram(x86_64).setresgid(1000).canShareMemory).toBe(false);
+    expect(new SpawnProgram(x86_64).setfsid(1000, 1000).canShareMemory).toBe(false);
+    expect(new SpawnProgram(x86_64).setgroups([]).canShareMemory).toBe(true);
     expect(new SpawnProgram(x86_64).setns(5, 0x20000 /* CLONE_NEWNS */).canShareMemory).toBe(false);
     expect(new SpawnProgram(x86_64).setns(5, 0x10000000 /* CLONE_NEWUSER */).canShareMemory).toBe(false);
     expect(new SpawnProgram(x86_64).unshare(0x10000000).canShareMemory).toBe(false);
     expect(new SpawnProgram(x86_64).unshare(0x20000).canShareMemory).toBe(true);
   });
 
-  it('needs its own memory only where the kernel demands it (joinsOwnSetup)', () => {
+  it('needs its own memory for a user namespace, changed ids or a fork, whatever the caller says (joinsOwnSetup)', () => {
     const P = () => new SpawnProgram(x86_64);
     expect(P().setns(5, 0x20000 /* CLONE_NEWNS */).needsOwnMemory).toBe(false);
+    expect(P().setns(5, 0x20000).setresuid(1000).needsOwnMemory).toBe(true);
+    expect(P().setns(5, 0x20000).setfsid(1000, 1000).needsOwnMemory).toBe(true);
     expect(P().unshare(0x20000).needsOwnMemory).toBe(false);
     expect(P().setns(5, 0x10000000 /* CLONE_NEWUSER */).needsOwnMemory).toBe(true);
     expect(P().setns(5, 0 /* any type, a user namespace too */).needsOwnMemory).toBe(true);

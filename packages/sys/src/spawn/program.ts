@@ -23,6 +23,9 @@ import {
 export { HEADER_SIZE, SLOT_COUNT, STEP_SIZE, setAddressResolver } from './layout.js';
 export * from './steps.js';
 
+/** Calls that change a task's uid or gid: in our memory, they would make it not dumpable. */
+const ID_CHANGES = new Set(['setresuid', 'setresgid', 'setfsuid', 'setfsgid']);
+
 export class SpawnProgram {
   readonly steps: Step[] = [];
   private slots = 0;
@@ -36,24 +39,30 @@ export class SpawnProgram {
 
   /**
    * Whether the child can run in its parent's memory (CLONE_VM) until its
-   * execve: never when it joins another process's namespaces (setns) or
-   * makes a user namespace (unshare). The kernel refuses a user namespace
-   * to a task that shares its memory, and a process that enters a running
-   * container must not share a daemon's memory whatever it joins: once it
-   * is visible there, root inside could write into the daemon through it.
+   * execve: never when it joins another process's namespaces (setns), makes
+   * a user namespace (unshare) or changes its ids. Not that the kernel
+   * would refuse it (it refuses a user namespace only to a task that shares
+   * its fs or thread group, not its memory), but a process that enters a
+   * running container must not share a daemon's memory whatever it joins
+   * (once it is visible there, root inside could write into the daemon
+   * through it), a changed uid or gid marks the memory the task runs on,
+   * Node's own, not dumpable, and a task holding every capability of a
+   * user namespace is kept out of our memory as well.
    */
   get canShareMemory(): boolean {
     const NEWUSER = 0x10000000;
     return !this.steps.some((s) => {
       if (s.name === 'unshare') return typeof s.args[0] !== 'number' || (s.args[0] & NEWUSER) !== 0;
-      return s.name === 'setns' || s.name === 'clone';
+      return s.name === 'setns' || s.name === 'clone' || ID_CHANGES.has(s.name);
     });
   }
 
   /**
-   * Whether the kernel itself refuses the program a memory it shares: it
-   * makes or joins a user namespace (or may: a flag or namespace type that
-   * is not a constant), or forks (the fork would run on our stack).
+   * Whether the program needs a memory of its own even where its caller
+   * would let it share ours (joinsOwnSetup): it makes or joins a user
+   * namespace (or may: a flag or namespace type that is not a constant),
+   * changes its ids (see canShareMemory), or forks (the fork would run on
+   * our stack).
    */
   get needsOwnMemory(): boolean {
     const NEWUSER = 0x10000000;
@@ -62,7 +71,7 @@ export class SpawnProgram {
         const flags = s.args[s.name === 'unshare' ? 0 : 1];
         return typeof flags !== 'number' || flags === 0 || (flags & NEWUSER) !== 0;
       }
-      return s.name === 'clone';
+      return s.name === 'clone' || ID_CHANGES.has(s.name);
     });
   }
 

@@ -180,8 +180,8 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     // Sharing our memory (CLONE_VM, as posix_spawn does) spares the copy of
     // Node's page tables, most of a spawn's cost; the child then runs on a
     // stack of its own and touches nothing but it and the program memory.
-    // Joining a user namespace needs a memory of its own (the kernel refuses
-    // setns/unshare of one to a task that shares its mm).
+    // A child that makes or joins a user namespace or changes its ids gets
+    // a memory of its own (SpawnProgram.canShareMemory says why).
     const canShare =
       options.pidNamespaceOf === undefined &&
       (program.canShareMemory || (options.joinsOwnSetup === true && !program.needsOwnMemory));
