@@ -137,11 +137,13 @@ export class BusConnection {
       const fail = (e: Error) => {
         clearTimeout(timer);
         sock.destroy();
-        reject(
+        const err =
           e instanceof SdError
             ? e
-            : new SdError('ECONNREFUSED', `Cannot connect to the bus at ${address}: ${e.message}`),
-        );
+            : new SdError('ECONNREFUSED', `Cannot connect to the bus at ${address}: ${e.message}`);
+        // The Hello sent ahead is answered no more: its wait ends here.
+        conn.#fail(err);
+        reject(err);
       };
       const timer = setTimeout(
         () => fail(new SdError('ETIMEDOUT', `Timed out connecting to the bus at ${address}`)),
@@ -160,23 +162,26 @@ export class BusConnection {
           fail(new SdError('EACCES', `The bus at ${address} refused authentication: ${line.slice(0, nl)}`));
           return;
         }
-        sock.write('BEGIN\r\n');
+        // What follows the OK is the start of the message stream: Hello's reply.
         conn.#start(Buffer.from(line.slice(nl + 2), 'latin1'));
-        conn
-          .call({
-            destination: 'org.freedesktop.DBus',
-            path: '/org/freedesktop/DBus',
-            interface: 'org.freedesktop.DBus',
-            member: 'Hello',
-          })
-          .then(([name]) => {
-            clearTimeout(timer);
-            conn.uniqueName = String(name);
-            resolve(conn);
-          }, fail);
       };
       sock.setHandlers(onAuth, fail);
-      sock.write(auth);
+      // BEGIN and Hello go with the AUTH, not after its OK, as sd-bus sends
+      // them (the D-Bus spec allows the pipelining; the bus answers the AUTH
+      // and then reads on): one round trip less per connection.
+      sock.write(`${auth}BEGIN\r\n`);
+      conn
+        .call({
+          destination: 'org.freedesktop.DBus',
+          path: '/org/freedesktop/DBus',
+          interface: 'org.freedesktop.DBus',
+          member: 'Hello',
+        })
+        .then(([name]) => {
+          clearTimeout(timer);
+          conn.uniqueName = String(name);
+          resolve(conn);
+        }, fail);
     });
   }
 
