@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { machineScopeName } from '@sd/basic';
 import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,10 @@ function holdRange(shift: number): () => void {
     closeQuietly(fd);
     throw new Error(`${lockPath(shift)} is already held: another run is using this range`);
   }
-  return () => closeQuietly(fd);
+  return () => {
+    rmSync(lockPath(shift), { force: true });
+    closeQuietly(fd);
+  };
 }
 
 /** Nothing of machine `name` is left: no staging directory, no mount, no scope. */
@@ -71,6 +74,8 @@ describe('--private-users ranges', () => {
       ]);
       expect(r.code, r.stderr).toBe(0);
       expect(shiftOf(r.stdout)).toBe(candidateShift(name, 1));
+      // Released at exit, its lock file with it (as systemd-nspawn removes its own).
+      expect(existsSync(lockPath(candidateShift(name, 1)))).toBe(false);
     } finally {
       release();
     }
@@ -148,6 +153,7 @@ describe('--private-users ranges', () => {
     const again = sdNspawn(args('tst-userns-one', 'cat /proc/self/uid_map'));
     expect(again.code, again.stderr).toBe(0);
     expect(shiftOf(again.stdout)).toBe(shift);
+    expect(existsSync(lockPath(shift))).toBe(false);
     nothingLeftOf('tst-userns-one');
   });
 });

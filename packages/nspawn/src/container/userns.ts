@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { fstatSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { PrivateUsers } from '../settings/settings.js';
@@ -8,7 +8,8 @@ import { sha256 } from './sha256.js';
  * UID ranges for --private-users. `pick` starts from a hash of the machine
  * name (stable across runs, so files keep their owners) and takes the first
  * range in systemd's container window that no other container holds; a lock
- * file per range, held while the container runs, makes that exclusive.
+ * file per range, held while the container runs, makes that exclusive, and
+ * is removed when the range is released (as systemd removes its own).
  */
 
 const PICK_MIN = 0x00080000;
@@ -26,13 +27,39 @@ export function lockDirectory(runtimeDir: string): string {
   return `${runtimeDir}/nspawn-uid`;
 }
 
-function tryLock(dir: string, shift: number): number | undefined {
+/**
+ * Locks the file of a range; its release removes the file, then lets go of
+ * the lock. A holder may release between our open and our flock: we then
+ * hold a file no longer there, which locks nothing (the next taker makes a
+ * new one), so a lock counts only on the file the name still shows.
+ */
+function tryLock(dir: string, shift: number): (() => void) | undefined {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const path = `${dir}/${shift.toString(16).padStart(8, '0')}`;
-  const fd = open(path, O.CREAT | O.RDWR, 0o600);
-  if (tryFlock(fd, LOCK.EX, path)) return fd;
-  closeQuietly(fd);
+  for (let tries = 0; tries < 3; tries++) {
+    const fd = open(path, O.CREAT | O.RDWR, 0o600);
+    if (!tryFlock(fd, LOCK.EX, path)) {
+      closeQuietly(fd);
+      return undefined;
+    }
+    if (sameFile(fd, path))
+      return () => {
+        rmSync(path, { force: true });
+        closeQuietly(fd);
+      };
+    closeQuietly(fd);
+  }
   return undefined;
+}
+
+function sameFile(fd: number, path: string): boolean {
+  try {
+    const held = fstatSync(fd);
+    const named = statSync(path);
+    return held.ino === named.ino && held.dev === named.dev;
+  } catch {
+    return false;
+  }
 }
 
 export function candidateShift(machine: string, attempt: number): number {
@@ -52,15 +79,15 @@ export function chooseUidRange(
   if (users.mode === 'identity') return { shift: 0, range: users.range, release: () => {} };
   if (users.mode === 'fixed') {
     const shift = users.shift ?? 0;
-    const fd = tryLock(dir, shift);
-    if (fd === undefined)
+    const release = tryLock(dir, shift);
+    if (release === undefined)
       throw new NspawnError('EBUSY', `UID range ${shift}:${users.range} is in use by another container`);
-    return { shift, range: users.range, release: () => closeQuietly(fd) };
+    return { shift, range: users.range, release };
   }
   for (let attempt = 0; attempt < 100; attempt++) {
     const shift = candidateShift(machine, attempt);
-    const fd = tryLock(dir, shift);
-    if (fd !== undefined) return { shift, range: RANGE, release: () => closeQuietly(fd) };
+    const release = tryLock(dir, shift);
+    if (release !== undefined) return { shift, range: RANGE, release };
   }
   throw new NspawnError('EBUSY', 'Failed to find a free UID range for the container');
 }
