@@ -2,8 +2,10 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
+import { candidateShift } from '../../nspawn/src/container/userns.js';
 import { MachineCgroup, type MessageBus } from '../src/index.js';
 import {
   callOn,
@@ -121,5 +123,16 @@ describe.skipIf(skip)('sd-machined machine leaders', () => {
     await waitFor('the scope to go', () => cg.dirs.every((d) => !existsSync(d)), 3000).catch(() => {
       throw new Error(`left behind: ${cg.dirs.filter((d) => existsSync(d)).join(', ')}`);
     });
+    // Killed, sd-nspawn could not remove its uid range's lock file (a later start of the
+    // machine would reuse it): removed here, once nobody holds it.
+    const lock = `/run/sd-nspawn/nspawn-uid/${candidateShift('robkill9', 0).toString(16).padStart(8, '0')}`;
+    if (existsSync(lock)) {
+      const fd = open(lock, O.RDWR);
+      try {
+        if (tryFlock(fd, LOCK.EX, lock)) rmSync(lock);
+      } finally {
+        closeQuietly(fd);
+      }
+    }
   }, 120_000);
 });
