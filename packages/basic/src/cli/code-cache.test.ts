@@ -64,8 +64,10 @@ afterAll(() => {
 });
 
 describe('runCached', () => {
+  // Here and below, upgradeMaxSeconds: 0 keeps a loaded machine's slower second run from
+  // rewriting the cache as "grown" (that rule has its own test): these check write-once-then-use.
   it('runs the bundle as Node would, writes the cache once and then uses it', () => {
-    const { launcher, cache } = setup('once');
+    const { launcher, cache } = setup('once', ', { upgradeMaxSeconds: 0 }');
     const first = run(launcher);
     expect(first).toEqual({ status: 3, stdout: 'hello cli.cjs once true\n', stderr: '' });
     expect(readFileSync(cache).toString('latin1')).toMatch(/^sd-v8cache 3 v\d+.*\nwork \d+ failed\n/);
@@ -75,7 +77,7 @@ describe('runCached', () => {
   });
 
   it('runs a bundle built inside the CommonJS wrapper as it is, lines unmoved, and caches it', () => {
-    const { file, launcher, cache } = setup('prewrapped');
+    const { file, launcher, cache } = setup('prewrapped', ', { upgradeMaxSeconds: 0 }');
     // As tools/build/cli-bundle.ts's prewrapCjs builds it: wrapped twice, it would only define a function.
     const [start, end] = (Module as unknown as { wrapper: [string, string] }).wrapper;
     const body = bundle('wrapped').replace('#!/usr/bin/env node\n', '');

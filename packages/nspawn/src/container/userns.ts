@@ -42,11 +42,17 @@ function tryLock(dir: string, shift: number): (() => void) | undefined {
       closeQuietly(fd);
       return undefined;
     }
-    if (sameFile(fd, path))
+    if (sameFile(fd, path)) {
+      let held = true;
+      // Once only: a second removal could take a file another holder made since.
       return () => {
-        rmSync(path, { force: true });
-        closeQuietly(fd);
+        if (held) {
+          rmSync(path, { force: true });
+          closeQuietly(fd);
+        }
+        held = false;
       };
+    }
     closeQuietly(fd);
   }
   return undefined;
