@@ -16,6 +16,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type AttackRun, formatAttempts, runAttackList } from '../../test-e2e/lib/attacks.js';
+import { ReferenceCgroup } from '../bench/lib/reference-cgroup.js';
 
 const verbose = process.argv.includes('--verbose');
 const tree = execFileSync(fileURLToPath(new URL('../debian-tree/build.sh', import.meta.url)), {
@@ -96,7 +97,13 @@ const configs: Array<{ label: string; cmd: (dir: string, env: Record<string, str
 
 const runs: Array<{ label: string; run: AttackRun }> = [];
 for (const c of configs) {
-  const run = runAttackList(c.cmd);
+  // The reference in a cgroup of its own, removed after it (ReferenceCgroup).
+  const cg = new ReferenceCgroup('escape');
+  const run = runAttackList((d, e) => {
+    const [cmd, ...args] = c.cmd(d, e) as [string, ...string[]];
+    return cmd === 'systemd-nspawn' ? cg.argv(cmd, args).flat() : [cmd, ...args];
+  });
+  await cg.remove();
   runs.push({ label: c.label, run });
   if (verbose)
     console.log(`## ${c.label} (exit ${run.code})\n${formatAttempts(run.attempts)}\n${run.stderr.trim()}\n`);

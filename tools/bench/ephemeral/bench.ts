@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findBusybox } from '../lib/rootfs.js';
-import { external, have, type Runner } from '../lib/runners.js';
+import { external, have, nspawnRunner, type Runner } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
 import { NSPAWN_CLI } from '../start/runners.js';
 
@@ -75,15 +75,7 @@ try {
       '/bin/true',
     ]);
   const theirs = (tree: string, label: string): Runner =>
-    external(`systemd-nspawn -x, ${label}`, 'the same with systemd-nspawn', 'systemd-nspawn', () => [
-      '--register=no',
-      '--keep-unit',
-      '-q',
-      '-x',
-      '-D',
-      tree,
-      '/bin/true',
-    ]);
+    nspawnRunner(tree, ['/bin/true'], ['-x'], { name: `systemd-nspawn -x, ${label}` });
   const runners = [ours(small, '1k files'), ours(large, '50k files')];
   if (have('systemd-nspawn')) runners.push(theirs(small, '1k files'), theirs(large, '50k files'));
   else process.stdout.write('systemd-nspawn is not installed: skipped (apt-get install systemd-container)\n');

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn as spawnProcess, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ReferenceCgroup } from './reference-cgroup.js';
 
 /**
  * What the benchmarks share about their contenders: each runs a payload in
@@ -203,18 +204,42 @@ export function crunRunner(dir: string, rootfs: string, options: CrunOptions = {
   return runner;
 }
 
-/** systemd-nspawn without machined and scope unit; `extra` goes before the command. */
+/**
+ * systemd-nspawn without machined and scope unit; `extra` goes before the
+ * command. Each run in a cgroup of its own, removed after it (ReferenceCgroup).
+ */
 export function nspawnRunner(
   rootfs: string,
   command: string[] = ['/bin/true'],
   extra: string[] = [],
   options: ExternalOptions & { name?: string } = {},
 ): Runner {
-  return external(
+  const cg = new ReferenceCgroup('nspawn');
+  let argv: [string, string[]] = ['systemd-nspawn', []];
+  const inner = external(
     options.name ?? 'systemd-nspawn',
     '--register=no --keep-unit: all of nspawn (seccomp, /dev, /sys, caps...)',
-    'systemd-nspawn',
-    () => ['--register=no', '--keep-unit', '-q', '-D', rootfs, ...extra, ...command],
+    '/bin/sh',
+    () => argv[1],
     options,
   );
+  return {
+    ...inner,
+    async run() {
+      argv = cg.argv('systemd-nspawn', [
+        '--register=no',
+        '--keep-unit',
+        '-q',
+        '-D',
+        rootfs,
+        ...extra,
+        ...command,
+      ]);
+      try {
+        return await inner.run();
+      } finally {
+        await cg.remove();
+      }
+    },
+  };
 }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DAEMON_CLAIM, onNetworkStep, tryClaim } from '@sd/networkd-veth';
 import { CLONE, closeQuietly, openNamespace, openRouteSocket, setLink, setns } from '@sd/sys';
+import { ReferenceCgroup } from '../lib/reference-cgroup.js';
 import { type BenchRoot, findBusybox, makeBusyboxRoot, removeRoot } from '../lib/rootfs.js';
 import { elapsedMs, have, nodeStartNote } from '../lib/runners.js';
 import { ms, summarize, table } from '../lib/stats.js';
@@ -205,8 +206,11 @@ try {
       ],
     });
   const measure = async (r: Row) => {
-    const [cmd, args] = r.args();
-    const m = await run(ns, cmd, args);
+    let [cmd, args] = r.args();
+    // The reference in a cgroup of its own, removed after it (ReferenceCgroup).
+    const cg = cmd === 'systemd-nspawn' ? new ReferenceCgroup('net') : undefined;
+    if (cg) [cmd, args] = cg.argv(cmd, args);
+    const m = await run(ns, cmd, args).finally(() => cg?.remove());
     add(`${r.server}|${r.name}`, m.exit);
     if (m.address !== undefined) add(`${r.server}|${r.name}|address`, m.address);
   };
