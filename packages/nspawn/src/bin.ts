@@ -6,5 +6,6 @@ import { runCached } from '@sd/basic/code-cache';
 // --help and --version run little of the bundle: a cache of their own, so that a container start's
 // cache always holds the start's code, whichever came first.
 const info = process.argv.slice(2).some((a) => a === '--help' || a === '-h' || a === '--version');
-// Built as CommonJS only (tsup.config.ts): __dirname is dist/, and no URL is made at start.
-runCached(`${__dirname}/cli.cjs`, { variant: info ? 'info' : 'run' });
+// Built as CommonJS only (tsup.config.ts): __dirname is dist/, no URL is made at start, and this
+// file's require resolves for the bundle beside it.
+runCached(`${__dirname}/cli.cjs`, { variant: info ? 'info' : 'run', require });

@@ -92,6 +92,34 @@ describe('runCached', () => {
     expect(id(cache)).toBe(before);
   });
 
+  it("gives the bundle the bin's own require when the bin passes it", () => {
+    const { launcher } = setup(
+      'own-require',
+      ', { upgradeMaxSeconds: 0, require: (id) => (id === "node:path" ? { basename: (p) => "via-bin:" + p.split("/").pop() } : undefined) }',
+    );
+    expect(run(launcher)).toEqual({
+      status: 3,
+      stdout: 'hello via-bin:cli.cjs via-bin:own-require true\n',
+      stderr: '',
+    });
+  });
+
+  it('uses a cache smaller than its bundle, read into the buffer the source was read into', () => {
+    const { file, launcher, cache } = setup('larger', ', { upgradeMaxSeconds: 0 }');
+    writeFileSync(file, `${bundle('large')}// ${'x'.repeat(300_000)}\n`);
+    const first = run(launcher);
+    expect(first).toEqual({
+      status: 3,
+      stdout: 'large cli.cjs larger true\n',
+      stderr: '',
+    });
+    expect(statSync(cache).size).toBeLessThan(statSync(file).size);
+    const before = id(cache);
+    // A cache V8 rejected (its bytes overwritten by the read, say) would be written again.
+    expect(run(launcher)).toEqual(first);
+    expect(id(cache)).toBe(before);
+  });
+
   it('never runs a cache against a changed bundle of the same length', () => {
     const { file, launcher, cache } = setup('stale');
     run(launcher);

@@ -1,5 +1,5 @@
-import { fstatSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
+import { fstatSync, mkdirSync, statSync } from 'node:fs';
+import { closeQuietly, LOCK, O, open, tryFlock, unlinkIfExists } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { PrivateUsers } from '../settings/settings.js';
 import { sha256 } from './sha256.js';
@@ -47,7 +47,7 @@ function tryLock(dir: string, shift: number): (() => void) | undefined {
       // Once only: a second removal could take a file another holder made since.
       return () => {
         if (held) {
-          rmSync(path, { force: true });
+          unlinkIfExists(path);
           closeQuietly(fd);
         }
         held = false;
