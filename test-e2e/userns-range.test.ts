@@ -1,17 +1,16 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { machineScopeName } from '@sd/basic';
 import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { candidateShift } from '../packages/nspawn/src/container/userns.js';
+import { candidateShift, rangeLockPath } from '../packages/nspawn/src/container/userns.js';
 import { makeBusyboxTree, NSPAWN_CLI, sdNspawn, sdNspawnAsync } from './lib/trees.js';
 
 // --private-users ranges are exclusive: a lock file per range under
 // /run/sd-nspawn/nspawn-uid, held while the container runs. Each test here
 // fails when that lock is not taken (userns.ts tryLock) or not honoured.
 
-const LOCKS = '/run/sd-nspawn/nspawn-uid';
-const lockPath = (shift: number) => `${LOCKS}/${shift.toString(16).padStart(8, '0')}`;
+const lockPath = (shift: number) => rangeLockPath('/run/sd-nspawn', shift);
 
 let tree: ReturnType<typeof makeBusyboxTree>;
 beforeAll(() => {
@@ -102,6 +101,34 @@ describe('--private-users ranges', () => {
     }
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(`sd-nspawn: UID range ${shift}:65536 is in use by another container\n`);
+    nothingLeftOf(name);
+  });
+
+  it("fixed: a link planted as the range's lock file is refused, its target never made", () => {
+    const name = 'tst-userns-link';
+    const shift = 0x6ffd0000;
+    const target = `/tmp/sd-test-userns-link-target.${process.pid}`;
+    mkdirSync('/run/sd-nspawn/nspawn-uid', { recursive: true, mode: 0o755 });
+    symlinkSync(target, lockPath(shift));
+    let r: ReturnType<typeof sdNspawn>;
+    try {
+      r = sdNspawn([
+        '-q',
+        '-D',
+        tree.dir,
+        '--read-only',
+        `--machine=${name}`,
+        `--private-users=${shift}:65536`,
+        'true',
+      ]);
+      expect(existsSync(target)).toBe(false);
+      expect(lstatSync(lockPath(shift)).isSymbolicLink()).toBe(true);
+    } finally {
+      rmSync(lockPath(shift), { force: true });
+      rmSync(target, { force: true });
+    }
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^sd-nspawn: open '\/run\/sd-nspawn\/nspawn-uid\/6ffd0000': ELOOP [^\n]*\n$/);
     nothingLeftOf(name);
   });
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { closeQuietly, LOCK, O, open, tryFlock } from '@sd/sys';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type PrivateBus, startPrivateBus } from '../../../tools/dbus/private-bus.js';
-import { candidateShift } from '../../nspawn/src/container/userns.js';
+import { candidateShift, rangeLockPath } from '../../nspawn/src/container/userns.js';
 import { MachineCgroup, type MessageBus } from '../src/index.js';
 import {
   callOn,
@@ -125,7 +125,7 @@ describe.skipIf(skip)('sd-machined machine leaders', () => {
     });
     // Killed, sd-nspawn could not remove its uid range's lock file (a later start of the
     // machine would reuse it): removed here, once nobody holds it.
-    const lock = `/run/sd-nspawn/nspawn-uid/${candidateShift('robkill9', 0).toString(16).padStart(8, '0')}`;
+    const lock = rangeLockPath('/run/sd-nspawn', candidateShift('robkill9', 0));
     if (existsSync(lock)) {
       const fd = open(lock, O.RDWR);
       try {

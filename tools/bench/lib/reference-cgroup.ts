@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Cgroup, detectCgroups } from '@sd/sys';
+import { CgroupSet, detectCgroups, parseProcCgroup } from '@sd/sys';
 
 /**
  * A cgroup for one run of the reference systemd-nspawn. Without systemd as
@@ -10,18 +10,15 @@ import { Cgroup, detectCgroups } from '@sd/sys';
  * below our own cgroup there; the others (memory...) stay as they are.
  */
 export class ReferenceCgroup {
-  readonly #cg: Cgroup;
+  readonly #cg: CgroupSet;
 
   constructor(tag: string) {
     const layout = detectCgroups();
-    const own =
-      /^0::(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1]?.replace(/^\/+|\/+$/g, '') ?? '';
-    this.#cg = new Cgroup(`${own ? `${own}/` : ''}sd-bench-ref-${tag}-${process.pid}`, {
-      layout: {
-        ...layout,
-        hierarchies: layout.hierarchies.filter((h) => h.controllers.includes('name=systemd')),
-      },
-    });
+    this.#cg = CgroupSet.at(
+      parseProcCgroup(readFileSync('/proc/self/cgroup', 'utf8')),
+      { ...layout, hierarchies: layout.hierarchies.filter((h) => h.controllers.includes('name=systemd')) },
+      { below: `sd-bench-ref-${tag}-${process.pid}` },
+    );
   }
 
   /** `cmd args` run inside the cgroup, made now: a shell moves itself in and execs (~1 ms). */

@@ -109,6 +109,15 @@ describe('a hostile bus peer', () => {
     });
   });
 
+  it('a refused authentication leaves no wait behind: the Hello sent ahead ends with it', async () => {
+    // Otherwise its call timer (25 s) would keep a CLI that goes on without the bus alive that long.
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    behave = (s) => s.on('data', () => s.write('REJECTED EXTERNAL\r\n'));
+    await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({ code: 'EACCES' });
+    expect(timers()).toBe(before);
+  });
+
   it('a message announcing more than D-Bus allows is refused at its header, not buffered', async () => {
     behave = okThen(header(0xffff_fff0, 0));
     await expect(BusConnection.connect(address(), 5_000)).rejects.toMatchObject({ code: 'EBADMSG' });

@@ -27,17 +27,22 @@ export function lockDirectory(runtimeDir: string): string {
   return `${runtimeDir}/nspawn-uid`;
 }
 
+/** The lock file of the range starting at host uid `shift`. */
+export function rangeLockPath(runtimeDir: string, shift: number): string {
+  return `${lockDirectory(runtimeDir)}/${shift.toString(16).padStart(8, '0')}`;
+}
+
 /**
  * Locks the file of a range; its release removes the file, then lets go of
  * the lock. A holder may release between our open and our flock: we then
  * hold a file no longer there, which locks nothing (the next taker makes a
  * new one), so a lock counts only on the file the name still shows.
  */
-function tryLock(dir: string, shift: number): (() => void) | undefined {
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const path = `${dir}/${shift.toString(16).padStart(8, '0')}`;
+function tryLock(runtimeDir: string, shift: number): (() => void) | undefined {
+  const path = rangeLockPath(runtimeDir, shift);
   for (let tries = 0; tries < 3; tries++) {
-    const fd = open(path, O.CREAT | O.RDWR, 0o600);
+    // Not through a link planted in the lock directory: we would lock, and at release keep, its target.
+    const fd = open(path, O.CREAT | O.RDWR | O.NOFOLLOW | O.CLOEXEC, 0o600);
     if (!tryFlock(fd, LOCK.EX, path)) {
       closeQuietly(fd);
       return undefined;
@@ -80,19 +85,19 @@ export function chooseUidRange(
   machine: string,
   runtimeDir: string,
 ): UidRange | undefined {
-  const dir = lockDirectory(runtimeDir);
   if (users.mode === 'no') return undefined;
   if (users.mode === 'identity') return { shift: 0, range: users.range, release: () => {} };
+  mkdirSync(lockDirectory(runtimeDir), { recursive: true, mode: 0o755 });
   if (users.mode === 'fixed') {
     const shift = users.shift ?? 0;
-    const release = tryLock(dir, shift);
+    const release = tryLock(runtimeDir, shift);
     if (release === undefined)
       throw new NspawnError('EBUSY', `UID range ${shift}:${users.range} is in use by another container`);
     return { shift, range: users.range, release };
   }
   for (let attempt = 0; attempt < 100; attempt++) {
     const shift = candidateShift(machine, attempt);
-    const release = tryLock(dir, shift);
+    const release = tryLock(runtimeDir, shift);
     if (release !== undefined) return { shift, range: RANGE, release };
   }
   throw new NspawnError('EBUSY', 'Failed to find a free UID range for the container');
