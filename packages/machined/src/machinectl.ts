@@ -1,11 +1,5 @@
+import { runMain } from '@sd/basic';
 import { runMachinectl } from './machinectl/main.js';
 
-runMachinectl(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.stderr.write(`machinectl: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+// machinectl: runMachinectl prints and returns the status; runMain is the exit path of every sd CLI.
+runMain('machinectl', (argv) => runMachinectl(argv));

@@ -35,6 +35,7 @@ export * from './net/unix-stream.js';
 export type { PollCallback } from './poller/poller.js';
 export { EPOLL, Poller, poller, readToEnd, waitReadable } from './poller/poller.js';
 export * from './prebuilt/prebuilt.js';
+export * from './proc/exit.js';
 export * from './proc/fsids.js';
 export * from './proc/ns.js';
 export * from './proc/pidfd.js';

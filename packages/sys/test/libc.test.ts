@@ -11,6 +11,15 @@ describe('lazyFunc', () => {
     expect(getpid.info.name).toBe('getpid');
   });
 
+  it('answers .info before any call and keeps Function.prototype (call, apply, bind)', () => {
+    const getuid = lazyFunc('int getuid()');
+    expect(getuid.info.name).toBe('getuid');
+    expect(typeof getuid).toBe('function');
+    expect(getuid.call(null)).toBe(process.getuid?.());
+    expect(getuid.apply(null, [])).toBe(process.getuid?.());
+    expect(getuid.bind(null)()).toBe(process.getuid?.());
+  });
+
   it('supports the syscall-style declaration and .async()', async () => {
     const getppid = lazyFunc('getppid', 'int', []);
     const viaAsync = await new Promise<number>((resolve, reject) =>

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheVariant } from './code-cache.js';
 
 // runCached as a CLI's bin uses it, in fresh node processes: the cache is
 // written on the first run and used on the next, a changed bundle or a
@@ -250,4 +251,21 @@ describe('runCached', () => {
       }
     },
   );
+});
+
+describe('cacheVariant', () => {
+  it("names --help and --version runs 'info', before any '--'", () => {
+    expect(cacheVariant(['--help'])).toBe('info');
+    expect(cacheVariant(['-D', '/t', '-h'])).toBe('info');
+    expect(cacheVariant(['--version'], ['list'], 'list')).toBe('info');
+    expect(cacheVariant(['-D', '/t', '--', '/bin/ls', '--help'])).toBe('run');
+  });
+
+  it('names the first known verb, the default verb without one, never an unknown word', () => {
+    const verbs = ['list', 'status'];
+    expect(cacheVariant(['-M', 'inner', 'status', 'list'], verbs, 'list')).toBe('status');
+    expect(cacheVariant(['--no-legend'], verbs, 'list')).toBe('list');
+    expect(cacheVariant(['lsit'], verbs, 'list')).toBe('list');
+    expect(cacheVariant(['-D', '/t', '/bin/true'])).toBe('run');
+  });
 });

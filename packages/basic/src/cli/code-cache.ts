@@ -84,6 +84,25 @@ export function codeCacheFiles(
   return out;
 }
 
+/**
+ * The kind of run a CLI's bin names to runCached (its cache of its own):
+ * 'info' for --help, -h or --version; else the first argument that is one
+ * of `verbs` (machinectl's list and status run different code), or
+ * `defaultVerb` when none is; 'run' for a CLI without verbs. Arguments after
+ * `--` are the container's or the remote command's, not ours.
+ */
+export function cacheVariant(
+  argv: readonly string[],
+  verbs: readonly string[] = [],
+  defaultVerb = 'run',
+): string {
+  const end = argv.indexOf('--');
+  const own = end < 0 ? argv : argv.slice(0, end);
+  if (own.some((a) => a === '--help' || a === '-h' || a === '--version')) return 'info';
+  if (verbs.length === 0) return 'run';
+  return own.find((a) => verbs.includes(a)) ?? defaultVerb;
+}
+
 /** What a CLI's bin passes: its own `require`, which resolves from the bundle's directory too. */
 type Require = (id: string) => unknown;
 

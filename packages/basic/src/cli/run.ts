@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { SdError } from '@sd/sys';
+import { exitNow, SdError } from '@sd/sys';
 import { writeFd } from './output.js';
 
 /**
@@ -16,18 +16,67 @@ export function runMain(name: string, main: (argv: string[]) => Promise<number> 
     const status = (e as { exitStatus?: unknown } | undefined)?.exitStatus;
     return typeof status === 'number' && status > 0 && status < 256 ? status : 1;
   };
+  const stdioTouched = watchStdio();
   let result: Promise<number>;
   try {
     result = Promise.resolve(main(process.argv.slice(2)));
   } catch (e) {
     result = Promise.reject(e);
   }
-  // process.exit: the poller and bus connections must not keep a finished CLI alive; stdout and
-  // stderr are synchronous on Linux for files, pipes and terminals, so nothing written is lost.
+  // Exiting here, not when the loop drains: the poller and bus connections must not keep a finished
+  // CLI alive; stdout and stderr are synchronous on Linux for files, pipes and terminals, so nothing
+  // written is lost.
   result.then(
-    (code) => process.exit(code),
-    (e: unknown) => process.exit(fail(e)),
+    (code) => end(code, stdioTouched()),
+    (e: unknown) => end(fail(e), stdioTouched()),
   );
+}
+
+/**
+ * Whether process.stdin, stdout or stderr has been used from now on: Node
+ * then may have changed their fds' flags (O_NONBLOCK on a pipe shared with
+ * the caller) or the terminal's mode, which only Node's own exit restores.
+ */
+function watchStdio(): () => boolean {
+  let touched = false;
+  for (const name of ['stdin', 'stdout', 'stderr'] as const) {
+    const d = Object.getOwnPropertyDescriptor(process, name);
+    if (!d?.get || !d.configurable) {
+      touched = true;
+      continue;
+    }
+    const get = d.get;
+    Object.defineProperty(process, name, {
+      ...d,
+      get() {
+        touched = true;
+        return get.call(process);
+      },
+    });
+  }
+  return () => touched;
+}
+
+/** Node flags after which its own exit writes or reports something: profiles, coverage, an inspector, reports. */
+const NODE_EXIT_WORK = /prof|cov|inspect|trace|report|snapshot|diagnostic/;
+
+/**
+ * process.exit(code), but ending with _exit once the 'exit' listeners have
+ * run (the code cache is written there): Node's own exit disposes V8's
+ * platform and joins its pool threads (measured: 2.5-5 ms of a container
+ * start's 30-40 ms over `node -e 0`), and hangs while a pool thread is
+ * blocked. Node's own exit all the same where it restores or writes
+ * something: stdio this process used, and node flags that write at exit.
+ */
+function end(code: number, stdioTouched: boolean): void {
+  const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
+  if (stdioTouched || NODE_EXIT_WORK.test(flags) || process.env.NODE_V8_COVERAGE !== undefined)
+    process.exit(code);
+  // What process.exit does before its teardown.
+  process.exitCode = code;
+  (process as { _exiting?: boolean })._exiting = true;
+  process.emit('exit', code);
+  exitNow(Number(process.exitCode ?? code));
 }
 
 /** An error as one line: SdError messages as they are, others with their class name. */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseArgs, UsageError } from './args.js';
+import { parseArgs, UsageError, VERBS } from './args.js';
+import { VERB_NAMES } from './verb-names.js';
 
 describe('machinectl options that would only be parsed and ignored are refused', () => {
   it.each([
@@ -26,5 +27,11 @@ describe('machinectl option parsing', () => {
   });
   it('refuses a bad --json= value', () => {
     expect(() => parseArgs(['--json=yaml', 'list'])).toThrow(/Unknown argument to --json=: yaml/);
+  });
+});
+
+describe("the bin's verb names (one code cache per verb)", () => {
+  it('are exactly the verbs machinectl takes', () => {
+    expect([...VERB_NAMES].sort()).toEqual(Object.keys(VERBS).sort());
   });
 });
