@@ -95,6 +95,81 @@ describe('the handshake', () => {
   });
 });
 
+describe('open(): the first call goes out with the handshake', () => {
+  /** A method return for `replySerial`, carrying one string. */
+  const methodReturn = (replySerial: number, value: string) => {
+    const body = marshal('s', [value]);
+    const fields = marshal('yyyyuua(yv)', [
+      0x6c,
+      2,
+      0,
+      1,
+      body.length,
+      100 + replySerial,
+      [
+        [5, { signature: 'u', value: replySerial }],
+        [8, { signature: 'g', value: 's' }],
+      ],
+    ]);
+    return Buffer.concat([fields, Buffer.alloc((8 - (fields.length % 8)) % 8), body]);
+  };
+
+  it('sends a call made at once together with AUTH, BEGIN and Hello: one round trip in all', async () => {
+    // This bus answers only once it holds the handshake and two whole messages
+    // (Hello and the call): a client that waited for Hello's reply would wait forever.
+    behave = (s) => {
+      let seen = Buffer.alloc(0);
+      s.on('data', (d) => {
+        seen = Buffer.concat([seen, d]);
+        const begin = seen.indexOf('BEGIN\r\n');
+        if (begin < 0) return;
+        let at = begin + 7;
+        for (let n = 0; n < 2; n++) {
+          if (seen.length < at + 16) return;
+          const fieldsLen = seen.readUInt32LE(at + 12);
+          const headerEnd = 16 + fieldsLen + ((8 - ((16 + fieldsLen) % 8)) % 8);
+          at += headerEnd + seen.readUInt32LE(at + 4);
+          if (seen.length < at) return;
+        }
+        s.write(
+          Buffer.concat([
+            Buffer.from('OK 0123456789abcdef0123456789abcdef\r\n'),
+            methodReturn(1, ':1.9'),
+            methodReturn(2, 'answered'),
+          ]),
+        );
+        seen = Buffer.alloc(0);
+      });
+    };
+    const { conn, ready } = await BusConnection.open(address(), 2_000);
+    const reply = conn.call({
+      destination: 'x.y',
+      path: '/x',
+      interface: 'x.y',
+      member: 'Z',
+      timeoutMs: 2_000,
+    });
+    await expect(reply).resolves.toEqual(['answered']);
+    await expect(ready).resolves.toBe(conn);
+    expect(conn.uniqueName).toBe(':1.9');
+    conn.close();
+  });
+
+  it('a refused authentication: ready and the call made meanwhile reject with it, no wait left', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    behave = (s) => s.on('data', () => s.write('REJECTED EXTERNAL\r\n'));
+    const { conn, ready } = await BusConnection.open(address(), 5_000);
+    const reply = conn.call({ destination: 'x.y', path: '/x', interface: 'x.y', member: 'Z' });
+    await expect(ready).rejects.toMatchObject({
+      code: 'EACCES',
+      message: expect.stringContaining('REJECTED'),
+    });
+    await expect(reply).rejects.toMatchObject({ code: 'EACCES' });
+    expect(timers()).toBe(before);
+  });
+});
+
 describe('a hostile bus peer', () => {
   it('an auth reply without end: EPROTO after 4 KiB, not a wait', async () => {
     behave = (s) => s.on('data', () => s.write('x'.repeat(8192)));

@@ -49,12 +49,16 @@ const wireError = (e: unknown): unknown => {
 /** machine1 through @sd/basic's BusConnection: variants arrive as their values already. */
 export class LiteMachine1 implements Machine1 {
   readonly #bus: BusConnection;
-  private constructor(bus: BusConnection) {
+  /** Hello's reply: the first call goes out before it (BusConnection.open). */
+  readonly #ready: Promise<unknown>;
+  private constructor(bus: BusConnection, ready: Promise<unknown>) {
     this.#bus = bus;
+    this.#ready = ready;
   }
 
   static async connect(address = systemBusAddress()): Promise<LiteMachine1> {
-    return new LiteMachine1(await BusConnection.connect(address));
+    const { conn, ready } = await BusConnection.open(address);
+    return new LiteMachine1(conn, ready);
   }
 
   async call(
@@ -64,8 +68,22 @@ export class LiteMachine1 implements Machine1 {
     signature: string,
     body: unknown[],
   ): Promise<unknown[]> {
+    const reply = this.#bus.call({ destination: BUS_NAME, path, interface: iface, member, signature, body });
     try {
-      return await this.#bus.call({ destination: BUS_NAME, path, interface: iface, member, signature, body });
+      await this.#ready;
+    } catch (e) {
+      reply.catch(() => undefined);
+      // A refused or stalled handshake reads as it did when connect() waited for it.
+      throw new SdError(
+        (e as SdError).code ?? 'ECONNREFUSED',
+        `Failed to connect to bus: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    try {
+      return await reply;
     } catch (e) {
       throw wireError(e);
     }
