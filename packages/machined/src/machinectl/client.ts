@@ -69,18 +69,14 @@ export class LiteMachine1 implements Machine1 {
     body: unknown[],
   ): Promise<unknown[]> {
     const reply = this.#bus.call({ destination: BUS_NAME, path, interface: iface, member, signature, body });
+    // Awaited below once the handshake is through; a refused one rejects both.
+    reply.catch(() => undefined);
     try {
       await this.#ready;
     } catch (e) {
-      reply.catch(() => undefined);
       // A refused or stalled handshake reads as it did when connect() waited for it.
-      throw new SdError(
-        (e as SdError).code ?? 'ECONNREFUSED',
-        `Failed to connect to bus: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
-      );
+      const { code = 'ECONNREFUSED', message } = e as SdError;
+      throw new SdError(code, `Failed to connect to bus: ${message}`, { cause: e });
     }
     try {
       return await reply;
