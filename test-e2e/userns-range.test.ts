@@ -53,6 +53,18 @@ function scopeDirs(name: string): string[] {
   return out;
 }
 
+/** sd-nspawn running `true` as machine `name` in the fixed range at `shift`. */
+const runFixed = (name: string, shift: number) =>
+  sdNspawn([
+    '-q',
+    '-D',
+    tree.dir,
+    '--read-only',
+    `--machine=${name}`,
+    `--private-users=${shift}:65536`,
+    'true',
+  ]);
+
 const shiftOf = (uidMap: string) => Number(uidMap.trim().split(/\s+/)[1]);
 
 describe('--private-users ranges', () => {
@@ -87,15 +99,7 @@ describe('--private-users ranges', () => {
     const release = holdRange(shift);
     let r: ReturnType<typeof sdNspawn>;
     try {
-      r = sdNspawn([
-        '-q',
-        '-D',
-        tree.dir,
-        '--read-only',
-        `--machine=${name}`,
-        `--private-users=${shift}:65536`,
-        'true',
-      ]);
+      r = runFixed(name, shift);
     } finally {
       release();
     }
@@ -112,15 +116,7 @@ describe('--private-users ranges', () => {
     symlinkSync(target, lockPath(shift));
     let r: ReturnType<typeof sdNspawn>;
     try {
-      r = sdNspawn([
-        '-q',
-        '-D',
-        tree.dir,
-        '--read-only',
-        `--machine=${name}`,
-        `--private-users=${shift}:65536`,
-        'true',
-      ]);
+      r = runFixed(name, shift);
       expect(existsSync(target)).toBe(false);
       expect(lstatSync(lockPath(shift)).isSymbolicLink()).toBe(true);
     } finally {

@@ -1,5 +1,5 @@
 import { fstatSync, mkdirSync, statSync } from 'node:fs';
-import { closeQuietly, LOCK, O, open, tryFlock, unlinkIfExists } from '@sd/sys';
+import { closeQuietly, ERRNO, LOCK, O, open, SyscallError, tryFlock, unlinkIfExists } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { PrivateUsers } from '../settings/settings.js';
 import { sha256 } from './sha256.js';
@@ -32,6 +32,21 @@ export function rangeLockPath(runtimeDir: string, shift: number): string {
   return `${lockDirectory(runtimeDir)}/${shift.toString(16).padStart(8, '0')}`;
 }
 
+/** A range's lock file, never through a link planted in its place: we would lock, and at release keep, its target. */
+function openLockFile(path: string): number {
+  try {
+    return open(path, O.CREAT | O.RDWR | O.NOFOLLOW | O.CLOEXEC, 0o600);
+  } catch (e) {
+    if (e instanceof SyscallError && e.errno === ERRNO.ELOOP)
+      throw new NspawnError(
+        'ELOOP',
+        `${e.message}: a symbolic link stands where this UID range's lock file belongs; refusing to follow it`,
+        { cause: e },
+      );
+    throw e;
+  }
+}
+
 /**
  * Locks the file of a range; its release removes the file, then lets go of
  * the lock. A holder may release between our open and our flock: we then
@@ -41,8 +56,7 @@ export function rangeLockPath(runtimeDir: string, shift: number): string {
 function tryLock(runtimeDir: string, shift: number): (() => void) | undefined {
   const path = rangeLockPath(runtimeDir, shift);
   for (let tries = 0; tries < 3; tries++) {
-    // Not through a link planted in the lock directory: we would lock, and at release keep, its target.
-    const fd = open(path, O.CREAT | O.RDWR | O.NOFOLLOW | O.CLOEXEC, 0o600);
+    const fd = openLockFile(path);
     if (!tryFlock(fd, LOCK.EX, path)) {
       closeQuietly(fd);
       return undefined;
