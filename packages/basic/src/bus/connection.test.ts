@@ -116,8 +116,15 @@ describe.skipIf(skip)('BusConnection against dbus-daemon', () => {
           stringKeyed
             .chain((s) => valueArb(parseSignature(s)[0]!, stringKeyed).map((v) => [s, v] as const))
             // dbus-next itself refuses to send back INT64_MIN ("less than min int64"): its bound is off by
-            // one. It sends a double back through parseFloat(), which makes -0 a 0.
-            .filter(([, [value]]) => !holds(value, (x) => x === -(2n ** 63n) || Object.is(x, -0))),
+            // one. It sends a double back through parseFloat(), which makes -0 a 0. It decodes a dict into a
+            // plain object, where a '__proto__' key sets the prototype and is not sent back.
+            .filter(
+              ([, [value]]) =>
+                !holds(
+                  value,
+                  (x) => x === -(2n ** 63n) || Object.is(x, -0) || (x instanceof Map && x.has('__proto__')),
+                ),
+            ),
           async ([sig, [value, back]]) => {
             const r = await c.call({
               destination: echoName,
