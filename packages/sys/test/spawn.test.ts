@@ -151,6 +151,28 @@ describe('spawn', () => {
     expect(child.kill(9)).toBe(false);
   });
 
+  it("gives the payload Node's ignored and caught signals back at their defaults, and an empty mask", async () => {
+    // Node ignores SIGPIPE; a handler of ours stands for any caught signal (CLONE_CLEAR_SIGHAND's part).
+    const onUsr2 = () => {};
+    process.on('SIGUSR2', onUsr2);
+    try {
+      expect(readFileSync('/proc/self/status', 'latin1')).toMatch(/^SigIgn:\s*[0-9a-f]*[1-9a-f][0-9a-f]*$/m);
+      const [r, w] = pipe();
+      const p = new SpawnProgram();
+      p.stdio([0, w, 2])
+        .closeOnExecFrom(3)
+        .resetSignals()
+        .execve('/bin/cat', ['cat', '/proc/self/status'], []);
+      const child = await spawn(p).finally(() => close(w));
+      const [out, status] = await Promise.all([readToEnd(r), child.exited]);
+      expect(status).toMatchObject({ code: 0 });
+      const field = (name: string) => new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(out.toString())?.[1];
+      for (const name of ['SigIgn', 'SigCgt', 'SigBlk']) expect(BigInt(`0x${field(name)}`), name).toBe(0n);
+    } finally {
+      process.off('SIGUSR2', onUsr2);
+    }
+  });
+
   it('follows a forked child: CLONE_PARENT makes it ours, the parent reports its pid and exits', async () => {
     const [r, w] = pipe();
     const p = new SpawnProgram();

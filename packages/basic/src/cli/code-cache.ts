@@ -50,7 +50,7 @@ import { Script, type ScriptOptions, constants as vmConstants } from 'node:vm';
  * took: the first run that succeeds after it writes it again.
  */
 
-const STAMP_VERSION = 'sd-v8cache 3';
+const STAMP_VERSION = 'sd-v8cache 4';
 /** A run longer than this never replaces a valid cache (see runCached's exit handler). */
 const UPGRADE_MAX_SECONDS = 20;
 
@@ -69,19 +69,22 @@ export interface CodeCacheOptions {
   require?: Require;
 }
 
+/** The cache file next to the bundle: the first choice, and the only one a start usually reads. */
+function cacheFileBeside(file: string, variant?: string): string {
+  return `${file}${variant === undefined ? '.v8cache' : `.${variant.replace(/[^a-z0-9-]/gi, '_')}.v8cache`}`;
+}
+
 /** The places a bundle's cache may live, first choice first. */
 export function codeCacheFiles(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
   variant?: string,
 ): string[] {
-  const suffix = variant === undefined ? '.v8cache' : `.${variant.replace(/[^a-z0-9-]/gi, '_')}.v8cache`;
-  const out = [`${file}${suffix}`];
+  const beside = cacheFileBeside(file, variant);
   // node:os only without HOME: loading it costs a start ~0.2 ms.
   const home = () => env.HOME || process.getBuiltinModule('node:os').homedir();
   const base = env.XDG_CACHE_HOME || join(home(), '.cache');
-  out.push(join(base, 'sd', 'code-cache', `${file.replaceAll('/', '%')}${suffix}`));
-  return out;
+  return [beside, join(base, 'sd', 'code-cache', `${beside.replaceAll('/', '%')}`)];
 }
 
 /**
@@ -170,7 +173,10 @@ function readCache(path: string, stamp: string, bundleUid: number, scratch: Buff
     if (nl < 0 || all.toString('utf8', 0, nl + 1) !== stamp) return undefined;
     const nl2 = all.indexOf(10, nl + 1);
     // "work MICROSECONDS ok|failed"
-    const [word, us, status, extra] = all.toString('latin1', nl + 1, Math.max(nl2, nl + 1)).split(' ');
+    const [word, us, status, extra] = all
+      .toString('latin1', nl + 1, Math.max(nl2, nl + 1))
+      .trimEnd()
+      .split(' ');
     const work = Number(us);
     if (
       word !== 'work' ||
@@ -187,13 +193,25 @@ function readCache(path: string, stamp: string, bundleUid: number, scratch: Buff
   }
 }
 
+/**
+ * The two header lines, padded with spaces to a multiple of 8 bytes: V8
+ * copies cached data that does not start on a pointer-aligned address
+ * (measured: ~0.5 ms of sd-nspawn's start for its 440 KB cache), and the code
+ * follows the header in a buffer that starts aligned (readAll).
+ */
+function cacheHeader(stamp: string, work: string): Buffer {
+  const line = Buffer.from(`${stamp}work ${work}`, 'utf8');
+  const pad = (8 - ((line.length + 1) % 8)) % 8;
+  return Buffer.concat([line, Buffer.from(`${' '.repeat(pad)}\n`)]);
+}
+
 /** Writes the cache to the first place that takes it: a private temporary file renamed over. */
 function writeCache(paths: string[], stamp: string, work: string, data: Buffer): void {
   for (const path of paths) {
     const tmp = `${path}.${process.pid}.tmp`;
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-      writeFileSync(tmp, Buffer.concat([Buffer.from(`${stamp}work ${work}\n`, 'utf8'), data]), {
+      writeFileSync(tmp, Buffer.concat([cacheHeader(stamp, work), data]), {
         mode: 0o644,
         flag: 'wx',
       });
@@ -239,13 +257,20 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
   }
   const { stamp, uid } = stamped;
   const enabled = process.env.SD_CODE_CACHE !== '0';
-  const paths = options.cacheFiles ?? codeCacheFiles(file, process.env, options.variant);
+  // The other places only when the first has no cache for us: making their paths (node:path's
+  // join, the home directory) costs a start ~0.2 ms.
+  let paths = options.cacheFiles;
+  const allPaths = () => (paths ??= codeCacheFiles(file, process.env, options.variant));
   let cached: Cache | undefined;
-  if (enabled)
-    for (const p of paths) {
-      cached = readCache(p, stamp, uid, bytes);
-      if (cached) break;
-    }
+  if (enabled) {
+    const first = paths ? paths[0] : cacheFileBeside(file, options.variant);
+    if (first !== undefined) cached = readCache(first, stamp, uid, bytes);
+    if (!cached)
+      for (const p of allPaths().slice(1)) {
+        cached = readCache(p, stamp, uid, bytes);
+        if (cached) break;
+      }
+  }
   const script = new Script(wrapped(source), {
     filename: file,
     cachedData: cached?.code,
@@ -269,7 +294,12 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
         if (!grown || process.uptime() > (options.upgradeMaxSeconds ?? UPGRADE_MAX_SECONDS)) return;
       }
       try {
-        writeCache(paths, stamp, `${Math.round(work)} ${ok ? 'ok' : 'failed'}`, script.createCachedData());
+        writeCache(
+          allPaths(),
+          stamp,
+          `${Math.round(work)} ${ok ? 'ok' : 'failed'}`,
+          script.createCachedData(),
+        );
       } catch {}
     });
   }

@@ -339,8 +339,12 @@ export async function runContainer(settings: Settings, options: ContainerOptions
   }
 }
 
-/** uname -r, as node:os's release() reads it, without loading node:os at every start (~0.2 ms). */
-const kernelRelease = () => readFileSync('/proc/sys/kernel/osrelease', 'latin1').trim();
+/**
+ * uname -r, as node:os's release() reads it, without loading node:os at every start (~0.2 ms).
+ * Read as 'utf8' (ASCII here): Node reads that in one call, where another encoding takes
+ * its generic path, whose first use costs a start ~0.4 ms.
+ */
+const kernelRelease = () => readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
 
 /** Whether the running kernel's version is at least major.minor. */
 function kernelAtLeast(major: number, minor: number): boolean {

@@ -136,7 +136,8 @@ export function openTreeRoot(directory: string): number {
 export function hostOsReleasePath(): string | undefined {
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
     try {
-      readFileSync(p);
+      // 'utf8': Node's one-call path (see kernelRelease); only readability matters here.
+      readFileSync(p, 'utf8');
       return p;
     } catch {}
   }

@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { SdError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { rightsCmsg } from '../net/cmsg.js';
@@ -59,6 +58,8 @@ const WAIT_SLICE_MS = 100;
 function helperEntry(): string {
   const here = import.meta.url;
   // From source (tsx) the entry is a .ts next to this file; built, a .js next to this chunk.
+  // node:url loaded here, not at import: a CLI bundle that never copies a tree would load it at every start.
+  const { fileURLToPath } = process.getBuiltinModule('node:url');
   return fileURLToPath(new URL(here.endsWith('.ts') ? './helper-main.ts' : './copy-helper.js', here));
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { x86_64 } from '../arch/x86_64.js';
-import { HEADER_SIZE, SpawnProgram, STEP_SIZE, setAddressResolver } from './program.js';
+import { HEADER_SIZE, ignoredSignals, SpawnProgram, STEP_SIZE, setAddressResolver } from './program.js';
 
 // Plans are data: these tests need neither root nor the native layer.
 setAddressResolver(() => 0x1000n);
@@ -97,5 +97,36 @@ describe('memory sharing', () => {
     const built = p.build({ reportFd: 9 });
     const arg = (step: number) => built.memory.readBigUInt64LE(HEADER_SIZE + step * STEP_SIZE + 16);
     expect(arg(0)).toBe(arg(1));
+  });
+});
+
+describe('ignoredSignals', () => {
+  it('reads the ignored set from SigIgn, bit n-1 for signal n', () => {
+    const status =
+      'Name:\tnode\nSigBlk:\t0000000000000000\nSigIgn:\t0000000000001000\nSigCgt:\t0000000108004a02\n';
+    expect(ignoredSignals(status)).toEqual([13]);
+    // SIGHUP, SIGINT, SIGQUIT (nohup, a background job) and a real-time signal.
+    expect(ignoredSignals('SigIgn:\t0000000400000007\n')).toEqual([1, 2, 3, 35]);
+  });
+
+  it("never names SIGKILL, SIGSTOP or glibc's own signals", () => {
+    expect(ignoredSignals('SigIgn:\tffffffffffffffff\n')).toHaveLength(60);
+    expect(ignoredSignals('SigIgn:\tffffffffffffffff\n')).not.toContain(9);
+  });
+
+  it('resets every catchable signal when the set cannot be read', () => {
+    const all = ignoredSignals('garbage');
+    expect(all).toHaveLength(60);
+    expect(all).not.toContain(19);
+    expect(all).toContain(64);
+  });
+
+  it('makes one step per ignored signal, then the mask', () => {
+    const p = new SpawnProgram(x86_64).resetSignals();
+    const sigactions = p.describe().filter((d) => d.startsWith('rt_sigaction'));
+    // Node ignores SIGPIPE; whatever else this process was started with ignoring.
+    expect(sigactions.length).toBe(ignoredSignals().length);
+    expect(sigactions).toContain('rt_sigaction(13, <SIG_DFL sigaction>, NULL, 8)');
+    expect(p.describe().at(-1)).toMatch(/^rt_sigprocmask\(2, <empty sigset>/);
   });
 });

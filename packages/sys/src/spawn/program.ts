@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { SYS, type SyscallTable } from '../arch/index.js';
 import { AT } from '../constants.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -357,17 +358,18 @@ export class SpawnProgram {
   }
 
   /**
-   * Signal state for the payload: every catchable signal back to SIG_DFL
-   * (clone3's CLONE_CLEAR_SIGHAND resets handlers but keeps ignored signals
-   * ignored, and Node ignores SIGPIPE), then an empty mask. Put it right
-   * before execve: until then all signals stay blocked as spawn() left them.
+   * Signal state for the payload: the signals this process ignores back to
+   * SIG_DFL (clone3's CLONE_CLEAR_SIGHAND, which spawn() always sets, resets
+   * every caught signal but keeps ignored ones ignored, and Node ignores
+   * SIGPIPE), then an empty mask. Put it right before execve: until then all
+   * signals stay blocked as spawn() left them. The ignored set is read when
+   * the program is built (Node ignores signals only as it starts); where it
+   * cannot be read, every catchable signal is reset (one step each: 60 steps
+   * where the usual set needs one or two).
    */
   resetSignals(): this {
     const dfl = new Data(Buffer.alloc(32), 'SIG_DFL sigaction');
-    for (let sig = 1; sig <= 64; sig++) {
-      if (sig === 9 || sig === 19 || sig === 32 || sig === 33) continue;
-      this.call('rt_sigaction', [sig, dfl, null, 8], { ignoreErrno: true });
-    }
+    for (const sig of ignoredSignals()) this.call('rt_sigaction', [sig, dfl, null, 8], { ignoreErrno: true });
     this.call('rt_sigprocmask', [2 /* SIG_SETMASK */, new Data(Buffer.alloc(8), 'empty sigset'), null, 8]);
     return this;
   }
@@ -395,4 +397,25 @@ export class SpawnProgram {
   build(values: Placeholders, at?: bigint): BuiltProgram {
     return layoutProgram(this.steps, values, at);
   }
+}
+
+/** SIGKILL and SIGSTOP cannot be ignored; 32 and 33 are glibc's own, never ignored. */
+const UNRESETTABLE = new Set([9, 19, 32, 33]);
+
+/**
+ * The signals this process ignores, from SigIgn in /proc/self/status (a hex
+ * mask, bit n-1 for signal n); every catchable signal when that cannot be read.
+ */
+export function ignoredSignals(status?: string): number[] {
+  let mask: bigint | undefined;
+  try {
+    // 'utf8' (ASCII here): Node reads that in one call; other encodings take its slower generic path.
+    const text = status ?? readFileSync('/proc/self/status', 'utf8');
+    const hex = /^SigIgn:\s*([0-9a-f]+)$/im.exec(text)?.[1];
+    if (hex !== undefined) mask = BigInt(`0x${hex}`);
+  } catch {}
+  const out: number[] = [];
+  for (let sig = 1; sig <= 64; sig++)
+    if (!UNRESETTABLE.has(sig) && (mask === undefined || (mask >> BigInt(sig - 1)) & 1n)) out.push(sig);
+  return out;
 }
