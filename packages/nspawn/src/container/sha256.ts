@@ -20,17 +20,19 @@ const rotr = (x: number, n: number) => (x >>> n) | (x << (32 - n));
 export function sha256(data: Uint8Array): Buffer {
   // The message, a 1 bit, zeros, and its length in bits: whole 64-byte blocks.
   const blocks = Math.ceil((data.length + 9) / 64);
-  const msg = Buffer.alloc(blocks * 64);
+  const msg = new Uint8Array(blocks * 64);
   msg.set(data);
   msg[data.length] = 0x80;
-  msg.writeUInt32BE(Math.floor(data.length / 0x20000000), msg.length - 8);
-  msg.writeUInt32BE((data.length * 8) >>> 0, msg.length - 4);
+  // DataView (big-endian by default): builtins, where Buffer's read/write methods compile at first use.
+  const m = new DataView(msg.buffer);
+  m.setUint32(msg.length - 8, Math.floor(data.length / 0x20000000));
+  m.setUint32(msg.length - 4, (data.length * 8) >>> 0);
   const h = new Uint32Array([
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
   ]);
   const w = new Uint32Array(64);
   for (let off = 0; off < msg.length; off += 64) {
-    for (let i = 0; i < 16; i++) w[i] = msg.readUInt32BE(off + i * 4);
+    for (let i = 0; i < 16; i++) w[i] = m.getUint32(off + i * 4);
     for (let i = 16; i < 64; i++) {
       const a = w[i - 15]!;
       const b = w[i - 2]!;
@@ -68,6 +70,7 @@ export function sha256(data: Uint8Array): Buffer {
     h[7]! += hh;
   }
   const out = Buffer.alloc(32);
-  for (let i = 0; i < 8; i++) out.writeUInt32BE(h[i]!, i * 4);
+  const o = new DataView(out.buffer, out.byteOffset, 32);
+  for (let i = 0; i < 8; i++) o.setUint32(i * 4, h[i]!);
   return out;
 }

@@ -4,6 +4,7 @@ import { O } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { koffi, lazyFunc } from '../ffi/libc.js';
+import { view } from '../view.js';
 
 const c = {
   read: lazyFunc('long read(int fd, _Out_ uint8_t *buf, size_t count)'),
@@ -94,7 +95,7 @@ export function rmdirErrno(path: string): number {
 export function fsMagic(path: string): bigint {
   const buf = Buffer.alloc(256);
   if (c.statfs(path, buf) < 0) throw new SyscallError('statfs', koffi.errno(), path);
-  return buf.readBigUInt64LE(0);
+  return view(buf).getBigUint64(0, true);
 }
 
 /** Pids listed in a cgroup.procs file (missing file: none). */

@@ -1,6 +1,7 @@
 import { AT } from '../constants.js';
 import { ERRNO, InvalidArgumentError, SyscallError } from '../errors.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
+import { view } from '../view.js';
 
 /**
  * The *at() family, typed at a directory fd (AT.FDCWD for the cwd). These
@@ -130,21 +131,22 @@ export function statAt(dirfd: number, path: string, flags = 0): StatxResult {
   assertValidPath(path, 'path', (flags & AT.EMPTY_PATH) !== 0);
   const b = Buffer.alloc(256);
   check('statx', c.statx(dirfd, path, flags, STATX.BASIC_STATS | STATX.MNT_ID, b), path || undefined);
-  const attributes = b.readBigUInt64LE(8);
-  const attributesMask = b.readBigUInt64LE(56);
+  const v = view(b);
+  const attributes = v.getBigUint64(8, true);
+  const attributesMask = v.getBigUint64(56, true);
   const mr = BigInt(STATX.ATTR_MOUNT_ROOT);
   return {
-    mode: b.readUInt16LE(28),
-    uid: b.readUInt32LE(20),
-    gid: b.readUInt32LE(24),
-    nlink: b.readUInt32LE(16),
-    ino: b.readBigUInt64LE(32),
-    size: b.readBigUInt64LE(40),
-    mountId: Number(b.readBigUInt64LE(144)),
+    mode: v.getUint16(28, true),
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    nlink: v.getUint32(16, true),
+    ino: v.getBigUint64(32, true),
+    size: v.getBigUint64(40, true),
+    mountId: Number(v.getBigUint64(144, true)),
     mountRoot: attributesMask & mr ? (attributes & mr) !== 0n : undefined,
-    rdevMajor: b.readUInt32LE(128),
-    rdevMinor: b.readUInt32LE(132),
-    devMajor: b.readUInt32LE(136),
-    devMinor: b.readUInt32LE(140),
+    rdevMajor: v.getUint32(128, true),
+    rdevMinor: v.getUint32(132, true),
+    devMajor: v.getUint32(136, true),
+    devMinor: v.getUint32(140, true),
   };
 }

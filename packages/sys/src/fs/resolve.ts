@@ -3,6 +3,7 @@ import { AT, O, RESOLVE } from '../constants.js';
 import { SdError, SyscallError } from '../errors.js';
 import { closeQuietly } from '../fd/fd.js';
 import { koffi, lazyFunc } from '../ffi/libc.js';
+import { view } from '../view.js';
 import { assertValidPath, mkdirat, readlinkat } from './at.js';
 
 /**
@@ -37,9 +38,10 @@ export interface OpenHow {
 export function openat2(dirfd: number, path: string, how: OpenHow, missingOk = false): number {
   assertValidPath(path);
   const b = Buffer.alloc(24);
-  b.writeBigUInt64LE(BigInt(how.flags | O.CLOEXEC), 0);
-  b.writeBigUInt64LE(BigInt(how.mode ?? 0), 8);
-  b.writeBigUInt64LE(BigInt(how.resolve ?? 0), 16);
+  const v = view(b);
+  v.setBigUint64(0, BigInt(how.flags | O.CLOEXEC), true);
+  v.setBigUint64(8, BigInt(how.mode ?? 0), true);
+  v.setBigUint64(16, BigInt(how.resolve ?? 0), true);
   for (let attempt = 0; ; attempt++) {
     const fd = Number(c.openat2(SYS.openat2, dirfd, path, b, 24));
     if (fd >= 0) return fd;

@@ -4,6 +4,9 @@ import { SyscallError } from '../errors.js';
 import { closeQuietly, read, setNonBlocking } from '../fd/fd.js';
 import { check, checkNum, koffi, lazyFunc } from '../ffi/libc.js';
 import { assertValidPath } from '../fs/at.js';
+import { encodeMountAttr, type MountAttr } from './attr.js';
+
+export { encodeMountAttr, type MountAttr } from './attr.js';
 
 /**
  * Mount system calls for the calling process's mount namespace. In the Node
@@ -108,28 +111,6 @@ export function moveMount(
 /** Attaches a detached mount fd (from openTree/fsmount) at `target`. */
 export function attachMount(mountFd: number, target: string, toDirfd: number = AT.FDCWD): void {
   moveMount(mountFd, '', toDirfd, target, MOVE_MOUNT.F_EMPTY_PATH);
-}
-
-/** struct mount_attr. */
-export interface MountAttr {
-  /** MOUNT_ATTR.* to set. */
-  set?: number;
-  /** MOUNT_ATTR.* to clear (for atime, clear MOUNT_ATTR__ATIME = 0x70 and set one). */
-  clear?: number;
-  /** MS.PRIVATE, MS.SLAVE, MS.SHARED or MS.UNBINDABLE. */
-  propagation?: number;
-  /** With MOUNT_ATTR.IDMAP: an fd of the user namespace whose mapping the mount gets. */
-  usernsFd?: number;
-}
-
-/** Encodes a struct mount_attr (the layout SpawnProgram.mountSetattr uses too). */
-export function encodeMountAttr(attr: MountAttr): Buffer {
-  const b = Buffer.alloc(32);
-  b.writeBigUInt64LE(BigInt(attr.set ?? 0), 0);
-  b.writeBigUInt64LE(BigInt(attr.clear ?? 0), 8);
-  b.writeBigUInt64LE(BigInt(attr.propagation ?? 0), 16);
-  b.writeBigUInt64LE(BigInt(attr.usernsFd ?? 0), 24);
-  return b;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import { view } from '../view.js';
 
 // Address checks of our own, accepting what node:net's isIPv4/isIPv6 accept (a property test
 // holds them to it): loading node:net (streams, dns) costs a container start's network ~4 ms.
@@ -177,8 +178,8 @@ export function sockaddrUn(path: string): Buffer {
   if (name.length > 107 || name.length === 0)
     throw new InvalidArgumentError(`unix socket path of ${name.length} bytes: '${path}'`);
   const b = Buffer.alloc(2 + (abstract ? 1 : 0) + name.length + (abstract ? 0 : 1));
-  b.writeUInt16LE(AF.UNIX, 0);
-  name.copy(b, abstract ? 3 : 2);
+  view(b).setUint16(0, AF.UNIX, true);
+  b.set(name, abstract ? 3 : 2);
   return b;
 }
 

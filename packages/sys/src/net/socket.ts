@@ -1,5 +1,6 @@
 import { InvalidArgumentError, SyscallError } from '../errors.js';
 import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
+import { view } from '../view.js';
 import { type Cmsg, decodeCmsgs, encodeCmsgs } from './cmsg.js';
 import { MSG, SOCK } from './sockaddr.js';
 
@@ -64,7 +65,7 @@ export function setsockopt(fd: number, level: number, name: number, value: numbe
   if (Buffer.isBuffer(value)) b = value;
   else {
     b = Buffer.alloc(4);
-    b.writeInt32LE(typeof value === 'boolean' ? Number(value) : value);
+    view(b).setInt32(0, typeof value === 'boolean' ? Number(value) : value, true);
   }
   check('setsockopt', c.setsockopt(fd, level, name, b, b.length));
 }
@@ -72,7 +73,7 @@ export function setsockopt(fd: number, level: number, name: number, value: numbe
 export function getsockoptInt(fd: number, level: number, name: number): number {
   const b = Buffer.alloc(4);
   check('getsockopt', c.getsockopt(fd, level, name, b, [4]));
-  return b.readInt32LE(0);
+  return view(b).getInt32(0, true);
 }
 
 /** getsockopt returning up to `size` raw bytes. */

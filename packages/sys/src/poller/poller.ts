@@ -1,6 +1,7 @@
 import { SyscallError } from '../errors.js';
 import { close, eventfd, read as readFd, setNonBlocking, writeAll } from '../fd/fd.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
+import { view } from '../view.js';
 
 /**
  * One epoll set per process, waited on by a koffi async call (one thread of
@@ -38,8 +39,9 @@ const EPOLL_CLOEXEC = 0o2000000;
  */
 export function waitReadable(fd: number, ms: number): boolean {
   const pfd = Buffer.alloc(8);
-  pfd.writeInt32LE(fd, 0);
-  pfd.writeInt16LE(EPOLL.IN, 4);
+  const v = view(pfd);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, EPOLL.IN, true);
   return c.poll(pfd, 1, Math.max(0, Math.ceil(ms))) > 0;
 }
 
@@ -48,6 +50,7 @@ export class Poller {
   private readonly wakeFd: number;
   private readonly handlers = new Map<number, PollCallback>();
   private readonly events = Buffer.from(new ArrayBuffer(EVENT_SIZE * MAX_EVENTS));
+  private readonly eventsView = view(this.events);
   private waiting = false;
   private closed = false;
 
@@ -94,14 +97,15 @@ export class Poller {
 
   private ctl(op: number, fd: number, events: number): void {
     const ev = Buffer.alloc(EVENT_SIZE);
-    ev.writeUInt32LE(events >>> 0, 0);
-    ev.writeBigUInt64LE(BigInt(fd), DATA_OFFSET);
+    const v = view(ev);
+    v.setUint32(0, events >>> 0, true);
+    v.setBigUint64(DATA_OFFSET, BigInt(fd), true);
     if (c.epoll_ctl(this.epfd, op, fd, ev) < 0) throw new SyscallError('epoll_ctl', koffi.errno());
   }
 
   private wake(): void {
     const one = Buffer.alloc(8);
-    one.writeBigUInt64LE(1n);
+    view(one).setBigUint64(0, 1n, true);
     writeAll(this.wakeFd, one);
   }
 
@@ -118,8 +122,8 @@ export class Poller {
       }
       const ready: Array<[number, number]> = [];
       for (let i = 0; i < n; i++) {
-        const events = this.events.readUInt32LE(i * EVENT_SIZE);
-        const fd = Number(this.events.readBigUInt64LE(i * EVENT_SIZE + DATA_OFFSET));
+        const events = this.eventsView.getUint32(i * EVENT_SIZE, true);
+        const fd = Number(this.eventsView.getBigUint64(i * EVENT_SIZE + DATA_OFFSET, true));
         ready.push([fd, events]);
       }
       for (const [fd, events] of ready) {

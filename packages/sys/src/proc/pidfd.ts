@@ -4,6 +4,7 @@ import { SyscallError } from '../errors.js';
 import { close } from '../fd/fd.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
 import { poller, waitReadable } from '../poller/poller.js';
+import { view } from '../view.js';
 
 const c = {
   pidfd_open: lazyFunc('syscall', 'long', ['long', 'int', 'uint']),
@@ -42,10 +43,11 @@ export function waitPidfd(pidfd: number, block = false): ExitStatus | undefined 
   const info = Buffer.alloc(128);
   const r = c.waitid(P_PIDFD, pidfd, info, WEXITED | (block ? 0 : WNOHANG));
   if (r < 0) throw new SyscallError('waitid', koffi.errno());
-  const pid = info.readInt32LE(16);
+  const v = view(info);
+  const pid = v.getInt32(16, true);
   if (pid === 0) return undefined;
-  const code = info.readInt32LE(8);
-  const status = info.readInt32LE(24);
+  const code = v.getInt32(8, true);
+  const status = v.getInt32(24, true);
   return code === CLD.EXITED ? { pid, code: status, signal: null } : { pid, code: null, signal: status };
 }
 

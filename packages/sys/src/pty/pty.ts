@@ -2,6 +2,7 @@ import { O } from '../constants.js';
 import { closeQuietly, open } from '../fd/fd.js';
 import { check, lazyFunc } from '../ffi/libc.js';
 import type { SpawnProgram } from '../spawn/program.js';
+import { view } from '../view.js';
 
 export * from './termios.js';
 
@@ -45,7 +46,7 @@ export function unlockPty(master: number): void {
 export function ptyNumber(master: number): number {
   const n = Buffer.alloc(4);
   check('ioctl(TIOCGPTN)', c.ioctlPtr(master, TIOCGPTN, n));
-  return n.readUInt32LE(0);
+  return view(n).getUint32(0, true);
 }
 
 /**

@@ -2,6 +2,7 @@ import { type Arch, AUDIT_ARCH, hostArch } from '../arch/index.js';
 import { PR } from '../constants.js';
 import { errnoValue, InvalidArgumentError } from '../errors.js';
 import { Data, type SpawnProgram } from '../spawn/program.js';
+import { view } from '../view.js';
 import { Assembler, encodeBpf, INSN_SIZE, MAX_INSNS } from './bpf.js';
 import { findSyscallNumber } from './syscalls.js';
 
@@ -223,7 +224,7 @@ export function loadFilterStep(
   const insns = new Data(filter, `seccomp filter, ${filter.length / INSN_SIZE} insns`);
   // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
   const fprog = Buffer.alloc(16);
-  fprog.writeUInt16LE(filter.length / INSN_SIZE, 0);
+  view(fprog).setUint16(0, filter.length / INSN_SIZE, true);
   if (options.noNewPrivs) program.prctl(PR.SET_NO_NEW_PRIVS, 1);
   program.syscall('seccomp', program.sys.seccomp, [
     SECCOMP_SET_MODE_FILTER,

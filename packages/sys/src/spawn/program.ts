@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { SYS, type SyscallTable } from '../arch/index.js';
 import { AT } from '../constants.js';
 import { InvalidArgumentError } from '../errors.js';
+import { encodeMountAttr, type MountAttr } from '../mount/attr.js';
+import { view } from '../view.js';
 import { describeArg, layoutProgram, SLOT_COUNT } from './layout.js';
 import {
   type Arg,
@@ -197,19 +199,8 @@ export class SpawnProgram {
   }
 
   /** mount_setattr(2) with a struct mount_attr built here. */
-  mountSetattr(
-    dirfd: number | Slot,
-    path: string,
-    flags: number,
-    attr: { set?: number; clear?: number; propagation?: number; usernsFd?: number },
-    o?: StepOptions,
-  ): this {
-    const b = Buffer.alloc(32);
-    b.writeBigUInt64LE(BigInt(attr.set ?? 0), 0);
-    b.writeBigUInt64LE(BigInt(attr.clear ?? 0), 8);
-    b.writeBigUInt64LE(BigInt(attr.propagation ?? 0), 16);
-    b.writeBigUInt64LE(BigInt(attr.usernsFd ?? 0), 24);
-    this.call('mount_setattr', [dirfd, path, flags, new Data(b, 'mount_attr'), 32], o);
+  mountSetattr(dirfd: number | Slot, path: string, flags: number, attr: MountAttr, o?: StepOptions): this {
+    this.call('mount_setattr', [dirfd, path, flags, new Data(encodeMountAttr(attr), 'mount_attr'), 32], o);
     return this;
   }
 
@@ -311,7 +302,8 @@ export class SpawnProgram {
 
   setgroups(groups: readonly number[], o?: StepOptions): this {
     const b = Buffer.alloc(Math.max(4, groups.length * 4));
-    groups.forEach((g, i) => b.writeUInt32LE(g, i * 4));
+    const v = view(b);
+    groups.forEach((g, i) => v.setUint32(i * 4, g, true));
     this.call('setgroups', [groups.length, groups.length ? new Data(b, 'groups') : null], o);
     return this;
   }

@@ -6,6 +6,7 @@ import { addressOf, check, koffi, lazyFunc } from '../ffi/libc.js';
 import { poller, waitReadable } from '../poller/poller.js';
 import { openNamespace, setns } from '../proc/ns.js';
 import { ChildProcess, pidfdOpen, pidfdSendSignal } from '../proc/pidfd.js';
+import { view } from '../view.js';
 import { interpreters } from './interp.generated.js';
 import { type SpawnProgram, setAddressResolver } from './program.js';
 
@@ -171,11 +172,12 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
 
     // struct clone_args (v2, 88 bytes)
     const args = Buffer.alloc(88);
+    const argv = view(args);
     const pidfdOut = Buffer.from(new ArrayBuffer(8));
     let flags = BigInt(options.cloneFlags ?? 0) | BigInt(CLONE.PIDFD) | CLONE.CLEAR_SIGHAND;
     if (options.cgroupFd !== undefined) {
       flags |= CLONE.INTO_CGROUP;
-      args.writeBigUInt64LE(BigInt(options.cgroupFd), 80);
+      argv.setBigUint64(80, BigInt(options.cgroupFd), true);
     }
     // Sharing our memory (CLONE_VM, as posix_spawn does) spares the copy of
     // Node's page tables, most of a spawn's cost; the child then runs on a
@@ -190,12 +192,12 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     if (options.shareMemory ?? canShare) {
       stack = mapStack();
       flags |= BigInt(CLONE.VM);
-      args.writeBigUInt64LE(stack, 40);
-      args.writeBigUInt64LE(BigInt(STACK_SIZE), 48);
+      argv.setBigUint64(40, stack, true);
+      argv.setBigUint64(48, BigInt(STACK_SIZE), true);
     }
-    args.writeBigUInt64LE(flags, 0);
-    args.writeBigUInt64LE(addressOf(pidfdOut), 8);
-    args.writeBigUInt64LE(BigInt(SIG.CHLD), 32);
+    argv.setBigUint64(0, flags, true);
+    argv.setBigUint64(8, addressOf(pidfdOut), true);
+    argv.setBigUint64(32, BigInt(SIG.CHLD), true);
 
     // All signals blocked across the clone: the child must not run Node's
     // handlers before execve; the program unblocks them just before it.
@@ -223,7 +225,7 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     if (ret < 0) throw new SyscallError('clone3', -ret);
 
     const brief = options.briefWaitMs ?? 0;
-    child = new ChildProcess(ret, pidfdOut.readInt32LE(0), brief === 0);
+    child = new ChildProcess(ret, view(pidfdOut).getInt32(0, true), brief === 0);
     close(reportWrite);
     reportWrite = undefined;
     if (syncRead !== undefined) {
@@ -253,8 +255,8 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     reportClosed = true;
     if (n === 8) {
       await child.exited;
-      const step = report.readUInt32LE(0);
-      const errno = report.readUInt32LE(4);
+      const step = view(report).getUint32(0, true);
+      const errno = view(report).getUint32(4, true);
       const s = program.steps[step];
       throw new SpawnError(step, program.describe()[step] ?? `step ${step}`, s?.name ?? 'unknown', errno);
     }
@@ -294,7 +296,7 @@ async function followFork(
   await readable(forkRead, brief);
   const b = Buffer.alloc(4);
   if (read(forkRead, b) !== 4) return undefined;
-  const pid = b.readInt32LE(0);
+  const pid = view(b).getInt32(0, true);
   // Ours to reap, so the pid cannot be reused before this.
   const forked = new ChildProcess(pid, pidfdOpen(pid), brief === 0);
   // The parent exits right after it wrote the pid.
