@@ -64,6 +64,18 @@ describe('regular files in a tree', () => {
     expect(() => readRegularInRoot(rootFd, '/etc/big', { maxBytes: 4999 })).toThrow(/larger than 4999/);
   });
 
+  it('reads a file of several buffers whole, and empty ones as empty', () => {
+    // 200 KiB of a pattern: more than the first 64 KiB buffer, with no two reads alike.
+    const big = Buffer.alloc(200 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 10)) & 0xff;
+    writeFileSync(`${root}/etc/bigger`, big);
+    expect(readRegularInRoot(rootFd, '/etc/bigger')?.equals(big)).toBe(true);
+    expect(readRegularInRoot(rootFd, '/etc/bigger', { maxBytes: big.length })?.length).toBe(big.length);
+    expect(() => readRegularInRoot(rootFd, '/etc/bigger', { maxBytes: 100 * 1024 })).toThrow(/larger than/);
+    writeFileSync(`${root}/etc/empty`, '');
+    expect(readRegularInRoot(rootFd, '/etc/empty')?.length).toBe(0);
+  });
+
   it('writes: replaces a regular file, creates a missing one, refuses a planted link', () => {
     writeFileSync(`${root}/etc/resolv.conf`, 'old contents that are longer\n');
     writeRegularInRoot(rootFd, '/etc/resolv.conf', 'new\n');

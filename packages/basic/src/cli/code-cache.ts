@@ -282,7 +282,8 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
     const written = cached && { work: cached.work, ok: cached.ok };
     cached = undefined;
     // At exit the cache also holds the functions this run compiled lazily, not only the top level.
-    process.once('exit', (status) => {
+    // on, not once: 'exit' comes once, and once's wrapper compiles at every start.
+    process.on('exit', (status) => {
       const used = process.cpuUsage(start);
       const work = used.user + used.system;
       const ok = status === 0;

@@ -78,7 +78,8 @@ export interface Ipv4llEvents {
 
 const LL_FIRST = (169 << 24) | (254 << 16) | 0x0100;
 const LL_COUNT = 0xfe00; // 169.254.1.0 .. 169.254.254.255
-const BROADCAST_MAC = Buffer.alloc(6, 0xff);
+// Not Buffer.alloc(6, 0xff): its fill compiles at the start of every CLI this module is bundled in.
+const BROADCAST_MAC = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 const KEY = Buffer.from('sd-ipv4ll-seed-1');
 
 /** The `attempt`-th address (from 0) of the sequence `seed` gives: 169.254.1.0 to 169.254.254.255. */

@@ -118,18 +118,23 @@ export function readRegularInRoot(
   const fd = openRegularInRoot(rootFd, path, O.RDONLY, { ...options, missingOk: true });
   if (fd < 0) return undefined;
   try {
-    const chunks: Buffer[] = [];
+    // One buffer, grown when full: no copy per read and no concat for the usual small file
+    // (Buffer's concat and copies compile at first use, which a container start pays).
+    let buf = Buffer.alloc(Math.min(64 * 1024, max + 1));
     let total = 0;
-    const buf = Buffer.allocUnsafe(Math.min(64 * 1024, max + 1));
     for (;;) {
-      const n = read(fd, buf);
+      if (total === buf.length) {
+        const bigger = Buffer.alloc(Math.min(buf.length * 2, max + 1));
+        bigger.set(buf);
+        buf = bigger;
+      }
+      const n = read(fd, buf.subarray(total));
       // -1 is EAGAIN, which a regular file never gives; stop rather than spin.
       if (n <= 0) break;
-      chunks.push(Buffer.from(buf.subarray(0, n)));
       total += n;
       if (total > max) throw new SdError('EFBIG', `'${path}' is larger than ${max} bytes`);
     }
-    return Buffer.concat(chunks);
+    return buf.subarray(0, total);
   } finally {
     closeQuietly(fd);
   }

@@ -49,7 +49,7 @@ export class Poller {
   private readonly epfd: number;
   private readonly wakeFd: number;
   private readonly handlers = new Map<number, PollCallback>();
-  private readonly events = Buffer.from(new ArrayBuffer(EVENT_SIZE * MAX_EVENTS));
+  private readonly events = new Uint8Array(new ArrayBuffer(EVENT_SIZE * MAX_EVENTS));
   private readonly eventsView = view(this.events);
   private waiting = false;
   private closed = false;

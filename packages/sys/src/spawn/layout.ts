@@ -85,8 +85,10 @@ export function layoutProgram(steps: readonly Step[], values: Placeholders, at?:
   };
   const resolvedSteps = steps.map((s) => s.args.map(resolve));
 
-  const ab = new ArrayBuffer(size);
-  const memory = Buffer.from(ab);
+  // Buffer.alloc rather than Buffer.from(new ArrayBuffer): from() compiles at first use, and
+  // reading .buffer moves the bytes off V8's heap for good, so their address is stable.
+  const memory = Buffer.alloc(size);
+  const ab = memory.buffer;
   const u32 = new Uint32Array(ab);
   const u64 = new BigUint64Array(ab);
   const address = at ?? addressOfMemory(memory);

@@ -119,7 +119,7 @@ function loadNative(): Native {
   const size = 4096;
   const page = c.mmap(null, size, 3 /* RW */, 0x22 /* PRIVATE|ANONYMOUS */, -1, 0) as bigint;
   if (page === -1n || page === BigInt.asUintN(64, -1n)) throw new SyscallError('mmap', koffi.errno());
-  Buffer.from(koffi.view(page, size)).set(code);
+  new Uint8Array(koffi.view(page, size)).set(code);
   check('mprotect', c.mprotect(page, size, 5 /* R|X */));
   const proto = koffi.proto('long sd_clone3(uint8_t *args, size_t size, uint64_t program)');
   const fn = koffi.decode(page + BigInt(interp.entries.sd_clone3), proto) as Native['clone3'];
@@ -127,7 +127,7 @@ function loadNative(): Native {
   return native;
 }
 
-const ALL_SIGNALS = Buffer.alloc(128, 0xff);
+const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
 
 /**
  * The memory of every program a child may still be running in. A child that
@@ -173,7 +173,8 @@ export async function spawn(program: SpawnProgram, options: SpawnOptions = {}): 
     // struct clone_args (v2, 88 bytes)
     const args = Buffer.alloc(88);
     const argv = view(args);
-    const pidfdOut = Buffer.from(new ArrayBuffer(8));
+    // Its own ArrayBuffer: off V8's heap, so the address the kernel writes to stays put.
+    const pidfdOut = new Uint8Array(new ArrayBuffer(8));
     let flags = BigInt(options.cloneFlags ?? 0) | BigInt(CLONE.PIDFD) | CLONE.CLEAR_SIGHAND;
     if (options.cgroupFd !== undefined) {
       flags |= CLONE.INTO_CGROUP;
