@@ -16,7 +16,9 @@ export interface HostnameRules {
   trailingDot?: boolean;
 }
 
-const isLdh = (c: string): boolean => /^[A-Za-z0-9-]$/.test(c);
+/** [A-Za-z0-9-], one character. (Not a regex: machine names are checked at every start, and a regex compiles at its first use.) */
+const isLdh = (c: string): boolean =>
+  c.length === 1 && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c === '-');
 
 export function isValidHostname(name: string, rules: HostnameRules = {}): boolean {
   if (name === '') return false;
@@ -99,8 +101,10 @@ export function cleanupHostname(text: string): string {
  * of the directory or image path, without a .raw suffix, cleaned up.
  */
 export function machineNameFromPath(path: string): string {
-  const base = path.replace(/\/+$/, '').split('/').pop() ?? '';
-  const name = cleanupHostname(base.replace(/\.raw$/, ''));
+  let end = path.length;
+  while (end > 0 && path[end - 1] === '/') end--;
+  const base = path.slice(0, end).split('/').pop() ?? '';
+  const name = cleanupHostname(base.endsWith('.raw') ? base.slice(0, -4) : base);
   if (!name) throw new InvalidArgumentError(`Cannot derive a machine name from ${JSON.stringify(path)}`);
   return name;
 }

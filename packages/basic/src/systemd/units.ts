@@ -8,11 +8,14 @@ import type { CgroupLayout } from '@sd/sys';
  */
 
 /** systemd's unit-name escaping: bytes outside [A-Za-z0-9:_.] (and a leading '.') become \xNN. */
+/** [A-Za-z0-9:_] as a byte. (Not a regex: this runs at every container start, and each regex compiles.) */
+const isUnitNameByte = (b: number): boolean =>
+  (b >= 0x30 && b <= 0x3a) /* 0-9 : */ || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x5f;
+
 export function escapeUnitName(name: string): string {
   let out = '';
   for (const [i, b] of [...Buffer.from(name)].entries()) {
-    const c = String.fromCharCode(b);
-    if (/[A-Za-z0-9:_]/.test(c) || (c === '.' && i > 0)) out += c;
+    if (isUnitNameByte(b) || (b === 0x2e /* . */ && i > 0)) out += String.fromCharCode(b);
     else out += `\\x${b.toString(16).padStart(2, '0')}`;
   }
   return out;

@@ -348,6 +348,9 @@ const kernelRelease = () => readFileSync('/proc/sys/kernel/osrelease', 'utf8').t
 
 /** Whether the running kernel's version is at least major.minor. */
 function kernelAtLeast(major: number, minor: number): boolean {
-  const [a = 0, b = 0] = kernelRelease().split(/[.-]/).map(Number);
+  // MAJOR.MINOR[.PATCH][-EXTRA]; parseInt stops at the '-'. (No regex: each compiles at first use.)
+  const [a = 0, b = 0] = kernelRelease()
+    .split('.', 2)
+    .map((n) => Number.parseInt(n, 10));
   return a > major || (a === major && b >= minor);
 }

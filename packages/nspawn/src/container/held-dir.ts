@@ -17,7 +17,7 @@ export interface HeldDir {
 }
 
 export function randomSuffix(): string {
-  return getRandom(6).toString('base64url').replace(/[-_]/g, 'x').slice(0, 8);
+  return getRandom(6).toString('base64url').replaceAll('-', 'x').replaceAll('_', 'x').slice(0, 8);
 }
 
 /** Locks `${parent}/${name}.lock`, then makes the directory with `create`. */

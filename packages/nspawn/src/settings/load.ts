@@ -31,7 +31,8 @@ export function findSettingsFile(
     if (existsSync(p)) return { path: p, trusted: true };
   }
   if (directory && directory !== '/') {
-    const p = join(dirname(directory), `${basename(directory).replace(/\.raw$/, '')}.nspawn`);
+    const base = basename(directory);
+    const p = join(dirname(directory), `${base.endsWith('.raw') ? base.slice(0, -4) : base}.nspawn`);
     if (existsSync(p)) return { path: p, trusted: mode === 'trusted' };
   }
   return undefined;

@@ -2,6 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { SdError } from '../errors.js';
+import { unescapeMountInfo } from '../mount/mountinfo.js';
 import { fsMagic } from './fs.js';
 
 export const CGROUP2_SUPER_MAGIC = 0x63677270n;
@@ -29,11 +30,6 @@ export interface CgroupLayout {
   hierarchies: CgroupHierarchy[];
 }
 
-/** Undoes mountinfo's octal escapes (`\040` for a space). */
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
-}
-
 /** The fields of a mountinfo line that matter here. */
 interface MountEntry {
   root: string;
@@ -54,8 +50,8 @@ function parseMountinfo(text: string): MountEntry[] {
     const fsType = fields[sep + 1];
     if (root === undefined || mountPoint === undefined || fsType === undefined) continue;
     out.push({
-      root: unescapeMountinfo(root),
-      mountPoint: unescapeMountinfo(mountPoint),
+      root: unescapeMountInfo(root),
+      mountPoint: unescapeMountInfo(mountPoint),
       fsType,
       superOptions: (fields[sep + 3] ?? '').split(','),
     });

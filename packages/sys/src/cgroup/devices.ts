@@ -40,7 +40,7 @@ function checkRule(r: DeviceRule): void {
   const num = (n: number) => Number.isInteger(n) && n >= 0 && n < 2 ** 32;
   if ((r.type !== 'c' && r.type !== 'b') || !num(r.major) || (r.minor !== undefined && !num(r.minor)))
     throw new InvalidArgumentError(`invalid device rule ${JSON.stringify(r)}`);
-  if (r.access === '' || /[^rwm]/.test(r.access))
+  if (r.access === '' || [...r.access].some((c) => c !== 'r' && c !== 'w' && c !== 'm'))
     throw new InvalidArgumentError(`device access '${r.access}' is not a subset of 'rwm'`);
 }
 

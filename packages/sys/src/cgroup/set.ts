@@ -1,5 +1,12 @@
 import { Cgroup } from './cgroup.js';
 import type { CgroupHierarchy, CgroupLayout } from './detect.js';
+import { trimSlashes } from './path.js';
+
+const isDigits = (s: string): boolean => {
+  if (s === '') return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x30 || s.charCodeAt(i) > 0x39) return false;
+  return true;
+};
 
 /**
  * A process's cgroups in every mounted hierarchy. /proc/PID/cgroup gives a
@@ -22,11 +29,15 @@ export function parseProcCgroup(text: string): CgroupPlacement {
   let unified: string | undefined;
   const v1: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    const m = /^(\d+):([^:]*):(.*)$/.exec(line);
-    if (!m) continue;
-    const path = m[3]!.replace(/^\/+|\/+$/g, '');
-    if (m[1] === '0' && m[2] === '') unified = path;
-    else v1[m[2]!] = path;
+    // "ID:CONTROLLERS:PATH", split by hand (no regex: this runs at every container start).
+    const a = line.indexOf(':');
+    const b = a < 0 ? -1 : line.indexOf(':', a + 1);
+    const id = line.slice(0, a);
+    if (b < 0 || !isDigits(id)) continue;
+    const controllers = line.slice(a + 1, b);
+    const path = trimSlashes(line.slice(b + 1));
+    if (id === '0' && controllers === '') unified = path;
+    else v1[controllers] = path;
   }
   return { unified, v1 };
 }
@@ -67,8 +78,8 @@ export class CgroupSet {
       for (const h of layout.hierarchies) {
         const own = p.v1[h.controllers.join(',')] ?? '';
         // A namespaced mount shows only its own subtree: the path is relative to its root.
-        const root = h.root.replace(/^\/+|\/+$/g, '');
-        const base = root && own.startsWith(root) ? own.slice(root.length).replace(/^\/+/, '') : own;
+        const root = trimSlashes(h.root);
+        const base = root && own.startsWith(root) ? trimSlashes(own.slice(root.length)) : own;
         const path = join(base, below);
         if (!path) continue;
         byPath.set(path, [...(byPath.get(path) ?? []), h]);

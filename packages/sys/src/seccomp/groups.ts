@@ -89,7 +89,11 @@ const GROUPS: Record<string, string> = {
 let parsedGroups: Map<string, readonly string[]> | undefined;
 function groups(): Map<string, readonly string[]> {
   parsedGroups ??= new Map(
-    Object.entries(GROUPS).map(([name, members]) => [name, members.split(/\s+/).filter(Boolean)]),
+    // Not split(/\s+/) (see syscalls.ts's parse).
+    Object.entries(GROUPS).map(([name, members]) => [
+      name,
+      members.replaceAll('\n', ' ').split(' ').filter(Boolean),
+    ]),
   );
   return parsedGroups;
 }

@@ -42,7 +42,9 @@ export const NSPAWN_SYSCALL_ALLOW_LIST: ReadonlyArray<{ name: string; capability
     sched_rr_get_interval sched_rr_get_interval_time64 sched_yield sendfile sendfile64 setdomainname
     setfsgid setfsgid32 setfsuid setfsuid32 sethostname setpgid setsid splice sysinfo tee umask uname
     userfaultfd vmsplice`
-    .split(/\s+/)
+    // Not split(/\s+/): this runs at every start, and a regex compiles at its first use.
+    .replaceAll('\n', ' ')
+    .split(' ')
     .filter(Boolean)
     .map((name) => ({ name })),
   { name: 'acct', capability: 'CAP_SYS_PACCT' },

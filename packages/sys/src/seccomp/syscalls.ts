@@ -121,7 +121,8 @@ removexattrat 466 open_tree_attr 467
 `;
 
 function parse(table: string): ReadonlyMap<string, number> {
-  const words = table.split(/\s+/).filter(Boolean);
+  // Not split(/\s+/): a regex compiles at its first use, and this runs at every container start.
+  const words = table.replaceAll('\n', ' ').split(' ').filter(Boolean);
   const m = new Map<string, number>();
   for (let i = 0; i + 1 < words.length; i += 2) m.set(words[i]!, Number(words[i + 1]));
   return m;

@@ -403,8 +403,14 @@ export function ignoredSignals(status?: string): number[] {
   try {
     // 'utf8' (ASCII here): Node reads that in one call; other encodings take its slower generic path.
     const text = status ?? readFileSync('/proc/self/status', 'utf8');
-    const hex = /^SigIgn:\s*([0-9a-f]+)$/im.exec(text)?.[1];
-    if (hex !== undefined) mask = BigInt(`0x${hex}`);
+    // The "SigIgn:" line's hex, found without a regex (each compiles at its first use).
+    const key = 'SigIgn:';
+    const at = text.startsWith(key) ? 0 : text.indexOf(`\n${key}`) + 1;
+    const eol = text.indexOf('\n', at);
+    const hex =
+      at > 0 || text.startsWith(key) ? text.slice(at + key.length, eol < 0 ? undefined : eol).trim() : '';
+    const isHex = (c: string) => (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    if (hex !== '' && [...hex].every(isHex)) mask = BigInt(`0x${hex}`);
   } catch {}
   const out: number[] = [];
   for (let sig = 1; sig <= 64; sig++)
