@@ -13,6 +13,7 @@ import {
   unifiedCgroups,
 } from '../lib/runners.js';
 import { ms, type Summary, summarize, table } from '../lib/stats.js';
+import { runCold } from './cold.js';
 import { overheadBench } from './overhead.js';
 import { cliRunner, debianTree, libraryRunner, loadNspawn, NSPAWN_CLI, startArgs } from './runners.js';
 
@@ -24,16 +25,18 @@ import { cliRunner, debianTree, libraryRunner, loadNspawn, NSPAWN_CLI, startArgs
  *
  *   npm run bench:start -- [--runs 50] [--boot-runs 3] [--install]
  *   npm run bench:start -- --overhead [--runs 40]   # the CLIs' start over node -e 0 (overhead.ts)
+ *   npm run bench:start -- --cold   # what a start compiles for the first time, counted (cold.ts)
  *   npx tsx --conditions=sd-source tools/bench/start/bench.ts   # the library from src
  */
 
-const USAGE = 'Usage: npm run bench:start -- [--runs N] [--boot-runs N] [--install] [--overhead]\n';
+const USAGE = 'Usage: npm run bench:start -- [--runs N] [--boot-runs N] [--install] [--overhead | --cold]\n';
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '50' },
     'boot-runs': { type: 'string', default: '3' },
     install: { type: 'boolean', default: false },
     overhead: { type: 'boolean', default: false },
+    cold: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -211,6 +214,10 @@ async function bootBench(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (values.cold) {
+    runCold();
+    return;
+  }
   if (values.overhead) {
     await overheadBench({
       runs,
