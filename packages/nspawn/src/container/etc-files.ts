@@ -1,5 +1,5 @@
-import { closeSync, existsSync, fstatSync, openSync, readlinkSync, readSync } from 'node:fs';
-import { closeQuietly, O, openInRoot, SdError } from '@sd/sys';
+import { existsSync, readlinkSync } from 'node:fs';
+import { closeQuietly, O, openInRoot, openRoot, readRegularInRoot, SdError } from '@sd/sys';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
 import { EtcChanges } from './etc-changes.js';
@@ -39,24 +39,20 @@ function treeWritable(settings: Settings): boolean {
 }
 
 /**
- * A small host file's bytes. Not readFileSync: without 'utf8' it takes Node's
- * generic path, whose first use costs a container start ~0.4 ms, where open,
- * fstat and read have run already (the CLI's launcher reads its bundle so).
+ * A host file's bytes (the resolv.conf or localtime copied into the tree),
+ * read as sd reads the tree's files: a FIFO or device node put there is
+ * refused, not opened. (Not readFileSync, whose generic path costs a start
+ * ~0.4 ms at its first use.)
  */
 function readHostFile(path: string): Buffer {
-  const fd = openSync(path, 'r');
+  const root = openRoot('/');
   try {
-    const size = fstatSync(fd).size;
-    const buf = Buffer.allocUnsafe(size);
-    let n = 0;
-    while (n < size) {
-      const got = readSync(fd, buf, n, size - n, n);
-      if (got === 0) break;
-      n += got;
-    }
-    return buf.subarray(0, n);
+    const content = readRegularInRoot(root, path);
+    if (!content)
+      throw new SdError('ENOENT', `${path} disappeared from the host while the container was set up`);
+    return content;
   } finally {
-    closeSync(fd);
+    closeQuietly(root);
   }
 }
 
