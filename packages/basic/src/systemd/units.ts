@@ -7,11 +7,11 @@ import type { CgroupLayout } from '@sd/sys';
  * sd-nspawn and sd-machined both make, find and remove it.
  */
 
-/** systemd's unit-name escaping: bytes outside [A-Za-z0-9:_.] (and a leading '.') become \xNN. */
 /** [A-Za-z0-9:_] as a byte. (Not a regex: this runs at every container start, and each regex compiles.) */
 const isUnitNameByte = (b: number): boolean =>
   (b >= 0x30 && b <= 0x3a) /* 0-9 : */ || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || b === 0x5f;
 
+/** systemd's unit-name escaping: bytes outside [A-Za-z0-9:_.] (and a leading '.') become \xNN. */
 export function escapeUnitName(name: string): string {
   let out = '';
   for (const [i, b] of [...Buffer.from(name)].entries()) {
