@@ -53,17 +53,19 @@ function scopeDirs(name: string): string[] {
   return out;
 }
 
+/** sd-nspawn's arguments to run `cmd` as machine `name` in the fixed range at `shift`. */
+const fixedArgs = (name: string, shift: number, ...cmd: string[]) => [
+  '-q',
+  '-D',
+  tree.dir,
+  '--read-only',
+  `--machine=${name}`,
+  `--private-users=${shift}:65536`,
+  ...cmd,
+];
+
 /** sd-nspawn running `true` as machine `name` in the fixed range at `shift`. */
-const runFixed = (name: string, shift: number) =>
-  sdNspawn([
-    '-q',
-    '-D',
-    tree.dir,
-    '--read-only',
-    `--machine=${name}`,
-    `--private-users=${shift}:65536`,
-    'true',
-  ]);
+const runFixed = (name: string, shift: number) => sdNspawn(fixedArgs(name, shift, 'true'));
 
 const shiftOf = (uidMap: string) => Number(uidMap.trim().split(/\s+/)[1]);
 
@@ -130,18 +132,7 @@ describe('--private-users ranges', () => {
 
   it('fixed: of two containers asking for the same range at once, the second is refused', async () => {
     const shift = 0x6ffd0000;
-    const args = (name: string, cmd: string) => [
-      '-q',
-      '--pipe',
-      '-D',
-      tree.dir,
-      '--read-only',
-      `--machine=${name}`,
-      `--private-users=${shift}:65536`,
-      'sh',
-      '-c',
-      cmd,
-    ];
+    const args = (name: string, cmd: string) => ['--pipe', ...fixedArgs(name, shift, 'sh', '-c', cmd)];
     // The first says "up" once it runs (its lock taken), then keeps the range until told to go.
     const first = spawn(
       process.execPath,

@@ -29,7 +29,15 @@ interface Counts {
 function count(argv: string[]): Counts {
   const dir = mkdtempSync(join(tmpdir(), 'sd-bench-cold-'));
   try {
-    const flags = ['--log-function-events', '--log-code', '--trace-gc', `--logfile=${join(dir, 'v8.log')}`];
+    // --no-regexp-tier-up: every regexp compiles to machine code at its first use, so the log names
+    // each one (a regexp run once is otherwise interpreted, and not logged).
+    const flags = [
+      '--log-function-events',
+      '--log-code',
+      '--no-regexp-tier-up',
+      '--trace-gc',
+      `--logfile=${join(dir, 'v8.log')}`,
+    ];
     let stdout = '';
     for (let i = 0; i < 2; i++) {
       for (const f of readdirSync(dir)) rmSync(join(dir, f));
@@ -97,7 +105,7 @@ export function runCold(): void {
       )}\n`,
     );
     process.stdout.write(
-      'Counted from V8\'s own log (--log-function-events, --log-code, --trace-gc); "compile ms" is V8\'s timing of them with logging on, for comparison only.\n',
+      'Counted from V8\'s own log (--log-function-events, --log-code --no-regexp-tier-up, --trace-gc); "compile ms" is V8\'s timing of them with logging on, for comparison only.\n',
     );
   } finally {
     removeRoot(root);

@@ -2,12 +2,6 @@ import { Cgroup } from './cgroup.js';
 import type { CgroupHierarchy, CgroupLayout } from './detect.js';
 import { trimSlashes } from './path.js';
 
-const isDigits = (s: string): boolean => {
-  if (s === '') return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x30 || s.charCodeAt(i) > 0x39) return false;
-  return true;
-};
-
 /**
  * A process's cgroups in every mounted hierarchy. /proc/PID/cgroup gives a
  * path per hierarchy, and they differ (a supervisor limited in one v1
@@ -29,11 +23,11 @@ export function parseProcCgroup(text: string): CgroupPlacement {
   let unified: string | undefined;
   const v1: Record<string, string> = {};
   for (const line of text.split('\n')) {
-    // "ID:CONTROLLERS:PATH", split by hand (no regex: this runs at every container start).
+    // "ID:CONTROLLERS:PATH": the path may hold ':'.
     const a = line.indexOf(':');
     const b = a < 0 ? -1 : line.indexOf(':', a + 1);
     const id = line.slice(0, a);
-    if (b < 0 || !isDigits(id)) continue;
+    if (b < 0 || !/^\d+$/.test(id)) continue;
     const controllers = line.slice(a + 1, b);
     const path = trimSlashes(line.slice(b + 1));
     if (id === '0' && controllers === '') unified = path;

@@ -403,12 +403,11 @@ export function ignoredSignals(status?: string): number[] {
   try {
     // 'utf8' (ASCII here): Node reads that in one call; other encodings take its slower generic path.
     const text = status ?? readFileSync('/proc/self/status', 'utf8');
-    // The "SigIgn:" line's hex, found without a regex (each compiles at its first use).
-    const key = 'SigIgn:';
-    const at = text.startsWith(key) ? 0 : text.indexOf(`\n${key}`) + 1;
-    const eol = text.indexOf('\n', at);
-    const hex =
-      at > 0 || text.startsWith(key) ? text.slice(at + key.length, eol < 0 ? undefined : eol).trim() : '';
+    // The "SigIgn:" line's hex, found without a regex (each compiles at its first use). With a
+    // '\n' put first, the first line is found like the others, at the index the key has in `text`.
+    const at = `\n${text}`.indexOf('\nSigIgn:');
+    const eol = at < 0 ? -1 : text.indexOf('\n', at);
+    const hex = at < 0 ? '' : text.slice(at + 'SigIgn:'.length, eol < 0 ? undefined : eol).trim();
     const isHex = (c: string) => (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
     if (hex !== '' && [...hex].every(isHex)) mask = BigInt(`0x${hex}`);
   } catch {}
