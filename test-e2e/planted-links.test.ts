@@ -197,53 +197,69 @@ describe('device nodes and FIFOs where sd-nspawn copies or mounts files', () => 
   }
 });
 
-describe("a FIFO where the host's own resolv.conf or localtime is read", () => {
+describe("a FIFO where the host's own resolv.conf, localtime or os-release is read", () => {
   // The host's file, not the tree's: a mount namespace of the test's own binds a FIFO over it
-  // (the host's /etc stays as it is). sd-nspawn copies these into the tree, and must refuse a
-  // FIFO there as it refuses one in the tree: opening it would block for good.
-  const cases = [
-    { hostFile: '/etc/resolv.conf', treeFile: 'etc/resolv.conf', args: ['--resolv-conf=copy-host'] },
-    { hostFile: '/etc/localtime', treeFile: 'etc/localtime', args: ['--timezone=copy'] },
-  ];
-  for (const { hostFile, treeFile, args } of cases) {
-    it(`${hostFile} with ${args.join(' ')}: refused with one line, no hang, the tree's file kept`, () => {
-      const tree = hostileTree(`host-fifo-${treeFile.replace('/', '-')}`, () => {});
-      const fifo = join(work, `host-fifo-${treeFile.replace('/', '-')}.fifo`);
-      sh('mkfifo', [fifo]);
-      const before = snapshot(join(tree, 'etc'));
+  // (the host's /etc stays as it is). sd-nspawn reads these, and must refuse a FIFO there as it
+  // refuses one in the tree: opening it would block for good.
+
+  /** sd-nspawn running `cmd` in `tree`, with a FIFO bound over the host's `hostFile`. */
+  function withHostFifo(hostFile: string, args: string[], tree: string, cmd: string[]) {
+    const fifo = join(work, `host-fifo-${++machines}.fifo`);
+    sh('mkfifo', [fifo]);
+    try {
       const started = Date.now();
       const r = spawnSync(
         'unshare',
         [
-          '-m',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-          'sh',
-          fifo,
-          hostFile,
-          process.execPath,
-          NSPAWN_CLI,
-          '-q',
-          `--machine=paths-host-fifo-${++machines}`,
-          ...args,
-          '-D',
-          tree,
-          'true',
+          ...['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$1" "$2" && shift 2 && exec "$@"'],
+          ...[
+            'sh',
+            fifo,
+            hostFile,
+            process.execPath,
+            NSPAWN_CLI,
+            '-q',
+            `--machine=paths-host-fifo-${machines}`,
+          ],
+          ...[...args, '-D', tree, ...cmd],
         ],
         { encoding: 'utf8', timeout: 20_000, killSignal: 'SIGKILL', stdio: ['ignore', 'pipe', 'pipe'] },
       );
       expect(r.signal, `sd-nspawn hung: ${r.stderr}`).toBeNull();
       expect(Date.now() - started).toBeLessThan(15_000);
+      return r;
+    } finally {
+      rmSync(fifo, { force: true });
+    }
+  }
+
+  const copied = [
+    { hostFile: '/etc/resolv.conf', treeFile: 'etc/resolv.conf', args: ['--resolv-conf=copy-host'] },
+    { hostFile: '/etc/localtime', treeFile: 'etc/localtime', args: ['--timezone=copy'] },
+  ];
+  for (const { hostFile, treeFile, args } of copied) {
+    it(`${hostFile} with ${args.join(' ')}: refused with one line, no hang, the tree's file kept`, () => {
+      const tree = hostileTree(`host-fifo-${treeFile.replace('/', '-')}`, () => {});
+      const before = snapshot(join(tree, 'etc'));
+      const r = withHostFifo(hostFile, args, tree, ['true']);
       expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/^sd-nspawn: '\/[^']*' is a FIFO, not a regular file: refusing to open it\n$/);
       // Nothing of the start is left in the tree: its /etc is as it was.
       expect(snapshot(join(tree, 'etc'))).toEqual(before);
-      rmSync(fifo, { force: true });
     });
   }
+
+  it('/etc/os-release: not offered as /run/host/os-release; the container runs', () => {
+    const tree = hostileTree('host-fifo-os-release', () => {});
+    // Debian's /etc/os-release links to /usr/lib/os-release: the bind covers both names.
+    const r = withHostFifo('/etc/os-release', ['--console=pipe'], tree, [
+      'sh',
+      '-c',
+      'test -e /run/host/os-release || echo ran',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('ran\n');
+  });
 });
 
 describe('symlinks to a host canary directory', () => {

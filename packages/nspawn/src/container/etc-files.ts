@@ -1,8 +1,9 @@
 import { existsSync, readlinkSync } from 'node:fs';
-import { closeQuietly, O, openInRoot, openRoot, readRegularInRoot, SdError } from '@sd/sys';
+import { closeQuietly, O, openInRoot, SdError } from '@sd/sys';
 import { hasPrivateNetwork } from '../settings/network.js';
 import type { ResolvConfMode, Settings, TimezoneMode } from '../settings/settings.js';
 import { EtcChanges } from './etc-changes.js';
+import { readHostFile } from './exec.js';
 
 /**
  * --resolv-conf and --timezone: what the container's /etc/resolv.conf and
@@ -36,24 +37,6 @@ export interface EtcPlan {
 
 function treeWritable(settings: Settings): boolean {
   return !settings.readOnly && settings.volatile === 'no';
-}
-
-/**
- * A host file's bytes (the resolv.conf or localtime copied into the tree),
- * read as sd reads the tree's files: a FIFO or device node put there is
- * refused, not opened. (Not readFileSync, whose generic path costs a start
- * ~0.4 ms at its first use.)
- */
-function readHostFile(path: string): Buffer {
-  const root = openRoot('/');
-  try {
-    const content = readRegularInRoot(root, path);
-    if (!content)
-      throw new SdError('ENOENT', `${path} disappeared from the host while the container was set up`);
-    return content;
-  } finally {
-    closeQuietly(root);
-  }
 }
 
 /**

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { closeQuietly, O, openInRoot, openRoot, readRegularInRoot, SdError, SyscallError } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 
@@ -17,6 +16,23 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /** systemd-nspawn's search order for init with --boot. */
 export const INIT_CANDIDATES = ['/usr/lib/systemd/systemd', '/lib/systemd/systemd', '/sbin/init'];
+
+/**
+ * A host file's bytes (resolv.conf, localtime, os-release), read as the
+ * tree's files are: a FIFO or device node put there is refused, not opened
+ * (a FIFO would block the start for good).
+ */
+export function readHostFile(path: string): Buffer {
+  const root = openRoot('/');
+  try {
+    const content = readRegularInRoot(root, path);
+    if (!content)
+      throw new SdError('ENOENT', `${path} disappeared from the host while the container was set up`);
+    return content;
+  } finally {
+    closeQuietly(root);
+  }
+}
 
 /**
  * Reads a small file of the tree, resolving every component inside it;
@@ -136,8 +152,7 @@ export function openTreeRoot(directory: string): number {
 export function hostOsReleasePath(): string | undefined {
   for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
     try {
-      // 'utf8': Node's one-call path (see kernelRelease); only readability matters here.
-      readFileSync(p, 'utf8');
+      readHostFile(p);
       return p;
     } catch {}
   }
