@@ -87,8 +87,12 @@ export class NotifySocket {
     }
   }
 
-  /** Starts delivering the messages `pid` sends (any pid when `pid` is 0). */
-  listen(pid: number, listener: NotifyListener): void {
+  /**
+   * Starts delivering the messages `pid` sends (any pid when `pid` is 0). A
+   * function gives the pid at each message: the socket can be watched before
+   * the payload's pid is known (undefined: nothing counts yet).
+   */
+  listen(pid: number | (() => number | undefined), listener: NotifyListener): void {
     if (this.#closed || this.#watching) return;
     this.#watching = true;
     poller().add(this.fd, () => {
@@ -102,8 +106,11 @@ export class NotifySocket {
           listener.onIgnored?.('notification without credentials');
           continue;
         }
-        if (pid !== 0 && cred.pid !== pid) {
-          listener.onIgnored?.(`notification from pid ${cred.pid}, not the payload (${pid})`);
+        const expected = typeof pid === 'function' ? pid() : pid;
+        if (expected !== 0 && cred.pid !== expected) {
+          listener.onIgnored?.(
+            `notification from pid ${cred.pid}, not the payload (${expected ?? 'not running yet'})`,
+          );
           continue;
         }
         if (msg.length > MAX_MESSAGE) {
