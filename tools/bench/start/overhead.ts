@@ -111,8 +111,8 @@ async function startMachined(bus: PrivateBus, root: string): Promise<ChildProces
 
 /**
  * SD_BENCH_NSPAWN_BEFORE=FILE: another build's sd-nspawn bin (an older
- * commit's dist, with a node_modules it can resolve koffi from) run side by
- * side. Its --version runs first, so that its code cache is the one a
+ * commit's dist, as tools/bench/start/build-before.sh makes it: with that
+ * commit's own @sd packages) run side by side. Its --version runs first, so that its code cache is the one a
  * --version writes, as on a machine where that came first.
  */
 function beforeRows(node: string, rootfs: string): Contender[] {
