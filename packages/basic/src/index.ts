@@ -53,7 +53,13 @@ export {
   isValidMachineName,
   machineNameFromPath,
 } from './names/hostname.js';
-export { assertImageName, HOST_IMAGE, imageNameIsValid, isHiddenImage } from './names/image.js';
+export {
+  assertImageName,
+  HOST_IMAGE,
+  imageNameIsValid,
+  isHiddenImage,
+  withoutRawSuffix,
+} from './names/image.js';
 export { parseBoolean, tryParseBoolean } from './parse/boolean.js';
 export { parseSignal, SIGRTMAX, SIGRTMIN, signalName } from './parse/signal.js';
 export { parseSize, SIZE_INFINITY } from './parse/size.js';

@@ -51,4 +51,5 @@ export * from './spawn/program.js';
 export type { SpawnOptions } from './spawn/spawn.js';
 export { SpawnError, spawn } from './spawn/spawn.js';
 export * from './spawn/stub-init.js';
+export * from './view.js';
 export * from './wire.js';

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '@sd/sys';
+import { withoutRawSuffix } from './image.js';
 
 /**
  * Machine names follow systemd's hostname rules (hostname_is_valid()):
@@ -104,7 +105,7 @@ export function machineNameFromPath(path: string): string {
   let end = path.length;
   while (end > 0 && path[end - 1] === '/') end--;
   const base = path.slice(0, end).split('/').pop() ?? '';
-  const name = cleanupHostname(base.endsWith('.raw') ? base.slice(0, -4) : base);
+  const name = cleanupHostname(withoutRawSuffix(base));
   if (!name) throw new InvalidArgumentError(`Cannot derive a machine name from ${JSON.stringify(path)}`);
   return name;
 }

@@ -20,6 +20,10 @@ export function assertImageName(name: unknown, what = 'Image name'): asserts nam
   if (!imageNameIsValid(name)) throw new InvalidArgumentError(`${what} ${JSON.stringify(name)} is invalid`);
 }
 
+/** An image's name from its file or directory name: a raw image's without its `.raw`. */
+export const withoutRawSuffix = (entry: string): string =>
+  entry.endsWith('.raw') ? entry.slice(0, -'.raw'.length) : entry;
+
 /** Hidden images start with a dot; `machinectl list-images` shows them only with --all. */
 export const isHiddenImage = (name: string): boolean => name.startsWith('.');
 

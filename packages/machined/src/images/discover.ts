@@ -1,4 +1,4 @@
-import { HOST_IMAGE, imageNameIsValid } from '@sd/basic';
+import { HOST_IMAGE, imageNameIsValid, withoutRawSuffix } from '@sd/basic';
 import {
   AT,
   changeInodeFlags,
@@ -209,7 +209,7 @@ export function discoverImages(paths: ImagePoolPaths): ImageInfo[] {
     }
     for (const entry of entries.sort()) {
       if (entry.startsWith('.#')) continue;
-      const name = entry.endsWith('.raw') ? entry.slice(0, -4) : entry;
+      const name = withoutRawSuffix(entry);
       if (!imageNameIsValid(name) || found.has(name) || name === HOST_IMAGE) continue;
       try {
         const img = makeImage(dir, entry, paths);

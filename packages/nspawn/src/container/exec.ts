@@ -1,4 +1,13 @@
-import { closeQuietly, O, openInRoot, openRoot, readRegularInRoot, SdError, SyscallError } from '@sd/sys';
+import {
+  closeQuietly,
+  O,
+  openInRoot,
+  openRegularInRoot,
+  openRoot,
+  readRegularInRoot,
+  SdError,
+  SyscallError,
+} from '@sd/sys';
 import { NspawnError } from '../errors.js';
 
 /** What to execve in the container and as whom. */
@@ -148,13 +157,24 @@ export function openTreeRoot(directory: string): number {
   }
 }
 
-/** The host's os-release (for /run/host/os-release). */
+/**
+ * The host's os-release (for /run/host/os-release): the first that is a
+ * regular file, checked as readHostFile reads (a FIFO there is passed over)
+ * but not read, since only its path is bound.
+ */
 export function hostOsReleasePath(): string | undefined {
-  for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
-    try {
-      readHostFile(p);
-      return p;
-    } catch {}
+  const root = openRoot('/');
+  try {
+    for (const p of ['/etc/os-release', '/usr/lib/os-release']) {
+      try {
+        const fd = openRegularInRoot(root, p, O.RDONLY, { missingOk: true });
+        if (fd < 0) continue;
+        closeQuietly(fd);
+        return p;
+      } catch {}
+    }
+    return undefined;
+  } finally {
+    closeQuietly(root);
   }
-  return undefined;
 }

@@ -1,3 +1,5 @@
+import { view } from '@sd/sys';
+
 /**
  * SHA-256 (FIPS 180-4) of a short input, in JavaScript: the UID range pick
  * hashes a machine name once per start, and loading node:crypto for that
@@ -24,7 +26,7 @@ export function sha256(data: Uint8Array): Buffer {
   msg.set(data);
   msg[data.length] = 0x80;
   // DataView (big-endian by default): builtins, where Buffer's read/write methods compile at first use.
-  const m = new DataView(msg.buffer);
+  const m = view(msg);
   m.setUint32(msg.length - 8, Math.floor(data.length / 0x20000000));
   m.setUint32(msg.length - 4, (data.length * 8) >>> 0);
   const h = new Uint32Array([
@@ -70,7 +72,7 @@ export function sha256(data: Uint8Array): Buffer {
     h[7]! += hh;
   }
   const out = Buffer.alloc(32);
-  const o = new DataView(out.buffer, out.byteOffset, 32);
+  const o = view(out);
   for (let i = 0; i < 8; i++) o.setUint32(i * 4, h[i]!);
   return out;
 }

@@ -1,5 +1,5 @@
 import { fstatSync, mkdirSync, statSync } from 'node:fs';
-import { closeQuietly, ERRNO, LOCK, O, open, SyscallError, tryFlock, unlinkIfExists } from '@sd/sys';
+import { closeQuietly, ERRNO, LOCK, O, open, SyscallError, tryFlock, unlinkIfExists, view } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { PrivateUsers } from '../settings/settings.js';
 import { sha256 } from './sha256.js';
@@ -90,7 +90,7 @@ function sameFile(fd: number, path: string): boolean {
 export function candidateShift(machine: string, attempt: number): number {
   const h = sha256(Buffer.from(`${machine}\0${attempt}`));
   const slots = (PICK_MAX - PICK_MIN) / RANGE;
-  return PICK_MIN + (new DataView(h.buffer, h.byteOffset, 4).getUint32(0, true) % slots) * RANGE;
+  return PICK_MIN + (view(h).getUint32(0, true) % slots) * RANGE;
 }
 
 /** Chooses (and locks) the uid range of a container; undefined without a user namespace. */

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { withoutRawSuffix } from '@sd/basic';
 import { NspawnError } from '../errors.js';
 import { type MergeResult, mergeSettingsFile, parseSettingsFile } from './file.js';
 import type { Settings } from './settings.js';
@@ -31,8 +32,7 @@ export function findSettingsFile(
     if (existsSync(p)) return { path: p, trusted: true };
   }
   if (directory && directory !== '/') {
-    const base = basename(directory);
-    const p = join(dirname(directory), `${base.endsWith('.raw') ? base.slice(0, -4) : base}.nspawn`);
+    const p = join(dirname(directory), `${withoutRawSuffix(basename(directory))}.nspawn`);
     if (existsSync(p)) return { path: p, trusted: mode === 'trusted' };
   }
   return undefined;
