@@ -261,6 +261,11 @@ describe.skipIf(!root)('image pool on ext4', () => {
 
   it('handles raw images: clone, read-only by mode, no metadata yet', async () => {
     writeFileSync(join(machines, 'disk.raw'), Buffer.alloc(1 << 20, 7));
+    // Listed by its name without .raw; a file named only ".raw" names no image.
+    writeFileSync(join(machines, '.raw'), Buffer.alloc(4096));
+    const raws = (await pool.list()).filter((i) => i.type === 'raw').map((i) => i.name);
+    rmSync(join(machines, '.raw'));
+    expect(raws).toEqual(['disk']);
     const img = await pool.get('disk');
     expect(img).toMatchObject({ type: 'raw', readOnly: false, limit: 1n << 20n });
     await pool.clone('disk', 'disk2', true);

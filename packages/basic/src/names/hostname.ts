@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { InvalidArgumentError } from '@sd/sys';
 import { withoutRawSuffix } from './image.js';
 
@@ -102,10 +103,7 @@ export function cleanupHostname(text: string): string {
  * of the directory or image path, without a .raw suffix, cleaned up.
  */
 export function machineNameFromPath(path: string): string {
-  let end = path.length;
-  while (end > 0 && path[end - 1] === '/') end--;
-  const base = path.slice(0, end).split('/').pop() ?? '';
-  const name = cleanupHostname(withoutRawSuffix(base));
+  const name = cleanupHostname(withoutRawSuffix(basename(path)));
   if (!name) throw new InvalidArgumentError(`Cannot derive a machine name from ${JSON.stringify(path)}`);
   return name;
 }

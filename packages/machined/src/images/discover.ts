@@ -160,8 +160,8 @@ export function makeImage(dir: string, entry: string, paths: ImagePoolPaths): Im
   }
   const type = st.mode & S_IF.MT;
   if (type === S_IF.DIR) return directoryImage(entry, path, st, paths);
-  if (type === S_IF.REG && entry.endsWith('.raw') && entry.length > 4)
-    return rawImage(entry.slice(0, -4), path, st, paths);
+  const rawName = withoutRawSuffix(entry);
+  if (type === S_IF.REG && rawName !== entry && rawName !== '') return rawImage(rawName, path, st, paths);
   if (type === S_IF.BLK) return blockImage(entry, path, st);
   return undefined;
 }

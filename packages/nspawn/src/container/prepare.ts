@@ -37,8 +37,8 @@ import type { DetachedMounts } from './plan.js';
 export function machineNameOf(settings: Settings): string {
   try {
     if (settings.machine !== undefined) return assertValidMachineName(settings.machine);
-    // An image's name without its .raw suffix, as systemd-nspawn names it.
-    const dir = resolve(settings.image?.replace(/\.raw$/, '') ?? settings.directory ?? '.');
+    // An image's name without its .raw suffix (machineNameFromPath), as systemd-nspawn names it.
+    const dir = resolve(settings.image ?? settings.directory ?? '.');
     return dir === '/'
       ? machineNameFromPath(process.getBuiltinModule('node:os').hostname().split('.')[0]!)
       : machineNameFromPath(dir);

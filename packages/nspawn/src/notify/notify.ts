@@ -63,8 +63,8 @@ export interface NotifyListener {
 
 /**
  * A bound, non-blocking notify socket read through the poller. Create it
- * before the container starts (the path is bound into the container), then
- * `listen` once the payload's pid is known.
+ * before the container starts (the path is bound into the container); only
+ * the payload's own messages are delivered (see listen).
  */
 export class NotifySocket {
   readonly path: string;
@@ -88,11 +88,11 @@ export class NotifySocket {
   }
 
   /**
-   * Starts delivering the messages `pid` sends (any pid when `pid` is 0). A
-   * function gives the pid at each message: the socket can be watched before
-   * the payload's pid is known (undefined: nothing counts yet).
+   * Starts delivering the messages the payload sends. `payloadPid` gives its
+   * pid at each message, so the socket can be watched before the payload is
+   * forked: while it gives undefined, nothing counts.
    */
-  listen(pid: number | (() => number | undefined), listener: NotifyListener): void {
+  listen(payloadPid: () => number | undefined, listener: NotifyListener): void {
     if (this.#closed || this.#watching) return;
     this.#watching = true;
     poller().add(this.fd, () => {
@@ -106,8 +106,8 @@ export class NotifySocket {
           listener.onIgnored?.('notification without credentials');
           continue;
         }
-        const expected = typeof pid === 'function' ? pid() : pid;
-        if (expected !== 0 && cred.pid !== expected) {
+        const expected = payloadPid();
+        if (cred.pid !== expected) {
           listener.onIgnored?.(
             `notification from pid ${cred.pid}, not the payload (${expected ?? 'not running yet'})`,
           );
