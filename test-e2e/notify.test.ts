@@ -28,10 +28,9 @@ const SENDER = [
   'if (!fork()) { send($s, "READY=1\\nSTATUS=forged", 0, $to) or die "send: $!"; exit 0 } wait;',
   'send($s, "STATUS=tst starting", 0, $to) or die "send: $!";',
   'send($s, "READY=1\\nSTATUS=tst up", 0, $to) or die "send: $!";',
-  'sleep 30;',
-].join(' ');
+];
 
-async function notifications(extra: string[]) {
+async function notifications(extra: string[], o: { briefWaitMs?: number } = {}) {
   const { settings, explicit } = parseArgv([
     '-q',
     '-D',
@@ -45,17 +44,21 @@ async function notifications(extra: string[]) {
     ...extra,
     '/usr/bin/perl',
     '-e',
-    SENDER,
+    // With a brief wait the payload ends once it has sent; the wait on our thread reads the socket.
+    [...SENDER, o.briefWaitMs ? 'exit 0;' : 'sleep 30;'].join(' '),
   ]);
   const seen: Array<Record<string, string>> = [];
-  const { container, exited } = await startContainer(settings, { explicit });
+  const { container, exited } = await startContainer(settings, { explicit, briefWaitMs: o.briefWaitMs });
   container.on('notify', (f) => seen.push(f));
   let ready = false;
   await Promise.race([
     container.whenReady().then(() => (ready = true)),
     new Promise((r) => setTimeout(r, 15_000)),
   ]);
-  const uidMap = execFileSync('cat', [`/proc/${container.pid}/uid_map`], { encoding: 'utf8' });
+  // (A payload that ended at once has no /proc entry left to read.)
+  const uidMap = o.briefWaitMs
+    ? ''
+    : execFileSync('cat', [`/proc/${container.pid}/uid_map`], { encoding: 'utf8' });
   container.stop();
   const status = await exited;
   return { ready, seen, status, uidMap };
@@ -75,4 +78,17 @@ describe('the notify socket', () => {
       expect(r.seen[1]).toMatchObject({ READY: '1' });
       expect(r.status).toMatchObject({ code: 0, signal: null });
     }, 60_000);
+
+  it('a payload that sends and ends at once is heard on the brief wait (as sd-nspawn waits), after start returns', async () => {
+    // briefWaitMs as long as perl's whole run: the wait on our thread, not the poller, reads the
+    // socket and sees the end. The listener is attached after startContainer returned, as above.
+    const t0 = Date.now();
+    const r = await notifications(['-U'], { briefWaitMs: 10_000 });
+    // Well within the wait: each message was read as it came (an unread one would keep the
+    // wait spinning to its end, and the poller would read it only then).
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(r.ready).toBe(true);
+    expect(r.seen.map((f) => f.STATUS)).toEqual(['tst starting', 'tst up']);
+    expect(r.status).toMatchObject({ code: 0, signal: null });
+  }, 60_000);
 });

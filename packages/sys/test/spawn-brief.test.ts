@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { close, pipe, poller, SpawnProgram, spawn, waitReadable, writeAll } from '../src/index.js';
+import {
+  close,
+  closeQuietly,
+  pipe,
+  poller,
+  read,
+  SpawnProgram,
+  spawn,
+  waitReadable,
+  waitReadableAny,
+  writeAll,
+} from '../src/index.js';
 
 // A child whose answer is due at once is awaited on this thread (briefWaitMs,
 // exitedSoon) instead of through the poller's thread; one that is not falls
@@ -17,6 +28,53 @@ describe('brief waits', () => {
     } finally {
       close(r);
       close(w);
+    }
+  });
+
+  it('waitReadableAny: which of several fds are readable, as a bit mask', () => {
+    const [r1, w1] = pipe();
+    const [r2, w2] = pipe();
+    try {
+      expect(waitReadableAny([r1, r2], 10)).toBe(0);
+      writeAll(w2, Buffer.of(1));
+      expect(waitReadableAny([r1, r2], 1000)).toBe(0b10);
+      writeAll(w1, Buffer.of(1));
+      expect(waitReadableAny([r1, r2], 1000)).toBe(0b11);
+    } finally {
+      closeQuietly(r1, w1, r2, w2);
+    }
+  });
+
+  it('exitedSoon serves an fd beside the child on this thread until the child ends', async () => {
+    // The child writes 'a' beside it and waits for our answer, which onReadable gives; then it
+    // writes 'b' and exits. Without the fd served during the wait, the child would never end.
+    const [r, w] = pipe();
+    const [goR, goW] = pipe();
+    const script = 'printf a >&3; read x <&4; printf b >&3; exit 5';
+    const program = new SpawnProgram().dup2(w, 3).dup2(goR, 4).execve('/bin/sh', ['sh', '-c', script], []);
+    const child = await spawn(program, { briefWaitMs: 1000 });
+    close(w);
+    close(goR);
+    const watched = poller().size;
+    const got: string[] = [];
+    try {
+      const done = child.exitedSoon(5000, {
+        fd: r,
+        onReadable: () => {
+          const b = Buffer.alloc(8);
+          const n = read(r, b);
+          got.push(b.toString('latin1', 0, n));
+          if (n > 0 && got.length === 1) writeAll(goW, Buffer.from('\n'));
+        },
+      });
+      // Reaped on this thread: served twice and ended before any await.
+      expect(child.exitStatus).toEqual({ pid: child.pid, code: 5, signal: null });
+      expect(got.join('')).toBe('ab');
+      expect(poller().size).toBe(watched);
+      expect(await done).toEqual(child.exitStatus);
+    } finally {
+      close(r);
+      close(goW);
     }
   });
 

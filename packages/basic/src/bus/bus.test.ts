@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { busReachable, connectBus, systemBusAddress } from './bus.js';
 
@@ -10,6 +12,28 @@ describe('the system bus', () => {
   it('knows that a missing socket is no bus', () => {
     expect(busReachable('unix:path=/nonexistent/bus')).toBe(false);
     expect(busReachable('tcp:host=localhost,port=1')).toBe(true);
+    expect(busReachable('unix:path=,guid=1;unix:path=/nonexistent/bus')).toBe(false);
+    expect(busReachable('tcp:host=x;unix:path=/')).toBe(true);
+  });
+
+  it('finds the socket path as /(?:^|;)unix:path=([^,;]+)/ does, in any address list', () => {
+    const part = fc.constantFrom(
+      'unix:path=',
+      'unix:abstract=',
+      ';',
+      ',',
+      '/',
+      '/nonexistent',
+      'guid=1',
+      'x',
+    );
+    const address = fc.array(part, { maxLength: 8 }).map((p) => p.join(''));
+    fc.assert(
+      fc.property(address, (a) => {
+        const m = /(?:^|;)unix:path=([^,;]+)/.exec(a);
+        return busReachable(a) === (m?.[1] === undefined || existsSync(m[1]));
+      }),
+    );
   });
 
   it('names the address when it cannot connect', async () => {

@@ -26,8 +26,13 @@ export function systemBusAddress(env: NodeJS.ProcessEnv = process.env): string {
 
 /** Whether the bus can be there at all: a unix:path= socket that exists (other address kinds: try). */
 export function busReachable(address: string): boolean {
-  const m = /(?:^|;)unix:path=([^,;]+)/.exec(address);
-  return m?.[1] === undefined || existsSync(m[1]);
+  // The first address of the list with a unix:path= (not a regex: each compiles at its first use).
+  for (const one of address.split(';')) {
+    if (!one.startsWith('unix:path=')) continue;
+    const path = one.slice('unix:path='.length).split(',', 1)[0];
+    if (path) return existsSync(path);
+  }
+  return true;
 }
 
 export interface ConnectOptions {

@@ -58,7 +58,7 @@ function watchStdio(): () => boolean {
 }
 
 /** Node flags after which its own exit writes or reports something: profiles, coverage, an inspector, reports. */
-const NODE_EXIT_WORK = /prof|cov|inspect|trace|report|snapshot|diagnostic/;
+const NODE_EXIT_WORK = ['prof', 'cov', 'inspect', 'trace', 'report', 'snapshot', 'diagnostic'];
 
 /**
  * process.exit(code), but ending with _exit once the 'exit' listeners have
@@ -70,7 +70,11 @@ const NODE_EXIT_WORK = /prof|cov|inspect|trace|report|snapshot|diagnostic/;
  */
 function end(code: number, stdioTouched: boolean): void {
   const flags = `${process.execArgv.join(' ')} ${process.env.NODE_OPTIONS ?? ''}`;
-  if (stdioTouched || NODE_EXIT_WORK.test(flags) || process.env.NODE_V8_COVERAGE !== undefined)
+  if (
+    stdioTouched ||
+    NODE_EXIT_WORK.some((w) => flags.includes(w)) ||
+    process.env.NODE_V8_COVERAGE !== undefined
+  )
     process.exit(code);
   // What process.exit does before its teardown.
   process.exitCode = code;

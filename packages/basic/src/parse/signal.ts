@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@sd/sys';
+import { InvalidArgumentError, isDigits } from '@sd/sys';
 
 /** Linux's real-time signal range as glibc presents it (SIGRTMIN is 34: glibc keeps 32 and 33). */
 export const SIGRTMIN = 34;
@@ -12,7 +12,7 @@ const signals = () => process.getBuiltinModule('node:os').constants.signals;
  * without "SIG" (case-insensitive), RTMIN+n / RTMAX-n, or a number 1…64.
  */
 export function parseSignal(value: string): number {
-  if (/^\d+$/.test(value)) {
+  if (isDigits(value)) {
     const n = Number(value);
     if (n >= 1 && n <= SIGRTMAX) return n;
   } else {

@@ -26,7 +26,7 @@ import { NspawnError } from '../errors.js';
 import { checkNetworkSettings } from '../network/check.js';
 import { needsLinks, openNetnsPath } from '../network/network.js';
 import { beginContainerNetwork } from '../network/pending.js';
-import { type NotifyFields, NotifySocket } from '../notify/notify.js';
+import { type NotifyMessage, NotifySocket } from '../notify/notify.js';
 import { registerMachine } from '../register/register.js';
 import { applySettingsFile } from '../settings/load.js';
 import { hasPrivateNetwork } from '../settings/network.js';
@@ -234,23 +234,17 @@ export async function startContainer(
     if (!ns) cloneFlags |= CLONE.NEWPID | CLONE.NEWUTS | CLONE.NEWIPC | (privateNetwork ? CLONE.NEWNET : 0);
 
     const program = buildContainerProgram(plan);
-    // The payload's pid, once beforeRun knows it; its notifications wait for 'started'.
+    // The payload's pid, once beforeRun knows it; its notifications are read from 'started' on.
     let payloadPid: number | undefined;
-    let early: NotifyFields[] | undefined = [];
-    // Our side of the payload's notify socket and console, made while the child mounts the
-    // tree (afterClone), on this CPU: the poller's first use alone costs a start ~0.9 ms.
-    const watchPayload = () => {
-      notify.listen(() => payloadPid, {
-        onMessage: (m) => (early ? early.push(m.fields) : container.handleNotify(m.fields)),
+    // The console is forwarded from while the child mounts the tree (afterClone), on this CPU.
+    const forwardTheConsole = () => {
+      if (!pty || consoleMode === 'pipe') return;
+      const forwarder = forwardConsole({
+        master: pty.master,
+        mode: consoleMode,
+        onEscape: () => container.kill(),
       });
-      if (pty && consoleMode !== 'pipe') {
-        const forwarder = forwardConsole({
-          master: pty.master,
-          mode: consoleMode,
-          onEscape: () => container.kill(),
-        });
-        container.addCleanup(() => forwarder.close());
-      }
+      container.addCleanup(() => forwarder.close());
     };
     let child: ChildProcess;
     // Host-side links of the container, for RegisterMachineWithNetwork.
@@ -262,9 +256,9 @@ export async function startContainer(
         ? beginContainerNetwork(settings, machine, ns.net, netOptions)
         : undefined;
     if (network) container.addCleanup(network.cleanup);
+    // Blocking briefly for the child's answers only while no network setup runs beside it.
+    const briefWaitMs = network ? 0 : (options.briefWaitMs ?? 0);
     try {
-      // Blocking briefly for the child's answers only while no network setup runs beside it.
-      const briefWaitMs = network ? 0 : (options.briefWaitMs ?? 0);
       child = await spawn(program, {
         cloneFlags,
         briefWaitMs,
@@ -273,7 +267,7 @@ export async function startContainer(
         // While the child mounts the container's tree: what needs no answer from it.
         afterClone: () => {
           if (uids) scope.delegate(uids.shift);
-          watchPayload();
+          forwardTheConsole();
         },
         beforeRun: async (c) => {
           payloadPid = c.pid;
@@ -308,10 +302,36 @@ export async function startContainer(
       if (reg) container.addCleanup(() => reg.unregister());
     }
     container.emit('started', child.pid);
-    const pending = early;
-    early = undefined;
-    for (const fields of pending) container.handleNotify(fields);
-    const exited = child.exited.then(async (status) => {
+    const fromPayload = () => payloadPid;
+    const listener = { onMessage: (m: NotifyMessage) => container.handleNotify(m.fields) };
+    const running = child;
+    // A run that nothing else needs the event loop for (sd-nspawn's, with no console to
+    // forward) first waits on this thread for a payload that ends at once, as /bin/true does,
+    // serving its notify socket meanwhile: such a run never starts the poller (its pool threads).
+    // One turn of the loop later, so that the caller has taken the container (its listeners,
+    // its banner) before anything of the payload's is delivered or waited for.
+    const brief = briefWaitMs > 0 && !pty;
+    const watch = (): Promise<ExitStatus> => {
+      if (brief)
+        void running.exitedSoon(briefWaitMs, {
+          fd: notify.fd,
+          onReadable: () => notify.deliver(fromPayload, listener),
+        });
+      if (!running.exitStatus) notify.listen(fromPayload, listener);
+      return running.exited;
+    };
+    const watched = brief
+      ? new Promise<ExitStatus>((resolve, reject) =>
+          setImmediate(() => {
+            try {
+              resolve(watch());
+            } catch (e) {
+              reject(e);
+            }
+          }),
+        )
+      : watch();
+    const exited = watched.then(async (status) => {
       await container.cleanup();
       container.emit('exit', status);
       return status;

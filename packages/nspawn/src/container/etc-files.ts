@@ -80,7 +80,10 @@ function timezoneMode(settings: Settings): TimezoneMode {
 function hostZone(): string | undefined {
   try {
     const target = readlinkSync('/etc/localtime');
-    return /zoneinfo\/(.+)$/.exec(target)?.[1];
+    // What follows the first "zoneinfo/", on one line. (Not a regex: each compiles at its first use.)
+    const at = target.indexOf('zoneinfo/');
+    const zone = at < 0 ? '' : target.slice(at + 'zoneinfo/'.length);
+    return zone === '' || /* a line break */ zone.includes('\n') || zone.includes('\r') ? undefined : zone;
   } catch {
     return undefined;
   }

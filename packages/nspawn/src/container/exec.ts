@@ -1,5 +1,6 @@
 import {
   closeQuietly,
+  isDigits,
   O,
   openInRoot,
   openRegularInRoot,
@@ -75,7 +76,7 @@ export function treeHasFile(rootFd: number, path: string): boolean {
 /** Looks a user up in the tree's /etc/passwd and /etc/group (by name or number). */
 export function lookupUser(rootFd: number, user: string): UserRecord {
   const passwd = readTreeFile(rootFd, '/etc/passwd') ?? '';
-  const numeric = /^\d+$/.test(user) ? Number(user) : undefined;
+  const numeric = isDigits(user) ? Number(user) : undefined;
   for (const line of passwd.split('\n')) {
     const f = line.split(':');
     if (f.length < 7) continue;

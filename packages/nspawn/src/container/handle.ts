@@ -25,8 +25,11 @@ export interface ContainerOptions {
   /**
    * How long (ms) the start may block the event loop for each answer of
    * its setup processes (a few ms at most each) before waiting through the
-   * poller: a round trip through the poller's thread costs more. For a
-   * caller with nothing else to do meanwhile, as sd-nspawn's CLI; default 0.
+   * poller: a round trip through the poller's thread costs more. Without a
+   * console to forward, the start also waits that long for a payload that
+   * ends at once, serving its notify socket meanwhile (a signal ends the
+   * wait). For a caller with nothing else to do meanwhile, as sd-nspawn's
+   * CLI; default 0.
    */
   briefWaitMs?: number;
 }

@@ -62,9 +62,10 @@ export interface NotifyListener {
 }
 
 /**
- * A bound, non-blocking notify socket read through the poller. Create it
- * before the container starts (the path is bound into the container); only
- * the payload's own messages are delivered (see listen).
+ * A bound, non-blocking notify socket, read through the poller (listen) or
+ * on its owner's own wait (deliver). Create it before the container starts
+ * (the path is bound into the container); only the payload's own messages
+ * are delivered (see listen).
  */
 export class NotifySocket {
   readonly path: string;
@@ -88,38 +89,42 @@ export class NotifySocket {
   }
 
   /**
-   * Starts delivering the messages the payload sends. `payloadPid` gives its
-   * pid at each message, so the socket can be watched before the payload is
-   * forked: while it gives undefined, nothing counts.
+   * Starts delivering the messages the payload sends, through the poller.
+   * `payloadPid` gives its pid at each message, so the socket can be watched
+   * before the payload is forked: while it gives undefined, nothing counts.
    */
   listen(payloadPid: () => number | undefined, listener: NotifyListener): void {
     if (this.#closed || this.#watching) return;
     this.#watching = true;
-    poller().add(this.fd, () => {
-      for (;;) {
-        const msg = recvmsg(this.fd, { size: MAX_MESSAGE });
-        if (!msg) return;
-        // Nobody may pass us fds through here: close any that came.
-        closeQuietly(...receivedFds(msg.control));
-        const cred = receivedCredentials(msg.control);
-        if (!cred) {
-          listener.onIgnored?.('notification without credentials');
-          continue;
-        }
-        const expected = payloadPid();
-        if (cred.pid !== expected) {
-          listener.onIgnored?.(
-            `notification from pid ${cred.pid}, not the payload (${expected ?? 'not running yet'})`,
-          );
-          continue;
-        }
-        if (msg.length > MAX_MESSAGE) {
-          listener.onIgnored?.(`notification of ${msg.length} bytes is too long`);
-          continue;
-        }
-        listener.onMessage({ fields: parseNotifyMessage(msg.data), pid: cred.pid });
+    poller().add(this.fd, () => this.deliver(payloadPid, listener));
+  }
+
+  /** Delivers the messages waiting now, on this thread (listen's callback; a caller's own wait). */
+  deliver(payloadPid: () => number | undefined, listener: NotifyListener): void {
+    if (this.#closed) return;
+    for (;;) {
+      const msg = recvmsg(this.fd, { size: MAX_MESSAGE });
+      if (!msg) return;
+      // Nobody may pass us fds through here: close any that came.
+      closeQuietly(...receivedFds(msg.control));
+      const cred = receivedCredentials(msg.control);
+      if (!cred) {
+        listener.onIgnored?.('notification without credentials');
+        continue;
       }
-    });
+      const expected = payloadPid();
+      if (cred.pid !== expected) {
+        listener.onIgnored?.(
+          `notification from pid ${cred.pid}, not the payload (${expected ?? 'not running yet'})`,
+        );
+        continue;
+      }
+      if (msg.length > MAX_MESSAGE) {
+        listener.onIgnored?.(`notification of ${msg.length} bytes is too long`);
+        continue;
+      }
+      listener.onMessage({ fields: parseNotifyMessage(msg.data), pid: cred.pid });
+    }
   }
 
   /** Stops reading and closes the socket; the path is removed. Safe to call twice. */

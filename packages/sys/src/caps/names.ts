@@ -1,3 +1,4 @@
+import { isDigits } from '../digits.js';
 import { InvalidArgumentError } from '../errors.js';
 
 /**
@@ -74,7 +75,7 @@ export function capabilityFromName(name: string): number | undefined {
   byName ??= new Map(CAPABILITY_NAMES.map((n, i) => [n, i]));
   const known = byName.get(name.toUpperCase());
   if (known !== undefined) return known;
-  if (/^\d+$/.test(name)) {
+  if (isDigits(name)) {
     const n = Number(name);
     if (n <= 63) return n;
   }

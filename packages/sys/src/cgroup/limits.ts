@@ -1,5 +1,6 @@
 // Resource limit names of cgroup v2 and their cgroup v1 equivalents.
 
+import { isDigits } from '../digits.js';
 import { InvalidArgumentError } from '../errors.js';
 
 export type LimitValue = string | number | bigint;
@@ -28,7 +29,7 @@ const CPU_SHARES_DEFAULT = 1024n;
 const clamp = (v: bigint, lo: bigint, hi: bigint) => (v < lo ? lo : v > hi ? hi : v);
 
 function parseUint(name: string, value: string): bigint {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${name}: '${value}' is not a number or 'max'`);
+  if (!isDigits(value)) throw new InvalidArgumentError(`${name}: '${value}' is not a number or 'max'`);
   return BigInt(value);
 }
 

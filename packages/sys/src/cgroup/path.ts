@@ -26,7 +26,25 @@ const RESERVED_PREFIXES = new Set([
 /** Whole names of v1 interface files without a dot. */
 const RESERVED_NAMES = new Set(['tasks', 'notify_on_release', 'release_agent']);
 
-const SEGMENT = /^[A-Za-z0-9:_.@\\-]+$/;
+/** A component's characters: [A-Za-z0-9:_.@\\-] (the backslash of systemd's \x2d escapes). Not a regex: see trimSlashes. */
+function segmentCharsValid(seg: string): boolean {
+  if (seg.length === 0) return false;
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg.charCodeAt(i);
+    const ok =
+      (c >= 0x30 && c <= 0x39) || // 0-9
+      (c >= 0x41 && c <= 0x5a) || // A-Z
+      (c >= 0x61 && c <= 0x7a) || // a-z
+      c === 0x3a || // :
+      c === 0x5f || // _
+      c === 0x2e || // .
+      c === 0x40 || // @
+      c === 0x5c || // backslash
+      c === 0x2d; // -
+    if (!ok) return false;
+  }
+  return true;
+}
 const MAX_SEGMENT = 255;
 const MAX_DEPTH = 32;
 
@@ -61,7 +79,7 @@ export function validateCgroupPath(path: string): string {
     if (seg.length > MAX_SEGMENT) {
       throw new InvalidArgumentError(`cgroup path '${path}': component '${seg.slice(0, 32)}…' is too long`);
     }
-    if (!SEGMENT.test(seg) || seg.startsWith('.')) {
+    if (!segmentCharsValid(seg) || seg.startsWith('.')) {
       throw new InvalidArgumentError(`cgroup path '${path}': component '${seg}' has invalid characters`);
     }
     const dot = seg.indexOf('.');

@@ -1,3 +1,4 @@
+import { isDigits } from '../digits.js';
 import { Cgroup } from './cgroup.js';
 import type { CgroupHierarchy, CgroupLayout } from './detect.js';
 import { trimSlashes } from './path.js';
@@ -27,7 +28,7 @@ export function parseProcCgroup(text: string): CgroupPlacement {
     const a = line.indexOf(':');
     const b = a < 0 ? -1 : line.indexOf(':', a + 1);
     const id = line.slice(0, a);
-    if (b < 0 || !/^\d+$/.test(id)) continue;
+    if (b < 0 || !isDigits(id)) continue;
     const controllers = line.slice(a + 1, b);
     const path = trimSlashes(line.slice(b + 1));
     if (id === '0' && controllers === '') unified = path;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { AT, MNT } from '../constants.js';
+import { isDigits } from '../digits.js';
 import { SdError, SyscallError } from '../errors.js';
 import { statAt } from '../fs/at.js';
 import { umount } from './mount.js';
@@ -61,7 +62,7 @@ export function unescapeMountInfo(s: string): string {
 }
 
 function int(field: string | undefined, what: string, line: number): number {
-  if (field === undefined || !/^\d+$/.test(field))
+  if (field === undefined || !isDigits(field))
     throw new MountInfoError(line, `bad ${what}: ${field ?? '(missing)'}`);
   return Number(field);
 }

@@ -38,11 +38,24 @@ const EPOLL_CLOEXEC = 0o2000000;
  * it is not (then wait through the poller). A signal ends it early (false).
  */
 export function waitReadable(fd: number, ms: number): boolean {
-  const pfd = Buffer.alloc(8);
-  const v = view(pfd);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, EPOLL.IN, true);
-  return c.poll(pfd, 1, Math.max(0, Math.ceil(ms))) > 0;
+  return waitReadableAny([fd], ms) !== 0;
+}
+
+/**
+ * waitReadable for several fds: which of them are readable (or hung up), as
+ * a bit mask (bit i for fds[i]); 0 after `ms` without, or on a signal.
+ */
+export function waitReadableAny(fds: readonly number[], ms: number): number {
+  const pfds = Buffer.alloc(8 * fds.length);
+  const v = view(pfds);
+  fds.forEach((fd, i) => {
+    v.setInt32(i * 8, fd, true);
+    v.setInt16(i * 8 + 4, EPOLL.IN, true);
+  });
+  if (c.poll(pfds, fds.length, Math.max(0, Math.ceil(ms))) <= 0) return 0;
+  let ready = 0;
+  for (let i = 0; i < fds.length; i++) if (v.getInt16(i * 8 + 6, true) !== 0) ready |= 1 << i;
+  return ready;
 }
 
 export class Poller {

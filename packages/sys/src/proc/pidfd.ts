@@ -3,7 +3,7 @@ import { CLD, P_PIDFD, WEXITED, WNOHANG } from '../constants.js';
 import { SyscallError } from '../errors.js';
 import { close } from '../fd/fd.js';
 import { check, koffi, lazyFunc } from '../ffi/libc.js';
-import { poller, waitReadable } from '../poller/poller.js';
+import { poller, waitReadableAny } from '../poller/poller.js';
 import { view } from '../view.js';
 
 const c = {
@@ -92,9 +92,24 @@ export class ChildProcess {
    * `exited`, after waiting up to `ms` on this thread for a child that is
    * about to end (a helper just released): reaped here, without the round
    * trip through the poller's thread. Only for a child not watched yet.
+   * `beside`: an fd of the child's (its notify socket) served on this thread
+   * meanwhile, by `onReadable` each time it is readable. A signal ends the
+   * wait early, as the end of `ms` does: then the poller waits on.
    */
-  exitedSoon(ms: number): Promise<ExitStatus> {
-    if (!this.status && !this.#exited && ms > 0 && waitReadable(this.pidfd, ms)) this.#reap();
+  exitedSoon(ms: number, beside?: { fd: number; onReadable: () => void }): Promise<ExitStatus> {
+    const fds = beside ? [this.pidfd, beside.fd] : [this.pidfd];
+    // Date.now, not performance.now: that global loads perf_hooks at its first use (~1 ms).
+    const end = Date.now() + ms;
+    for (let left = ms; !this.status && !this.#exited && left > 0; left = end - Date.now()) {
+      const ready = waitReadableAny(fds, left);
+      if (ready === 0) break;
+      if (ready & 2) beside?.onReadable();
+      // A pidfd is readable once its process has ended: reaped now, or (never seen) left to the poller.
+      if (ready & 1) {
+        this.#reap();
+        break;
+      }
+    }
     return this.exited;
   }
 
