@@ -7,6 +7,7 @@ import {
   CLONE,
   close,
   Data,
+  HEADER_SIZE,
   MS,
   pipe,
   poller,
@@ -173,26 +174,46 @@ describe('spawn', () => {
     }
   });
 
-  it('follows a forked child: CLONE_PARENT makes it ours, the parent reports its pid and exits', async () => {
-    const [r, w] = pipe();
+  for (const [label, vm] of [
+    ['', 0],
+    [', also sharing its memory on a stack of its own (CLONE_VM)', CLONE.VM],
+  ] as const)
+    it(`follows a forked child: CLONE_PARENT makes it ours, the parent reports its pid and exits${label}`, async () => {
+      const [r, w] = pipe();
+      const p = new SpawnProgram();
+      const tid = new Data(Buffer.alloc(8), 'pid');
+      const fork = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | vm | SIG.CHLD, tid);
+      p.waitForParent();
+      p.stdio([0, w, 2]);
+      p.execve('/bin/sh', ['sh', '-c', 'echo $PPID; exit 7'], []);
+      p.reportForkedPid(fork, tid);
+      let seen = 0;
+      const child = await spawn(p, {
+        beforeRun: (c) => {
+          seen = c.pid;
+        },
+      }).finally(() => close(w));
+      const [out, status] = await Promise.all([readToEnd(r), child.exited]);
+      expect(seen).toBe(child.pid);
+      // Its parent is us, not the parent of the fork.
+      expect(out.toString().trim()).toBe(String(process.pid));
+      expect(status).toMatchObject({ code: 7 });
+    });
+
+  it('a fork that shares memory runs on its own stack, 16-byte aligned, and reports its own failure from it', async () => {
     const p = new SpawnProgram();
     const tid = new Data(Buffer.alloc(8), 'pid');
-    const fork = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | SIG.CHLD, tid);
+    const fork = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | CLONE.VM | SIG.CHLD, tid);
+    expect(p.describe()[0]).toMatch(/^clone\(\d+, <top of fork stack>, <pid>, 0, 0\)$/);
     p.waitForParent();
-    p.stdio([0, w, 2]);
-    p.execve('/bin/sh', ['sh', '-c', 'echo $PPID; exit 7'], []);
+    // The forked child's failure is written to the report from the stack the fork gave it.
+    p.mkdir('/no/such/dir/x');
     p.reportForkedPid(fork, tid);
-    let seen = 0;
-    const child = await spawn(p, {
-      beforeRun: (c) => {
-        seen = c.pid;
-      },
-    }).finally(() => close(w));
-    const [out, status] = await Promise.all([readToEnd(r), child.exited]);
-    expect(seen).toBe(child.pid);
-    // Its parent is us, not the parent of the fork.
-    expect(out.toString().trim()).toBe(String(process.pid));
-    expect(status).toMatchObject({ code: 7 });
+    const built = p.build({ reportFd: 3, syncReadFd: 4, syncWriteFd: 5, forkPidFd: 6 });
+    const top = built.memory.readBigUInt64LE(HEADER_SIZE + 16);
+    expect(top % 16n).toBe(0n);
+    expect(top > built.address && top <= built.address + BigInt(built.memory.length)).toBe(true);
+    await expect(spawn(p, { beforeRun: () => {} })).rejects.toMatchObject({ syscall: 'mkdirat', errno: 2 });
   });
 
   it('reports the failure of the parent before its fork', async () => {

@@ -243,7 +243,9 @@ function enterUserNamespace(
   p.prctl(1 /* PR_SET_PDEATHSIG */, 9);
   p.unshare(CLONE.NEWPID);
   const tid = new Data(Buffer.alloc(8), 'forked pid');
-  const step = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | SIG.CHLD, tid);
+  // CLONE_VM: the init shares the memory of this setup process (a copy of ours, which it only
+  // reports the pid from and then leaves) until its execve, so the fork copies no page tables.
+  const step = p.fork(CLONE.PARENT | CLONE.PARENT_SETTID | CLONE.VM | SIG.CHLD, tid);
   ns.fork = { step, tid };
   // The init: the container must not outlive a killed sd-nspawn. Its parent
   // may be gone before this is armed: then the wait ends in EOF, and the init exits.

@@ -1,7 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { HEADER_SIZE, layoutProgram, STEP_SIZE } from './layout.js';
-import { type Arg, Data, type Placeholders, Slot, Special, type Step, StringArray } from './steps.js';
+import {
+  type Arg,
+  Data,
+  type Placeholders,
+  Slot,
+  Special,
+  StackTop,
+  type Step,
+  StringArray,
+} from './steps.js';
 
 /**
  * The layout as plainly as it can be written (one Buffer per placement,
@@ -35,6 +44,9 @@ function reference(steps: readonly Step[], values: Placeholders, address: bigint
       if (a instanceof Slot) return [BigInt(a.index), true];
       if (a instanceof Data) return [address + BigInt(data(a)), false];
       if (a instanceof Special) return [BigInt(values[a.name]!), false];
+      // A stack's end, aligned down to 16 bytes.
+      if (a instanceof StackTop)
+        return [((address + BigInt(data(a.stack) + a.stack.bytes.length)) / 16n) * 16n, false];
       const items = a.strings.map(str);
       const at = place(Buffer.alloc((items.length + 1) * 8));
       items.forEach((it, i) => later.push([at + i * 8, address + BigInt(it)]));
@@ -71,6 +83,7 @@ const arg: fc.Arbitrary<Arg> = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map((b) => new Data(Buffer.from(b))),
   fc.constantFrom(new Special('reportFd'), new Special('syncWriteFd')),
   fc.array(text, { maxLength: 4 }).map((s) => new StringArray(s)),
+  fc.nat(40).map((n) => new StackTop(new Data(Buffer.alloc(n)))),
 );
 const step: fc.Arbitrary<Step> = fc.record({
   name: fc.constant('x'),

@@ -6,6 +6,7 @@ import {
   type Placeholders,
   Slot,
   Special,
+  StackTop,
   type Step,
   StringArray,
 } from './steps.js';
@@ -50,7 +51,7 @@ export function layoutProgram(steps: readonly Step[], values: Placeholders, at?:
     return off;
   };
   // Offsets first; addresses once the memory exists.
-  type Resolved = { offset: number } | { value: number | bigint } | { slot: number };
+  type Resolved = { offset: number } | { value: number | bigint } | { slot: number } | { top: number };
   const arrays: Array<{ at: number; items: number[] }> = [];
   const fixups: Array<{ at: number; target: number }> = [];
   // One Data object is placed once: steps that pass the same Data share
@@ -73,6 +74,7 @@ export function layoutProgram(steps: readonly Step[], values: Placeholders, at?:
     if (typeof a === 'string') return { offset: placeString(a) };
     if (a instanceof Slot) return { slot: a.index };
     if (a instanceof Data) return { offset: placeData(a) };
+    if (a instanceof StackTop) return { top: placeData(a.stack) + a.stack.bytes.length };
     if (a instanceof Special) {
       const v = values[a.name];
       if (v === undefined) throw new InvalidArgumentError(`spawn program needs ${a.name}`);
@@ -125,7 +127,8 @@ export function layoutProgram(steps: readonly Step[], values: Placeholders, at?:
       if ('slot' in r) {
         flags |= 1 << (8 + j);
         put(at + 8 + j * 8, r.slot);
-      } else put(at + 8 + j * 8, 'offset' in r ? base + r.offset : r.value);
+      } else if ('top' in r) put(at + 8 + j * 8, Math.floor((base + r.top) / 16) * 16);
+      else put(at + 8 + j * 8, 'offset' in r ? base + r.offset : r.value);
     });
     u32[(at + 56) / 4] = flags;
     u32[(at + 60) / 4] = s.slot?.index ?? 0;
@@ -149,5 +152,6 @@ export function describeArg(a: Arg): string {
   if (a instanceof Slot) return `$${a.index}`;
   if (a instanceof Special) return `<${a.name}>`;
   if (a instanceof StringArray) return `[${a.strings.map((s) => JSON.stringify(s)).join(', ')}]`;
+  if (a instanceof StackTop) return `<top of ${describeArg(a.stack).slice(1, -1)}>`;
   return a.label !== undefined ? `<${a.label}>` : `<${a.bytes.length} bytes>`;
 }

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SYS, type SyscallTable } from '../arch/index.js';
-import { AT } from '../constants.js';
+import { AT, CLONE } from '../constants.js';
 import { InvalidArgumentError } from '../errors.js';
 import { encodeMountAttr, type MountAttr } from '../mount/attr.js';
 import { view } from '../view.js';
@@ -12,6 +12,7 @@ import {
   type Placeholders,
   Slot,
   Special,
+  StackTop,
   type Step,
   type StepOptions,
   StringArray,
@@ -25,6 +26,9 @@ import {
 
 export { HEADER_SIZE, SLOT_COUNT, STEP_SIZE, setAddressResolver } from './layout.js';
 export * from './steps.js';
+
+/** The stack of a fork that shares memory: the interpreter needs 16 bytes of it, to report a failure. */
+const FORK_STACK_SIZE = 1024;
 
 /** Calls that change a task's uid or gid: in our memory, they would make it not dumpable. */
 const ID_CHANGES = new Set(['setresuid', 'setresgid', 'setfsuid', 'setfsgid']);
@@ -228,13 +232,20 @@ export class SpawnProgram {
   }
 
   /**
-   * A fork: clone(2) on the same (copied) stack, with `flags` (CLONE_PARENT,
-   * CLONE_PARENT_SETTID with `parentTid` receiving the child's pid in the
-   * parent's memory...). The child goes on with the next step; the parent
-   * goes on at the step set later in the returned step's `jump`.
+   * A fork: clone(2) with `flags` (CLONE_PARENT, CLONE_PARENT_SETTID with
+   * `parentTid` receiving the child's pid in the parent's memory...). The
+   * child goes on with the next step; the parent goes on at the step set
+   * later in the returned step's `jump`. Without CLONE_VM the child runs on
+   * a copy of the stack; with it, on a small stack of its own in the
+   * program's memory (the interpreter keeps its state in registers), sharing
+   * the memory of the process that runs the program (never Node's: a
+   * program that forks always gets a memory of its own, needsOwnMemory) and
+   * so its result slots: the fork then copies no page tables.
    */
   fork(flags: number | bigint, parentTid: Data | null = null, o?: StepOptions): Step {
-    this.call('clone', [flags, 0, parentTid, 0, 0], o);
+    const sharesMemory = (BigInt(flags) & BigInt(CLONE.VM)) !== 0n;
+    const stack = sharesMemory ? new StackTop(new Data(Buffer.alloc(FORK_STACK_SIZE), 'fork stack')) : 0;
+    this.call('clone', [flags, stack, parentTid, 0, 0], o);
     const step = this.steps[this.steps.length - 1]!;
     step.jump = this.steps.length;
     return step;

@@ -33,6 +33,15 @@ export class Data {
   }
 }
 
+/**
+ * The end of a Data, rounded down to 16 bytes: the first stack pointer of a
+ * fork that shares memory and runs on that Data as its stack (a stack grows
+ * down; aarch64 wants its stack pointer 16-byte aligned).
+ */
+export class StackTop {
+  constructor(readonly stack: Data) {}
+}
+
 /** A NULL-terminated array of pointers to C strings (argv, envp). */
 export class StringArray {
   constructor(readonly strings: readonly string[]) {}
@@ -44,7 +53,7 @@ export class Special {
   constructor(readonly name: Placeholder) {}
 }
 
-export type Arg = number | bigint | string | null | Slot | Data | StringArray | Special;
+export type Arg = number | bigint | string | null | Slot | Data | StackTop | StringArray | Special;
 
 export interface StepOptions {
   /** Go on when the call fails. */
