@@ -14,11 +14,16 @@ describe('the system bus', () => {
     expect(busReachable('tcp:host=localhost,port=1')).toBe(true);
     expect(busReachable('unix:path=,guid=1;unix:path=/nonexistent/bus')).toBe(false);
     expect(busReachable('tcp:host=x;unix:path=/')).toBe(true);
+    // The first unix:path= counts, as the regex's leftmost match.
+    expect(busReachable('unix:path=/;unix:path=/nonexistent/bus')).toBe(true);
+    expect(busReachable('unix:path=/nonexistent/bus;unix:path=/')).toBe(false);
   });
 
   it('finds the socket path as /(?:^|;)unix:path=([^,;]+)/ does, in any address list', () => {
     const part = fc.constantFrom(
       'unix:path=',
+      'unix:path=/',
+      'unix:path=/nonexistent',
       'unix:abstract=',
       ';',
       ',',
@@ -33,6 +38,7 @@ describe('the system bus', () => {
         const m = /(?:^|;)unix:path=([^,;]+)/.exec(a);
         return busReachable(a) === (m?.[1] === undefined || existsSync(m[1]));
       }),
+      { numRuns: 1000 },
     );
   });
 

@@ -1,4 +1,4 @@
-import { SdError } from '@sd/sys';
+import { isDigits, SdError } from '@sd/sys';
 import { type MachineRef, readFilesInMachine } from '../inspect/read-in-machine.js';
 
 /** A user of a machine, from its own /etc/passwd and /etc/group (read inside its root). */
@@ -52,7 +52,7 @@ export function parseGroups(text: string, user: string): number[] {
  */
 export async function lookupMachineUser(m: MachineRef, user: string): Promise<MachineUser> {
   const name = user === '' ? 'root' : user;
-  if (!isValidUserName(name) && !/^\d+$/.test(name))
+  if (!isValidUserName(name) && !isDigits(name))
     throw new SdError('EINVAL', `Invalid user name: ${JSON.stringify(user)}`);
   // Both files with one reader: one process less for every shell.
   const [passwd, group] = await readFilesInMachine(m, ['/etc/passwd', '/etc/group'], { max: MAX_PASSWD });

@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import { dbusNext, formatJson } from '@sd/basic';
-import { SdError } from '@sd/sys';
+import { isDigits, SdError } from '@sd/sys';
 import { connectBus, systemBusAddress } from '../bus/connect.js';
 import type { Message, MessageBus } from '../bus/dbus.js';
 import type { JsonMode } from './args.js';
@@ -253,7 +253,7 @@ export async function transferVerb(
       }
       case 'cancel-transfer': {
         for (const a of args) {
-          if (!/^\d+$/.test(a)) throw new SdError('EINVAL', `Failed to parse transfer id: ${a}`);
+          if (!isDigits(a)) throw new SdError('EINVAL', `Failed to parse transfer id: ${a}`);
           await c.call('CancelTransfer', 'u', [Number(a)]);
         }
         return 0;

@@ -1,4 +1,4 @@
-import { Cgroup, type CgroupLayout } from '@sd/sys';
+import { Cgroup, type CgroupLayout, isDigits } from '@sd/sys';
 import { findMachineScopes, isMachineScopePath, MachineCgroup } from './cgroup.js';
 import { type ForbiddenLeaders, LeaderWatch, leaderRefusal, parentPid } from './leader.js';
 import { Machine } from './machine.js';
@@ -59,7 +59,7 @@ export function machineFromState(
   const cls = (MACHINE_CLASSES as readonly string[]).includes(rec.CLASS ?? '')
     ? (rec.CLASS as MachineClass)
     : 'container';
-  const num = (v: string | undefined) => (/^[0-9]+$/.test(v ?? '') ? BigInt(v!) : 0n);
+  const num = (v: string | undefined) => (isDigits(v ?? '') ? BigInt(v!) : 0n);
   return new Machine({
     name: file,
     id: /^[0-9a-f]{32}$/.test(rec.ID ?? '') ? Buffer.from(rec.ID!, 'hex') : Buffer.alloc(16),

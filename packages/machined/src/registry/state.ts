@@ -5,6 +5,7 @@ import {
   closeQuietly,
   ERRNO,
   getRandom,
+  isDigits,
   O,
   openat,
   read,
@@ -129,8 +130,8 @@ function readStateFile(dirFd: number, name: string): { text: string } | { proble
 export function stateProblem(file: string, rec: Record<string, string>): string | undefined {
   if (Object.keys(rec).length === 0) return 'empty or not a state file';
   if (rec.NAME !== file) return `names another machine (${JSON.stringify(rec.NAME ?? '')})`;
-  if (!/^[0-9]+$/.test(rec.LEADER ?? '')) return 'no leader';
-  if (!/^[0-9]+$/.test(rec.LEADER_STARTTIME ?? '')) return 'no leader start time (truncated?)';
+  if (!isDigits(rec.LEADER ?? '')) return 'no leader';
+  if (!isDigits(rec.LEADER_STARTTIME ?? '')) return 'no leader start time (truncated?)';
   return undefined;
 }
 

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@sd/sys';
+import { InvalidArgumentError, isDigits } from '@sd/sys';
 
 /** IPv4 subnets as 32-bit numbers: the small arithmetic the address pool needs. */
 export interface Subnet {
@@ -32,7 +32,7 @@ export function subnetOf(address: number | string, prefixLength: number): Subnet
 
 export function parseSubnet(s: string): Subnet {
   const [a, p] = s.split('/');
-  if (a === undefined || p === undefined || !/^\d+$/.test(p))
+  if (a === undefined || p === undefined || !isDigits(p))
     throw new InvalidArgumentError(`not an IPv4 subnet: '${s}'`);
   return subnetOf(a, Number(p));
 }

@@ -304,7 +304,6 @@ export async function startContainer(
     container.emit('started', child.pid);
     const fromPayload = () => payloadPid;
     const listener = { onMessage: (m: NotifyMessage) => container.handleNotify(m.fields) };
-    const running = child;
     // A run that nothing else needs the event loop for (sd-nspawn's, with no console to
     // forward) first waits on this thread for a payload that ends at once, as /bin/true does,
     // serving its notify socket meanwhile: such a run never starts the poller (its pool threads).
@@ -313,24 +312,14 @@ export async function startContainer(
     const brief = briefWaitMs > 0 && !pty;
     const watch = (): Promise<ExitStatus> => {
       if (brief)
-        void running.exitedSoon(briefWaitMs, {
+        void child.exitedSoon(briefWaitMs, {
           fd: notify.fd,
           onReadable: () => notify.deliver(fromPayload, listener),
         });
-      if (!running.exitStatus) notify.listen(fromPayload, listener);
-      return running.exited;
+      if (!child.exitStatus) notify.listen(fromPayload, listener);
+      return child.exited;
     };
-    const watched = brief
-      ? new Promise<ExitStatus>((resolve, reject) =>
-          setImmediate(() => {
-            try {
-              resolve(watch());
-            } catch (e) {
-              reject(e);
-            }
-          }),
-        )
-      : watch();
+    const watched = brief ? new Promise((turn) => setImmediate(turn)).then(watch) : watch();
     const exited = watched.then(async (status) => {
       await container.cleanup();
       container.emit('exit', status);
