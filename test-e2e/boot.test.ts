@@ -25,7 +25,7 @@ beforeAll(() => {
     timeout: 20 * 60_000,
   }).trim();
   runtimeDir = mkdtempSync('/run/sd-test-boot.');
-  // A container root with shifted ids must reach its staging dir below it.
+  // A container root with shifted ids must reach what is assembled on it.
   chmodSync(runtimeDir, 0o755);
 }, 20 * 60_000);
 

@@ -6,7 +6,7 @@ import { makeBusyboxTree, sdNspawnAsync } from './lib/trees.js';
 
 // As systemd's TEST-13-NSPAWN does for systemd-nspawn: every option with a bad
 // value is refused with one line on stderr and exit status 1, and leaves
-// nothing behind (no staging directory, mount, scope, uid lock, or change to
+// nothing behind (no notify socket, mount, scope, uid lock, or change to
 // the tree).
 
 /** A bad value per option, as `--name=value` (or the argv to use). */

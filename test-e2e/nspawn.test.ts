@@ -12,7 +12,7 @@ beforeAll(() => {
 });
 afterAll(() => tree?.remove());
 
-/** No mount and no staging directory of our test trees' containers is left (other runs may be going on). */
+/** No mount and no notify socket of our test trees' containers is left (other runs may be going on). */
 function noStagingLeft(): void {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
   expect(mounts).not.toContain('/run/sd-nspawn/');

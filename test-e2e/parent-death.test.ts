@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeBusyboxTree, NSPAWN_CLI, sdNspawn } from './lib/trees.js';
@@ -48,6 +49,13 @@ describe('kill -9 of sd-nspawn', () => {
     for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(50);
     const pids = sleepers(marker);
     expect(pids).toHaveLength(1);
+    // Its notify socket, held by a lock file beside it.
+    const machine = basename(tree.dir);
+    const held = () => readdirSync('/run/sd-nspawn').filter((f) => f.startsWith(`${machine}.`));
+    expect(held().sort()).toEqual([
+      expect.stringMatching(/\.notify$/),
+      expect.stringMatching(/\.notify\.lock$/),
+    ]);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     for (let i = 0; i < 100 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(50);
@@ -56,5 +64,7 @@ describe('kill -9 of sd-nspawn', () => {
     const next = sdNspawn(['-q', '-D', tree.dir, ...extra, 'true']);
     expect(next.stderr).toBe('');
     expect(next.code).toBe(0);
+    // ... and removed the killed one's socket and lock (its own went at its end).
+    expect(held()).toEqual([]);
   });
 });

@@ -31,7 +31,7 @@ function holdRange(shift: number): () => void {
   };
 }
 
-/** Nothing of machine `name` is left: no staging directory, no mount, no scope. */
+/** Nothing of machine `name` is left: no notify socket, no mount, no scope. */
 function nothingLeftOf(name: string): void {
   expect(readdirSync('/run/sd-nspawn').filter((f) => f.startsWith(`${name}.`))).toEqual([]);
   expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(`/run/sd-nspawn/${name}.`);

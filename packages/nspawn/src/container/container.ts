@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   AT,
@@ -26,7 +26,7 @@ import { NspawnError } from '../errors.js';
 import { checkNetworkSettings } from '../network/check.js';
 import { needsLinks, openNetnsPath } from '../network/network.js';
 import { beginContainerNetwork } from '../network/pending.js';
-import { type NotifyMessage, NotifySocket } from '../notify/notify.js';
+import type { NotifyMessage } from '../notify/notify.js';
 import { registerMachine } from '../register/register.js';
 import { applySettingsFile } from '../settings/load.js';
 import { hasPrivateNetwork } from '../settings/network.js';
@@ -43,7 +43,7 @@ import { planFor } from './plan-for.js';
 import {
   checkDirectory,
   closeDetached,
-  createStaging,
+  createNotifySocket,
   lockTree,
   machineNameOf,
   newUuid,
@@ -133,11 +133,8 @@ export async function startContainer(
     const lockFd = lockTree(tree, sharedLock);
     container.addCleanup(() => closeQuietly(lockFd));
 
-    const staging = createStaging(runtimeDir, machine);
-    container.addCleanup(staging.remove);
-    mkdirSync(`${staging.path}/root`);
-    const notify = new NotifySocket(`${staging.path}/notify`);
-    container.addCleanup(() => notify.close());
+    const { notify, remove: removeNotify } = createNotifySocket(runtimeDir, machine);
+    container.addCleanup(removeNotify);
     const scope = new ContainerScope(machine);
     await scope.create();
     container.addCleanup(() => scope.destroy());
@@ -186,7 +183,7 @@ export async function startContainer(
     const plan = planFor(settings, {
       stdio: options.stdio,
       tree,
-      staging: `${staging.path}/root`,
+      staging: runtimeDir,
       machine,
       uuid,
       rootFd,

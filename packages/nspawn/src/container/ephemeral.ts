@@ -14,7 +14,7 @@ import {
   snapshot,
 } from '@sd/sys';
 import { NspawnError } from '../errors.js';
-import { holdNewDir, pruneDeadDirs, randomSuffix } from './held-dir.js';
+import { holdNewPath, pruneDeadPaths, randomSuffix } from './held-path.js';
 
 /**
  * -x/--ephemeral and --template: a throwaway or a first-run copy of a tree,
@@ -42,7 +42,7 @@ function destroy(path: string): void {
 
 /** Removes the ephemeral snapshots next to `tree` left by sd-nspawns that were killed. */
 export function removeStaleEphemeral(tree: string): string[] {
-  return pruneDeadDirs(dirname(tree), (name) => name.startsWith(PREFIX), destroy);
+  return pruneDeadPaths(dirname(tree), (name) => name.startsWith(PREFIX), destroy);
 }
 
 /** A throwaway root for `tree`: a snapshot next to it when it is a subvolume, else an overlay. */
@@ -52,7 +52,7 @@ export function prepareEphemeral(tree: string): EphemeralRoot {
   const srcFd = openDir(tree);
   const dstFd = openDir(dirname(tree));
   try {
-    const held = holdNewDir(dirname(tree), `${PREFIX}${randomSuffix()}`, (path) => {
+    const held = holdNewPath(dirname(tree), `${PREFIX}${randomSuffix()}`, (path) => {
       try {
         snapshot(srcFd, dstFd, basename(path));
       } catch (e) {

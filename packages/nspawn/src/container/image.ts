@@ -3,15 +3,15 @@ import { ImageError, mountImage } from '@sd/gpt';
 import { closeQuietly, LOCK, O, open, SdError, tryFlock, umountTree } from '@sd/sys';
 import { NspawnError } from '../errors.js';
 import type { Settings } from '../settings/settings.js';
-import { type HeldDir, holdNewDir, pruneDeadDirs, randomSuffix } from './held-dir.js';
+import { type HeldPath, holdNewPath, pruneDeadPaths, randomSuffix } from './held-path.js';
 
 /**
  * --image: dissect the disk image, attach it to a loop device and mount it
  * (root, /usr, /home, /srv, /var, /var/tmp) on a private directory, which the
  * container then runs on as it would with --directory. The directories live
- * under <runtimeDir>/images/, not in the staging directory: staging
- * directories are removed recursively (also those of killed runs), which
- * must never reach into a mounted image.
+ * under <runtimeDir>/images/, not right under the runtime directory: what
+ * killed runs left there is removed recursively, which must never reach
+ * into a mounted image.
  */
 
 export interface ContainerImage {
@@ -39,7 +39,7 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
     throw new NspawnError('EBUSY', `Disk image ${image} is currently busy (another container is using it)`);
   }
   const images = `${runtimeDir}/images`;
-  let held: HeldDir | undefined;
+  let held: HeldPath | undefined;
   try {
     // Root's only: the mounted images below must not be reachable by host
     // users (a setuid binary or a file of the image they could not read otherwise).
@@ -47,7 +47,7 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
     chmodSync(images, 0o700);
     pruneStaleImageDirs(images);
     // Held while the image is mounted: the next start can tell a killed run's mounts.
-    held = holdNewDir(images, `${machine}.${randomSuffix()}`, (p) => mkdirSync(p, { mode: 0o755 }));
+    held = holdNewPath(images, `${machine}.${randomSuffix()}`, (p) => mkdirSync(p, { mode: 0o755 }));
     const dir = held.path;
     const hold = held;
     // A container does not boot through the ESP or XBOOTLDR: they are not mounted.
@@ -87,7 +87,7 @@ export function mountContainerImage(settings: Settings, runtimeDir: string, mach
  * autoclear, go with the last unmount.
  */
 export function pruneStaleImageDirs(images: string): string[] {
-  return pruneDeadDirs(
+  return pruneDeadPaths(
     images,
     () => true,
     (dir) => {

@@ -3,7 +3,7 @@ import type { ContainerPlan } from './plan.js';
 
 /**
  * The mounts of the container's setup program (plan.ts): its root on the
- * staging directory, /proc (and the helper that mounts it under a user
+ * runtime directory (ContainerPlan.staging), /proc (and the helper that mounts it under a user
  * namespace), /sys, /dev, /run/host, and the small steps they share.
  */
 
@@ -35,7 +35,7 @@ export function tmp(p: SpawnProgram): void {
   p.mount('tmpfs', '/tmp', 'tmpfs', MS.NOSUID | MS.NODEV | MS.STRICTATIME, 'mode=01777');
 }
 
-/** Puts the container's root file system on the staging directory. */
+/** Puts the container's root file system on ContainerPlan.staging. */
 export function assembleRoot(p: SpawnProgram, plan: ContainerPlan): void {
   const { staging, mounts } = plan;
   switch (plan.volatile) {

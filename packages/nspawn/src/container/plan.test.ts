@@ -3,7 +3,7 @@ import { buildContainerProgram, buildProcProgram, type ContainerPlan } from './p
 
 function plan(over: Partial<ContainerPlan> = {}): ContainerPlan {
   return {
-    staging: '/run/sd-nspawn/c.X/root',
+    staging: '/run/sd-nspawn',
     volatile: 'no',
     usrSymlinks: [],
     mounts: { root: 10, devices: { null: 11, zero: 12 }, osRelease: 13 },
@@ -31,7 +31,7 @@ const described = (p: ContainerPlan) => buildContainerProgram(p).describe();
 
 describe('container plan', () => {
   // The plan-level half of the planted-link rule (test-e2e/planted-links.test.ts is the end-to-end one):
-  // before pivot_root, every path the child names is under our staging directory.
+  // before pivot_root, every path the child names is the runtime directory or our own tmpfs on it.
   const BEFORE_PIVOT = new Set([
     'prctl',
     'close',
@@ -49,8 +49,8 @@ describe('container plan', () => {
     'chdir',
     'pivot_root',
   ]);
-  it('names no path outside the staging directory before pivot_root: a planted symlink cannot reach the host', () => {
-    const staging = '/run/sd-nspawn/c.X/root';
+  it('names no path but the runtime directory and its tmpfs before pivot_root: a planted symlink cannot reach the host', () => {
+    const staging = '/run/sd-nspawn';
     const custom = {
       binds: [{ fd: 20, destination: '/b', file: false }],
       tmpfs: [{ destination: '/t', options: 'mode=0755' }],

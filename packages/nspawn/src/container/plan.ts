@@ -63,7 +63,11 @@ export interface DetachedMounts {
 }
 
 export interface ContainerPlan {
-  /** An empty directory of ours the root is assembled on before pivot_root. */
+  /**
+   * Where the root is assembled before pivot_root: the runtime directory,
+   * covered in the container's mount namespace alone (a directory of the
+   * container's own would cost a start its mkdir and rmdir).
+   */
   staging: string;
   volatile: VolatileMode;
   /** Top-level symlinks of the tree into /usr (merged /usr), recreated for volatile=yes. */

@@ -2,17 +2,19 @@ import { readdirSync, renameSync } from 'node:fs';
 import { closeQuietly, getRandom, LOCK, O, open, tryFlock, unlinkIfExists } from '@sd/sys';
 
 /**
- * Directories that belong to one running sd-nspawn (its staging directory,
- * an ephemeral snapshot, an image's mount point) and must go when it is
+ * Paths that belong to one running sd-nspawn (its notify socket, an
+ * ephemeral snapshot, an image's mount point) and must go when it is
  * killed, which leaves it no chance to clean up. Each has a lock file next
  * to it, made and flock'ed under a temporary name and only then renamed into
- * place, before the directory exists: no other start can see it unlocked
+ * place, before the path exists: no other start can see it unlocked
  * while its owner lives, and the next start removes what dead owners left.
  */
 
-export interface HeldDir {
+export interface HeldPath<T = void> {
   path: string;
-  /** Removes the lock file and lets go of the lock (after the directory is gone). */
+  /** What `create` returned. */
+  made: T;
+  /** Removes the lock file and lets go of the lock (after the path is gone). */
   release(): void;
 }
 
@@ -20,16 +22,21 @@ export function randomSuffix(): string {
   return getRandom(6).toString('base64url').replaceAll('-', 'x').replaceAll('_', 'x').slice(0, 8);
 }
 
-/** Locks `${parent}/${name}.lock`, then makes the directory with `create`. */
-export function holdNewDir(parent: string, name: string, create: (path: string) => void): HeldDir {
+/** Locks `${parent}/${name}.lock`, then makes the path with `create`. */
+export function holdNewPath<T = void>(
+  parent: string,
+  name: string,
+  create: (path: string) => T,
+): HeldPath<T> {
   const path = `${parent}/${name}`;
   const lock = `${path}.lock`;
   const tmp = `${lock}.${randomSuffix()}.tmp`;
   const fd = open(tmp, O.CREAT | O.EXCL | O.RDWR, 0o600);
+  let made: T;
   try {
     tryFlock(fd, LOCK.EX, tmp);
     renameSync(tmp, lock);
-    create(path);
+    made = create(path);
   } catch (e) {
     unlinkIfExists(tmp);
     unlinkIfExists(lock);
@@ -38,6 +45,7 @@ export function holdNewDir(parent: string, name: string, create: (path: string) 
   }
   return {
     path,
+    made,
     release: () => {
       unlinkIfExists(lock);
       closeQuietly(fd);
@@ -46,11 +54,11 @@ export function holdNewDir(parent: string, name: string, create: (path: string) 
 }
 
 /**
- * Removes the directories under `parent` whose lock nobody holds (their
+ * Removes the paths under `parent` whose lock nobody holds (their
  * sd-nspawn is gone) with `remove`, and their lock files. `matches` gets a
- * directory's name.
+ * path's name.
  */
-export function pruneDeadDirs(
+export function pruneDeadPaths(
   parent: string,
   matches: (name: string) => boolean,
   remove: (path: string) => void,

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { randomSuffix } from './held-dir.js';
+import { randomSuffix } from './held-path.js';
 
-// The suffix of a staging directory's name under /run/sd-nspawn: unguessable, and safe
+// The suffix of a held path's name under /run/sd-nspawn: unguessable, and safe
 // in a path and a unit name (no '-' or '_', which base64url has).
 describe('randomSuffix', () => {
   it('is 8 characters of [A-Za-z0-9], a new one each time', () => {
