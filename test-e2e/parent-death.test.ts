@@ -46,18 +46,24 @@ describe('kill -9 of sd-nspawn', () => {
         stdio: 'ignore',
       },
     );
-    for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(50);
-    const pids = sleepers(marker);
-    expect(pids).toHaveLength(1);
-    // Its notify socket, held by a lock file beside it.
+    const exited = new Promise((r) => child.once('exit', r));
     const machine = basename(tree.dir);
     const held = () => readdirSync('/run/sd-nspawn').filter((f) => f.startsWith(`${machine}.`));
-    expect(held().sort()).toEqual([
-      expect.stringMatching(/\.notify$/),
-      expect.stringMatching(/\.notify\.lock$/),
-    ]);
-    child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    let pids: number[];
+    try {
+      for (let i = 0; i < 100 && sleepers(marker).length === 0; i++) await sleep(50);
+      pids = sleepers(marker);
+      expect(pids).toHaveLength(1);
+      // Its notify socket, held by a lock file beside it.
+      expect(held().sort()).toEqual([
+        expect.stringMatching(/\.notify$/),
+        expect.stringMatching(/\.notify\.lock$/),
+      ]);
+    } finally {
+      // Also when an expectation failed: a test must not leave its sd-nspawn running.
+      child.kill('SIGKILL');
+      await exited;
+    }
     for (let i = 0; i < 100 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await sleep(50);
     expect(pids.filter((p) => existsSync(`/proc/${p}`))).toEqual([]);
     // The next start of the same machine works, and takes over what the killed one left (its empty scope).

@@ -20,8 +20,9 @@ import { NspawnError } from '../errors.js';
 /**
  * The container's own cgroup, machine.slice/machine-NAME.scope as machined
  * names it, in the unified hierarchy and the v1 ones systemd manages
- * (systemdHierarchies: not cpuset or freezer, whose setup cost a start
- * ~1 ms for nothing systemd would give). Each hierarchy's scope is placed
+ * (systemdHierarchies: those systemd's default accounting and device
+ * policy use, not cpuset, freezer, cpu or blkio, whose setup would cost a
+ * start for nothing systemd would give). Each hierarchy's scope is placed
  * below the cgroup the supervisor itself runs in there (at the root on a
  * plain host), so that limits someone put on the supervisor keep covering
  * its containers. The payload is attached while it waits before its setup;

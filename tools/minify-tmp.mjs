@@ -1,0 +1,12 @@
+import { transformSync } from 'esbuild';
+import { readFileSync, writeFileSync } from 'node:fs';
+const [file] = process.argv.slice(2);
+const W = '(function (exports, require, module, __filename, __dirname) { ';
+let s = readFileSync(file, 'latin1');
+const endW = s.lastIndexOf('\n});');
+const body = s.slice(W.length, endW);
+const out = transformSync(`globalThis.__W=function (exports, require, module, __filename, __dirname) {${body}\n}`, { minify: true, charset: 'ascii', target: 'node20', legalComments: 'none' }).code;
+const fn = out.slice('globalThis.__W='.length).trim().replace(/;$/, '');
+const code = `${W}(${fn})(exports, require, module, __filename, __dirname)})`;
+writeFileSync(file, code + '\n');
+console.log(file, s.length, '->', code.length);
