@@ -113,6 +113,21 @@ describe('runCached', () => {
     });
   });
 
+  it("asks the bin's require once per id, and again after it threw", () => {
+    const { file, launcher } = setup(
+      'require-once',
+      ', { upgradeMaxSeconds: 0, require: (id) => { globalThis.asked = (globalThis.asked ?? 0) + 1; if (id === "bad") throw new Error("no " + id); return { id }; } }',
+    );
+    writeFileSync(
+      file,
+      '"use strict";\nconst a = require("x"), b = require("x");\n' +
+        'for (const n of [1, 2]) try { require("bad"); } catch (e) { process.stdout.write(e.message + " "); }\n' +
+        'process.stdout.write(`${a === b} ${a.id} ${globalThis.asked}\\n`);\n',
+    );
+    // One answer for "x", two calls for the "bad" that threw both times.
+    expect(run(launcher)).toEqual({ status: 0, stdout: 'no bad no bad true x 3\n', stderr: '' });
+  });
+
   it('uses a cache smaller than its bundle, read into the buffer the source was read into', () => {
     const { file, launcher, cache } = setup('larger', ', { upgradeMaxSeconds: 0 }');
     writeFileSync(file, `${bundle('large')}// ${'x'.repeat(300_000)}\n`);
