@@ -85,29 +85,38 @@ function archTypes(): PartitionType[] {
   return out;
 }
 
-export const PARTITION_TYPES: readonly PartitionType[] = [
-  ...archTypes(),
-  { designator: 'home', guid: '933ac7e1-2eb4-4f13-b844-0e14e2aef915', name: 'home' },
-  { designator: 'srv', guid: '3b8f8425-20e0-4f3b-907f-1a25a76f98e8', name: 'srv' },
-  { designator: 'var', guid: '4d21b016-b534-45c2-a9fb-5c16e091fd2d', name: 'var' },
-  { designator: 'tmp', guid: '7ec6f557-3bc5-4aca-b293-16ef5df639d1', name: 'tmp' },
-  { designator: 'swap', guid: '0657fd6d-a4ab-43c4-84e5-0933c84b4f4f', name: 'swap' },
-  { designator: 'esp', guid: 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b', name: 'esp' },
-  { designator: 'xbootldr', guid: 'bc13c2ff-59e6-4262-a352-b275fd6f7172', name: 'xbootldr' },
-  { designator: 'user-home', guid: '773f91ef-66d4-49b5-bd83-d683bf40ad16', name: 'user-home' },
-  { designator: 'linux-generic', guid: '0fc63daf-8483-4772-8e79-3d69d8477de4', name: 'linux-generic' },
-];
+let typesMade: readonly PartitionType[] | undefined;
+let byGuidMade: Map<string, PartitionType> | undefined;
 
-const byGuid = new Map(PARTITION_TYPES.map((t) => [t.guid, t]));
+/**
+ * Every partition type DPS defines (here), made at first use: a program
+ * that reads no image (sd-nspawn -D) does not pay for the table.
+ */
+export function partitionTypes(): readonly PartitionType[] {
+  return (typesMade ??= [
+    ...archTypes(),
+    { designator: 'home', guid: '933ac7e1-2eb4-4f13-b844-0e14e2aef915', name: 'home' },
+    { designator: 'srv', guid: '3b8f8425-20e0-4f3b-907f-1a25a76f98e8', name: 'srv' },
+    { designator: 'var', guid: '4d21b016-b534-45c2-a9fb-5c16e091fd2d', name: 'var' },
+    { designator: 'tmp', guid: '7ec6f557-3bc5-4aca-b293-16ef5df639d1', name: 'tmp' },
+    { designator: 'swap', guid: '0657fd6d-a4ab-43c4-84e5-0933c84b4f4f', name: 'swap' },
+    { designator: 'esp', guid: 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b', name: 'esp' },
+    { designator: 'xbootldr', guid: 'bc13c2ff-59e6-4262-a352-b275fd6f7172', name: 'xbootldr' },
+    { designator: 'user-home', guid: '773f91ef-66d4-49b5-bd83-d683bf40ad16', name: 'user-home' },
+    { designator: 'linux-generic', guid: '0fc63daf-8483-4772-8e79-3d69d8477de4', name: 'linux-generic' },
+  ]);
+}
+
+const byGuid = () => (byGuidMade ??= new Map(partitionTypes().map((t) => [t.guid, t])));
 
 /** What a partition type GUID means, or undefined for a type DPS does not define (here). */
 export function partitionTypeFromGuid(guid: string): PartitionType | undefined {
-  return byGuid.get(normalizeGuid(guid));
+  return byGuid().get(normalizeGuid(guid));
 }
 
 /** The type GUID of a designator; `arch` is needed for root, usr and root-verity. */
 export function partitionTypeGuid(designator: PartitionDesignator, arch?: DpsArch): string | undefined {
-  return PARTITION_TYPES.find((t) => t.designator === designator && t.arch === arch)?.guid;
+  return partitionTypes().find((t) => t.designator === designator && t.arch === arch)?.guid;
 }
 
 /** The DPS architecture of the running Node process. */

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   decodePartitionFlags,
   GPT_ATTR,
-  PARTITION_TYPES,
   partitionTypeFromGuid,
   partitionTypeGuid,
+  partitionTypes,
 } from './dps.js';
 import { guidFromBytes, guidToBytes, isGuid } from './guid.js';
 
@@ -24,7 +24,7 @@ describe('GUIDs', () => {
   });
 
   it('round-trips every DPS type', () => {
-    for (const t of PARTITION_TYPES) expect(guidFromBytes(guidToBytes(t.guid))).toBe(t.guid);
+    for (const t of partitionTypes()) expect(guidFromBytes(guidToBytes(t.guid))).toBe(t.guid);
   });
 
   it('rejects malformed input', () => {
@@ -51,7 +51,7 @@ describe('Discoverable Partitions', () => {
   });
 
   it('has no duplicate GUIDs', () => {
-    expect(new Set(PARTITION_TYPES.map((t) => t.guid)).size).toBe(PARTITION_TYPES.length);
+    expect(new Set(partitionTypes().map((t) => t.guid)).size).toBe(partitionTypes().length);
   });
 
   it('decodes the attribute bits', () => {

@@ -10,9 +10,9 @@ export {
   decodePartitionFlags,
   GPT_ATTR,
   hostDpsArch,
-  PARTITION_TYPES,
   partitionTypeFromGuid,
   partitionTypeGuid,
+  partitionTypes,
 } from './dps.js';
 export type { ImageErrorCode } from './errors.js';
 export { ImageError } from './errors.js';
