@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 import {
   asciiBundle,
-  cjsImportMetaUrl,
+  cliBundle,
   koffiFastLoad,
   prewrapCjs,
   type Resolver,
@@ -33,21 +33,13 @@ export default defineConfig([
     sourcemap: true,
     target: 'node20',
   },
-  {
+  cliBundle({
     entry: {
       'machinectl-cli': 'src/machinectl.ts',
       machinectl: 'src/machinectl-bin.ts',
       'machinectl-pty': 'src/machinectl/pty.ts',
     },
-    format: ['cjs'],
-    outExtension: () => ({ js: '.cjs' }),
-    clean: false,
-    sourcemap: true,
-    target: 'node20',
-    shims: false,
-    noExternal: [/^@sd\//],
-    // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
-    external: ['dbus-next', 'usocket'],
+    external: ['usocket'],
     esbuildPlugins: [
       ptyApart as never,
       koffiFastLoad as never,
@@ -58,7 +50,6 @@ export default defineConfig([
     // import() of the pty bundle as require(): resolved next to the bundle, by Node's CJS loader.
     esbuildOptions(o) {
       o.supported = { ...o.supported, 'dynamic-import': false };
-      cjsImportMetaUrl(o);
     },
-  },
+  }),
 ]);

@@ -1,11 +1,32 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
 import {
   asciiBundle,
-  cjsImportMetaUrl,
+  cliBundle,
   koffiFastLoad,
   prewrapCjs,
   sdModulesArePure,
 } from '../../tools/build/cli-bundle.js';
+import { type LazyBundle, lazyBundleMain, lazyBundleSide } from '../../tools/build/lazy-bundle.js';
+
+// What a start loads only when it asks for a network of its own or a disk
+// image (tools/build/lazy-bundle.ts): dist/extras.cjs, beside cli.cjs.
+const extras: LazyBundle = {
+  root: fileURLToPath(new URL('.', import.meta.url)).replace(/\/$/, ''),
+  loader: 'src/extras-load.ts',
+  exportName: 'extras',
+  entry: 'src/extras.ts',
+  file: 'extras.cjs',
+  lazy: [
+    '@sd/networkd-veth',
+    '@sd/gpt',
+    'src/extras.ts',
+    'src/network/network.ts',
+    'src/network/dhcp.ts',
+    'src/network/zone.ts',
+    'src/container/image.ts',
+  ],
+};
 
 // The library: ESM with .d.ts, dependencies external. The CLI: one CommonJS
 // file with @sd/* bundled in and tree-shaken, so that a start resolves and
@@ -24,23 +45,19 @@ export default defineConfig([
     sourcemap: true,
     target: 'node20',
   },
-  {
+  cliBundle({
     entry: { cli: 'src/cli.ts', 'sd-nspawn': 'src/bin.ts' },
-    format: ['cjs'],
-    outExtension: () => ({ js: '.cjs' }),
-    clean: false,
-    sourcemap: true,
-    target: 'node20',
-    shims: false,
-    noExternal: [/^@sd\//],
-    // koffi: through koffiFastLoad (its native module loaded directly), so not in `external`.
-    external: ['dbus-next'],
-    esbuildPlugins: [koffiFastLoad as never, sdModulesArePure as never, asciiBundle as never],
+    esbuildPlugins: [
+      lazyBundleMain(extras) as never,
+      koffiFastLoad as never,
+      sdModulesArePure as never,
+      asciiBundle as never,
+    ],
     plugins: [prewrapCjs('cli.cjs')],
-    // An ASCII bundle is read as a one-byte string, without UTF-8 decoding (runCached).
-    esbuildOptions: (o) => {
-      o.charset = 'ascii';
-      cjsImportMetaUrl(o);
-    },
-  },
+  }),
+  cliBundle({
+    entry: { extras: 'src/extras.ts' },
+    esbuildPlugins: [lazyBundleSide(extras) as never, koffiFastLoad as never, asciiBundle as never],
+    plugins: [prewrapCjs('extras.cjs')],
+  }),
 ]);

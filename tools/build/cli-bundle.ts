@@ -10,36 +10,57 @@ import { basename } from 'node:path';
  * bundle runs less at start.
  */
 export interface Resolver {
-  onResolve(
-    o: { filter: RegExp },
-    f: (a: {
-      path: string;
-      kind: string;
-      resolveDir: string;
-      importer: string;
-      pluginData?: unknown;
-    }) => unknown,
-  ): void;
+  onResolve(o: { filter: RegExp }, f: (a: ImportArgs) => unknown): void;
   resolve(
     path: string,
     o: { kind: string; resolveDir: string; importer: string; pluginData: unknown },
   ): Promise<{ path: string; errors: unknown[] }>;
 }
-const ONCE = Symbol('sd-modules-are-pure');
+/**
+ * The pluginData of a resolution a plugin asks for itself (build.resolve):
+ * one mark for every plugin here, so that two of them never ask each other
+ * back and forth.
+ */
+const RESOLVING = Symbol('sd-resolving');
+
+/** What esbuild passes an onResolve callback. */
+export interface ImportArgs {
+  path: string;
+  kind: string;
+  resolveDir: string;
+  importer: string;
+  pluginData?: unknown;
+}
+
+/**
+ * Calls `f` for every import but the entry points, with the file esbuild
+ * resolves it to (asked once, through the other plugins); `f` returns what
+ * an onResolve callback returns.
+ */
+export function onEveryImport(
+  build: Resolver,
+  f: (a: ImportArgs, r: { path: string; errors: unknown[] }) => unknown,
+): void {
+  build.onResolve({ filter: /.*/ }, async (a) => {
+    if (a.pluginData === RESOLVING || a.kind === 'entry-point') return undefined;
+    const r = await build.resolve(a.path, {
+      kind: a.kind,
+      resolveDir: a.resolveDir,
+      importer: a.importer,
+      pluginData: RESOLVING,
+    });
+    return f(a, r);
+  });
+}
+
 export const sdModulesArePure = {
   name: 'sd-modules-are-pure',
   setup(build: Resolver) {
-    build.onResolve({ filter: /.*/ }, async (a) => {
-      if (a.pluginData === ONCE || a.kind === 'entry-point') return undefined;
-      const r = await build.resolve(a.path, {
-        kind: a.kind,
-        resolveDir: a.resolveDir,
-        importer: a.importer,
-        pluginData: ONCE,
-      });
-      if (r.errors.length > 0 || !/\/packages\/(sys|basic)\/(src|dist)\//.test(r.path)) return undefined;
-      return { path: r.path, sideEffects: false };
-    });
+    onEveryImport(build, (_a, r) =>
+      r.errors.length > 0 || !/\/packages\/(sys|basic)\/(src|dist)\//.test(r.path)
+        ? undefined
+        : { path: r.path, sideEffects: false },
+    );
   },
 };
 
@@ -122,4 +143,38 @@ export function prewrapCjs(...files: string[]) {
       return { code: `${start}${code}${end}\n` };
     },
   };
+}
+
+/**
+ * The tsup options of a CLI bundle: one CommonJS file per entry with @sd/*
+ * bundled in, dbus-next left to npm, ASCII (asciiBundle: read as a one-byte
+ * string), import.meta.url as a string. koffi comes through koffiFastLoad
+ * (its native module loaded directly), so it is not in `external`.
+ */
+export function cliBundle<T extends { esbuildOptions?: (o: EsbuildOptions) => void; external?: string[] }>(
+  o: T,
+) {
+  return {
+    format: ['cjs'] as 'cjs'[],
+    outExtension: () => ({ js: '.cjs' }),
+    clean: false,
+    sourcemap: true,
+    target: 'node20',
+    shims: false,
+    noExternal: [/^@sd\//],
+    ...o,
+    external: ['dbus-next', ...(o.external ?? [])],
+    esbuildOptions: (x: EsbuildOptions) => {
+      x.charset = 'ascii';
+      cjsImportMetaUrl(x);
+      o.esbuildOptions?.(x);
+    },
+  };
+}
+
+interface EsbuildOptions {
+  charset?: string;
+  define?: Record<string, string>;
+  inject?: string[];
+  supported?: Record<string, boolean>;
 }

@@ -93,7 +93,7 @@ let byGuidMade: Map<string, PartitionType> | undefined;
  * that reads no image (sd-nspawn -D) does not pay for the table.
  */
 export function partitionTypes(): readonly PartitionType[] {
-  return (typesMade ??= [
+  typesMade ??= [
     ...archTypes(),
     { designator: 'home', guid: '933ac7e1-2eb4-4f13-b844-0e14e2aef915', name: 'home' },
     { designator: 'srv', guid: '3b8f8425-20e0-4f3b-907f-1a25a76f98e8', name: 'srv' },
@@ -104,7 +104,8 @@ export function partitionTypes(): readonly PartitionType[] {
     { designator: 'xbootldr', guid: 'bc13c2ff-59e6-4262-a352-b275fd6f7172', name: 'xbootldr' },
     { designator: 'user-home', guid: '773f91ef-66d4-49b5-bd83-d683bf40ad16', name: 'user-home' },
     { designator: 'linux-generic', guid: '0fc63daf-8483-4772-8e79-3d69d8477de4', name: 'linux-generic' },
-  ]);
+  ];
+  return typesMade;
 }
 
 const byGuid = () => (byGuidMade ??= new Map(partitionTypes().map((t) => [t.guid, t])));

@@ -113,6 +113,18 @@ describe('runCached', () => {
     });
   });
 
+  it("returns the bundle's module.exports, also when run from its cache (a lazy bundle's loader uses them)", () => {
+    const { file, launcher } = setup('exports', ', { upgradeMaxSeconds: 0 }');
+    writeFileSync(file, '"use strict";\nexports.answer = 42;\nmodule.exports.twice = (n) => 2 * n;\n');
+    writeFileSync(
+      launcher,
+      `import { runCached } from ${JSON.stringify(codeCache)};\n` +
+        `const m = runCached(${JSON.stringify(file)}, { upgradeMaxSeconds: 0 });\n` +
+        'process.stdout.write(`${m.answer} ${m.twice(21)}\\n`);\n',
+    );
+    for (let i = 0; i < 2; i++) expect(run(launcher)).toEqual({ status: 0, stdout: '42 42\n', stderr: '' });
+  });
+
   it("asks the bin's require once per id, and again after it threw", () => {
     const { file, launcher } = setup(
       'require-once',

@@ -254,10 +254,11 @@ function wrapped(source: string): string {
 
 /**
  * Runs the CommonJS file `file` as Node's loader would, through the code
- * cache. A bin passes its own `require` (the bundle sits beside it, so both
- * resolve alike); without one, node:module makes one for `file`.
+ * cache, and returns its `module.exports`. A bin passes its own `require`
+ * (the bundle sits beside it, so both resolve alike); without one,
+ * node:module makes one for `file`.
  */
-export function runCached(file: string, options: CodeCacheOptions = {}): void {
+export function runCached(file: string, options: CodeCacheOptions = {}): unknown {
   const start = process.cpuUsage();
   const fd = openSync(file, 'r');
   let source: string;
@@ -325,4 +326,5 @@ export function runCached(file: string, options: CodeCacheOptions = {}): void {
   const require = onceEach(options.require ?? nodeModule().createRequire(file));
   const fn = script.runInThisContext() as (...a: unknown[]) => void;
   fn.call(mod.exports, mod.exports, require, mod, file, dirname(file));
+  return mod.exports;
 }

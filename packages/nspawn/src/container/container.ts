@@ -23,20 +23,19 @@ import {
 import { ContainerScope } from '../cgroup/scope.js';
 import { defaultConsoleMode, forwardConsole } from '../console/console.js';
 import { NspawnError } from '../errors.js';
-import { checkNetworkSettings } from '../network/check.js';
-import { needsLinks, openNetnsPath } from '../network/network.js';
+import { extras } from '../extras-load.js';
+import { checkNetworkSettings, openNetnsPath } from '../network/check.js';
 import { beginContainerNetwork } from '../network/pending.js';
 import type { NotifyMessage } from '../notify/notify.js';
 import { registerMachine } from '../register/register.js';
 import { applySettingsFile } from '../settings/load.js';
-import { hasPrivateNetwork } from '../settings/network.js';
+import { hasPrivateNetwork, needsLinks } from '../settings/network.js';
 import type { Settings } from '../settings/settings.js';
 import { createFromTemplate, prepareEphemeral } from './ephemeral.js';
 import { prepareEtcFiles } from './etc-files.js';
 import { hostOsReleasePath, lookupUser, openTreeRoot, rootUser } from './exec.js';
 import { Container, type ContainerOptions, describeExit } from './handle.js';
 import { idmapMounts, idmapOverlayLayers, idmapOwnership } from './idmap.js';
-import { mountContainerImage } from './image.js';
 import { locateImage } from './locate.js';
 import { buildContainerProgram, buildProcProgram } from './plan.js';
 import { planFor } from './plan-for.js';
@@ -110,7 +109,8 @@ export async function startContainer(
   if (settings.template !== undefined && settings.directory !== undefined)
     await createFromTemplate(resolve(settings.directory), settings.template);
   // --image: the image's mounted root stands in for --directory's tree.
-  const image = settings.image !== undefined ? mountContainerImage(settings, runtimeDir, machine) : undefined;
+  const image =
+    settings.image !== undefined ? extras().mountContainerImage(settings, runtimeDir, machine) : undefined;
   let tree = image?.dir ?? checkDirectory(settings);
   const uuid = settings.uuid ?? newUuid();
   const container = new Container(settings, machine, uuid);

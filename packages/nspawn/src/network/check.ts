@@ -1,9 +1,12 @@
+import { fstatSync, statSync } from 'node:fs';
 import {
   closeQuietly,
   createLink,
   createNetworkNamespace,
   ERRNO,
   ifNameToIndex,
+  O,
+  open,
   openRouteSocket,
   SyscallError,
 } from '@sd/sys';
@@ -73,4 +76,25 @@ async function refuseIpvlan(parent: string): Promise<never> {
       ? `--network-ipvlan=${parent}: this kernel has no IPVLAN support (CONFIG_IPVLAN is not built in and the ipvlan module is not available)`
       : `--network-ipvlan=${parent}: ipvlan links are not supported by sd-nspawn yet`,
   );
+}
+
+/** An fd of the network namespace file given by --network-namespace-path=, checked to be one. */
+export function openNetnsPath(path: string): number {
+  let fd: number;
+  try {
+    fd = open(path, O.RDONLY | O.CLOEXEC);
+  } catch (e) {
+    throw new NspawnError('ENOENT', `--network-namespace-path=${path}: cannot open it`, { cause: e });
+  }
+  try {
+    const st = fstatSync(fd);
+    const ns = statSync('/proc/self/ns/net');
+    // Every namespace file lives on nsfs: the same device as our own.
+    if (st.dev !== ns.dev)
+      throw new NspawnError('EINVAL', `--network-namespace-path=${path} is not a network namespace`);
+  } catch (e) {
+    closeQuietly(fd);
+    throw e;
+  }
+  return fd;
 }

@@ -68,38 +68,6 @@ export interface NetworkOptions {
   logger?: { warn(message: string): void };
 }
 
-export function needsLinks(s: Settings): boolean {
-  return (
-    s.networkVeth ||
-    s.networkBridge !== undefined ||
-    s.networkZone !== undefined ||
-    s.networkVethExtra.length > 0 ||
-    s.networkInterfaces.length > 0 ||
-    s.networkMacvlan.length > 0
-  );
-}
-
-/** An fd of the network namespace file given by --network-namespace-path=, checked to be one. */
-export function openNetnsPath(path: string): number {
-  let fd: number;
-  try {
-    fd = open(path, O.RDONLY | O.CLOEXEC);
-  } catch (e) {
-    throw new NspawnError('ENOENT', `--network-namespace-path=${path}: cannot open it`, { cause: e });
-  }
-  try {
-    const st = fstatSync(fd);
-    const ns = statSync('/proc/self/ns/net');
-    // Every namespace file lives on nsfs: the same device as our own.
-    if (st.dev !== ns.dev)
-      throw new NspawnError('EINVAL', `--network-namespace-path=${path} is not a network namespace`);
-  } catch (e) {
-    closeQuietly(fd);
-    throw e;
-  }
-  return fd;
-}
-
 // The lock every writer of our nftables table shares (sd-networkd-veth too).
 async function undoAll(undo: Array<() => unknown>): Promise<void> {
   while (undo.length) await undo.pop()!();

@@ -1,6 +1,7 @@
 import type { ChildProcess } from '@sd/sys';
+import { extras } from '../extras-load.js';
 import type { Settings } from '../settings/settings.js';
-import { type ContainerNetwork, type NetworkOptions, setupContainerNetwork } from './network.js';
+import type { ContainerNetwork, NetworkOptions } from './network.js';
 
 /**
  * The container's network, being set up: made as soon as its network
@@ -25,7 +26,7 @@ export function beginContainerNetwork(
   target: ChildProcess | number,
   options: NetworkOptions,
 ): PendingNetwork {
-  const p = setupContainerNetwork(settings, machine, target, options);
+  const p = extras().setupContainerNetwork(settings, machine, target, options);
   // Seen through ready(); a failure before anyone asks (the spawn failed first) is not unhandled.
   p.catch(() => undefined);
   let cleaned = false;

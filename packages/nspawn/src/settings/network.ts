@@ -130,3 +130,15 @@ export function defaultNetworkSettings(): NetworkSettings {
     ports: [],
   };
 }
+
+/** Whether the settings ask for links of the container's own (veth, bridge, zone, moved or macvlan interfaces). */
+export function needsLinks(s: Settings): boolean {
+  return (
+    s.networkVeth ||
+    s.networkBridge !== undefined ||
+    s.networkZone !== undefined ||
+    s.networkVethExtra.length > 0 ||
+    s.networkInterfaces.length > 0 ||
+    s.networkMacvlan.length > 0
+  );
+}
